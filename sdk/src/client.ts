@@ -1,0 +1,126 @@
+import { z } from "zod";
+import { ClientEnvSchema, parseEnv } from "./config.js";
+import { ApiError, ApiUnreachableError, RunCancelledError, RunFailedError } from "./errors.js";
+import {
+  CreateRunsBatchResponseSchema,
+  ErrorBodySchema,
+  ListRunsResponseSchema,
+  ResultResponseSchema,
+  RunSchema,
+  type CreateRunBody,
+  type ListRunsQuery,
+  type ListRunsResponse,
+  type ResultResponse,
+  type Run,
+} from "./protocol/index.js";
+
+/** Options of {@link OffloadClient}. Each falls back to the environment. */
+export interface ClientOptions {
+  /** The run API's base URL. @defaultValue `OFFLOAD_API_URL`, else `http://127.0.0.1:8080` */
+  apiUrl?: string;
+  /** Bearer token for the run API. @defaultValue `OFFLOAD_API_TOKEN` (none if unset) */
+  token?: string;
+  /** Per-request timeout in milliseconds (long polls add their wait on top). @defaultValue 30000 */
+  requestTimeoutMs?: number;
+}
+
+/** A typed client of the run API. Most apps never build one: `task().delay()` uses {@link defaultClient}. */
+export class OffloadClient {
+  readonly apiUrl: string;
+  readonly #token: string | undefined;
+  readonly #timeoutMs: number;
+
+  constructor(options: ClientOptions = {}) {
+    const env = options.apiUrl && options.token !== undefined ? undefined : parseEnv(ClientEnvSchema, process.env, "Offload SDK");
+    this.apiUrl = (options.apiUrl ?? env?.OFFLOAD_API_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
+    this.#token = options.token ?? env?.OFFLOAD_API_TOKEN;
+    this.#timeoutMs = options.requestTimeoutMs ?? 30_000;
+  }
+
+  /** `POST /v1/runs`: records and dispatches one run. */
+  async createRun(body: CreateRunBody): Promise<Run> {
+    return RunSchema.parse(await this.#request("POST", "/v1/runs", body));
+  }
+
+  /** `POST /v1/runs/batch`: records and dispatches many runs in one call; answers them in order. */
+  async createRuns(runs: CreateRunBody[]): Promise<Run[]> {
+    return CreateRunsBatchResponseSchema.parse(await this.#request("POST", "/v1/runs/batch", { runs })).runs;
+  }
+
+  /** `GET /v1/runs/:id`. Throws an {@link ApiError} with code `OFFLOAD_RUN_NOT_FOUND` for an unknown id. */
+  async getRun(id: string): Promise<Run> {
+    return RunSchema.parse(await this.#request("GET", `/v1/runs/${encodeURIComponent(id)}`));
+  }
+
+  /** `GET /v1/runs?…`: one page of runs, newest first. */
+  async listRuns(query: Partial<ListRunsQuery> = {}): Promise<ListRunsResponse> {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
+    const suffix = qs.size ? `?${qs}` : "";
+    return ListRunsResponseSchema.parse(await this.#request("GET", `/v1/runs${suffix}`));
+  }
+
+  /**
+   * `GET /v1/runs/:id/result?wait=`: long-polls up to `waitSeconds`. Resolves
+   * with `done: false` if the run is still going; throws {@link RunFailedError}
+   * or {@link RunCancelledError} for a run that ended so.
+   */
+  async getResult(id: string, waitSeconds = 0): Promise<ResultResponse> {
+    const wait = Math.max(0, Math.min(60, waitSeconds));
+    const path = `/v1/runs/${encodeURIComponent(id)}/result?wait=${wait}`;
+    try {
+      return ResultResponseSchema.parse(await this.#request("GET", path, undefined, wait * 1000));
+    } catch (err) {
+      if (err instanceof ApiError && err.code === "OFFLOAD_RUN_FAILED") {
+        const body = (err as ApiError & { body?: z.infer<typeof ErrorBodySchema> }).body;
+        throw new RunFailedError(id, body?.error ?? { type: "Error", message: err.message });
+      }
+      if (err instanceof ApiError && err.code === "OFFLOAD_RUN_CANCELLED") throw new RunCancelledError(id);
+      throw err;
+    }
+  }
+
+  async #request(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<unknown> {
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+    let res: Response;
+    try {
+      res = await fetch(this.apiUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.#timeoutMs + extraTimeoutMs),
+      });
+    } catch (err) {
+      throw new ApiUnreachableError(this.apiUrl, err);
+    }
+    const text = await res.text();
+    const json: unknown = text ? safeJson(text) : undefined;
+    if (res.ok) return json;
+    const parsed = ErrorBodySchema.safeParse(json);
+    if (!parsed.success) throw new ApiError("OFFLOAD_INTERNAL", res.status, `run API answered ${res.status}: ${text.slice(0, 200)}`);
+    const e = new ApiError(parsed.data.code, res.status, parsed.data.message, parsed.data.issues);
+    Object.defineProperty(e, "body", { value: parsed.data, enumerable: false });
+    throw e;
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+let shared: OffloadClient | undefined;
+/** The client `delay()` uses unless a task is given one: built from the environment on first use. */
+export function defaultClient(): OffloadClient {
+  shared ??= new OffloadClient();
+  return shared;
+}
+/** Replaces the client `delay()` uses (e.g. in tests, or to set the URL in code rather than the environment). */
+export function setDefaultClient(client: OffloadClient | undefined): void {
+  shared = client;
+}

@@ -1,0 +1,122 @@
+import type { ErrorCode, RunError } from "./protocol/index.js";
+
+// Brands survive two copies of the SDK in one app (instanceof would not).
+const BRAND = Symbol.for("offload.error");
+
+/** Base of every error the SDK throws. `code` is stable; match on it, or use the `isX` predicates. */
+export class OffloadError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    Object.defineProperty(this, BRAND, { value: code, enumerable: false });
+  }
+}
+
+/** True for any error thrown by the SDK, from whichever copy of it. */
+export function isOffloadError(err: unknown): err is OffloadError {
+  return typeof err === "object" && err !== null && BRAND in err;
+}
+
+/** Configuration (environment or options) is missing or malformed; the message names the variable. */
+export class ConfigError extends OffloadError {
+  constructor(message: string) {
+    super("OFFLOAD_CONFIG", message);
+  }
+}
+
+/** A task's input failed its schema; thrown by `delay()` before anything is sent. */
+export class InputValidationError extends OffloadError {
+  readonly issues: { path: string; message: string }[];
+  constructor(task: string, issues: { path: string; message: string }[]) {
+    super("OFFLOAD_INPUT", `invalid input for task "${task}": ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`);
+    this.issues = issues;
+  }
+}
+
+/** The run API answered with an error. `status` is the HTTP status, `code` the API's error code. */
+export class ApiError extends OffloadError {
+  readonly status: number;
+  readonly issues: { path: string; message: string }[] | undefined;
+  constructor(code: ErrorCode | string, status: number, message: string, issues?: { path: string; message: string }[]) {
+    super(code, message);
+    this.status = status;
+    this.issues = issues;
+  }
+}
+
+/** The run API could not be reached at all (connection refused, DNS, reset). Check OFFLOAD_API_URL. */
+export class ApiUnreachableError extends OffloadError {
+  constructor(url: string, cause: unknown) {
+    super("OFFLOAD_API_UNREACHABLE", `cannot reach the run API at ${url}: ${String((cause as Error)?.message ?? cause)}; check OFFLOAD_API_URL`, { cause });
+  }
+}
+
+/** `run.result()` found the run `FAILED`. `runError` is the error the task threw (its `type` and `message`). */
+export class RunFailedError extends OffloadError {
+  readonly runId: string;
+  readonly runError: RunError;
+  constructor(runId: string, runError: RunError) {
+    super("OFFLOAD_RUN_FAILED", `run ${runId} failed: ${runError.type}: ${runError.message}`);
+    this.runId = runId;
+    this.runError = runError;
+  }
+}
+
+/** `run.result()` found the run `CANCELLED`. */
+export class RunCancelledError extends OffloadError {
+  readonly runId: string;
+  constructor(runId: string) {
+    super("OFFLOAD_RUN_CANCELLED", `run ${runId} was cancelled`);
+    this.runId = runId;
+  }
+}
+
+/** `run.result({timeoutSeconds})` gave up waiting; the run goes on. */
+export class ResultTimeoutError extends OffloadError {
+  readonly runId: string;
+  constructor(runId: string, seconds: number) {
+    super("OFFLOAD_RESULT_TIMEOUT", `run ${runId} did not finish within ${seconds}s; it is still going: call result() again or check status()`);
+    this.runId = runId;
+  }
+}
+
+/** Thrown by task code: fail the run now, without the retries it has left. */
+export class NonRetryableError extends OffloadError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("OFFLOAD_NON_RETRYABLE", message, options);
+  }
+}
+
+/** Thrown by task code: retry this run after `retryAfterSeconds` (counts as a try). */
+export class RetryAfterError extends OffloadError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super("OFFLOAD_RETRY_AFTER", message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** The run exceeded its `timeoutSeconds`; its signal was aborted. */
+export class TaskTimeoutError extends OffloadError {
+  constructor(seconds: number) {
+    super("OFFLOAD_TIMEOUT", `the run exceeded its timeout of ${seconds}s`);
+    // The run's error type is `TimeoutError`, as users of Prefect and the DOM know it.
+    this.name = "TimeoutError";
+  }
+}
+
+const hasCode = (code: string) => (err: unknown): boolean => isOffloadError(err) && err.code === code;
+/** True if `err` is a {@link RunFailedError}. */
+export const isRunFailedError = hasCode("OFFLOAD_RUN_FAILED") as (err: unknown) => err is RunFailedError;
+/** True if `err` is a {@link RunCancelledError}. */
+export const isRunCancelledError = hasCode("OFFLOAD_RUN_CANCELLED") as (err: unknown) => err is RunCancelledError;
+/** True if `err` is a {@link NonRetryableError}. */
+export const isNonRetryableError = hasCode("OFFLOAD_NON_RETRYABLE") as (err: unknown) => err is NonRetryableError;
+/** True if `err` is a {@link RetryAfterError}. */
+export const isRetryAfterError = hasCode("OFFLOAD_RETRY_AFTER") as (err: unknown) => err is RetryAfterError;
+/** True if `err` is an {@link ApiError}. */
+export function isApiError(err: unknown): err is ApiError {
+  return isOffloadError(err) && typeof (err as { status?: unknown }).status === "number";
+}

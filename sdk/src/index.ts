@@ -1,0 +1,31 @@
+/**
+ * `@offload/sdk`: the public API. Everything an app or a task module may use
+ * is listed here by name; the other parts of Offload import `@offload/sdk/internal`.
+ */
+export { task, isTask } from "./task.js";
+export type { Task, TaskOptions, TaskContext, DelayOptions, MapOptions, ResultOptions, RunHandle } from "./task.js";
+export { serve } from "./serve/index.js";
+export type { ServeOptions, Server } from "./serve/index.js";
+export { OffloadClient, defaultClient, setDefaultClient } from "./client.js";
+export type { ClientOptions } from "./client.js";
+export {
+  OffloadError,
+  ConfigError,
+  InputValidationError,
+  ApiError,
+  ApiUnreachableError,
+  RunFailedError,
+  RunCancelledError,
+  ResultTimeoutError,
+  NonRetryableError,
+  RetryAfterError,
+  TaskTimeoutError,
+  isOffloadError,
+  isApiError,
+  isRunFailedError,
+  isRunCancelledError,
+  isNonRetryableError,
+  isRetryAfterError,
+} from "./errors.js";
+export { isTerminal, RUN_STATES } from "./protocol/index.js";
+export type { Run, RunState, RunError, Json, ErrorCode } from "./protocol/index.js";

@@ -1,0 +1,7 @@
+// For Offload's own packages (operator, worker) and tests: not a public API.
+export * from "./protocol/index.js";
+export * from "./config.js";
+export * from "./errors.js";
+export * from "./client.js";
+export * from "./task.js";
+export * from "./serve/index.js";

@@ -1,0 +1,37 @@
+import { z } from "zod";
+
+/**
+ * Every error the run API answers with, by stable code. The body of every
+ * `4xx`/`5xx` is an {@link ErrorBody} carrying one of these codes.
+ */
+export const ERROR_CODES = {
+  OFFLOAD_VALIDATION: { status: 400, description: "The request is malformed; `issues` says which field and why." },
+  OFFLOAD_BODY_TOO_LARGE: { status: 413, description: "The request body is larger than the API accepts (OFFLOAD_API_BODY_LIMIT)." },
+  OFFLOAD_UNAUTHORIZED: { status: 401, description: "Missing or wrong `Authorization: Bearer <token>`; set OFFLOAD_API_TOKEN." },
+  OFFLOAD_RUN_NOT_FOUND: { status: 404, description: "No run has this id." },
+  OFFLOAD_ROUTE_NOT_FOUND: { status: 404, description: "No such endpoint; see /docs." },
+  OFFLOAD_RUN_FAILED: { status: 409, description: "The run ended FAILED; `error` holds its error." },
+  OFFLOAD_RUN_CANCELLED: { status: 409, description: "The run was cancelled." },
+  OFFLOAD_RUN_FINISHED: { status: 409, description: "The run already finished; it cannot be changed." },
+  OFFLOAD_RESULT_UNAVAILABLE: { status: 410, description: "The run completed but its stored result is gone." },
+  OFFLOAD_UNAVAILABLE: { status: 503, description: "A dependency (database or NATS) is unreachable; retry later." },
+  OFFLOAD_INTERNAL: { status: 500, description: "An unexpected error; the API's logs have the details." },
+} as const satisfies Record<string, { status: number; description: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+export const ErrorCodeSchema = z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]);
+
+/** One problem with a request: where (a path into the body or query) and what. */
+export const IssueSchema = z.object({ path: z.string(), message: z.string() });
+
+/** The JSON body of every error answer of the run API. */
+export const ErrorBodySchema = z.object({
+  code: ErrorCodeSchema,
+  message: z.string(),
+  statusCode: z.number().int(),
+  issues: z.array(IssueSchema).optional(),
+  /** With OFFLOAD_RUN_FAILED: the run's own error. */
+  error: z.object({ type: z.string(), message: z.string() }).optional(),
+  runId: z.string().optional(),
+});
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;

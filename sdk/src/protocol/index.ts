@@ -1,0 +1,6 @@
+// The wire protocol between the SDK, the run API and the workers.
+export * from "./states.js";
+export * from "./names.js";
+export * from "./run.js";
+export * from "./messages.js";
+export * from "./errors.js";

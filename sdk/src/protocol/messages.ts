@@ -1,0 +1,55 @@
+import { z } from "zod";
+import { JsonSchema, RunErrorSchema } from "./run.js";
+import { TaskNameSchema } from "./names.js";
+
+/**
+ * The payload of a task message on `offload.tasks.<task>`: everything a
+ * worker needs to run it without asking the API.
+ */
+export const TaskMessageSchema = z.object({
+  runId: z.string(),
+  task: TaskNameSchema,
+  parameters: JsonSchema,
+  /**
+   * Tries made before this dispatch. The worker's attempt number is
+   * `attemptsBefore + deliveryCount`, so a redelivery counts as a new attempt
+   * and a duplicated event never counts twice.
+   */
+  attemptsBefore: z.number().int().nonnegative(),
+  /** Which dispatch of the run this is (0 for the first); part of the message id. */
+  dispatch: z.number().int().nonnegative(),
+  /** Per-run override of the task's timeout. */
+  timeoutSeconds: z.number().positive().optional(),
+});
+export type TaskMessage = z.infer<typeof TaskMessageSchema>;
+
+/** The kinds of event a worker publishes about a run. */
+export const RunEventTypeSchema = z.enum(["RUNNING", "COMPLETED", "FAILED", "AWAITING_RETRY", "CANCELLED"]);
+export type RunEventType = z.infer<typeof RunEventTypeSchema>;
+
+/** An event on `offload.events.<task>`, materialized into the run record by the run API. */
+export const RunEventSchema = z.object({
+  runId: z.string(),
+  task: TaskNameSchema,
+  type: RunEventTypeSchema,
+  attempt: z.number().int().positive(),
+  workerId: z.string(),
+  at: z.iso.datetime({ offset: true }),
+  result: JsonSchema.optional(),
+  /** Set instead of `result` when the result went to the object store. */
+  resultRef: z.string().optional(),
+  error: RunErrorSchema.optional(),
+  /** With `AWAITING_RETRY`: when the next try is due. */
+  retryAt: z.iso.datetime({ offset: true }).optional(),
+});
+export type RunEvent = z.infer<typeof RunEventSchema>;
+
+/** What a worker process announces every few seconds on the heartbeat subject. */
+export const HeartbeatSchema = z.object({
+  workerId: z.string(),
+  task: TaskNameSchema,
+  concurrency: z.number().int().positive(),
+  inFlight: z.number().int().nonnegative(),
+  at: z.iso.datetime({ offset: true }),
+});
+export type Heartbeat = z.infer<typeof HeartbeatSchema>;

@@ -1,0 +1,39 @@
+import { z } from "zod";
+
+/**
+ * A task name: lowercase letters, digits, `-` and `_`, starting with a letter
+ * or digit, at most 64 characters. It becomes a NATS subject token and part of
+ * a consumer name, which is why dots, wildcards and spaces are not allowed.
+ */
+export const TaskNameSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z0-9][a-z0-9_-]*$/, "a task name uses lowercase letters, digits, '-' and '_', and starts with a letter or digit");
+
+/** Streams, subjects and consumers: the NATS layout every part agrees on. */
+export const Nats = {
+  /** Work-queue stream holding one message per dispatch of a run. */
+  tasksStream: "OFFLOAD_TASKS",
+  /** Stream of run events published by workers and materialized by the run API. */
+  eventsStream: "OFFLOAD_EVENTS",
+  /** Object store bucket for results larger than the inline limit. */
+  resultsBucket: "offload-results",
+  taskSubject: (task: string): string => `offload.tasks.${task}`,
+  tasksWildcard: "offload.tasks.>",
+  eventSubject: (task: string): string => `offload.events.${task}`,
+  eventsWildcard: "offload.events.>",
+  /** Durable pull consumer shared by every process serving `task`. */
+  taskConsumer: (task: string): string => `offload-task-${task}`,
+  /** Durable consumer shared by every run API replica to materialize events. */
+  eventsConsumer: "offload-api-events",
+  /** Core (non-stream) subject on which workers announce themselves, for `GET /v1/tasks`. */
+  heartbeatSubject: (task: string): string => `offload.heartbeat.${task}`,
+  heartbeatWildcard: "offload.heartbeat.>",
+  /**
+   * The `Nats-Msg-Id` of a run's dispatch. The first dispatch uses the run id
+   * itself (so a double publish after a crash is dropped by JetStream); a later
+   * dispatch of the same run (a retry) gets a suffix so that it is not.
+   */
+  dispatchMsgId: (runId: string, dispatch: number): string => (dispatch === 0 ? runId : `${runId}.${dispatch}`),
+} as const;

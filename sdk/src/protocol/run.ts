@@ -1,0 +1,94 @@
+import { z } from "zod";
+import { TaskNameSchema } from "./names.js";
+import { RunStateSchema } from "./states.js";
+
+/** Any JSON value: what parameters and results are made of. */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+export const JsonSchema: z.ZodType<Json> = z.lazy(() =>
+  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(JsonSchema), z.record(z.string(), JsonSchema)]),
+);
+
+/** Why a run failed: the error's class name (`type`) and its message. */
+export const RunErrorSchema = z.object({
+  type: z.string().describe("The error's class name, e.g. `TypeError` or `TimeoutError`."),
+  message: z.string().describe("The error's message."),
+});
+export type RunError = z.infer<typeof RunErrorSchema>;
+
+const isoDate = z.iso.datetime({ offset: true });
+
+/** A run as the run API returns it. Times are ISO 8601 strings. */
+export const RunSchema = z.object({
+  id: z.string().describe("The run's id (a UUID)."),
+  task: TaskNameSchema.describe("The task's name."),
+  state: RunStateSchema,
+  parameters: JsonSchema.describe("The task's input, as given to `delay()`."),
+  attempts: z.number().int().nonnegative().describe("How many times a worker has started this run."),
+  createdAt: isoDate,
+  scheduledAt: isoDate.describe("When the run is due; equal to `createdAt` unless it was scheduled."),
+  startedAt: isoDate.nullable().describe("When a worker last started it."),
+  finishedAt: isoDate.nullable().describe("When it reached a terminal state."),
+  result: JsonSchema.nullable().describe("The result once `COMPLETED` (null while it is stored externally: see `resultRef`)."),
+  resultRef: z.string().nullable().describe("Where a large result is stored (object store key), or null."),
+  error: RunErrorSchema.nullable(),
+  cacheKey: z.string().nullable(),
+  cached: z.boolean().describe("True when the result was served from an earlier run's cache."),
+  idempotencyKey: z.string().nullable(),
+  workerId: z.string().nullable().describe("The worker that last ran it."),
+});
+export type Run = z.infer<typeof RunSchema>;
+
+/** The body of `POST /v1/runs`. Unknown fields are rejected. */
+export const CreateRunBodySchema = z.strictObject({
+  task: TaskNameSchema,
+  parameters: JsonSchema.optional().describe("The task's input; checked again by the worker against the task's schema."),
+  idempotencyKey: z.string().min(1).max(256).optional().describe("A second run with the same key returns the first."),
+  scheduledAt: isoDate.optional().describe("Do not dispatch before this time."),
+});
+export type CreateRunBody = z.infer<typeof CreateRunBodySchema>;
+
+/** Most runs one batch call may create. */
+export const MAX_BATCH = 5000;
+
+/** The body of `POST /v1/runs/batch`. */
+export const CreateRunsBatchBodySchema = z.strictObject({
+  runs: z.array(CreateRunBodySchema).min(1).max(MAX_BATCH),
+});
+export type CreateRunsBatchBody = z.infer<typeof CreateRunsBatchBodySchema>;
+
+/** The answer of `POST /v1/runs/batch`: the runs, in the order asked. */
+export const CreateRunsBatchResponseSchema = z.object({ runs: z.array(RunSchema) });
+
+/** Query of `GET /v1/runs`. */
+export const ListRunsQuerySchema = z.strictObject({
+  task: TaskNameSchema.optional(),
+  state: RunStateSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().optional().describe("The `nextCursor` of the previous page."),
+});
+export type ListRunsQuery = z.infer<typeof ListRunsQuerySchema>;
+
+export const ListRunsResponseSchema = z.object({
+  runs: z.array(RunSchema),
+  nextCursor: z.string().nullable().describe("Pass as `cursor` for the next page; null on the last page."),
+});
+export type ListRunsResponse = z.infer<typeof ListRunsResponseSchema>;
+
+/** Query of `GET /v1/runs/:id/result`. */
+export const ResultQuerySchema = z.strictObject({
+  wait: z.coerce.number().min(0).max(60).default(0).describe("Seconds to long-poll for the run to finish."),
+});
+
+/**
+ * The answer of `GET /v1/runs/:id/result`: `200` with the result once
+ * `COMPLETED`; `202` with `done: false` while the run is not finished.
+ * A `FAILED` or `CANCELLED` run answers with an error body instead.
+ */
+export const ResultResponseSchema = z.object({
+  id: z.string(),
+  state: RunStateSchema,
+  done: z.boolean(),
+  result: JsonSchema.nullable(),
+  cached: z.boolean(),
+});
+export type ResultResponse = z.infer<typeof ResultResponseSchema>;

@@ -1,0 +1,4 @@
+export * from "./ports.js";
+export * from "./process.js";
+export * from "./nats.js";
+export * from "./postgres.js";

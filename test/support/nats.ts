@@ -1,0 +1,44 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, waitFor } from "./ports.js";
+import { startProcess, type Child } from "./process.js";
+import { connect } from "net";
+
+/** A real nats-server with JetStream in a temporary folder on a free loopback port. */
+export interface NatsServer {
+  readonly url: string;
+  readonly port: number;
+  readonly child: Child;
+  stop(): Promise<void>;
+}
+
+export async function startNats(): Promise<NatsServer> {
+  const dir = await mkdtemp(join(tmpdir(), "offload-nats-"));
+  const port = await freePort();
+  const conf = join(dir, "nats.conf");
+  await writeFile(conf, `listen: 127.0.0.1:${port}\njetstream { store_dir: "${join(dir, "js")}" }\n`);
+  const child = startProcess("nats-server", process.env.NATS_SERVER_BIN ?? "nats-server", ["-c", conf]);
+  await waitFor(`nats-server on ${port}`, () => canConnect(port), 15_000);
+  await child.waitForOutput("Server is ready", 10_000);
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    child,
+    async stop() {
+      await child.stop(5000);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, "127.0.0.1");
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}

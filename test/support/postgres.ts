@@ -1,0 +1,77 @@
+import { execFileSync } from "node:child_process";
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, waitFor } from "./ports.js";
+import pg from "pg";
+
+/** A throwaway PostgreSQL cluster (Debian's postgresql) on a free loopback port. */
+export interface PostgresServer {
+  readonly url: string;
+  readonly port: number;
+  /** A new, empty database on this server; returns its URL. */
+  createDatabase(name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+function pgBin(name: string): string {
+  if (process.env.PG_BIN_DIR) return join(process.env.PG_BIN_DIR, name);
+  const root = "/usr/lib/postgresql";
+  if (existsSync(root)) {
+    const versions = readdirSync(root).sort((a, b) => Number(b) - Number(a));
+    for (const v of versions) if (existsSync(join(root, v, "bin", name))) return join(root, v, "bin", name);
+  }
+  return name;
+}
+
+// PostgreSQL refuses to run as root, and CI runs as root: run it as `postgres`.
+const asRoot = process.getuid?.() === 0;
+function run(cmd: string, args: string[]): void {
+  if (asRoot) execFileSync("runuser", ["-u", "postgres", "--", cmd, ...args], { stdio: "pipe" });
+  else execFileSync(cmd, args, { stdio: "pipe" });
+}
+
+export async function startPostgres(): Promise<PostgresServer> {
+  const dir = mkdtempSync(join(tmpdir(), "offload-pg-"));
+  if (asRoot) {
+    const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
+    const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
+    chownSync(dir, uid, gid);
+  }
+  const data = join(dir, "data");
+  const port = await freePort();
+  run(pgBin("initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+  run(pgBin("pg_ctl"), [
+    "start", "-D", data, "-l", join(dir, "log"), "-w", "-t", "30",
+    "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
+  ]);
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  await waitFor("postgres to accept connections", async () => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.end();
+    return true;
+  });
+  return {
+    url,
+    port,
+    async createDatabase(name) {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        await c.query(`CREATE DATABASE "${name.replace(/"/g, "")}"`);
+      } finally {
+        await c.end();
+      }
+      return `postgres://postgres@127.0.0.1:${port}/${name}`;
+    },
+    async stop() {
+      try {
+        run(pgBin("pg_ctl"), ["stop", "-D", data, "-m", "immediate", "-w"]);
+      } catch {
+        // already gone
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
