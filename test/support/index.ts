@@ -2,3 +2,4 @@ export * from "./ports.js";
 export * from "./process.js";
 export * from "./nats.js";
 export * from "./postgres.js";
+export * from "./stack.js";

@@ -1,0 +1,154 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { randomUUID } from "node:crypto";
+import { OffloadClient } from "@offload/sdk";
+import { startNats, type NatsServer } from "./nats.js";
+import { startPostgres, type PostgresServer } from "./postgres.js";
+import { freePort, waitFor } from "./ports.js";
+import { startProcess, type Child } from "./process.js";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const API_BIN = join(ROOT, "operator/dist/bin/offload-api.js");
+export const WORKER_BIN = join(ROOT, "worker/dist/bin/offload-worker.js");
+
+/** Where the run API keeps its runs in a test. */
+export type DbKind = "postgres" | "pglite";
+
+export interface StackOptions {
+  db?: DbKind;
+  /** Extra environment for the API. */
+  apiEnv?: Record<string, string>;
+  token?: string;
+}
+
+export interface WorkerOptions {
+  module: string;
+  tasks?: string[];
+  concurrency?: number;
+  env?: Record<string, string>;
+}
+
+export interface RunningWorker {
+  child: Child;
+  port: number;
+}
+
+/** A real nats-server, a real database and the real `offload-api` process, with workers on demand. */
+export interface Stack {
+  readonly nats: NatsServer;
+  readonly apiUrl: string;
+  readonly dir: string;
+  readonly client: OffloadClient;
+  api: Child;
+  readonly workers: RunningWorker[];
+  /** Starts (or restarts, after it exited) the API with `env` added to the stack's API env. */
+  startApi(env?: Record<string, string>): Promise<Child>;
+  startWorker(options: WorkerOptions): Promise<RunningWorker>;
+  /** Stops everything this stack started; safe to call twice and after a failure. */
+  stop(): Promise<void>;
+}
+
+let sharedPg: Promise<PostgresServer> | undefined;
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const db = options.db ?? "postgres";
+  const dir = await mkdtemp(join(tmpdir(), "offload-stack-"));
+  const nats = await startNats();
+  let pgServer: PostgresServer | undefined;
+  let databaseUrl: string | undefined;
+  if (db === "postgres") {
+    pgServer = await (sharedPg ??= startPostgres());
+    databaseUrl = await pgServer.createDatabase(`t_${randomUUID().replace(/-/g, "")}`);
+  }
+  const apiPort = await freePort();
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  const baseEnv: Record<string, string> = {
+    OFFLOAD_API_PORT: String(apiPort),
+    OFFLOAD_API_HOST: "127.0.0.1",
+    OFFLOAD_NATS_URL: nats.url,
+    OFFLOAD_LOG_LEVEL: "info",
+    OFFLOAD_DATA_DIR: join(dir, "pglite"),
+    ...(databaseUrl ? { OFFLOAD_DATABASE_URL: databaseUrl } : {}),
+    ...(options.token ? { OFFLOAD_API_TOKEN: options.token } : {}),
+    ...options.apiEnv,
+  };
+  const workers: RunningWorker[] = [];
+  const stack: Stack = {
+    nats,
+    apiUrl,
+    dir,
+    client: new OffloadClient({ apiUrl, token: options.token ?? "", requestTimeoutMs: 30_000 }),
+    api: undefined as unknown as Child,
+    workers,
+    async startApi(env = {}) {
+      const child = startProcess("offload-api", process.execPath, [API_BIN], { ...baseEnv, OFFLOAD_DATABASE_URL: databaseUrl, ...env });
+      stack.api = child;
+      await waitFor(
+        "the run API to be ready",
+        async () => {
+          if (child.proc.exitCode !== null) throw new Error(`offload-api exited:\n${child.output().slice(-3000)}`);
+          const res = await fetch(`${apiUrl}/readyz`);
+          return res.ok;
+        },
+        60_000,
+        100,
+      );
+      return child;
+    },
+    async startWorker(w) {
+      const port = await freePort();
+      const args = [WORKER_BIN, "--module", w.module];
+      if (w.tasks) args.push("--tasks", w.tasks.join(","));
+      if (w.concurrency) args.push("--concurrency", String(w.concurrency));
+      const child = startProcess(`offload-worker#${workers.length}`, process.execPath, args, {
+        OFFLOAD_NATS_URL: nats.url,
+        OFFLOAD_API_URL: apiUrl,
+        OFFLOAD_WORKER_PORT: String(port),
+        OFFLOAD_LOG_LEVEL: "info",
+        ...(options.token ? { OFFLOAD_API_TOKEN: options.token } : {}),
+        ...w.env,
+      });
+      await waitFor(
+        "the worker to be ready",
+        async () => {
+          if (child.proc.exitCode !== null) throw new Error(`offload-worker exited:\n${child.output().slice(-3000)}`);
+          return (await fetch(`http://127.0.0.1:${port}/readyz`)).ok;
+        },
+        30_000,
+        100,
+      );
+      const running = { child, port };
+      workers.push(running);
+      return running;
+    },
+    async stop() {
+      await Promise.all(workers.map((w) => w.child.stop(5000)));
+      await stack.api?.stop(5000);
+      await nats.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await stack.startApi();
+  } catch (err) {
+    await stack.stop();
+    throw err;
+  }
+  return stack;
+}
+
+/** Stops the PostgreSQL server shared by the stacks of this test file. */
+export async function stopSharedPostgres(): Promise<void> {
+  const pg = sharedPg;
+  sharedPg = undefined;
+  if (pg) await (await pg).stop();
+}
+
+/** Polls the run until `done(run)` holds. */
+export async function waitForRun<R extends { state: string }>(get: () => Promise<R>, done: (run: R) => boolean, what: string, timeoutMs = 30_000): Promise<R> {
+  return waitFor(what, async () => {
+    const run = await get();
+    return done(run) ? run : undefined;
+  }, timeoutMs, 100);
+}
