@@ -87,7 +87,8 @@ function start(name, command, argv, env = {}) {
 function summarize(line) {
   try {
     const o = JSON.parse(line);
-    const { level, time, pid, hostname, msg, ...rest } = o;
+    const { level, msg, ...rest } = o;
+    for (const noise of ["time", "pid", "hostname"]) delete rest[noise];
     const lv = { 10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal" }[level] ?? level;
     const extras = Object.entries(rest)
       .filter(([, v]) => typeof v !== "object")

@@ -1,0 +1,70 @@
+# syntax=docker/dockerfile:1
+# Offload images. Two targets:
+#   control-plane  the run API (default command) and the controller (the chart
+#                  runs `node operator/dist/bin/offload-controller.js`)
+#   worker         the base image task images are built FROM: it runs
+#                  `node /app/worker/dist/bin/offload-worker.js`, which loads the
+#                  module named by OFFLOAD_MODULE (user modules live in /app/tasks)
+#
+#   docker build --target control-plane -t REGISTRY/offload-control-plane:0.1.0 .
+#   docker build --target worker        -t REGISTRY/offload-worker:0.1.0 .
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# ---------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+# Manifests first, so the dependency layer is reused while only sources change.
+COPY package.json package-lock.json ./
+COPY sdk/package.json sdk/
+COPY worker/package.json worker/
+COPY operator/package.json operator/
+COPY examples/package.json examples/
+RUN --mount=type=cache,target=/root/.npm npm ci
+COPY tsconfig.base.json ./
+COPY sdk/ sdk/
+COPY worker/ worker/
+COPY operator/ operator/
+COPY examples/ examples/
+RUN npm run build \
+ && npm prune --omit=dev \
+ # Gather what runs: the root manifest, the production node_modules (the
+ # @offload/* entries are links to the workspace folders), and each package's
+ # manifest, dist and any node_modules of its own.
+ && mkdir -p /out \
+ && cp -a package.json node_modules /out/ \
+ && for p in sdk worker operator; do \
+      mkdir -p /out/$p && cp -a $p/package.json $p/dist /out/$p/ \
+      && rm -f /out/$p/dist/.tsbuildinfo \
+      && if [ -d $p/node_modules ]; then cp -a $p/node_modules /out/$p/; fi; \
+    done \
+ && rm -f /out/node_modules/@offload/examples
+
+# ---------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS control-plane
+ENV NODE_ENV=production
+WORKDIR /app
+# Owned by root and read-only for the `node` user the processes run as.
+COPY --from=build /out/ /app/
+USER node
+EXPOSE 8080 8082
+# The run API; the chart sets `command` for the controller.
+CMD ["node", "operator/dist/bin/offload-api.js"]
+
+# ---------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS worker
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /out/ /app/
+# The task image adds its module here (and its own production dependencies);
+# @offload/sdk and zod resolve from /app/node_modules, shared with the runtime.
+RUN mkdir -p /app/tasks && chown node:node /app/tasks
+WORKDIR /app/tasks
+USER node
+# OFFLOAD_MODULE (the module of tasks to serve) is set by the task image
+# (ENV OFFLOAD_MODULE=/app/tasks/dist/tasks.js) or by the TaskWorker's spec.module;
+# a relative path is taken from the working directory, /app/tasks.
+# /healthz, /readyz and /metrics (OFFLOAD_WORKER_PORT).
+EXPOSE 8081
+ENTRYPOINT ["node", "/app/worker/dist/bin/offload-worker.js"]
