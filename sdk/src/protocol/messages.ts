@@ -41,6 +41,10 @@ export const RunEventSchema = z.object({
   error: RunErrorSchema.optional(),
   /** With `AWAITING_RETRY`: when the next try is due. */
   retryAt: z.iso.datetime({ offset: true }).optional(),
+  /** With `COMPLETED`: the result was served from an earlier run's cache. */
+  cached: z.boolean().optional(),
+  /** With `COMPLETED`: the cache key the result was stored or found under. */
+  cacheKey: z.string().optional(),
 });
 export type RunEvent = z.infer<typeof RunEventSchema>;
 

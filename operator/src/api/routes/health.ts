@@ -1,0 +1,40 @@
+import type { NatsConnection } from "@nats-io/transport-node";
+import { ErrorBodySchema } from "@offload/sdk/internal";
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { Db } from "../../store/db.js";
+import { errorBody } from "../errors.js";
+
+const Ok = z.object({ ok: z.literal(true) });
+
+const within = <T>(ms: number, p: Promise<T>): Promise<T> =>
+  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
+
+/** `/healthz` (the process answers) and `/readyz` (the database and NATS answer too). Neither needs a token. */
+export function registerHealthRoutes(root: FastifyInstance, deps: { db: Db; nc: NatsConnection }): void {
+  const app = root.withTypeProvider<ZodTypeProvider>();
+  app.get("/healthz", { schema: { summary: "Liveness: the process is up", tags: ["probes"], response: { 200: Ok } } }, async () => ({ ok: true as const }));
+  app.get(
+    "/readyz",
+    {
+      schema: {
+        summary: "Readiness: the database and NATS answer",
+        tags: ["probes"],
+        response: { 200: Ok, 503: ErrorBodySchema.describe("`OFFLOAD_UNAVAILABLE`: the message says which dependency and why.") },
+      },
+    },
+    async (_request, reply) => {
+      const [database, nats] = await Promise.all([
+        within(2000, deps.db.query("SELECT 1")).then(() => undefined, (err: Error) => `database: ${err.message}`),
+        (deps.nc.isClosed() ? Promise.reject(new Error("connection closed")) : within(2000, deps.nc.rtt())).then(
+          () => undefined,
+          (err: Error) => `nats: ${err.message}`,
+        ),
+      ]);
+      const problems = [database, nats].filter(Boolean);
+      if (problems.length === 0) return reply.code(200).send({ ok: true as const });
+      return reply.code(503).send(errorBody("OFFLOAD_UNAVAILABLE", `not ready: ${problems.join("; ")}`));
+    },
+  );
+}

@@ -1,0 +1,168 @@
+import {
+  CreateRunBodySchema,
+  CreateRunsBatchBodySchema,
+  CreateRunsBatchResponseSchema,
+  ListRunsQuerySchema,
+  ListRunsResponseSchema,
+  ResultQuerySchema,
+  ResultResponseSchema,
+  RunSchema,
+  isTerminal,
+  type Run,
+} from "@offload/sdk/internal";
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { submitRuns, type SubmitDeps } from "../../dispatch/submit.js";
+import { decodeCursor } from "../../store/cursor.js";
+import { isUuid } from "../../store/ids.js";
+import { getRun, listRuns } from "../../store/runs.js";
+import { ApiHttpError } from "../errors.js";
+import type { RunNotifier } from "../notifier.js";
+import { errorResponses } from "./schemas.js";
+
+/** What the run routes need. */
+export interface RunRoutesDeps extends SubmitDeps {
+  notifier: RunNotifier;
+  /** How often a long-poll re-reads the run (another replica may have recorded its end), in ms. */
+  resultRecheckMs: number;
+  /** Aborted at shutdown: long-polls answer at once with what they have. */
+  closing: AbortSignal;
+}
+
+const IdParams = z.object({ id: z.string().describe("The run's id.") });
+
+function notFound(id: string): ApiHttpError {
+  return new ApiHttpError("OFFLOAD_RUN_NOT_FOUND", `no run has the id ${JSON.stringify(id)}`, { runId: id });
+}
+
+/** `/v1/runs…`: record and dispatch runs, read them, await their results. */
+export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): void {
+  const app = root.withTypeProvider<ZodTypeProvider>();
+  const { db } = deps;
+
+  app.post(
+    "/v1/runs",
+    {
+      schema: {
+        summary: "Record and dispatch one run",
+        description: "Answers 202 with the new run, or 200 with the earlier run that has the same `idempotencyKey`.",
+        tags: ["runs"],
+        body: CreateRunBodySchema,
+        response: { 200: RunSchema, 202: RunSchema, ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_BODY_TOO_LARGE") },
+      },
+    },
+    async (request, reply) => {
+      const [one] = await submitRuns(deps, [request.body]);
+      if (!one) throw new Error("submitRuns answered nothing");
+      if (!one.created) reply.header("idempotent-replayed", "true");
+      return reply.code(one.created ? 202 : 200).send(one.run);
+    },
+  );
+
+  app.post(
+    "/v1/runs/batch",
+    {
+      schema: {
+        summary: "Record and dispatch many runs at once",
+        description: "Answers the runs in the order given; an entry whose `idempotencyKey` is taken answers the earlier run.",
+        tags: ["runs"],
+        body: CreateRunsBatchBodySchema,
+        response: { 202: CreateRunsBatchResponseSchema, ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_BODY_TOO_LARGE") },
+      },
+    },
+    async (request, reply) => {
+      const runs = await submitRuns(deps, request.body.runs);
+      return reply.code(202).send({ runs: runs.map((r) => r.run) });
+    },
+  );
+
+  app.get(
+    "/v1/runs",
+    {
+      schema: {
+        summary: "List runs, newest first",
+        tags: ["runs"],
+        querystring: ListRunsQuerySchema,
+        response: { 200: ListRunsResponseSchema, ...errorResponses("OFFLOAD_VALIDATION") },
+      },
+    },
+    async (request) => {
+      const { task, state, limit, cursor } = request.query;
+      const after = cursor === undefined ? undefined : decodeCursor(cursor);
+      if (cursor !== undefined && !after) {
+        throw new ApiHttpError("OFFLOAD_VALIDATION", "invalid query: cursor: not a cursor this API gave out", {
+          issues: [{ path: "cursor", message: "not a cursor this API gave out (use `nextCursor` from the previous page)" }],
+        });
+      }
+      return listRuns(db, { task, state, limit, after });
+    },
+  );
+
+  app.get(
+    "/v1/runs/:id",
+    {
+      schema: {
+        summary: "Get a run",
+        tags: ["runs"],
+        params: IdParams,
+        response: { 200: RunSchema, ...errorResponses("OFFLOAD_RUN_NOT_FOUND") },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const run = isUuid(id) ? await getRun(db, id) : undefined;
+      if (!run) throw notFound(id);
+      return run;
+    },
+  );
+
+  app.get(
+    "/v1/runs/:id/result",
+    {
+      schema: {
+        summary: "Get a run's result, long-polling up to `wait` seconds",
+        description:
+          "200 with `done: true` once COMPLETED; 202 with `done: false` while it is not finished; 409 `OFFLOAD_RUN_FAILED` " +
+          "(with the run's `error`) or `OFFLOAD_RUN_CANCELLED` when it ended so.",
+        tags: ["runs"],
+        params: IdParams,
+        querystring: ResultQuerySchema,
+        response: {
+          200: ResultResponseSchema,
+          202: ResultResponseSchema,
+          ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_RUN_NOT_FOUND", "OFFLOAD_RUN_FAILED"),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      if (!isUuid(id)) throw notFound(id);
+      // The client going away ends the wait, as does shutdown.
+      const gone = new AbortController();
+      reply.raw.once("close", () => gone.abort());
+      const signal = AbortSignal.any([gone.signal, deps.closing]);
+      const deadline = Date.now() + request.query.wait * 1000;
+      let run: Run | undefined;
+      for (;;) {
+        const sub = deps.notifier.subscribe(id);
+        run = await getRun(db, id);
+        const left = deadline - Date.now();
+        if (!run || isTerminal(run.state) || left <= 0 || signal.aborted) {
+          sub.cancel();
+          break;
+        }
+        await sub.wait(Math.min(left, deps.resultRecheckMs), signal);
+        sub.cancel();
+      }
+      if (!run) throw notFound(id);
+      if (run.state === "FAILED") {
+        const error = run.error ?? { type: "Error", message: "the run failed" };
+        throw new ApiHttpError("OFFLOAD_RUN_FAILED", `run ${id} failed: ${error.type}: ${error.message}`, { error, runId: id });
+      }
+      if (run.state === "CANCELLED") throw new ApiHttpError("OFFLOAD_RUN_CANCELLED", `run ${id} was cancelled`, { runId: id });
+      const done = run.state === "COMPLETED";
+      return reply.code(done ? 200 : 202).send({ id, state: run.state, done, result: done ? run.result : null, cached: run.cached });
+    },
+  );
+}

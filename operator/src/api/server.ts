@@ -1,0 +1,144 @@
+import fastifySwagger from "@fastify/swagger";
+import fastifySwaggerUi from "@fastify/swagger-ui";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { ERROR_CODES, ErrorBodySchema, JsonSchema, RunSchema } from "@offload/sdk/internal";
+import fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { pino, type Logger } from "pino";
+import type { ApiConfig } from "../config/api.js";
+import { startEventMaterializer } from "../dispatch/events.js";
+import { ensureStreams } from "../dispatch/streams.js";
+import { startSweeper } from "../dispatch/sweeper.js";
+import { openDb, type Db } from "../store/db.js";
+import { migrate } from "../store/migrations.js";
+import { installAuth } from "./auth.js";
+import { installErrorHandling } from "./errors.js";
+import { RunNotifier } from "./notifier.js";
+import { registerHealthRoutes } from "./routes/health.js";
+import { registerRunRoutes } from "./routes/runs.js";
+
+/** A running run API. */
+export interface RunningApi {
+  /** Base URL to call it on (loopback when it listens on every address). */
+  readonly url: string;
+  readonly log: Logger;
+  /**
+   * Graceful stop: stops accepting, lets requests in flight finish (long-polls
+   * answer at once), stops the sweeper and the event consumer, drains NATS and
+   * closes the database. Safe to call twice.
+   */
+  close(): Promise<void>;
+}
+
+/** Options of {@link startApi} beyond the configuration. */
+export interface StartApiOptions {
+  /** Logger to use. @defaultValue a pino logger at `config.logLevel` on stdout */
+  logger?: Logger;
+}
+
+/**
+ * Starts the run API: applies migrations, ensures the NATS streams and the
+ * events consumer, starts the event materializer and the sweeper, and listens
+ * for HTTP. Rejects (having undone what it started) if any step fails.
+ */
+export async function startApi(config: Readonly<ApiConfig>, options: StartApiOptions = {}): Promise<RunningApi> {
+  const log = options.logger ?? pino({ name: "offload-api", level: config.logLevel });
+  const undo: (() => Promise<unknown>)[] = [];
+  const unwind = async (): Promise<void> => {
+    for (const u of undo.reverse()) await u().catch((err: unknown) => log.warn({ err }, "error while stopping"));
+    undo.length = 0;
+  };
+  try {
+    const db: Db = await openDb(config.databaseUrl, config.dataDir, (err) => log.warn({ err }, "database connection error"));
+    undo.push(() => db.close());
+    const applied = await migrate(db);
+    log.info({ database: db.kind, applied }, applied.length ? "applied migrations" : "schema up to date");
+
+    const nc: NatsConnection = await connect({ servers: config.natsServers, name: "offload-api", maxReconnectAttempts: -1 });
+    undo.push(() => nc.drain());
+    const js = jetstream(nc);
+    await ensureStreams(await jetstreamManager(nc), log);
+
+    const notifier = new RunNotifier();
+    const materializer = await startEventMaterializer(db, js, { onApplied: (run) => notifier.notify(run) }, log);
+    undo.push(() => materializer.stop());
+    const sweeper = startSweeper(db, js, { republishAfterSeconds: config.republishAfterSeconds, intervalMs: config.sweepIntervalMs }, log);
+    undo.push(() => sweeper.stop());
+
+    const closing = new AbortController();
+    const app = await buildApp(config, log);
+    registerHealthRoutes(app, { db, nc });
+    registerRunRoutes(app, {
+      db,
+      js,
+      log,
+      testFault: config.testFault,
+      notifier,
+      resultRecheckMs: config.resultRecheckMs,
+      closing: closing.signal,
+    });
+    // Runs first when unwinding: requests in flight still need the database and NATS.
+    undo.push(async () => {
+      closing.abort();
+      await app.close();
+    });
+    await app.listen({ port: config.port, host: config.host });
+
+    const addr = app.server.address();
+    const port = typeof addr === "object" && addr ? addr.port : config.port;
+    const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+    const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    log.info({ url, database: db.kind, nats: config.natsServers }, "offload-api ready");
+
+    let closed: Promise<void> | undefined;
+    return {
+      url,
+      log,
+      close: () => (closed ??= unwind().then(() => log.info("offload-api stopped"))),
+    };
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}
+
+/** The fastify instance with validation, serialization, OpenAPI at /docs, auth and error handling; no routes yet. */
+async function buildApp(config: Readonly<ApiConfig>, log: Logger): Promise<FastifyInstance> {
+  const app = fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    bodyLimit: config.bodyLimit,
+    // Long-polls must not hold up shutdown; they are woken by `closing` and idle sockets are closed.
+    forceCloseConnections: "idle",
+    return503OnClosing: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  // Named once, shared by reference in the OpenAPI document instead of inlined (or called "schema0").
+  for (const [schema, id] of [[JsonSchema, "Json"], [RunSchema, "Run"], [ErrorBodySchema, "ErrorBody"]] as const) {
+    if (!z.globalRegistry.has(schema)) z.globalRegistry.add(schema, { id });
+  }
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Offload run API",
+        version: "v1",
+        description:
+          "Records and dispatches background task runs. Every error answer carries a stable `code`:\n\n" +
+          Object.entries(ERROR_CODES)
+            .map(([code, e]) => `- \`${code}\` (${e.status}): ${e.description}`)
+            .join("\n"),
+      },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: config.token ? [{ bearer: [] }] : [],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
+  installAuth(app, config.token);
+  installErrorHandling(app);
+  return app;
+}

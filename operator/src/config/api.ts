@@ -1,0 +1,96 @@
+import { z } from "zod";
+import { natsUrls, parseEnv, port } from "@offload/sdk/internal";
+
+/** Log levels pino understands, plus `silent`. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+/** Values of `OFFLOAD_TEST_FAULT`: fault injection for system tests only. */
+export const TEST_FAULTS = ["exit-after-record"] as const;
+
+export type TestFault = (typeof TEST_FAULTS)[number];
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The environment of `offload-api`, validated once at start. */
+export const ApiEnvSchema = z.object({
+  OFFLOAD_API_PORT: port.default(8080),
+  OFFLOAD_API_HOST: z.string().min(1).default("0.0.0.0"),
+  OFFLOAD_NATS_URL: natsUrls.default(["nats://127.0.0.1:4222"]),
+  OFFLOAD_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres:// URL, e.g. postgres://user:pass@host:5432/offload")
+    .optional(),
+  OFFLOAD_DATA_DIR: z.string().min(1).default(".offload"),
+  OFFLOAD_API_TOKEN: z.string().min(1).optional(),
+  OFFLOAD_API_BODY_LIMIT: z.coerce.number().int().min(1024, "must be at least 1024 bytes").default(1024 * 1024),
+  OFFLOAD_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+  OFFLOAD_REPUBLISH_AFTER_SECONDS: z.coerce.number().min(0).default(5),
+  OFFLOAD_TEST_FAULT: z.enum(TEST_FAULTS).optional(),
+});
+type ApiEnvName = keyof z.infer<typeof ApiEnvSchema>;
+
+/**
+ * What `--help` prints for each variable. Keyed by the schema's names, so a
+ * variable added to the schema without a line here does not compile.
+ */
+export const API_ENV_DOC: Record<ApiEnvName, string> = {
+  OFFLOAD_API_PORT: "TCP port to listen on. Default 8080.",
+  OFFLOAD_API_HOST: "Address to listen on. Default 0.0.0.0.",
+  OFFLOAD_NATS_URL: "NATS server(s) with JetStream, comma-separated. Default nats://127.0.0.1:4222.",
+  OFFLOAD_DATABASE_URL: "PostgreSQL URL for run records. Unset: an embedded PGlite database in OFFLOAD_DATA_DIR (one replica only).",
+  OFFLOAD_DATA_DIR: "Folder of the embedded database when OFFLOAD_DATABASE_URL is unset. Default .offload (in the working directory).",
+  OFFLOAD_API_TOKEN: "When set, every call except /healthz and /readyz needs `Authorization: Bearer <token>`.",
+  OFFLOAD_API_BODY_LIMIT: "Largest request body in bytes; larger ones get 413. Default 1048576 (1 MiB).",
+  OFFLOAD_LOG_LEVEL: `Log level: ${LOG_LEVELS.join(", ")}. Default info.`,
+  OFFLOAD_REPUBLISH_AFTER_SECONDS:
+    "How old a due run still SCHEDULED (recorded but never published) must be before the sweeper publishes it. Default 5.",
+  OFFLOAD_TEST_FAULT: `Test only, never in production. ${TEST_FAULTS.join(", ")}: exit(1) right after a run is recorded, before it is published.`,
+};
+
+/** The run API's configuration, compiled from the environment (or given to `startApi` directly). */
+export interface ApiConfig {
+  /** TCP port; 0 picks a free one. @defaultValue 8080 */
+  port: number;
+  /** @defaultValue "0.0.0.0" */
+  host: string;
+  /** NATS servers. @defaultValue ["nats://127.0.0.1:4222"] */
+  natsServers: string[];
+  /** PostgreSQL URL; undefined uses embedded PGlite in `dataDir`. */
+  databaseUrl: string | undefined;
+  /** Folder of the embedded database. @defaultValue ".offload" */
+  dataDir: string;
+  /** Bearer token required on every call but the probes; undefined: no auth. */
+  token: string | undefined;
+  /** Largest body in bytes. @defaultValue 1048576 */
+  bodyLimit: number;
+  /** @defaultValue "info" */
+  logLevel: LogLevel;
+  /** Age of a due, still-SCHEDULED run before the sweeper republishes it. @defaultValue 5 */
+  republishAfterSeconds: number;
+  /** How often the sweeper looks for due runs, in ms. @defaultValue 1000 */
+  sweepIntervalMs: number;
+  /** How often a result long-poll re-reads the database (for events materialized by another replica), in ms. @defaultValue 1000 */
+  resultRecheckMs: number;
+  /** Fault injection for tests. */
+  testFault: TestFault | undefined;
+}
+
+/** Reads and checks the environment; throws a `ConfigError` naming every bad variable. */
+export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): Readonly<ApiConfig> {
+  // An empty variable (FOO=) means "unset", as in most shells' and Helm's eyes.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const e = parseEnv(ApiEnvSchema, present, "offload-api");
+  return Object.freeze({
+    port: e.OFFLOAD_API_PORT,
+    host: e.OFFLOAD_API_HOST,
+    natsServers: e.OFFLOAD_NATS_URL,
+    databaseUrl: e.OFFLOAD_DATABASE_URL,
+    dataDir: e.OFFLOAD_DATA_DIR,
+    token: e.OFFLOAD_API_TOKEN,
+    bodyLimit: e.OFFLOAD_API_BODY_LIMIT,
+    logLevel: e.OFFLOAD_LOG_LEVEL,
+    republishAfterSeconds: e.OFFLOAD_REPUBLISH_AFTER_SECONDS,
+    sweepIntervalMs: 1000,
+    resultRecheckMs: 1000,
+    testFault: e.OFFLOAD_TEST_FAULT,
+  });
+}

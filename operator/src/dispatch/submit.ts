@@ -1,0 +1,42 @@
+import type { JetStreamClient } from "@nats-io/jetstream";
+import type { CreateRunBody, Run } from "@offload/sdk/internal";
+import type { Logger } from "pino";
+import type { TestFault } from "../config/api.js";
+import type { Db } from "../store/db.js";
+import { markPending, recordRuns } from "../store/runs.js";
+import { publishRuns } from "./publisher.js";
+
+/** What {@link submitRuns} needs. */
+export interface SubmitDeps {
+  db: Db;
+  js: JetStreamClient;
+  log: Logger;
+  testFault: TestFault | undefined;
+}
+
+/** A submitted run, and whether this call created it (false: an idempotent replay). */
+export interface Submitted {
+  run: Run;
+  created: boolean;
+}
+
+/**
+ * Records runs, publishes the ones due now, and marks those `PENDING`; in that
+ * order, so that a crash at any point leaves a run the sweeper will publish,
+ * never a published run without a record. A publish that fails leaves its run
+ * `SCHEDULED` for the sweeper rather than failing the call: the run is recorded,
+ * and a client retrying would only make a second one.
+ */
+export async function submitRuns(deps: SubmitDeps, bodies: readonly CreateRunBody[]): Promise<Submitted[]> {
+  const recorded = await recordRuns(deps.db, bodies);
+  const due = recorded.filter((r) => r.created && r.due);
+  if (deps.testFault === "exit-after-record" && recorded.some((r) => r.created)) {
+    deps.log.fatal({ runs: recorded.map((r) => r.run.id) }, "OFFLOAD_TEST_FAULT=exit-after-record: exiting after recording, before publishing");
+    process.exit(1);
+  }
+  if (due.length === 0) return recorded.map(({ run, created }) => ({ run, created }));
+  const { published, failed } = await publishRuns(deps.js, due);
+  if (failed.length) deps.log.warn({ err: failed[0], failed: failed.length }, "could not publish runs; the sweeper will retry them");
+  const moved = await markPending(deps.db, published);
+  return recorded.map(({ run, created }) => ({ run: moved.get(run.id)?.run ?? run, created }));
+}

@@ -1,0 +1,68 @@
+import type { Db } from "./db.js";
+
+// Any fixed number: it names the lock that serialises migrations across replicas.
+const MIGRATION_LOCK = 4_210_752_001;
+
+/**
+ * The schema, in order. Never edit a released entry: append a new one.
+ * Each entry is a list of single statements (PGlite's parameterised protocol
+ * takes one statement at a time).
+ */
+export const MIGRATIONS: readonly { version: number; name: string; statements: readonly string[] }[] = [
+  {
+    version: 1,
+    name: "runs",
+    statements: [
+      `CREATE TABLE runs (
+        id uuid PRIMARY KEY,
+        task text NOT NULL,
+        state text NOT NULL,
+        parameters jsonb,
+        attempts integer NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        scheduled_at timestamptz NOT NULL,
+        started_at timestamptz,
+        finished_at timestamptz,
+        result jsonb,
+        result_ref text,
+        error jsonb,
+        cache_key text,
+        cached boolean NOT NULL DEFAULT false,
+        idempotency_key text,
+        worker_id text,
+        dispatch integer NOT NULL DEFAULT 0,
+        published_at timestamptz,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      // NULLs are distinct, so only runs given a key take part in the uniqueness.
+      `CREATE UNIQUE INDEX runs_idempotency_key ON runs (idempotency_key)`,
+      `CREATE INDEX runs_created ON runs (created_at DESC, id DESC)`,
+      `CREATE INDEX runs_task_created ON runs (task, created_at DESC, id DESC)`,
+      `CREATE INDEX runs_state_created ON runs (state, created_at DESC, id DESC)`,
+      // The sweeper's query: small, because few runs stay SCHEDULED for long.
+      `CREATE INDEX runs_scheduled_due ON runs (scheduled_at) WHERE state = 'SCHEDULED'`,
+    ],
+  },
+];
+
+/**
+ * Brings the schema up to date. Safe when several replicas start at once: the
+ * whole check-and-apply runs in one transaction holding an advisory lock, so
+ * the second replica waits and then finds nothing to do.
+ */
+export async function migrate(db: Db): Promise<number[]> {
+  return db.transaction(async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set((await tx.query<{ version: number }>("SELECT version FROM schema_migrations")).map((r) => r.version));
+    const applied: number[] = [];
+    for (const m of MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      for (const sql of m.statements) await tx.query(sql);
+      await tx.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [m.version, m.name]);
+      applied.push(m.version);
+    }
+    return applied;
+  });
+}
