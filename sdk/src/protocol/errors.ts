@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   OFFLOAD_RUN_FAILED: { status: 409, description: "The run ended FAILED; `error` holds its error." },
   OFFLOAD_RUN_CANCELLED: { status: 409, description: "The run was cancelled." },
   OFFLOAD_RUN_FINISHED: { status: 409, description: "The run already finished; it cannot be changed." },
+  OFFLOAD_RUN_NOT_RETRYABLE: { status: 409, description: "Only a FAILED run can be retried." },
   OFFLOAD_RESULT_UNAVAILABLE: { status: 410, description: "The run completed but its stored result is gone." },
   OFFLOAD_UNAVAILABLE: { status: 503, description: "A dependency (database or NATS) is unreachable; retry later." },
   OFFLOAD_INTERNAL: { status: 500, description: "An unexpected error; the API's logs have the details." },

@@ -27,6 +27,17 @@ export const Nats = {
   taskConsumer: (task: string): string => `offload-task-${task}`,
   /** Durable consumer shared by every run API replica to materialize events. */
   eventsConsumer: "offload-api-events",
+  /**
+   * KV bucket of cancelled runs (key: run id). The run API writes it on cancel;
+   * workers check it before starting a run and watch it to abort running ones.
+   */
+  cancelBucket: "offload-cancellations",
+  /** Stream of run log lines, one subject per run, bounded per subject. */
+  logsStream: "OFFLOAD_LOGS",
+  logSubject: (runId: string): string => `offload.logs.${runId}`,
+  logsWildcard: "offload.logs.>",
+  /** JetStream's advisory when a task message reached its consumer's max deliveries. */
+  maxDeliveriesAdvisory: "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.OFFLOAD_TASKS.*",
   /** Core (non-stream) subject on which workers announce themselves, for `GET /v1/tasks`. */
   heartbeatSubject: (task: string): string => `offload.heartbeat.${task}`,
   heartbeatWildcard: "offload.heartbeat.>",

@@ -44,6 +44,9 @@ export const CreateRunBodySchema = z.strictObject({
   parameters: JsonSchema.optional().describe("The task's input; checked again by the worker against the task's schema."),
   idempotencyKey: z.string().min(1).max(256).optional().describe("A second run with the same key returns the first."),
   scheduledAt: isoDate.optional().describe("Do not dispatch before this time."),
+  timeoutSeconds: z.number().positive().max(7 * 24 * 3600).optional().describe("Overrides the task's `timeoutSeconds` for this run."),
+  cacheKey: z.string().min(1).max(512).optional().describe("Computed by the SDK from the task's cache policy: an unexpired COMPLETED run with this key is reused."),
+  cacheExpiresInSeconds: z.number().positive().optional().describe("How long this run's result may serve as a cache hit once completed; unset: forever."),
 });
 export type CreateRunBody = z.infer<typeof CreateRunBodySchema>;
 
@@ -92,3 +95,41 @@ export const ResultResponseSchema = z.object({
   cached: z.boolean(),
 });
 export type ResultResponse = z.infer<typeof ResultResponseSchema>;
+
+/** One line a run logged through `ctx.log`. */
+export const RunLogLineSchema = z.object({
+  at: isoDate,
+  level: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]),
+  msg: z.string(),
+  attempt: z.number().int().positive(),
+  /** The other fields of the log call, if any. */
+  data: z.record(z.string(), JsonSchema).optional(),
+});
+export type RunLogLine = z.infer<typeof RunLogLineSchema>;
+
+/** Most log lines kept per run; older ones are dropped first. */
+export const MAX_LOG_LINES_PER_RUN = 1000;
+
+/** The answer of `GET /v1/runs/:id/logs`: oldest first, newest last. */
+export const RunLogsResponseSchema = z.object({
+  lines: z.array(RunLogLineSchema),
+  truncated: z.boolean().describe("True when older lines were dropped to keep the bound."),
+});
+
+/** A worker process serving a task, as its heartbeats describe it. */
+export const TaskWorkerInfoSchema = z.object({
+  workerId: z.string(),
+  concurrency: z.number().int().positive(),
+  inFlight: z.number().int().nonnegative(),
+  lastSeenAt: isoDate,
+});
+
+/** A task known to the run API: from its runs and from the workers that serve it. */
+export const TaskInfoSchema = z.object({
+  name: TaskNameSchema,
+  backlog: z.number().int().nonnegative().describe("Runs dispatched and not yet taken by a worker."),
+  inFlight: z.number().int().nonnegative().describe("Runs a worker has taken and not yet acknowledged."),
+  workers: z.array(TaskWorkerInfoSchema).describe("Worker processes heard from in the last 15 s."),
+});
+export type TaskInfo = z.infer<typeof TaskInfoSchema>;
+export const ListTasksResponseSchema = z.object({ tasks: z.array(TaskInfoSchema) });
