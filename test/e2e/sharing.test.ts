@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { task, OffloadClient } from "@offload/sdk";
+import type { OffloadClient } from "@offload/sdk";
+import { task } from "@offload/sdk";
 import { z } from "zod";
 import { killAll, startStack, stopSharedPostgres, waitFor, type Stack } from "../support/index.js";
 

@@ -1,0 +1,290 @@
+import { readFileSync } from "node:fs";
+import type { KubeConfig, KubernetesObject, V1Deployment } from "@kubernetes/client-node";
+import { ListTasksResponseSchema, OffloadClient, type TaskInfo } from "@offload/sdk/internal";
+import type { Logger } from "pino";
+import { TASKRUN, TASKWORKER } from "../crds/schemas.js";
+import type { WorkerDefaults } from "./desired.js";
+import { EventRecorder } from "./events.js";
+import { ResilientInformer, type InformerEvent } from "./informers.js";
+import { Kube, messageOf } from "./kube.js";
+import { MANAGED_SELECTOR } from "./labels.js";
+import { LeaderElector } from "./leader.js";
+import { RateLimiter, WorkQueue, realClock, type Clock, type RateLimiterOptions } from "./queue.js";
+import { reconcileTaskRun } from "./taskrun.js";
+import { RetryableError, type ReconcileResult } from "./result.js";
+import { reconcileTaskWorker } from "./taskworker.js";
+
+/** Options of {@link Controller}. */
+export interface ControllerOptions {
+  kc: KubeConfig;
+  log: Logger;
+  /** This replica's identity (Lease holder, Event reporter). */
+  identity: string;
+  /** Namespace to watch; "" for all. */
+  namespace: string;
+  /** What worker pods get from the controller's configuration. */
+  workerDefaults: WorkerDefaults;
+  /** Run API for TaskRuns; without it TaskRuns get `Accepted=Unknown` and wait. */
+  api?: { url: string; token?: string };
+  /** Full resync period. @defaultValue 300000 */
+  resyncMs?: number;
+  /** TaskRun poll period. @defaultValue 2000 */
+  pollMs?: number;
+  /** Concurrent reconciles. @defaultValue 4 */
+  workers?: number;
+  /** How often a TaskWorker's backlog is refreshed from the run API (needs `api`). @defaultValue 15000 */
+  backlogMs?: number;
+  /** Leader election; `undefined` or `enabled: false` acts at once. */
+  leaderElection?: { enabled: boolean; namespace: string; name?: string; leaseDurationMs?: number };
+  rateLimiter?: RateLimiterOptions;
+  /** First informer restart delay after an error. @defaultValue 500 */
+  informerRestartMs?: number;
+  clock?: Clock;
+}
+
+/** Counters for /metrics and tests. */
+export interface ControllerStats {
+  reconciles: number;
+  errors: number;
+}
+
+type Key = { kind: "TaskWorker" | "TaskRun"; namespace: string; name: string };
+const keyOf = (k: Key): string => `${k.kind}/${k.namespace}/${k.name}`;
+function parseKey(s: string): Key {
+  const [kind, namespace, ...rest] = s.split("/");
+  return { kind: kind as Key["kind"], namespace: namespace ?? "", name: rest.join("/") };
+}
+
+/**
+ * The TaskWorker and TaskRun controller: informers feed a work queue, a few
+ * workers reconcile keys from it, all of it only while this replica holds
+ * the leader Lease.
+ */
+export class Controller {
+  readonly kube: Kube;
+  readonly stats: ControllerStats = { reconciles: 0, errors: 0 };
+  readonly #o: ControllerOptions;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #events: EventRecorder;
+  readonly #api: OffloadClient | undefined;
+  readonly #elector: LeaderElector | undefined;
+  #term: Term | undefined;
+  #stopped = false;
+
+  constructor(o: ControllerOptions) {
+    this.#o = o;
+    this.#log = o.log;
+    this.#clock = o.clock ?? realClock;
+    this.kube = new Kube(o.kc);
+    this.#events = new EventRecorder(this.kube, o.identity, o.log);
+    this.#api = o.api ? new OffloadClient({ apiUrl: o.api.url, token: o.api.token ?? "" }) : undefined;
+    if (o.leaderElection?.enabled) {
+      this.#elector = new LeaderElector({
+        coordination: this.kube.coordination,
+        namespace: o.leaderElection.namespace,
+        name: o.leaderElection.name,
+        identity: o.identity,
+        leaseDurationMs: o.leaderElection.leaseDurationMs,
+        log: o.log,
+        clock: this.#clock,
+        // Not awaited: the elector must keep renewing while the informers fill their caches.
+        onStartedLeading: () => void this.#lead().catch((err: unknown) => o.log.error({ err: messageOf(err) }, "could not start acting")),
+        onStoppedLeading: () => this.#follow(),
+      });
+    }
+  }
+
+  /** Starts campaigning (or acting at once without leader election). */
+  async start(): Promise<void> {
+    if (this.#elector) this.#elector.start();
+    else await this.#lead();
+  }
+
+  /** Stops acting, releases the Lease, stops the informers. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#elector) await this.#elector.stop();
+    await this.#follow();
+  }
+
+  get isLeader(): boolean {
+    return this.#term !== undefined;
+  }
+
+  /** Ready to serve: a standby replica is ready; a leader once its caches are filled. */
+  get ready(): boolean {
+    return !this.#term || this.#term.informers.every((i) => i.synced);
+  }
+
+  /** Keys waiting in the queue (0 when not leading). */
+  get queueLength(): number {
+    return this.#term?.queue.length ?? 0;
+  }
+
+  async #lead(): Promise<void> {
+    if (this.#term || this.#stopped) return;
+    const term = new Term(this.#o, this.kube, this.#events, this.#api, this.#clock, this.stats);
+    this.#term = term;
+    this.#log.info({ identity: this.#o.identity, namespace: this.#o.namespace || "(all)" }, "controller acting");
+    await term.start();
+  }
+
+  async #follow(): Promise<void> {
+    const term = this.#term;
+    this.#term = undefined;
+    if (term) {
+      await term.stop();
+      this.#log.info({ identity: this.#o.identity }, "controller stopped acting");
+    }
+  }
+}
+
+/** One spell of leadership: informers, a queue and its workers. */
+class Term {
+  readonly queue: WorkQueue;
+  readonly informers: ResilientInformer<KubernetesObject>[] = [];
+  readonly #tw: ResilientInformer<KubernetesObject>;
+  readonly #tr: ResilientInformer<KubernetesObject>;
+  readonly #dep: ResilientInformer<V1Deployment>;
+  readonly #workers: Promise<void>[] = [];
+  #resync: { cancel(): void } | undefined;
+  #stopped = false;
+  #tasks: { at: number; tasks: Promise<TaskInfo[] | undefined> } | undefined;
+
+  constructor(
+    private readonly o: ControllerOptions,
+    private readonly kube: Kube,
+    private readonly events: EventRecorder,
+    private readonly api: OffloadClient | undefined,
+    private readonly clock: Clock,
+    private readonly stats: ControllerStats,
+  ) {
+    this.queue = new WorkQueue(new RateLimiter(o.rateLimiter, clock), clock);
+    const paths = Kube.paths(o.namespace);
+    const common = { kc: o.kc, log: o.log, clock, restartBaseMs: o.informerRestartMs };
+    const enqueue = (kind: Key["kind"]) => (_e: InformerEvent, obj: KubernetesObject) => {
+      const m = obj.metadata;
+      if (m?.name) this.queue.add(keyOf({ kind, namespace: m.namespace ?? "", name: m.name }));
+    };
+    this.#tw = new ResilientInformer({ ...common, name: "taskworkers", path: paths.taskWorkers, list: () => kube.listCustom(TASKWORKER.plural, o.namespace), onEvent: enqueue("TaskWorker") });
+    this.#tr = new ResilientInformer({ ...common, name: "taskruns", path: paths.taskRuns, list: () => kube.listCustom(TASKRUN.plural, o.namespace), onEvent: enqueue("TaskRun") });
+    this.#dep = new ResilientInformer<V1Deployment>({
+      ...common,
+      name: "deployments",
+      path: paths.deployments,
+      labelSelector: MANAGED_SELECTOR,
+      list: () => kube.listManagedDeployments(o.namespace),
+      onEvent: (_e, dep) => {
+        const owner = dep.metadata?.ownerReferences?.find((r) => r.controller && r.kind === TASKWORKER.kind && r.apiVersion.startsWith("offload.dev/"));
+        if (owner) this.queue.add(keyOf({ kind: "TaskWorker", namespace: dep.metadata?.namespace ?? "", name: owner.name }));
+      },
+    });
+    this.informers.push(this.#tw, this.#tr, this.#dep as unknown as ResilientInformer<KubernetesObject>);
+  }
+
+  async start(): Promise<void> {
+    // Deployments first, so the first TaskWorker reconciles see the Deployments that exist.
+    await this.#dep.start();
+    await Promise.all([this.#tw.start(), this.#tr.start()]);
+    for (let i = 0; i < (this.o.workers ?? 4); i++) this.#workers.push(this.#work());
+    this.#scheduleResync();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#resync?.cancel();
+    this.queue.shutDown();
+    await Promise.all(this.informers.map((i) => i.stop()));
+    await Promise.all(this.#workers);
+  }
+
+  #scheduleResync(): void {
+    const ms = this.o.resyncMs ?? 300_000;
+    this.#resync = this.clock.setTimeout(() => {
+      if (this.#stopped) return;
+      for (const obj of this.#tw.list()) if (obj.metadata?.name) this.queue.add(keyOf({ kind: "TaskWorker", namespace: obj.metadata.namespace ?? "", name: obj.metadata.name }));
+      for (const obj of this.#tr.list()) if (obj.metadata?.name) this.queue.add(keyOf({ kind: "TaskRun", namespace: obj.metadata.namespace ?? "", name: obj.metadata.name }));
+      this.#scheduleResync();
+    }, ms);
+  }
+
+  async #work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      try {
+        const r = await this.#reconcile(parseKey(key));
+        this.queue.forget(key);
+        this.o.log.debug({ key, requeueAfterMs: r.requeueAfterMs }, "reconciled");
+        if (r.requeueAfterMs !== undefined) this.queue.addAfter(key, r.requeueAfterMs);
+      } catch (err) {
+        this.stats.errors++;
+        const delay = this.queue.addRateLimited(key);
+        const level = err instanceof RetryableError ? "info" : "warn";
+        this.o.log[level]({ key, err: messageOf(err), retryInMs: delay }, "reconcile failed; will retry");
+      } finally {
+        this.stats.reconciles++;
+        this.queue.done(key);
+      }
+    }
+  }
+
+  /**
+   * Runs waiting for this pool: the backlog of its listed tasks, or (with no
+   * list) of the tasks its pods serve, recognised by their worker ids (pod
+   * names). One `GET /v1/tasks` every few seconds serves every TaskWorker.
+   */
+  async #backlog(name: string, tasks: readonly string[] | undefined): Promise<number | undefined> {
+    const api = this.o.api;
+    if (!api) return undefined;
+    const t = this.clock.now();
+    if (!this.#tasks || t - this.#tasks.at > 5000) {
+      const headers: Record<string, string> = { accept: "application/json" };
+      if (api.token) headers.authorization = `Bearer ${api.token}`;
+      const p = fetch(`${api.url.replace(/\/+$/, "")}/v1/tasks`, { headers, signal: AbortSignal.timeout(5000) })
+        .then(async (res) => (res.ok ? ListTasksResponseSchema.parse(await res.json()).tasks : undefined))
+        .catch(() => undefined);
+      this.#tasks = { at: t, tasks: p };
+    }
+    const all = await this.#tasks.tasks;
+    if (!all) return undefined;
+    const podName = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-[a-z0-9]+-[a-z0-9]{5}$`);
+    const mine = tasks?.length ? all.filter((x) => tasks.includes(x.name)) : all.filter((x) => x.workers.some((w) => podName.test(w.workerId)));
+    if (!tasks?.length && mine.length === 0) return undefined;
+    return mine.reduce((sum, x) => sum + x.backlog, 0);
+  }
+
+  #reconcile(k: Key): Promise<ReconcileResult> {
+    const now = () => new Date(this.clock.now());
+    if (k.kind === "TaskWorker") {
+      return reconcileTaskWorker(
+        {
+          kube: this.kube,
+          events: this.events,
+          defaults: this.o.workerDefaults,
+          getTaskWorker: (ns, name) => this.#tw.get(name, ns),
+          getDeployment: (ns, name) => this.#dep.get(name, ns),
+          backlog: this.o.api ? (tasks) => this.#backlog(k.name, tasks) : undefined,
+          now,
+        },
+        k.namespace,
+        k.name,
+      ).then((r) => (this.o.api ? { requeueAfterMs: this.o.backlogMs ?? 15_000, ...r } : r));
+    }
+    return reconcileTaskRun(
+      { kube: this.kube, events: this.events, api: this.api, getTaskRun: (ns, name) => this.#tr.get(name, ns), pollMs: this.o.pollMs ?? 2000, now },
+      k.namespace,
+      k.name,
+    );
+  }
+}
+
+/** The namespace this pod runs in (in-cluster), if any. */
+export function podNamespace(): string | undefined {
+  try {
+    return readFileSync("/var/run/secrets/kubernetes.io/serviceaccount/namespace", "utf8").trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,114 @@
+import { API_VERSION, TASKWORKER, type TaskWorker } from "../crds/schemas.js";
+import { L, MANAGED_BY, selectorLabels } from "./labels.js";
+
+/** What the controller adds to every worker pod, from its own configuration. */
+export interface WorkerDefaults {
+  /** OFFLOAD_NATS_URL given to workers. */
+  natsUrl?: string;
+  /** OFFLOAD_API_URL given to workers. */
+  apiUrl?: string;
+  /** Name of a Secret (in the TaskWorker's namespace) whose key `token` becomes OFFLOAD_API_TOKEN. */
+  apiTokenSecret?: string;
+}
+
+/** Port of the worker's health server: `/healthz` (liveness) and `/readyz` (readiness). */
+export const WORKER_HEALTH_PORT = 8081;
+/** Seconds added to `drainSeconds` for the pod's termination grace period: time to stop after draining. */
+export const TERMINATION_MARGIN_SECONDS = 15;
+/** The worker container's name. */
+export const WORKER_CONTAINER = "worker";
+
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: Record<string, unknown>;
+}
+
+/**
+ * The Deployment a TaskWorker asks for: exactly the fields the controller
+ * owns, ready for server-side apply. Pure: the same TaskWorker and defaults
+ * always give the same object, so that an apply of an unchanged TaskWorker
+ * changes nothing.
+ */
+export function desiredDeployment(tw: TaskWorker, defaults: WorkerDefaults = {}): Record<string, unknown> {
+  const name = tw.metadata.name;
+  const spec = tw.spec;
+  const pt = spec.podTemplate ?? {};
+  const select = selectorLabels(name);
+  const ownLabels = { ...select, [L.managedBy]: MANAGED_BY, [L.taskworker]: name };
+
+  const env = mergeEnv(
+    [
+      ...(defaults.natsUrl ? [{ name: "OFFLOAD_NATS_URL", value: defaults.natsUrl }] : []),
+      ...(defaults.apiUrl ? [{ name: "OFFLOAD_API_URL", value: defaults.apiUrl }] : []),
+      ...(defaults.apiTokenSecret
+        ? [{ name: "OFFLOAD_API_TOKEN", valueFrom: { secretKeyRef: { name: defaults.apiTokenSecret, key: "token" } } }]
+        : []),
+    ],
+    (spec.env ?? []) as EnvVar[],
+    [
+      { name: "OFFLOAD_MODULE", value: spec.module },
+      ...(spec.tasks?.length ? [{ name: "OFFLOAD_TASKS", value: spec.tasks.join(",") }] : []),
+      { name: "OFFLOAD_CONCURRENCY", value: String(spec.concurrency) },
+      { name: "OFFLOAD_DRAIN_SECONDS", value: String(spec.drainSeconds) },
+      { name: "OFFLOAD_WORKER_PORT", value: String(WORKER_HEALTH_PORT) },
+      { name: "OFFLOAD_WORKER_ID", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+    ],
+  );
+
+  const container: Record<string, unknown> = {
+    name: WORKER_CONTAINER,
+    image: spec.image,
+    env,
+    ports: [{ name: "health", containerPort: WORKER_HEALTH_PORT, protocol: "TCP" }],
+    livenessProbe: { httpGet: { path: "/healthz", port: "health" }, periodSeconds: 10, failureThreshold: 3 },
+    readinessProbe: { httpGet: { path: "/readyz", port: "health" }, periodSeconds: 5, failureThreshold: 2 },
+  };
+  if (spec.resources && Object.keys(spec.resources).length) container.resources = spec.resources;
+  if (pt.volumeMounts?.length) container.volumeMounts = pt.volumeMounts;
+
+  const podSpec: Record<string, unknown> = {
+    containers: [container],
+    terminationGracePeriodSeconds: spec.drainSeconds + TERMINATION_MARGIN_SECONDS,
+  };
+  if (pt.serviceAccountName) podSpec.serviceAccountName = pt.serviceAccountName;
+  if (pt.nodeSelector && Object.keys(pt.nodeSelector).length) podSpec.nodeSelector = pt.nodeSelector;
+  if (pt.tolerations?.length) podSpec.tolerations = pt.tolerations;
+  if (pt.affinity && Object.keys(pt.affinity).length) podSpec.affinity = pt.affinity;
+  if (pt.volumes?.length) podSpec.volumes = pt.volumes;
+
+  const podMeta: Record<string, unknown> = { labels: { ...(pt.labels ?? {}), ...ownLabels } };
+  if (pt.annotations && Object.keys(pt.annotations).length) podMeta.annotations = pt.annotations;
+
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: {
+      name,
+      namespace: tw.metadata.namespace,
+      labels: ownLabels,
+      ownerReferences: [
+        {
+          apiVersion: API_VERSION,
+          kind: TASKWORKER.kind,
+          name,
+          uid: tw.metadata.uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
+    },
+    spec: {
+      replicas: spec.replicas,
+      selector: { matchLabels: select },
+      template: { metadata: podMeta, spec: podSpec },
+    },
+  };
+}
+
+/** Later lists win by name; the order of first appearance is kept so the pod spec is stable. */
+function mergeEnv(...lists: EnvVar[][]): EnvVar[] {
+  const byName = new Map<string, EnvVar>();
+  for (const list of lists) for (const e of list) byName.set(e.name, e);
+  return [...byName.values()];
+}

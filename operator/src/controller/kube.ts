@@ -1,0 +1,115 @@
+import {
+  ApiException,
+  AppsV1Api,
+  CoordinationV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesListObject,
+  type V1Deployment,
+  type KubernetesObject,
+} from "@kubernetes/client-node";
+import { GROUP, TASKRUN, TASKWORKER, VERSION } from "../crds/schemas.js";
+import { FIELD_MANAGER, MANAGED_SELECTOR } from "./labels.js";
+
+/**
+ * Every Kubernetes API call the controller makes, in one place, so that the
+ * list can be checked against `rbac.ts` by reading one file:
+ * - offload.dev taskworkers, taskruns: list, watch (informers)
+ * - offload.dev taskworkers/status, taskruns/status: patch
+ * - apps deployments: list, watch (informer), get, patch (server-side apply)
+ * - events.k8s.io events: create, patch
+ * - coordination.k8s.io leases: get, create, update (in leader.ts)
+ */
+export class Kube {
+  readonly apps: AppsV1Api;
+  readonly custom: CustomObjectsApi;
+  readonly events: EventsV1Api;
+  readonly coordination: CoordinationV1Api;
+
+  constructor(readonly kc: KubeConfig) {
+    this.apps = kc.makeApiClient(AppsV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.events = kc.makeApiClient(EventsV1Api);
+    this.coordination = kc.makeApiClient(CoordinationV1Api);
+  }
+
+  /** List paths for informers; `namespace` empty means all namespaces. */
+  static paths(namespace: string) {
+    const ns = namespace ? `/namespaces/${namespace}` : "";
+    return {
+      taskWorkers: `/apis/${GROUP}/${VERSION}${ns}/${TASKWORKER.plural}`,
+      taskRuns: `/apis/${GROUP}/${VERSION}${ns}/${TASKRUN.plural}`,
+      deployments: `/apis/apps/v1${ns}/deployments`,
+    };
+  }
+
+  listCustom(plural: string, namespace: string): Promise<KubernetesListObject<KubernetesObject>> {
+    const p = namespace
+      ? this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural })
+      : this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural });
+    return p as Promise<KubernetesListObject<KubernetesObject>>;
+  }
+
+  listManagedDeployments(namespace: string): Promise<KubernetesListObject<V1Deployment>> {
+    return namespace
+      ? this.apps.listNamespacedDeployment({ namespace, labelSelector: MANAGED_SELECTOR })
+      : this.apps.listDeploymentForAllNamespaces({ labelSelector: MANAGED_SELECTOR });
+  }
+
+  async getDeployment(namespace: string, name: string): Promise<V1Deployment | undefined> {
+    try {
+      return await this.apps.readNamespacedDeployment({ namespace, name });
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Server-side apply of `body` (only the fields the controller owns), taking them over if another manager had them. */
+  applyDeployment(body: Record<string, unknown>): Promise<V1Deployment> {
+    const meta = body.metadata as { name: string; namespace: string };
+    return this.apps.patchNamespacedDeployment(
+      { name: meta.name, namespace: meta.namespace, body, fieldManager: FIELD_MANAGER, force: true },
+      setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
+    );
+  }
+
+  /** JSON merge patch of `{status}` through the status subresource. */
+  patchStatus(plural: string, namespace: string, name: string, status: unknown): Promise<unknown> {
+    return this.custom.patchNamespacedCustomObjectStatus(
+      { group: GROUP, version: VERSION, namespace, plural, name, body: { status }, fieldManager: FIELD_MANAGER },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+  }
+}
+
+/** The HTTP status of a failed Kubernetes call, if it has one. */
+export function statusOf(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  const e = err as { code?: unknown; statusCode?: unknown } | undefined;
+  if (typeof e?.statusCode === "number") return e.statusCode;
+  if (typeof e?.code === "number") return e.code;
+  return undefined;
+}
+
+/** A short message of a failed Kubernetes call (the Status message when the server sent one). */
+export function messageOf(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body: unknown = err.body;
+    let parsed: unknown = body;
+    if (typeof body === "string") {
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        parsed = undefined;
+      }
+    }
+    const m = (parsed as { message?: unknown } | undefined)?.message;
+    if (typeof m === "string") return `${err.code}: ${m}`;
+    return `HTTP ${err.code}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}

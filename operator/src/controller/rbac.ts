@@ -1,0 +1,22 @@
+/**
+ * Every Kubernetes permission the controller uses, and nothing more. The Helm
+ * chart's ClusterRole is checked against this list by the chart tests, so a
+ * new API call here must come with a new rule (and the other way round).
+ */
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+
+export const CONTROLLER_RULES: readonly PolicyRule[] = [
+  // Informers on TaskWorkers and TaskRuns; status written through the status subresource.
+  { apiGroups: ["offload.dev"], resources: ["taskworkers", "taskruns"], verbs: ["get", "list", "watch"] },
+  { apiGroups: ["offload.dev"], resources: ["taskworkers/status", "taskruns/status"], verbs: ["get", "patch", "update"] },
+  // One Deployment per TaskWorker, applied server-side (apply is a PATCH); deletion is left to garbage collection.
+  { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "list", "watch", "create", "patch"] },
+  // Kubernetes Events about what the controller did.
+  { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
+  // Leader election.
+  { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
+];

@@ -1,0 +1,8 @@
+/** What a reconcile of one key asks of the queue. */
+export interface ReconcileResult {
+  /** Reconcile again after this long (e.g. to poll), even if nothing changes. */
+  requeueAfterMs?: number;
+}
+
+/** Thrown (after the status says why) to have the queue retry the key with backoff. */
+export class RetryableError extends Error {}

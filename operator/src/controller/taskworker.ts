@@ -1,0 +1,110 @@
+import type { KubernetesObject, V1Deployment } from "@kubernetes/client-node";
+import { API_VERSION, TASKWORKER, TaskWorkerSchema, type TaskWorker, type TaskWorkerStatus } from "../crds/schemas.js";
+import { jsonEqual, mergeConditions } from "./conditions.js";
+import { desiredDeployment, type WorkerDefaults } from "./desired.js";
+import type { EventRecorder } from "./events.js";
+import { messageOf, type Kube } from "./kube.js";
+import { selectorLabels, selectorString } from "./labels.js";
+import { RetryableError, type ReconcileResult } from "./result.js";
+import { taskWorkerStatus, type ReconcileProblem } from "./status.js";
+
+
+export interface TaskWorkerDeps {
+  kube: Kube;
+  events: EventRecorder;
+  defaults: WorkerDefaults;
+  getTaskWorker(namespace: string, name: string): KubernetesObject | undefined;
+  getDeployment(namespace: string, name: string): V1Deployment | undefined;
+  /** Runs waiting for a worker across `tasks`, if the run API can tell (best effort). */
+  backlog?(tasks: readonly string[] | undefined): Promise<number | undefined>;
+  now(): Date;
+}
+
+/**
+ * Brings one TaskWorker's Deployment to what its spec asks for and writes
+ * what it observed into its status. Idempotent: running it twice in a row
+ * changes nothing the second time.
+ */
+export async function reconcileTaskWorker(deps: TaskWorkerDeps, namespace: string, name: string): Promise<ReconcileResult> {
+  const raw = deps.getTaskWorker(namespace, name);
+  if (!raw || raw.metadata?.deletionTimestamp) return {}; // gone: its Deployment goes by garbage collection
+  const parsed = TaskWorkerSchema.safeParse(raw);
+  if (!parsed.success) {
+    const message = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    await writeInvalid(deps, raw, message);
+    return {};
+  }
+  const tw = parsed.data;
+
+  let problem: ReconcileProblem | undefined;
+  let observed: V1Deployment | undefined = deps.getDeployment(namespace, name) ?? (await deps.kube.getDeployment(namespace, name));
+  const owned = !observed || observed.metadata?.ownerReferences?.some((r) => r.controller && r.uid === tw.metadata.uid);
+  if (!owned) {
+    problem = { reason: "DeploymentConflict", message: `a Deployment named ${name} exists and is not controlled by this TaskWorker; rename one of them` };
+    observed = undefined;
+    await deps.events.record(tw, "Warning", "DeploymentConflict", "Apply", problem.message);
+  } else {
+    const before = observed;
+    try {
+      observed = await deps.kube.applyDeployment(desiredDeployment(tw, deps.defaults));
+      if (!before) {
+        await deps.events.record(tw, "Normal", "Created", "Apply", `created Deployment ${name} with ${tw.spec.replicas} replica(s)`);
+      } else if (observed.metadata?.resourceVersion !== before.metadata?.resourceVersion) {
+        const was = before.spec?.replicas;
+        if (was !== undefined && was !== tw.spec.replicas && observed.metadata?.generation === (before.metadata?.generation ?? 0) + 1) {
+          await deps.events.record(tw, "Normal", "Scaled", "Apply", `scaled Deployment ${name} from ${was} to ${tw.spec.replicas} replica(s)`);
+        } else if (observed.metadata?.generation !== before.metadata?.generation) {
+          await deps.events.record(tw, "Normal", "Updated", "Apply", `updated Deployment ${name}`);
+        }
+      }
+    } catch (err) {
+      problem = { reason: "ApplyFailed", message: `could not apply Deployment ${name}: ${messageOf(err)}` };
+      await deps.events.record(tw, "Warning", "ApplyFailed", "Apply", problem.message);
+    }
+  }
+
+  let backlog: number | undefined;
+  try {
+    backlog = await deps.backlog?.(tw.spec.tasks);
+  } catch {
+    backlog = undefined; // the run API is optional for TaskWorkers
+  }
+  const status = taskWorkerStatus(tw, observed, problem, deps.now(), backlog);
+  await writeStatus(deps, tw, status);
+  if (problem?.reason === "ApplyFailed") throw new RetryableError(problem.message);
+  return {};
+}
+
+async function writeStatus(deps: TaskWorkerDeps, tw: TaskWorker, status: TaskWorkerStatus): Promise<void> {
+  if (jsonEqual(status, tw.status ?? {})) return;
+  await deps.kube.patchStatus(TASKWORKER.plural, tw.metadata.namespace ?? "default", tw.metadata.name, status);
+}
+
+async function writeInvalid(deps: TaskWorkerDeps, raw: KubernetesObject, message: string): Promise<void> {
+  const meta = raw.metadata ?? {};
+  const name = meta.name ?? "";
+  const prev = (raw as { status?: TaskWorkerStatus }).status ?? {};
+  const og = meta.generation !== undefined ? { observedGeneration: meta.generation } : {};
+  const status: TaskWorkerStatus = {
+    ...prev,
+    selector: selectorString(selectorLabels(name)),
+    ...og,
+    conditions: mergeConditions(
+      prev.conditions,
+      [
+        { type: "Ready", status: "False", reason: "InvalidSpec", message, ...og },
+        { type: "Degraded", status: "True", reason: "InvalidSpec", message, ...og },
+      ],
+      deps.now(),
+    ),
+  };
+  if (jsonEqual(status, prev)) return;
+  await deps.events.record(
+    { apiVersion: API_VERSION, kind: TASKWORKER.kind, metadata: { name, namespace: meta.namespace, uid: meta.uid } },
+    "Warning",
+    "InvalidSpec",
+    "Validate",
+    message,
+  );
+  await deps.kube.patchStatus(TASKWORKER.plural, meta.namespace ?? "default", name, status);
+}

@@ -1,0 +1,222 @@
+import { z } from "zod";
+import { RUN_STATES, TaskNameSchema } from "@offload/sdk/internal";
+
+/**
+ * The one source of truth for Offload's custom resources. The controller
+ * validates every object it reads with these schemas, and `generate.ts` turns
+ * them into the CRD YAML (structural OpenAPI v3) under `crds/`.
+ */
+export const GROUP = "offload.dev";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** Names of the two kinds, as the API server knows them. */
+export const TASKWORKER = { kind: "TaskWorker", plural: "taskworkers", singular: "taskworker", shortNames: ["tw"], listKind: "TaskWorkerList" } as const;
+export const TASKRUN = { kind: "TaskRun", plural: "taskruns", singular: "taskrun", shortNames: ["tr"], listKind: "TaskRunList" } as const;
+
+/** An object (or any value) whose inner shape Kubernetes keeps as given: affinity, resources, parameters. */
+const PRESERVE = { "x-kubernetes-preserve-unknown-fields": true } as const;
+const freeObject = (description: string) =>
+  z.record(z.string(), z.unknown()).meta({ ...PRESERVE, description });
+const stringMap = (description: string) => z.record(z.string(), z.string()).describe(description);
+
+/** A Kubernetes DNS-1123 name (of a volume, an environment variable source, and so on). */
+const dnsLabel = z.string().min(1).max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS-1123 label");
+
+/** metav1.Condition, as in every well-behaved controller's status. */
+export const ConditionSchema = z
+  .object({
+    type: z.string().min(1).max(316).describe("The aspect this condition reports on, e.g. `Ready`."),
+    status: z.enum(["True", "False", "Unknown"]).describe("Whether the condition holds: `True`, `False` or `Unknown`."),
+    reason: z.string().min(1).max(1024).describe("A CamelCase word saying why the condition has this status."),
+    message: z.string().max(32768).describe("A human-readable sentence with details."),
+    lastTransitionTime: z.iso.datetime({ offset: true }).describe("When `status` last changed."),
+    observedGeneration: z.number().int().min(0).optional().describe("The `.metadata.generation` this condition was computed from."),
+  })
+  .describe("One condition of the resource, in the shape of Kubernetes' metav1.Condition.");
+export type Condition = z.infer<typeof ConditionSchema>;
+
+const conditions = (description: string) =>
+  z
+    .array(ConditionSchema)
+    .meta({ description, "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] });
+
+const EnvVarSchema = z
+  .object({
+    name: z.string().min(1).max(256).describe("The variable's name."),
+    value: z.string().optional().describe("The variable's value. Mutually exclusive with `valueFrom`."),
+    valueFrom: freeObject("Where the value comes from (a Secret, a ConfigMap, a field of the pod): Kubernetes' EnvVarSource.").optional(),
+  })
+  .refine((e) => !(e.value !== undefined && e.valueFrom !== undefined), { message: "set either value or valueFrom, not both" })
+  .meta({
+    description: "An environment variable of the worker container, as in a Pod's `env`.",
+    "x-kubernetes-validations": [{ rule: "!(has(self.value) && has(self.valueFrom))", message: "set either value or valueFrom, not both" }],
+  });
+
+const TolerationSchema = z
+  .object({
+    key: z.string().optional().describe("The taint key the toleration applies to; empty with operator Exists matches all taints."),
+    operator: z.enum(["Exists", "Equal"]).optional().describe("`Equal` (the default) or `Exists`."),
+    value: z.string().optional().describe("The taint value the toleration matches (with operator `Equal`)."),
+    effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]).optional().describe("The taint effect to match; empty matches all effects."),
+    tolerationSeconds: z.number().int().optional().describe("With effect `NoExecute`: how long the pod stays bound after the taint appears."),
+  })
+  .describe("A toleration of the worker pods, as in a Pod's `tolerations`.");
+
+const VolumeSchema = z
+  .object({ name: dnsLabel.describe("The volume's name, referenced by `volumeMounts`.") })
+  .catchall(z.unknown())
+  .meta({ ...PRESERVE, description: "A volume of the worker pods, as in a Pod's `volumes` (name plus one volume source)." });
+
+const VolumeMountSchema = z
+  .object({
+    name: dnsLabel.describe("The name of a volume in `volumes`."),
+    mountPath: z.string().min(1).describe("Where the volume appears in the worker container."),
+    readOnly: z.boolean().optional().describe("Mount read-only. Default false."),
+    subPath: z.string().optional().describe("A path inside the volume to mount instead of its root."),
+  })
+  .describe("A mount of one of `volumes` into the worker container.");
+
+const PodTemplateSchema = z
+  .object({
+    labels: stringMap("Extra labels on the worker pods (the controller's own labels take precedence).").optional(),
+    annotations: stringMap("Extra annotations on the worker pods, e.g. for a service mesh or metrics scraping.").optional(),
+    nodeSelector: stringMap("Node labels the worker pods must run on.").optional(),
+    tolerations: z.array(TolerationSchema).max(64).describe("Taints the worker pods tolerate.").optional(),
+    affinity: freeObject("Kubernetes' Affinity of the worker pods (node, pod and anti-affinity), as in a Pod spec.").optional(),
+    serviceAccountName: z.string().min(1).describe("The ServiceAccount the worker pods run as. Default: the namespace's `default`.").optional(),
+    volumes: z.array(VolumeSchema).max(64).describe("Volumes of the worker pods.").optional(),
+    volumeMounts: z.array(VolumeMountSchema).max(64).describe("Where `volumes` are mounted in the worker container.").optional(),
+  })
+  .refine((p) => (p.volumeMounts ?? []).every((m) => (p.volumes ?? []).some((v) => v.name === m.name)), {
+    message: "every volumeMounts[].name must name one of volumes",
+    path: ["volumeMounts"],
+  })
+  .meta({
+    description: "Settings of the worker pods beyond the container itself.",
+    "x-kubernetes-validations": [
+      {
+        rule: "!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name))",
+        message: "every volumeMounts[].name must name one of volumes",
+      },
+    ],
+  });
+
+/** What a TaskWorker asks for: a pool of worker pods serving a module of tasks. */
+export const TaskWorkerSpecSchema = z
+  .object({
+    image: z.string().min(1).describe("The container image of the worker: the Offload worker runtime plus your task module."),
+    module: z.string().min(1).describe("The module the worker loads its tasks from (a path or package name inside the image); passed as OFFLOAD_MODULE."),
+    tasks: z
+      .array(TaskNameSchema.describe("A task name."))
+      .min(1)
+      .max(100)
+      .describe("The tasks this pool serves. Default: every task the module exports.")
+      .optional(),
+    replicas: z.number().int().min(0).max(10000).default(1).describe("How many worker pods to run. Also set by `kubectl scale` and HorizontalPodAutoscalers (scale subresource)."),
+    concurrency: z.number().int().min(1).max(10000).default(4).describe("How many runs each pod works on at once; passed as OFFLOAD_CONCURRENCY. The worker's own default is also 4."),
+    env: z.array(EnvVarSchema).max(256).describe("Extra environment variables of the worker container.").optional(),
+    resources: z
+      .object({
+        limits: z.record(z.string(), z.unknown()).meta({ ...PRESERVE, description: "Most CPU, memory, … a worker container may use (quantities)." }).optional(),
+        requests: z.record(z.string(), z.unknown()).meta({ ...PRESERVE, description: "CPU, memory, … reserved for each worker container (quantities)." }).optional(),
+      })
+      .meta({ ...PRESERVE, description: "The worker container's resource requests and limits, as in a container's `resources`." })
+      .optional(),
+    podTemplate: PodTemplateSchema.optional(),
+    drainSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(86400)
+      .default(30)
+      .describe("How long a stopping pod may finish the runs it has before it is killed; its termination grace period is this plus a margin."),
+  })
+  .refine((s) => !s.tasks || new Set(s.tasks).size === s.tasks.length, { message: "tasks must not repeat a name", path: ["tasks"] })
+  .meta({
+    description: "The desired pool of worker pods.",
+    "x-kubernetes-validations": [
+      {
+        rule: "!has(self.tasks) || self.tasks.all(t, self.tasks.exists_one(u, u == t))",
+        message: "tasks must not repeat a name",
+      },
+    ],
+  });
+export type TaskWorkerSpec = z.output<typeof TaskWorkerSpecSchema>;
+
+export const TaskWorkerStatusSchema = z
+  .object({
+    replicas: z.number().int().min(0).describe("Worker pods that exist (from the Deployment).").optional(),
+    readyReplicas: z.number().int().min(0).describe("Worker pods that are ready to take runs.").optional(),
+    selector: z.string().describe("The label selector of the worker pods, as a string (for the scale subresource and HPAs).").optional(),
+    observedGeneration: z.number().int().min(0).describe("The `.metadata.generation` this status was computed from.").optional(),
+    conditions: conditions("`Ready`: all wanted pods are ready. `Progressing`: a change is rolling out. `Degraded`: the controller cannot make what the spec asks for.").optional(),
+    backlog: z.number().int().min(0).describe("Runs of this pool's tasks waiting for a worker, as the run API last reported.").optional(),
+  })
+  .describe("What the controller last observed of the pool.");
+export type TaskWorkerStatus = z.output<typeof TaskWorkerStatusSchema>;
+
+export const TaskRunSpecSchema = z
+  .object({
+    task: TaskNameSchema.describe("The name of the task to run."),
+    parameters: z
+      .unknown()
+      .meta({ ...PRESERVE, description: "The task's input (any JSON value); the worker checks it against the task's schema." })
+      .optional(),
+  })
+  .meta({
+    description: "The run asked for. Submitted once to the run API (the TaskRun's UID is the idempotency key); it cannot be changed afterwards.",
+    "x-kubernetes-validations": [{ rule: "self == oldSelf", message: "spec is immutable: a TaskRun is submitted once; create a new TaskRun instead" }],
+  });
+export type TaskRunSpec = z.output<typeof TaskRunSpecSchema>;
+
+export const TaskRunStatusSchema = z
+  .object({
+    state: z.enum(RUN_STATES).describe("The run's state as the run API reports it.").optional(),
+    runId: z.string().describe("The id of the run in the run API.").optional(),
+    attempts: z.number().int().min(0).describe("How many times a worker has started the run.").optional(),
+    startedAt: z.iso.datetime({ offset: true }).describe("When a worker last started the run.").optional(),
+    finishedAt: z.iso.datetime({ offset: true }).describe("When the run reached a terminal state.").optional(),
+    error: z
+      .object({
+        type: z.string().describe("The error's class name, e.g. `TypeError`."),
+        message: z.string().describe("The error's message."),
+      })
+      .describe("Why the run failed.")
+      .optional(),
+    resultSummary: z.string().max(512).describe("The start of the run's result as JSON (the full result is in the run API).").optional(),
+    conditions: conditions("`Accepted`: the run API took the run (False with reason `Invalid` when it refused it). `Succeeded`: the run completed.").optional(),
+    observedGeneration: z.number().int().min(0).describe("The `.metadata.generation` this status was computed from.").optional(),
+  })
+  .describe("The run as the controller last saw it in the run API.");
+export type TaskRunStatus = z.output<typeof TaskRunStatusSchema>;
+
+/** The Kubernetes object metadata the controller relies on (the rest is kept but not checked). */
+export const ObjectMetaSchema = z.looseObject({
+    name: z.string(),
+    namespace: z.string().optional(),
+    uid: z.string().optional(),
+    generation: z.number().int().optional(),
+    resourceVersion: z.string().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+    deletionTimestamp: z.unknown().optional(),
+});
+
+export const TaskWorkerSchema = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal(TASKWORKER.kind),
+  metadata: ObjectMetaSchema,
+  spec: TaskWorkerSpecSchema,
+  status: TaskWorkerStatusSchema.optional(),
+});
+export type TaskWorker = z.output<typeof TaskWorkerSchema>;
+
+export const TaskRunSchema = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal(TASKRUN.kind),
+  metadata: ObjectMetaSchema,
+  spec: TaskRunSpecSchema,
+  status: TaskRunStatusSchema.optional(),
+});
+export type TaskRun = z.output<typeof TaskRunSchema>;

@@ -1,0 +1,218 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { waitFor, type Child } from "../support/index.js";
+import { startFakeKube, type FakeKube, type Obj } from "../k8s/index.js";
+import { startController, startStubApi, taskRun, taskWorker, type StubApi } from "./support.js";
+
+const NS = "team-a";
+
+type Dep = {
+  metadata: { ownerReferences?: { kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }[]; labels?: Record<string, string>; generation?: number; annotations?: Record<string, string> };
+  spec: {
+    replicas: number;
+    revisionHistoryLimit?: number;
+    selector: { matchLabels: Record<string, string> };
+    template: {
+      metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
+      spec: { containers: { name: string; image: string; env: { name: string; value?: string; valueFrom?: unknown }[]; readinessProbe: unknown; livenessProbe: unknown; ports: unknown[] }[]; terminationGracePeriodSeconds: number };
+    };
+  };
+};
+type Status = { replicas?: number; readyReplicas?: number; selector?: string; observedGeneration?: number; conditions?: { type: string; status: string; reason: string; message: string; lastTransitionTime: string }[] };
+
+describe("offload-controller against the fake API server", () => {
+  let fake: FakeKube;
+  let api: StubApi;
+  let ctl: Child | undefined;
+  let custom: CustomObjectsApi;
+
+  const dep = (name: string): Dep | undefined => fake.get("deployments", NS, name) as unknown as Dep | undefined;
+  const twStatus = (name: string): Status => ((fake.get("taskworkers", NS, name)?.status ?? {}) as Status);
+  const cond = (s: { conditions?: { type: string }[] }, type: string) => s.conditions?.find((c) => c.type === type) as { status: string; reason: string; message: string; lastTransitionTime: string } | undefined;
+  const events = () => fake.list("events.events.k8s.io", NS);
+  const env = (d: Dep): Record<string, unknown> => Object.fromEntries(d.spec.template.spec.containers[0]!.env.map((e) => [e.name, e.value ?? e.valueFrom]));
+
+  beforeAll(async () => {
+    fake = await startFakeKube();
+    api = await startStubApi();
+    custom = fake.kubeConfig().makeApiClient(CustomObjectsApi);
+    ctl = await startController(fake, "ctl-main", {
+      OFFLOAD_API_URL: api.url,
+      OFFLOAD_API_TOKEN: "s3cret",
+      OFFLOAD_API_TOKEN_SECRET: "offload-api-token",
+      OFFLOAD_NATS_URL: "nats://nats.offload-system:4222",
+    });
+    await ctl.waitForOutput("controller acting", 20_000);
+  });
+
+  afterAll(async () => {
+    await ctl?.stop(5000);
+    if (process.env.SHOW_CONTROLLER_LOG) process.stderr.write(ctl?.output() ?? "");
+    await api?.stop();
+    await fake?.stop();
+  });
+
+  it("creates a Deployment with the worker pod spec and an owner reference", async () => {
+    const tw = fake.create(
+      taskWorker("images", NS, {
+        image: "registry.example/images:1.2",
+        module: "./dist/tasks.js",
+        tasks: ["resize-image", "thumbnail"],
+        replicas: 2,
+        concurrency: 4,
+        drainSeconds: 60,
+        env: [{ name: "LOG_LEVEL", value: "debug" }],
+      }),
+    );
+    const d = await waitFor("the Deployment", () => dep("images"));
+    expect(d.metadata.ownerReferences).toEqual([
+      { apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", name: "images", uid: (tw.metadata as Obj).uid, controller: true, blockOwnerDeletion: true },
+    ]);
+    expect(d.metadata.labels).toMatchObject({ "app.kubernetes.io/managed-by": "offload-controller", "offload.dev/taskworker": "images" });
+    expect(d.spec.replicas).toBe(2);
+    expect(d.spec.selector.matchLabels).toEqual({ "app.kubernetes.io/name": "offload-worker", "app.kubernetes.io/instance": "images" });
+    const c = d.spec.template.spec.containers[0]!;
+    expect(c.image).toBe("registry.example/images:1.2");
+    expect(env(d)).toMatchObject({
+      OFFLOAD_MODULE: "./dist/tasks.js",
+      OFFLOAD_TASKS: "resize-image,thumbnail",
+      OFFLOAD_CONCURRENCY: "4",
+      OFFLOAD_DRAIN_SECONDS: "60",
+      OFFLOAD_NATS_URL: "nats://nats.offload-system:4222",
+      OFFLOAD_API_URL: api.url,
+      OFFLOAD_API_TOKEN: { secretKeyRef: { name: "offload-api-token", key: "token" } },
+      LOG_LEVEL: "debug",
+    });
+    expect(d.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThan(60);
+    expect(fake.managers("deployments", NS, "images")["offload-controller"]).toContain("spec.replicas");
+
+    const st = await waitFor("TaskWorker status", () => (twStatus("images").selector ? twStatus("images") : undefined));
+    expect(st.selector).toBe("app.kubernetes.io/instance=images,app.kubernetes.io/name=offload-worker");
+    expect(st.observedGeneration).toBe(1);
+    expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "ReplicasNotReady" });
+    expect(cond(st, "Degraded")).toMatchObject({ status: "False" });
+    await waitFor("a Created event", () => events().find((e) => e.reason === "Created" && (e.regarding as Obj).name === "images"));
+  });
+
+  it("follows the Deployment's readiness into the TaskWorker's status", async () => {
+    const before = cond(twStatus("images"), "Degraded")!.lastTransitionTime;
+    fake.patchStatus("deployments", NS, "images", { observedGeneration: dep("images")!.metadata.generation, replicas: 2, updatedReplicas: 2, readyReplicas: 1, availableReplicas: 1 });
+    await waitFor("readyReplicas 1", () => twStatus("images").readyReplicas === 1);
+    fake.patchStatus("deployments", NS, "images", { readyReplicas: 2, availableReplicas: 2 });
+    const st = await waitFor("Ready=True", () => (cond(twStatus("images"), "Ready")?.status === "True" ? twStatus("images") : undefined));
+    expect(st).toMatchObject({ replicas: 2, readyReplicas: 2 });
+    expect(cond(st, "Ready")!.reason).toBe("AllReplicasReady");
+    expect(cond(st, "Progressing")).toMatchObject({ status: "False", reason: "RolloutComplete" });
+    expect(cond(st, "Degraded")!.lastTransitionTime).toBe(before); // status unchanged: no transition
+  });
+
+  it("kubectl scale (the scale subresource) changes the Deployment's replicas and nothing else", async () => {
+    const before = dep("images")!;
+    const scale = (await custom.getNamespacedCustomObjectScale({ group: "offload.dev", version: "v1alpha1", namespace: NS, plural: "taskworkers", name: "images" })) as { spec: { replicas: number }; status: { selector: string } };
+    expect(scale.spec.replicas).toBe(2);
+    expect(scale.status.selector).toBe("app.kubernetes.io/instance=images,app.kubernetes.io/name=offload-worker");
+    await custom.patchNamespacedCustomObjectScale(
+      { group: "offload.dev", version: "v1alpha1", namespace: NS, plural: "taskworkers", name: "images", body: { spec: { replicas: 4 } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    const after = await waitFor("the Deployment to scale", () => (dep("images")?.spec.replicas === 4 ? dep("images") : undefined));
+    expect({ ...after.spec, replicas: 2 }).toEqual(before.spec);
+    expect(after.metadata.labels).toEqual(before.metadata.labels);
+    await waitFor("a Scaled event", () => events().find((e) => e.reason === "Scaled"));
+    await waitFor("Ready=False at 2/4", () => cond(twStatus("images"), "Ready")?.status === "False");
+  });
+
+  it("keeps an unrelated edit by another field manager across reconciles", async () => {
+    fake.patch("deployments", NS, "images", { spec: { revisionHistoryLimit: 3, template: { metadata: { annotations: { "kubectl.kubernetes.io/restartedAt": "2025-01-01T00:00:00Z" } } } } }, "kubectl-edit");
+    // A spec change makes the controller apply again.
+    fake.patch("taskworkers", NS, "images", { spec: { concurrency: 8 } });
+    const d = await waitFor("the new concurrency", () => (dep("images") && env(dep("images")!).OFFLOAD_CONCURRENCY === "8" ? dep("images") : undefined));
+    expect(d.spec.revisionHistoryLimit).toBe(3);
+    expect(d.spec.template.metadata.annotations).toEqual({ "kubectl.kubernetes.io/restartedAt": "2025-01-01T00:00:00Z" });
+    expect(fake.managers("deployments", NS, "images")["kubectl-edit"]).toEqual(["spec.revisionHistoryLimit", "spec.template.metadata.annotations.kubectl.kubernetes.io/restartedAt"]);
+    const gen = (fake.get("taskworkers", NS, "images")!.metadata as Obj).generation;
+    await waitFor("observedGeneration to follow", () => twStatus("images").observedGeneration === gen);
+  });
+
+  it("recovers when a watch ends with 410 Gone (relists and keeps working)", async () => {
+    const lists = () => fake.requests.filter((r) => r.method === "GET" && r.path.endsWith("/taskworkers") && !r.query.watch).length;
+    const before = lists();
+    fake.expireWatches();
+    await waitFor("a relist", () => lists() > before);
+    await waitFor("the watches to reopen", () => fake.watchCount >= 3);
+    fake.patch("taskworkers", NS, "images", { spec: { replicas: 1 } });
+    await waitFor("the Deployment to follow after the relist", () => dep("images")?.spec.replicas === 1);
+  });
+
+  it("survives an API server restart", async () => {
+    await fake.stop();
+    await new Promise((r) => setTimeout(r, 300));
+    await fake.start();
+    fake.create(taskWorker("after-restart", NS, { image: "img:1", module: "m.js", replicas: 1 }));
+    await waitFor("a Deployment made after the restart", () => dep("after-restart"), 30_000);
+  });
+
+  it("submits a TaskRun once and mirrors the run into its status", async () => {
+    fake.create(taskRun("backfill-1", NS, { task: "resize-image", parameters: { url: "https://x/y.png", width: 200 } }));
+    const st = await waitFor("COMPLETED", () => {
+      const s = fake.get("taskruns", NS, "backfill-1")?.status as { state?: string } | undefined;
+      return s?.state === "COMPLETED" ? (s as Record<string, unknown>) : undefined;
+    });
+    const uid = (fake.get("taskruns", NS, "backfill-1")!.metadata as Obj).uid;
+    const posts = api.posts.filter((p) => p.idempotencyKey === uid);
+    expect(posts).toHaveLength(1);
+    expect(posts[0]).toMatchObject({ task: "resize-image", parameters: { url: "https://x/y.png", width: 200 }, auth: "Bearer s3cret" });
+    expect(st).toMatchObject({ attempts: 1, runId: expect.stringMatching(/^run-/) });
+    expect(typeof st.startedAt).toBe("string");
+    expect(typeof st.finishedAt).toBe("string");
+    expect((st.resultSummary as string).length).toBeLessThanOrEqual(256);
+    expect(st.resultSummary as string).toMatch(/^\{"echoed":\{"url"/);
+    expect(cond(st as Status, "Succeeded")).toMatchObject({ status: "True", reason: "Completed" });
+    expect(cond(st as Status, "Accepted")).toMatchObject({ status: "True", reason: "Submitted" });
+  });
+
+  it("marks a TaskRun the run API refuses Accepted=False/Invalid, without retrying", async () => {
+    fake.create(taskRun("bad-1", NS, { task: "rejected-task", parameters: {} }));
+    const c = await waitFor("Accepted=False", () => cond((fake.get("taskruns", NS, "bad-1")?.status ?? {}) as Status, "Accepted"));
+    expect(c).toMatchObject({ status: "False", reason: "Invalid" });
+    expect(c.message).toContain("no worker serves task rejected-task");
+    // Another change to the object reconciles it again: still no second submit.
+    fake.patch("taskruns", NS, "bad-1", { metadata: { labels: { touched: "yes" } } });
+    fake.create(taskRun("bad-2", NS, { task: "Not A Task!" }));
+    const c2 = await waitFor("bad-2 Accepted=False", () => cond((fake.get("taskruns", NS, "bad-2")?.status ?? {}) as Status, "Accepted"));
+    expect(c2).toMatchObject({ status: "False", reason: "Invalid" });
+    expect(c2.message).toMatch(/task/);
+    expect(api.posts.filter((p) => p.task === "rejected-task")).toHaveLength(1);
+    expect(api.posts.filter((p) => p.task === "Not A Task!")).toHaveLength(0);
+    await waitFor("a Rejected event", () => events().find((e) => e.reason === "Rejected" && (e.regarding as Obj).name === "bad-1"));
+  });
+
+  it("reports an invalid spec and a Deployment it does not own as Degraded, touching nothing", async () => {
+    fake.create(taskWorker("bad-mounts", NS, { image: "img:1", module: "m.js", podTemplate: { volumeMounts: [{ name: "nope", mountPath: "/x" }] } }));
+    const c = await waitFor("InvalidSpec", () => cond(twStatus("bad-mounts"), "Degraded"));
+    expect(c).toMatchObject({ status: "True", reason: "InvalidSpec" });
+    expect(c.message).toContain("volumes");
+    expect(dep("bad-mounts")).toBeUndefined();
+
+    fake.create({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "taken", namespace: NS }, spec: { replicas: 9 } }, "someone-else");
+    fake.create(taskWorker("taken", NS, { image: "img:1", module: "m.js", replicas: 1 }));
+    const c2 = await waitFor("DeploymentConflict", () => cond(twStatus("taken"), "Degraded"));
+    expect(c2).toMatchObject({ status: "True", reason: "DeploymentConflict" });
+    expect(dep("taken")!.spec.replicas).toBe(9);
+    expect(dep("taken")!.metadata.ownerReferences).toBeUndefined();
+  });
+
+  it("deleting the TaskWorker deletes its Deployment (garbage collection)", async () => {
+    fake.delete("taskworkers", NS, "images");
+    await waitFor("the Deployment to go", () => !dep("images"));
+  });
+
+  it("on SIGTERM releases the Lease and exits 0", async () => {
+    const lease = fake.get("leases", "offload-system", "offload-controller") as { spec: { holderIdentity?: string } };
+    expect(lease.spec.holderIdentity).toBe("ctl-main");
+    const code = await ctl!.stop(8000);
+    expect(code).toBe(0);
+    const after = fake.get("leases", "offload-system", "offload-controller") as { spec: { holderIdentity?: string } };
+    expect(after.spec.holderIdentity).toBeUndefined();
+  });
+});

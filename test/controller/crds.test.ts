@@ -1,0 +1,129 @@
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { TaskRunSchema, TaskWorkerSchema } from "../../operator/src/crds/schemas.js";
+import { ROOT } from "./support.js";
+
+type Node = Record<string, unknown>;
+const load = (p: string): Node => parse(readFileSync(join(ROOT, p), "utf8")) as Node;
+const version = (crd: Node): Node => ((crd.spec as Node).versions as Node[])[0]!;
+const schema = (crd: Node): Node => (version(crd).schema as Node).openAPIV3Schema as Node;
+
+/** Walks a schema; calls `visit` with each node and its path. */
+function walk(node: Node, path: string, visit: (n: Node, p: string) => void): void {
+  visit(node, path);
+  for (const [k, v] of Object.entries((node.properties as Record<string, Node>) ?? {})) walk(v, `${path}.${k}`, visit);
+  if (node.items) walk(node.items as Node, `${path}[]`, visit);
+  if (node.additionalProperties && typeof node.additionalProperties === "object") walk(node.additionalProperties as Node, `${path}{}`, visit);
+}
+
+describe("CRDs", () => {
+  const tw = load("crds/taskworkers.offload.dev.yaml");
+  const tr = load("crds/taskruns.offload.dev.yaml");
+
+  it("the committed YAML matches the zod schemas (npm run crds:check) and the chart has identical copies", () => {
+    const out = execFileSync(process.execPath, [join(ROOT, "operator/dist/crds/generate.js"), "--check"], { encoding: "utf8" });
+    expect(out).toContain("up to date");
+    for (const f of ["taskworkers.offload.dev.yaml", "taskruns.offload.dev.yaml"]) {
+      expect(readFileSync(join(ROOT, "charts/offload/crds", f), "utf8")).toBe(readFileSync(join(ROOT, "crds", f), "utf8"));
+    }
+  });
+
+  it("crds:check fails with a diff message on drift", () => {
+    const dir = mkdtempSync(join(tmpdir(), "offload-crds-"));
+    try {
+      cpSync(join(ROOT, "crds"), join(dir, "crds"), { recursive: true });
+      cpSync(join(ROOT, "charts/offload/crds"), join(dir, "charts/offload/crds"), { recursive: true });
+      const f = join(dir, "crds/taskruns.offload.dev.yaml");
+      writeFileSync(f, readFileSync(f, "utf8").replace("shortNames:\n      - tr", "shortNames:\n      - run"));
+      let stderr = "";
+      let code = 0;
+      try {
+        execFileSync(process.execPath, ["-e", `import(${JSON.stringify(join(ROOT, "operator/dist/crds/generate.js"))}).then(m => m.main(["--check"], ${JSON.stringify(dir)})).then(c => process.exit(c))`], { encoding: "utf8", stdio: "pipe" });
+      } catch (err) {
+        code = (err as { status: number }).status;
+        stderr = (err as { stderr: string }).stderr;
+      }
+      expect(code).toBe(1);
+      expect(stderr).toContain("crds/taskruns.offload.dev.yaml: differs");
+      expect(stderr).toContain("- run");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("are structural, with a description on every field", () => {
+    for (const crd of [tw, tr]) {
+      walk(schema(crd), "", (n, p) => {
+        for (const bad of ["$ref", "anyOf", "oneOf", "allOf", "$schema", "definitions", "$defs"]) expect(n, `${p} has ${bad}`).not.toHaveProperty(bad);
+        if (n["x-kubernetes-preserve-unknown-fields"] !== true) expect(n.type, `${p} has no type`).toBeTypeOf("string");
+        if (n.type === "object" && n.properties) expect(n, `${p}: properties with additionalProperties`).not.toHaveProperty("additionalProperties");
+        if (p && !p.endsWith("[]") && !p.endsWith("{}")) expect(n.description, `${p} has no description`).toBeTypeOf("string");
+      });
+    }
+  });
+
+  it("TaskWorker: names, subresources, printer columns, defaults, CEL rules", () => {
+    const spec = tw.spec as Node;
+    expect(spec.group).toBe("offload.dev");
+    expect(spec.scope).toBe("Namespaced");
+    expect(spec.names).toMatchObject({ kind: "TaskWorker", plural: "taskworkers", shortNames: ["tw"], categories: ["offload"] });
+    const v = version(tw);
+    expect(v).toMatchObject({ name: "v1alpha1", served: true, storage: true });
+    expect(v.subresources).toEqual({ status: {}, scale: { specReplicasPath: ".spec.replicas", statusReplicasPath: ".status.replicas", labelSelectorPath: ".status.selector" } });
+    const cols = (v.additionalPrinterColumns as Node[]).map((c) => [c.name, c.jsonPath]);
+    expect(cols).toEqual([
+      ["Ready", ".status.readyReplicas"],
+      ["Desired", ".spec.replicas"],
+      ["Tasks", ".spec.tasks"],
+      ["Backlog", ".status.backlog"],
+      ["Age", ".metadata.creationTimestamp"],
+    ]);
+    const s = (schema(tw).properties as Record<string, Node>).spec!;
+    const props = s.properties as Record<string, Node>;
+    expect(s.required).toEqual(["image", "module"]);
+    expect(props.replicas).toMatchObject({ type: "integer", default: 1 });
+    expect(props.concurrency).toMatchObject({ type: "integer", default: 4 });
+    expect(props.drainSeconds).toMatchObject({ type: "integer", default: 30 });
+    expect(props.resources!["x-kubernetes-preserve-unknown-fields"]).toBe(true);
+    const pt = props.podTemplate!.properties as Record<string, Node>;
+    expect(pt.affinity!["x-kubernetes-preserve-unknown-fields"]).toBe(true);
+    expect(Object.keys(pt).sort()).toEqual(["affinity", "annotations", "labels", "nodeSelector", "serviceAccountName", "tolerations", "volumeMounts", "volumes"]);
+    expect((props.podTemplate!["x-kubernetes-validations"] as Node[])[0]!.rule).toContain("volumeMounts");
+    const status = (schema(tw).properties as Record<string, Node>).status!.properties as Record<string, Node>;
+    expect(Object.keys(status).sort()).toEqual(["backlog", "conditions", "observedGeneration", "readyReplicas", "replicas", "selector"]);
+    expect(status.conditions).toMatchObject({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] });
+  });
+
+  it("TaskRun: names, status subresource, printer columns, immutable spec", () => {
+    expect((tr.spec as Node).names).toMatchObject({ kind: "TaskRun", plural: "taskruns", shortNames: ["tr"], categories: ["offload"] });
+    const v = version(tr);
+    expect(v.subresources).toEqual({ status: {} });
+    expect((v.additionalPrinterColumns as Node[]).map((c) => c.name)).toEqual(["Task", "State", "Attempts", "Age"]);
+    const s = (schema(tr).properties as Record<string, Node>).spec!;
+    expect((s.properties as Record<string, Node>).parameters!["x-kubernetes-preserve-unknown-fields"]).toBe(true);
+    expect((s["x-kubernetes-validations"] as Node[])[0]!.rule).toBe("self == oldSelf");
+    const status = (schema(tr).properties as Record<string, Node>).status!.properties as Record<string, Node>;
+    expect(Object.keys(status).sort()).toEqual(["attempts", "conditions", "error", "finishedAt", "observedGeneration", "resultSummary", "runId", "startedAt", "state"]);
+  });
+
+  it("examples/taskworker.yaml and examples/taskrun.yaml are valid", () => {
+    const w = TaskWorkerSchema.parse(load("examples/taskworker.yaml"));
+    expect(w.spec.podTemplate?.volumeMounts?.[0]?.name).toBe("scratch");
+    const r = TaskRunSchema.parse(load("examples/taskrun.yaml"));
+    expect(r.spec.task).toBe("text-report");
+  });
+
+  it("the schemas refuse what the CEL rules refuse", () => {
+    const base = load("examples/taskworker.yaml");
+    const withSpec = (spec: Node) => ({ ...base, spec: { ...(base.spec as Node), ...spec } });
+    expect(TaskWorkerSchema.safeParse(withSpec({ podTemplate: { volumeMounts: [{ name: "nope", mountPath: "/x" }] } })).success).toBe(false);
+    expect(TaskWorkerSchema.safeParse(withSpec({ tasks: ["a", "a"] })).success).toBe(false);
+    expect(TaskWorkerSchema.safeParse(withSpec({ env: [{ name: "X", value: "1", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }] })).success).toBe(false);
+    expect(TaskWorkerSchema.safeParse(withSpec({ replicas: -1 })).success).toBe(false);
+    expect(TaskWorkerSchema.safeParse(withSpec({ tasks: ["Bad Name"] })).success).toBe(false);
+  });
+});

@@ -1,0 +1,99 @@
+import { createServer, type Server } from "node:http";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startProcess, type Child } from "../support/index.js";
+import type { FakeKube } from "../k8s/index.js";
+
+export const ROOT = resolve(fileURLToPath(import.meta.url), "../../..");
+export const CONTROLLER_BIN = join(ROOT, "operator/dist/bin/offload-controller.js");
+
+/** Starts the built offload-controller against `fake`. */
+export async function startController(fake: FakeKube, name: string, env: Record<string, string | undefined> = {}): Promise<Child> {
+  const kubeconfig = await fake.writeKubeconfig();
+  return startProcess(name, process.execPath, [CONTROLLER_BIN], {
+    KUBECONFIG: kubeconfig,
+    POD_NAME: name,
+    OFFLOAD_CONTROLLER_PORT: "0",
+    OFFLOAD_LOG_LEVEL: "debug",
+    OFFLOAD_LEASE_NAMESPACE: "offload-system",
+    OFFLOAD_LEASE_DURATION_SECONDS: "2",
+    OFFLOAD_RESYNC_SECONDS: "30",
+    OFFLOAD_TASKRUN_POLL_SECONDS: "0.2",
+    OFFLOAD_API_URL: undefined,
+    OFFLOAD_API_TOKEN: undefined,
+    OFFLOAD_API_TOKEN_SECRET: undefined,
+    OFFLOAD_NATS_URL: undefined,
+    OFFLOAD_WATCH_NAMESPACE: undefined,
+    ...env,
+  });
+}
+
+/** A stand-in run API: POST /v1/runs refuses `rejected-task` with 400 and accepts anything else; GET answers COMPLETED. */
+export interface StubApi {
+  url: string;
+  posts: { task: string; idempotencyKey?: string; parameters?: unknown; auth?: string }[];
+  stop(): Promise<void>;
+}
+
+export async function startStubApi(): Promise<StubApi> {
+  const posts: StubApi["posts"] = [];
+  const runs = new Map<string, Record<string, unknown>>();
+  const server: Server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString()));
+    req.on("end", () => {
+      const json = (status: number, v: unknown): void => {
+        res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(v));
+      };
+      if (req.method === "POST" && req.url === "/v1/runs") {
+        const b = JSON.parse(body) as { task: string; idempotencyKey?: string; parameters?: unknown };
+        posts.push({ ...b, auth: req.headers.authorization });
+        if (b.task === "rejected-task") {
+          return json(400, { code: "OFFLOAD_VALIDATION", message: "no worker serves task rejected-task", statusCode: 400, issues: [{ path: "task", message: "unknown task" }] });
+        }
+        const existing = [...runs.values()].find((r) => r.idempotencyKey === b.idempotencyKey);
+        if (existing) return json(202, existing);
+        const id = `run-${runs.size + 1}`;
+        const t = new Date().toISOString();
+        const run = {
+          id, task: b.task, state: "PENDING", parameters: b.parameters ?? null, attempts: 0, createdAt: t, scheduledAt: t,
+          startedAt: null, finishedAt: null, result: null, resultRef: null, error: null, cacheKey: null, cached: false,
+          idempotencyKey: b.idempotencyKey ?? null, workerId: null,
+        };
+        runs.set(id, run);
+        return json(202, run);
+      }
+      const m = /^\/v1\/runs\/([^/]+)$/.exec(req.url ?? "");
+      if (req.method === "GET" && m) {
+        const run = runs.get(m[1]!);
+        if (!run) return json(404, { code: "OFFLOAD_RUN_NOT_FOUND", message: "no such run", statusCode: 404 });
+        const t = new Date().toISOString();
+        Object.assign(run, { state: "COMPLETED", attempts: 1, startedAt: run.startedAt ?? t, finishedAt: run.finishedAt ?? t, result: { echoed: run.parameters, big: "x".repeat(400) } });
+        return json(200, run);
+      }
+      json(404, { code: "OFFLOAD_ROUTE_NOT_FOUND", message: "no route", statusCode: 404 });
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const addr = server.address();
+  const port = typeof addr === "object" && addr ? addr.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    posts,
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** A TaskWorker object. */
+export function taskWorker(name: string, namespace: string, spec: Record<string, unknown>): Record<string, unknown> {
+  return { apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", metadata: { name, namespace }, spec };
+}
+
+/** A TaskRun object. */
+export function taskRun(name: string, namespace: string, spec: Record<string, unknown>): Record<string, unknown> {
+  return { apiVersion: "offload.dev/v1alpha1", kind: "TaskRun", metadata: { name, namespace }, spec };
+}

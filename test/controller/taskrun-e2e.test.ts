@@ -1,0 +1,88 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort, startNats, startProcess, waitFor, type Child, type NatsServer } from "../support/index.js";
+import { startFakeKube, type FakeKube, type Obj } from "../k8s/index.js";
+import { ROOT, startController, taskRun } from "./support.js";
+
+const NS = "runs";
+const TOKEN = "e2e-token";
+
+type TrStatus = { state?: string; runId?: string; attempts?: number; startedAt?: string; finishedAt?: string; resultSummary?: string; error?: { type: string; message: string }; conditions?: { type: string; status: string; reason: string; message: string }[] };
+
+describe("TaskRun end to end: real run API, nats-server and worker", () => {
+  let nats: NatsServer | undefined;
+  let fake: FakeKube | undefined;
+  let dataDir: string | undefined;
+  const children: Child[] = [];
+  let apiUrl = "";
+
+  const status = (name: string): TrStatus => (fake!.get("taskruns", NS, name)?.status ?? {}) as TrStatus;
+
+  beforeAll(async () => {
+    [nats, fake] = await Promise.all([startNats(), startFakeKube()]);
+    dataDir = await mkdtemp(join(tmpdir(), "offload-e2e-api-"));
+    const apiPort = await freePort();
+    apiUrl = `http://127.0.0.1:${apiPort}`;
+    const api = startProcess("offload-api", process.execPath, [join(ROOT, "operator/dist/bin/offload-api.js")], {
+      OFFLOAD_API_PORT: String(apiPort),
+      OFFLOAD_API_HOST: "127.0.0.1",
+      OFFLOAD_NATS_URL: nats.url,
+      OFFLOAD_DATABASE_URL: undefined,
+      OFFLOAD_DATA_DIR: dataDir,
+      OFFLOAD_API_TOKEN: TOKEN,
+    });
+    children.push(api);
+    const worker = startProcess("offload-worker", process.execPath, [join(ROOT, "worker/dist/bin/offload-worker.js"), "--module", join(ROOT, "test/controller/fixtures/tasks.mjs")], {
+      OFFLOAD_NATS_URL: nats.url,
+      OFFLOAD_WORKER_PORT: String(await freePort()),
+      OFFLOAD_WORKER_HOST: "127.0.0.1",
+    });
+    children.push(worker);
+    await waitFor("the run API to be ready", async () => (await fetch(`${apiUrl}/readyz`)).ok, 45_000, 200);
+    const ctl = await startController(fake, "ctl-e2e", { OFFLOAD_API_URL: apiUrl, OFFLOAD_API_TOKEN: TOKEN, OFFLOAD_LEADER_ELECTION: "false", OFFLOAD_NATS_URL: nats.url, OFFLOAD_BACKLOG_SECONDS: "1" });
+    children.push(ctl);
+    await ctl.waitForOutput("controller acting");
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(children.map((c) => c.stop(8000)));
+    if (process.env.SHOW_CONTROLLER_LOG) for (const c of children) process.stderr.write(`--- ${c.name}\n${c.output().slice(-5000)}\n`);
+    await Promise.all([nats?.stop(), fake?.stop()]);
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("a TaskRun is submitted once and its run's COMPLETED state and result are mirrored", async () => {
+    fake!.create(taskRun("add-2-3", NS, { task: "e2e-add", parameters: { a: 2, b: 3 } }));
+    const st = await waitFor("COMPLETED", () => (status("add-2-3").state === "COMPLETED" ? status("add-2-3") : undefined), 45_000, 100);
+    expect(st.resultSummary).toBe('{"sum":5}');
+    expect(st.attempts).toBe(1);
+    expect(st.startedAt).toBeTruthy();
+    expect(st.finishedAt).toBeTruthy();
+    expect(st.conditions?.find((c) => c.type === "Succeeded")).toMatchObject({ status: "True", reason: "Completed" });
+
+    // The run API has it, keyed by the TaskRun's UID.
+    const uid = (fake!.get("taskruns", NS, "add-2-3")!.metadata as Obj).uid as string;
+    const run = (await (await fetch(`${apiUrl}/v1/runs/${st.runId}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { idempotencyKey: string; state: string };
+    expect(run).toMatchObject({ idempotencyKey: uid, state: "COMPLETED" });
+    const list = (await (await fetch(`${apiUrl}/v1/runs?task=e2e-add`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { runs: unknown[] };
+    expect(list.runs).toHaveLength(1);
+  });
+
+  it("a TaskWorker's status.backlog comes from the run API", async (ctx) => {
+    const tasks = await fetch(`${apiUrl}/v1/tasks`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    if (tasks.status === 404) ctx.skip(); // GET /v1/tasks not served by this build of the run API yet
+    fake!.create({ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", metadata: { name: "adders", namespace: NS }, spec: { image: "img:1", module: "tasks.mjs", tasks: ["e2e-add"], replicas: 1 } });
+    const backlog = await waitFor("status.backlog", () => (fake!.get("taskworkers", NS, "adders")?.status as { backlog?: number } | undefined)?.backlog !== undefined, 30_000);
+    expect(backlog).toBe(true);
+    expect((fake!.get("taskworkers", NS, "adders")!.status as { backlog: number }).backlog).toBe(0);
+  });
+
+  it("a failing run's error is mirrored and Succeeded=False", async () => {
+    fake!.create(taskRun("boom", NS, { task: "e2e-boom", parameters: {} }));
+    const st = await waitFor("FAILED", () => (status("boom").state === "FAILED" ? status("boom") : undefined), 45_000, 100);
+    expect(st.error).toMatchObject({ type: "TypeError", message: expect.stringContaining("boom on purpose") });
+    expect(st.conditions?.find((c) => c.type === "Succeeded")).toMatchObject({ status: "False", reason: "Failed" });
+  });
+});

@@ -1,0 +1,107 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ApiException, AppsV1Api, CustomObjectsApi, PatchStrategy, Watch, setHeaderOptions } from "@kubernetes/client-node";
+import { startFakeKube, type FakeKube, type Obj } from "./index.js";
+
+// The stand-in API server itself: if these fail, the controller tests would fail for the wrong reason.
+describe("fake Kubernetes API server", () => {
+  let fake: FakeKube;
+  let apps: AppsV1Api;
+  let custom: CustomObjectsApi;
+  const NS = "fk";
+  const deployment = (replicas: number): Obj => ({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: "d1", namespace: NS, labels: { a: "1" } },
+    spec: { replicas, selector: { matchLabels: { a: "1" } }, template: { metadata: { labels: { a: "1" } }, spec: { containers: [{ name: "c", image: "i:1" }] } } },
+  });
+  const apply = (body: Obj, manager: string, force: boolean) =>
+    apps.patchNamespacedDeployment({ name: "d1", namespace: NS, body, fieldManager: manager, force }, setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply));
+  const code = async (p: Promise<unknown>): Promise<number> => {
+    try {
+      await p;
+      return 200;
+    } catch (err) {
+      return err instanceof ApiException ? err.code : -1;
+    }
+  };
+
+  beforeAll(async () => {
+    fake = await startFakeKube();
+    const kc = fake.kubeConfig();
+    apps = kc.makeApiClient(AppsV1Api);
+    custom = kc.makeApiClient(CustomObjectsApi);
+  });
+  afterAll(async () => {
+    await fake?.stop();
+  });
+
+  it("server-side apply creates, tracks managers, and reports conflicts unless forced", async () => {
+    const created = await apply(deployment(2), "mgr-a", false);
+    expect(created.metadata?.generation).toBe(1);
+    expect(await code(apply(deployment(3), "mgr-b", false))).toBe(409);
+    const forced = await apply(deployment(3), "mgr-b", true);
+    expect(forced.spec?.replicas).toBe(3);
+    expect(fake.managers("deployments", NS, "d1")["mgr-b"]).toContain("spec.replicas");
+    expect(fake.managers("deployments", NS, "d1")["mgr-a"]).not.toContain("spec.replicas");
+    expect(fake.managers("deployments", NS, "d1")["mgr-a"]).toContain("spec.template.spec.containers"); // same value: shared
+  });
+
+  it("a no-op apply changes nothing (same resourceVersion); a field dropped from an apply is removed unless another manager owns it", async () => {
+    const before = fake.get("deployments", NS, "d1")!;
+    const again = await apply(deployment(3), "mgr-b", true);
+    expect(again.metadata?.resourceVersion).toBe((before.metadata as Obj).resourceVersion);
+    await apply({ ...deployment(3), spec: { ...(deployment(3).spec as Obj), minReadySeconds: 5 } }, "mgr-b", true);
+    expect((fake.get("deployments", NS, "d1")!.spec as Obj).minReadySeconds).toBe(5);
+    await apply(deployment(3), "mgr-b", true);
+    expect(fake.get("deployments", NS, "d1")!.spec as Obj).not.toHaveProperty("minReadySeconds");
+  });
+
+  it("PUT with a stale resourceVersion gets 409; generation moves on spec changes only", async () => {
+    const cur = await apps.readNamespacedDeployment({ name: "d1", namespace: NS });
+    const gen = cur.metadata!.generation!;
+    const stale = { ...cur, metadata: { ...cur.metadata, resourceVersion: "1" } };
+    expect(await code(apps.replaceNamespacedDeployment({ name: "d1", namespace: NS, body: stale }))).toBe(409);
+    const labelled = await apps.patchNamespacedDeployment({ name: "d1", namespace: NS, body: { metadata: { labels: { extra: "x" } } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    expect(labelled.metadata?.generation).toBe(gen);
+    fake.patchStatus("deployments", NS, "d1", { readyReplicas: 3 });
+    expect((fake.get("deployments", NS, "d1")!.metadata as Obj).generation).toBe(gen);
+    const scaled = await apps.patchNamespacedDeployment({ name: "d1", namespace: NS, body: { spec: { replicas: 5 } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    expect(scaled.metadata?.generation).toBe(gen + 1);
+    expect(scaled.status?.readyReplicas).toBe(3); // writes to the object leave status alone
+  });
+
+  it("the scale subresource of a custom resource maps to spec.replicas", async () => {
+    fake.create({ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", metadata: { name: "tw", namespace: NS }, spec: { image: "i", module: "m", replicas: 1 } });
+    fake.patchStatus("taskworkers", NS, "tw", { replicas: 1, selector: "a=1" }, "ctl");
+    await custom.replaceNamespacedCustomObjectScale({ group: "offload.dev", version: "v1alpha1", namespace: NS, plural: "taskworkers", name: "tw", body: { spec: { replicas: 7 } } });
+    const tw = fake.get("taskworkers", NS, "tw")!;
+    expect((tw.spec as Obj).replicas).toBe(7);
+    expect((tw.metadata as Obj).generation).toBe(2);
+    const scale = (await custom.getNamespacedCustomObjectScale({ group: "offload.dev", version: "v1alpha1", namespace: NS, plural: "taskworkers", name: "tw" })) as Obj;
+    expect(scale).toMatchObject({ kind: "Scale", spec: { replicas: 7 }, status: { replicas: 1, selector: "a=1" } });
+  });
+
+  it("watch: replays from a resourceVersion, and answers 410 Gone for one that is too old", async () => {
+    const list = await apps.listNamespacedDeployment({ namespace: NS });
+    const rv = list.metadata!.resourceVersion!;
+    const watch = new Watch(fake.kubeConfig());
+    const seen: string[] = [];
+    const ctl = await watch.watch(`/apis/apps/v1/namespaces/${NS}/deployments`, { resourceVersion: rv }, (type, obj: Obj) => seen.push(`${type}:${String((obj.spec as Obj | undefined)?.replicas)}`), () => undefined);
+    await apps.patchNamespacedDeployment({ name: "d1", namespace: NS, body: { spec: { replicas: 6 } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seen).toContain("MODIFIED:6");
+    fake.expireWatches();
+    ctl.abort();
+    const err = await new Promise<unknown>((resolve) => void watch.watch(`/apis/apps/v1/namespaces/${NS}/deployments`, { resourceVersion: rv }, () => undefined, resolve));
+    expect((err as { statusCode?: number }).statusCode).toBe(410);
+  });
+
+  it("deleting an owner deletes its dependents (garbage collector)", async () => {
+    const owner = fake.get("taskworkers", NS, "tw")!;
+    fake.create({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "owned", namespace: NS, ownerReferences: [{ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", name: "tw", uid: (owner.metadata as Obj).uid, controller: true }] }, spec: {} });
+    await custom.deleteNamespacedCustomObject({ group: "offload.dev", version: "v1alpha1", namespace: NS, plural: "taskworkers", name: "tw" });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fake.get("deployments", NS, "owned")).toBeUndefined();
+    expect(fake.get("deployments", NS, "d1")).toBeDefined();
+  });
+});
