@@ -1,4 +1,4 @@
-import { z } from "zod";
+import type { z } from "zod";
 import { ClientEnvSchema, parseEnv } from "./config.js";
 import { ApiError, ApiUnreachableError, RunCancelledError, RunFailedError } from "./errors.js";
 import {

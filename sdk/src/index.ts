@@ -5,7 +5,7 @@
 export { task, isTask } from "./task.js";
 export type { Task, TaskOptions, TaskContext, DelayOptions, MapOptions, ResultOptions, RunHandle } from "./task.js";
 export { serve } from "./serve/index.js";
-export type { ServeOptions, Server } from "./serve/index.js";
+export type { ServeOptions, Server, ServeHooks, RunInfo, RunOutcome } from "./serve/index.js";
 export { OffloadClient, defaultClient, setDefaultClient } from "./client.js";
 export type { ClientOptions } from "./client.js";
 export {

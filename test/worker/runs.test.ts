@@ -1,0 +1,152 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { HeartbeatSchema, Nats } from "@offload/sdk/internal";
+import { killAll, startNats, waitFor, type NatsServer } from "../support/index.js";
+import { openBus, startWorker, type Bus, type WorkerProcess } from "./helpers.js";
+
+// One worker process (concurrency 3) serving the fixture module, driven by
+// task messages published straight to JetStream.
+describe("offload-worker: runs", () => {
+  let nats: NatsServer;
+  let bus: Bus;
+  let worker: WorkerProcess;
+  let dir: string;
+  const callsFile = (): string => join(dir, "calls.txt");
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "offload-worker-test-"));
+    nats = await startNats();
+    bus = await openBus(nats.url);
+    worker = await startWorker(nats.url, ["--concurrency", "3"], { FIXTURE_CALLS_FILE: callsFile(), OFFLOAD_DRAIN_SECONDS: "20" });
+  });
+  afterAll(async () => {
+    await worker?.child.stop(5000);
+    await bus?.close();
+    await nats?.stop();
+    await killAll();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("runs a task: RUNNING, then COMPLETED with the result", async () => {
+    const runId = await bus.dispatch("add", { a: 2, b: 3 });
+    const done = await bus.outcome(runId);
+    expect(done.type).toBe("COMPLETED");
+    expect(done.result).toMatchObject({ sum: 5, attempt: 1 });
+    const types = bus.eventsOf(runId).map((e) => e.type);
+    expect(types).toEqual(["RUNNING", "COMPLETED"]);
+    const running = bus.eventsOf(runId)[0]!;
+    expect(running).toMatchObject({ task: "add", attempt: 1 });
+    expect(done.workerId).toBe(running.workerId);
+    expect((done.result as { workerId: string }).workerId).toBe(done.workerId);
+  });
+
+  it("creates the streams and a shared durable consumer per task", async () => {
+    const jsm = await jetstreamManager(bus.nc);
+    const tasks = await jsm.streams.info(Nats.tasksStream);
+    expect(tasks.config).toMatchObject({ retention: "workqueue", storage: "file", subjects: [Nats.tasksWildcard] });
+    const consumer = await jsm.consumers.info(Nats.tasksStream, Nats.taskConsumer("add"));
+    expect(consumer.config).toMatchObject({ filter_subject: Nats.taskSubject("add"), ack_policy: "explicit", durable_name: Nats.taskConsumer("add") });
+  });
+
+  it("publishes FAILED with the error's type and message when the task throws", async () => {
+    const runId = await bus.dispatch("boom", { message: "it broke" });
+    const done = await bus.outcome(runId);
+    expect(done.type).toBe("FAILED");
+    expect(done.error).toEqual({ type: "BoomError", message: "it broke" });
+  });
+
+  it("fails invalid parameters with InputValidationError naming the field, without calling the task", async () => {
+    const runId = await bus.dispatch("strict", { count: "many" });
+    const done = await bus.outcome(runId);
+    expect(done.type).toBe("FAILED");
+    expect(done.error?.type).toBe("InputValidationError");
+    expect(done.error?.message).toContain("count");
+    // A valid run afterwards is called: the calls file proves which ran.
+    const ok = await bus.dispatch("strict", { count: 2 });
+    expect((await bus.outcome(ok)).result).toBe(2);
+    const calls = await readFile(callsFile(), "utf8");
+    expect(calls).toContain(ok);
+    expect(calls).not.toContain(runId);
+  });
+
+  it("fails a run that outlives its timeout with TimeoutError, even if it ignores its signal", async () => {
+    const runId = await bus.dispatch("stubborn", {});
+    const done = await bus.outcome(runId);
+    expect(done.type).toBe("FAILED");
+    expect(done.error?.type).toBe("TimeoutError");
+    // A per-run timeout from the message wins over the task's.
+    const quick = await bus.dispatch("slow", { ms: 5000 }, { timeoutSeconds: 0.3 });
+    expect((await bus.outcome(quick)).error?.type).toBe("TimeoutError");
+  });
+
+  it("fails results that are not JSON with ResultNotSerializableError; undefined becomes null", async () => {
+    const bad = await bus.dispatch("unserializable", {});
+    const done = await bus.outcome(bad);
+    expect(done.type).toBe("FAILED");
+    expect(done.error?.type).toBe("ResultNotSerializableError");
+    const none = await bus.dispatch("nothing", null);
+    const ok = await bus.outcome(none);
+    expect(ok.type).toBe("COMPLETED");
+    expect(ok.result).toBeNull();
+  });
+
+  it("drops a malformed message without running anything and goes on", async () => {
+    await bus.publishRaw("add", "{not json");
+    await bus.publishRaw("add", JSON.stringify({ runId: "x" }));
+    const runId = await bus.dispatch("add", { a: 1, b: 1 });
+    expect((await bus.outcome(runId)).result).toMatchObject({ sum: 2 });
+    await waitFor("the malformed messages to be logged", () => (worker.child.output().match(/malformed task message/g) ?? []).length >= 2);
+  });
+
+  it("never has more runs in flight than its concurrency", async () => {
+    const ids = await Promise.all(Array.from({ length: 12 }, () => bus.dispatch("slow", { ms: 150 })));
+    const outcomes = await Promise.all(ids.map((id) => bus.outcome(id, 30_000)));
+    const seen = outcomes.map((e) => (e.result as { maxSeen: number }).maxSeen);
+    expect(Math.max(...seen)).toBeLessThanOrEqual(3);
+    expect(Math.max(...seen)).toBeGreaterThanOrEqual(2);
+  });
+
+  it("announces itself on the heartbeat subject of each task it serves", async () => {
+    const sub = bus.nc.subscribe(Nats.heartbeatSubject("add"), { max: 1 });
+    for await (const m of sub) {
+      const hb = HeartbeatSchema.parse(m.json());
+      expect(hb).toMatchObject({ task: "add", concurrency: 3, inFlight: 0 });
+      expect(hb.workerId).toBe(bus.events[0]?.workerId);
+    }
+  });
+
+  it("answers /healthz, /readyz and /metrics", async () => {
+    expect((await worker.get("/healthz")).status).toBe(200);
+    expect((await worker.get("/readyz")).status).toBe(200);
+    const metrics = await (await worker.get("/metrics")).text();
+    expect(metrics).toMatch(/offload_worker_runs_started_total\{task="add"\} [1-9]/);
+    expect(metrics).toMatch(/offload_worker_runs_completed_total\{task="add"\} [1-9]/);
+    expect(metrics).toMatch(/offload_worker_runs_failed_total\{task="boom"\} 1/);
+    expect(metrics).toContain("offload_worker_runs_in_flight");
+    expect(metrics).toContain("offload_worker_run_duration_seconds_bucket");
+  });
+
+  it("logs one line per finished run", () => {
+    const lines = worker.child.output().split("\n").filter((l) => l.includes('"run completed"') || l.includes('"run failed"'));
+    expect(lines.length).toBeGreaterThan(5);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ runId: expect.any(String), task: expect.any(String), attempt: 1 });
+  });
+
+  // Last: it stops the worker.
+  it("on SIGTERM stops taking runs, finishes the runs in flight, answers 503 on /readyz, and exits 0", async () => {
+    const ids = await Promise.all([1, 2].map(() => bus.dispatch("slow", { ms: 2500 })));
+    await waitFor("both runs to start", () => ids.every((id) => bus.eventsOf(id).some((e) => e.type === "RUNNING")));
+    worker.child.kill("SIGTERM");
+    await worker.child.waitForOutput('"draining"');
+    expect((await worker.get("/readyz")).status).toBe(503);
+    expect((await worker.get("/healthz")).status).toBe(200);
+    const later = await bus.dispatch("add", { a: 1, b: 2 });
+    expect(await worker.child.exited).toBe(0);
+    for (const id of ids) expect(bus.eventsOf(id).map((e) => e.type)).toEqual(["RUNNING", "COMPLETED"]);
+    // The run published after SIGTERM was not taken: it waits in the stream for another worker.
+    expect(bus.eventsOf(later)).toEqual([]);
+  });
+});

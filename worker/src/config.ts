@@ -1,0 +1,101 @@
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { ConfigError, TaskNameSchema, natsUrls, port } from "@offload/sdk/internal";
+
+/** What `offload-worker` reads from the environment; each flag of {@link FLAGS} overrides its variable. */
+export const WorkerEnvSchema = z.object({
+  /** The task module: a path to an ES module (or CommonJS file) relative to the working directory. Required. */
+  OFFLOAD_MODULE: z.string({ error: "required: the module of tasks to serve (--module PATH or OFFLOAD_MODULE)" }).min(1),
+  /** Comma-separated task names to serve. @defaultValue every task the module exports */
+  OFFLOAD_TASKS: z
+    .string()
+    .optional()
+    .transform((s) => (s === undefined ? undefined : s.split(",").map((t) => t.trim()).filter(Boolean)))
+    .pipe(z.array(TaskNameSchema).min(1, "name at least one task, or leave it unset for all").optional()),
+  /** Runs in flight per process. @defaultValue 4 */
+  OFFLOAD_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(4),
+  /** Seconds SIGTERM waits for runs in flight before abandoning them. @defaultValue 30 */
+  OFFLOAD_DRAIN_SECONDS: z.coerce.number().min(0).default(30),
+  /** Port of /healthz, /readyz and /metrics (0 picks a free one). @defaultValue 8081 */
+  OFFLOAD_WORKER_PORT: port.default(8081),
+  /** Address the HTTP server binds. @defaultValue 0.0.0.0 */
+  OFFLOAD_WORKER_HOST: z.string().min(1).default("0.0.0.0"),
+  /** NATS servers, comma-separated. @defaultValue nats://127.0.0.1:4222 */
+  OFFLOAD_NATS_URL: natsUrls.default(["nats://127.0.0.1:4222"]),
+  /** Seconds before an unacked run goes to another worker. @defaultValue 30 */
+  OFFLOAD_ACK_WAIT_SECONDS: z.coerce.number().min(1).default(30),
+  /** pino level. @defaultValue info */
+  OFFLOAD_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** This process's id in run records. @defaultValue `<hostname>-<pid>-<random>` (the pod name comes first in Kubernetes) */
+  OFFLOAD_WORKER_ID: z.string().min(1).max(256).optional(),
+});
+export type WorkerConfig = z.infer<typeof WorkerEnvSchema>;
+
+/** Command-line flags and the variable each one overrides. */
+export const FLAGS = {
+  module: { env: "OFFLOAD_MODULE", short: "m", help: "module of tasks to serve, relative to the working directory" },
+  tasks: { env: "OFFLOAD_TASKS", short: "t", help: "comma-separated task names to serve (default: all the module exports)" },
+  concurrency: { env: "OFFLOAD_CONCURRENCY", short: "c", help: "runs in flight in this process (default 4)" },
+  "drain-seconds": { env: "OFFLOAD_DRAIN_SECONDS", help: "seconds a SIGTERM waits for runs in flight (default 30)" },
+  port: { env: "OFFLOAD_WORKER_PORT", short: "p", help: "port of /healthz, /readyz, /metrics (default 8081)" },
+  "nats-url": { env: "OFFLOAD_NATS_URL", help: "NATS servers, comma-separated (default nats://127.0.0.1:4222)" },
+} as const;
+
+export const HELP = `Usage: offload-worker --module PATH [--tasks a,b] [--concurrency N]
+
+Serves the tasks a module exports: pulls their runs from NATS JetStream and
+runs them, with /healthz, /readyz and /metrics over HTTP. SIGTERM or SIGINT
+stops pulling and lets runs in flight finish (up to the drain time), then exits 0.
+
+Options (each overrides the environment variable shown):
+${Object.entries(FLAGS)
+  .map(([flag, f]) => `  ${"short" in f ? `-${f.short}, ` : "    "}--${(flag + " VALUE").padEnd(22)} ${f.env}: ${f.help}`)
+  .join("\n")}
+  -h, --help                     show this help
+
+Other environment variables:
+  OFFLOAD_WORKER_HOST            address the HTTP server binds (default 0.0.0.0)
+  OFFLOAD_ACK_WAIT_SECONDS       seconds before an unacked run goes to another worker (default 30)
+  OFFLOAD_LOG_LEVEL              fatal|error|warn|info|debug|trace|silent (default info)
+  OFFLOAD_WORKER_ID              this process's id in run records (default <hostname>-<pid>-<random>)
+
+Exit codes: 0 after a clean stop, 1 on a runtime failure (e.g. NATS unreachable),
+2 on bad configuration.
+`;
+
+/** The parsed command line: `help`, or the worker's configuration. */
+export type Command = { help: true } | { help: false; config: WorkerConfig };
+
+/**
+ * Reads flags and environment, validated once. Throws a `ConfigError` naming
+ * each bad variable (and its flag) with what is wrong.
+ */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Command {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const options = Object.fromEntries(
+      Object.entries(FLAGS).map(([flag, f]) => [flag, { type: "string" as const, ...("short" in f ? { short: f.short } : {}) }]),
+    );
+    values = parseArgs({ args: [...argv], options: { ...options, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new ConfigError(`offload-worker: ${(err as Error).message}`);
+  }
+  if (values.help) return { help: true };
+
+  // Empty variables count as unset; flags win over variables.
+  const merged: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (k.startsWith("OFFLOAD_") && v !== undefined && v !== "") merged[k] = v;
+  for (const [flag, f] of Object.entries(FLAGS)) {
+    const v = values[flag];
+    if (typeof v === "string") merged[f.env] = v;
+  }
+  const parsed = WorkerEnvSchema.safeParse(merged);
+  if (parsed.success) return { help: false, config: parsed.data };
+  const flagOf = new Map<string, string>(Object.entries(FLAGS).map(([flag, f]) => [f.env, flag]));
+  const lines = parsed.error.issues.map((i) => {
+    const key = String(i.path[0] ?? "(environment)");
+    const flag = flagOf.get(key);
+    return `  ${key}${flag ? ` (--${flag})` : ""}: ${i.message}`;
+  });
+  throw new ConfigError(`offload-worker: invalid configuration:\n${lines.join("\n")}`);
+}

@@ -1,0 +1,53 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { ServeHooks } from "@offload/sdk/internal";
+
+/** The worker's Prometheus metrics, and the serve() hooks that feed them. */
+export interface WorkerMetrics {
+  readonly registry: Registry;
+  readonly hooks: ServeHooks;
+  setReady(ready: boolean): void;
+}
+
+/** Builds a fresh registry (with Node's default process metrics) so that two workers in one process do not collide. */
+export function createMetrics(concurrency: number): WorkerMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const started = new Counter({ name: "offload_worker_runs_started_total", help: "Runs started, by task.", labelNames: ["task"], registers: [registry] });
+  const completed = new Counter({ name: "offload_worker_runs_completed_total", help: "Runs completed, by task.", labelNames: ["task"], registers: [registry] });
+  const failed = new Counter({ name: "offload_worker_runs_failed_total", help: "Runs failed (threw, timed out, bad input or result), by task.", labelNames: ["task"], registers: [registry] });
+  const abandoned = new Counter({
+    name: "offload_worker_runs_abandoned_total",
+    help: "Runs left unfinished when the worker stopped (they are redelivered), by task.",
+    labelNames: ["task"],
+    registers: [registry],
+  });
+  const inFlight = new Gauge({ name: "offload_worker_runs_in_flight", help: "Runs executing now, by task.", labelNames: ["task"], registers: [registry] });
+  const duration = new Histogram({
+    name: "offload_worker_run_duration_seconds",
+    help: "How long runs took, by task and outcome.",
+    labelNames: ["task", "outcome"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+    registers: [registry],
+  });
+  new Gauge({ name: "offload_worker_concurrency", help: "Most runs in flight in this process.", registers: [registry] }).set(concurrency);
+  const ready = new Gauge({ name: "offload_worker_ready", help: "1 while consuming, 0 while starting or draining.", registers: [registry] });
+  ready.set(0);
+
+  return {
+    registry,
+    setReady: (r) => ready.set(r ? 1 : 0),
+    hooks: {
+      runStarted(run) {
+        started.inc({ task: run.task });
+        inFlight.inc({ task: run.task });
+      },
+      runFinished(run) {
+        inFlight.dec({ task: run.task });
+        duration.observe({ task: run.task, outcome: run.outcome }, run.durationSeconds);
+        if (run.outcome === "COMPLETED") completed.inc({ task: run.task });
+        else if (run.outcome === "FAILED") failed.inc({ task: run.task });
+        else abandoned.inc({ task: run.task });
+      },
+    },
+  };
+}
