@@ -1,9 +1,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { Objm } from "@nats-io/obj";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { Nats, type RunEvent } from "@offload/sdk/internal";
+import { Nats, type Heartbeat, type RunEvent, type RunLogLine } from "@offload/sdk/internal";
 import { freePort, startProcess, waitFor, type Child } from "../support/index.js";
 
 /** The built bin the tests run, exactly as the image does. */
@@ -111,6 +113,36 @@ export class NatsProbe {
     await jetstream(this.nc).publish(Nats.eventSubject(event.task), JSON.stringify(full));
   }
 
+  get js(): JetStreamClient {
+    return jetstream(this.nc);
+  }
+
+  /** The value the API wrote for `runId` in the cancellations bucket, or undefined. */
+  async cancellation(runId: string): Promise<string | undefined> {
+    const kv = await new Kvm(this.nc).open(Nats.cancelBucket);
+    const e = await kv.get(runId);
+    return e && e.operation === "PUT" ? e.string() : undefined;
+  }
+
+  /** Puts a result in the results store as a worker does (the result's JSON text, under the run id). */
+  async putResult(runId: string, result: unknown): Promise<void> {
+    const os = await new Objm(this.nc).open(Nats.resultsBucket);
+    await os.putBlob({ name: runId }, new TextEncoder().encode(JSON.stringify(result)));
+  }
+
+  /** Publishes log lines of a run as a worker does, in order. */
+  async publishLogs(runId: string, lines: RunLogLine[]): Promise<void> {
+    const js = jetstream(this.nc);
+    // In parallel, but each publish is acked: the order of the stream is the order sent on one connection.
+    await Promise.all(lines.map((l) => js.publish(Nats.logSubject(runId), JSON.stringify(l))));
+  }
+
+  /** Announces a worker like its heartbeat does. */
+  async heartbeat(hb: Heartbeat): Promise<void> {
+    this.nc.publish(Nats.heartbeatSubject(hb.task), JSON.stringify(hb));
+    await this.nc.flush();
+  }
+
   /** Publishes raw bytes on a task's event subject. */
   async publishRawEvent(task: string, data: string): Promise<void> {
     await jetstream(this.nc).publish(Nats.eventSubject(task), data);
@@ -127,4 +159,38 @@ export class NatsProbe {
   async close(): Promise<void> {
     await this.nc.close();
   }
+}
+
+/** One server-sent event as a test sees it. */
+export interface SseEvent {
+  event: string;
+  data: string;
+}
+
+/**
+ * Reads a server-sent event stream until the server ends it (or `signal`
+ * aborts); `onEvent` sees each event as it arrives.
+ */
+export async function readSse(url: string, onEvent: (e: SseEvent) => void | Promise<void>, signal?: AbortSignal): Promise<{ status: number; contentType: string | null; events: SseEvent[] }> {
+  const res = await fetch(url, { signal });
+  const events: SseEvent[] = [];
+  if (!res.body) return { status: res.status, contentType: res.headers.get("content-type"), events };
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const chunk of res.body) {
+    buf += decoder.decode(chunk as Uint8Array, { stream: true });
+    let end: number;
+    while ((end = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      const fields = block.split("\n").filter((l) => l && !l.startsWith(":"));
+      const event = fields.find((l) => l.startsWith("event: "))?.slice(7);
+      const data = fields.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+      if (event === undefined) continue;
+      const e = { event, data };
+      events.push(e);
+      await onEvent(e);
+    }
+  }
+  return { status: res.status, contentType: res.headers.get("content-type"), events };
 }

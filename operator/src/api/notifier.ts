@@ -1,15 +1,19 @@
 import { isTerminal, type Run } from "@offload/sdk/internal";
 
 /**
- * Wakes result long-polls in this process as soon as the event materializer
- * records that their run finished. Other replicas' long-polls learn it from
- * their periodic re-read of the database instead.
+ * Tells the readers in this process about a run's changes as soon as this
+ * process records them (an event materialized, a dispatch, a cancel): result
+ * long-polls wake when it finishes, event streams see every change. Changes
+ * recorded by other replicas reach them through their periodic re-read of
+ * the database instead.
  */
 export class RunNotifier {
   readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #watchers = new Map<string, Set<(run: Run) => void>>();
 
-  /** Tells waiters of `run.id` that it finished (no-op while it has not). */
+  /** Tells watchers of `run.id` about its new state, and waiters once it finished. */
   notify(run: Run): void {
+    for (const watch of this.#watchers.get(run.id) ?? []) watch(run);
     if (!isTerminal(run.state)) return;
     const set = this.#waiters.get(run.id);
     if (!set) return;
@@ -56,8 +60,19 @@ export class RunNotifier {
     };
   }
 
-  /** Number of runs being waited for (for tests and metrics). */
+  /** Calls `listener` with the run after each change this process records, until the returned function is called. */
+  watch(id: string, listener: (run: Run) => void): () => void {
+    const set = this.#watchers.get(id) ?? new Set();
+    set.add(listener);
+    this.#watchers.set(id, set);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.#watchers.get(id) === set) this.#watchers.delete(id);
+    };
+  }
+
+  /** Number of runs being waited for or watched (for tests and metrics). */
   get size(): number {
-    return this.#waiters.size;
+    return new Set([...this.#waiters.keys(), ...this.#watchers.keys()]).size;
   }
 }

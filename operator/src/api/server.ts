@@ -2,22 +2,29 @@ import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { ERROR_CODES, ErrorBodySchema, JsonSchema, RunSchema } from "@offload/sdk/internal";
+import { ERROR_CODES, ErrorBodySchema, JsonSchema, RunSchema, type Run } from "@offload/sdk/internal";
 import fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { pino, type Logger } from "pino";
 import type { ApiConfig } from "../config/api.js";
+import { startMaxDeliveriesWatch } from "../dispatch/advisories.js";
 import { startEventMaterializer } from "../dispatch/events.js";
-import { ensureStreams } from "../dispatch/streams.js";
+import { WorkerDirectory } from "../dispatch/heartbeats.js";
+import { ensureBuckets, ensureStreams } from "../dispatch/streams.js";
 import { startSweeper } from "../dispatch/sweeper.js";
 import { openDb, type Db } from "../store/db.js";
 import { migrate } from "../store/migrations.js";
 import { installAuth } from "./auth.js";
 import { installErrorHandling } from "./errors.js";
+import { ApiMetrics } from "./metrics.js";
 import { RunNotifier } from "./notifier.js";
 import { registerHealthRoutes } from "./routes/health.js";
+import { registerRunActionRoutes } from "./routes/run-actions.js";
+import { registerRunEventRoutes } from "./routes/run-events.js";
+import { registerRunLogRoutes } from "./routes/run-logs.js";
 import { registerRunRoutes } from "./routes/runs.js";
+import { registerTaskRoutes } from "./routes/tasks.js";
 
 /** A running run API. */
 export interface RunningApi {
@@ -39,8 +46,9 @@ export interface StartApiOptions {
 }
 
 /**
- * Starts the run API: applies migrations, ensures the NATS streams and the
- * events consumer, starts the event materializer and the sweeper, and listens
+ * Starts the run API: applies migrations, ensures the NATS streams, buckets
+ * and the events consumer, starts the event materializer, the sweeper and
+ * the listeners (max-deliveries advisories, worker heartbeats), and listens
  * for HTTP. Rejects (having undone what it started) if any step fails.
  */
 export async function startApi(config: Readonly<ApiConfig>, options: StartApiOptions = {}): Promise<RunningApi> {
@@ -59,16 +67,36 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     const nc: NatsConnection = await connect({ servers: config.natsServers, name: "offload-api", maxReconnectAttempts: -1 });
     undo.push(() => nc.drain());
     const js = jetstream(nc);
-    await ensureStreams(await jetstreamManager(nc), log);
+    const jsm = await jetstreamManager(nc);
+    await ensureStreams(jsm, log);
+    const { cancellations, results } = await ensureBuckets(js, log);
 
     const notifier = new RunNotifier();
-    const materializer = await startEventMaterializer(db, js, { onApplied: (run) => notifier.notify(run) }, log);
+    const metrics = new ApiMetrics();
+    const notify = (run: Run): void => notifier.notify(run);
+    const materializer = await startEventMaterializer(
+      db,
+      js,
+      { onApplied: notify, onHandled: (event, applied) => metrics.eventHandled(event, applied) },
+      log,
+    );
     undo.push(() => materializer.stop());
-    const sweeper = startSweeper(db, js, { republishAfterSeconds: config.republishAfterSeconds, intervalMs: config.sweepIntervalMs }, log);
+    const sweeper = startSweeper(
+      db,
+      js,
+      { republishAfterSeconds: config.republishAfterSeconds, intervalMs: config.sweepIntervalMs, onDispatched: notify },
+      log,
+    );
     undo.push(() => sweeper.stop());
+    const advisories = startMaxDeliveriesWatch(nc, jsm, db, notify, log);
+    undo.push(() => advisories.stop());
+    const workers = new WorkerDirectory();
+    const heartbeats = workers.listen(nc);
+    undo.push(async () => heartbeats.stop());
 
     const closing = new AbortController();
     const app = await buildApp(config, log);
+    metrics.install(app);
     registerHealthRoutes(app, { db, nc });
     registerRunRoutes(app, {
       db,
@@ -78,7 +106,13 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
       notifier,
       resultRecheckMs: config.resultRecheckMs,
       closing: closing.signal,
+      results,
+      metrics,
     });
+    registerRunActionRoutes(app, { db, js, cancellations, notifier, log });
+    registerRunLogRoutes(app, { db, js, jsm });
+    registerRunEventRoutes(app, { db, notifier, recheckMs: config.resultRecheckMs, closing: closing.signal });
+    registerTaskRoutes(app, { db, jsm, workers });
     // Runs first when unwinding: requests in flight still need the database and NATS.
     undo.push(async () => {
       closing.abort();

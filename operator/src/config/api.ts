@@ -66,7 +66,7 @@ export interface ApiConfig {
   logLevel: LogLevel;
   /** Age of a due, still-SCHEDULED run before the sweeper republishes it. @defaultValue 5 */
   republishAfterSeconds: number;
-  /** How often the sweeper looks for due runs, in ms. @defaultValue 1000 */
+  /** How often the sweeper looks for due runs (scheduled ones and retries), in ms; a due run waits at most about this long. @defaultValue 250 */
   sweepIntervalMs: number;
   /** How often a result long-poll re-reads the database (for events materialized by another replica), in ms. @defaultValue 1000 */
   resultRecheckMs: number;
@@ -89,7 +89,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Ap
     bodyLimit: e.OFFLOAD_API_BODY_LIMIT,
     logLevel: e.OFFLOAD_LOG_LEVEL,
     republishAfterSeconds: e.OFFLOAD_REPUBLISH_AFTER_SECONDS,
-    sweepIntervalMs: 1000,
+    sweepIntervalMs: 250,
     resultRecheckMs: 1000,
     testFault: e.OFFLOAD_TEST_FAULT,
   });

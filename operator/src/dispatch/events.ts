@@ -3,12 +3,14 @@ import { Nats, RunEventSchema, type Run, type RunEvent } from "@offload/sdk/inte
 import type { Logger } from "pino";
 import type { Db } from "../store/db.js";
 import { isUuid } from "../store/ids.js";
-import { applyEvent } from "../store/runs.js";
+import { applyEvent } from "../store/events.js";
 
 /** Options of {@link startEventMaterializer}. */
 export interface MaterializerOptions {
-  /** Called with the run after an event changed it (feeds result long-polls). */
+  /** Called with the run after an event changed it (feeds result long-polls and event streams). */
   onApplied(run: Run): void;
+  /** Called for every well-formed event once handled, with whether it changed the run (for metrics). */
+  onHandled?(event: RunEvent, applied: boolean): void;
   /** Events written to the database at once by this replica. @defaultValue 32 */
   concurrency?: number;
 }
@@ -37,6 +39,7 @@ export async function startEventMaterializer(
     try {
       const run = await applyEvent(db, event);
       m.ack();
+      opts.onHandled?.(event, run !== undefined);
       if (run) opts.onApplied(run);
       else log.debug({ runId: event.runId, type: event.type, attempt: event.attempt }, "event changed nothing (late, duplicated, or unknown run)");
     } catch (err) {

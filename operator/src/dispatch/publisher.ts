@@ -3,8 +3,10 @@ import { Nats, type TaskMessage } from "@offload/sdk/internal";
 import type { StoredRun } from "../store/runs.js";
 
 /** The task message of a run's next dispatch. */
-export function taskMessage({ run, dispatch }: StoredRun): TaskMessage {
-  return { runId: run.id, task: run.task, parameters: run.parameters, attemptsBefore: run.attempts, dispatch };
+export function taskMessage({ run, dispatch, timeoutSeconds }: StoredRun): TaskMessage {
+  const msg: TaskMessage = { runId: run.id, task: run.task, parameters: run.parameters, attemptsBefore: run.attempts, dispatch };
+  if (timeoutSeconds !== null) msg.timeoutSeconds = timeoutSeconds;
+  return msg;
 }
 
 /**
@@ -27,4 +29,10 @@ export async function publishRuns(js: JetStreamClient, runs: readonly StoredRun[
   const failed: unknown[] = [];
   results.forEach((res, i) => (res.status === "fulfilled" ? published.push(runs[i]!.run.id) : failed.push(res.reason)));
   return { published, failed };
+}
+
+/** Publishes one run's dispatch; rejects when JetStream does not confirm it. */
+export async function publishRun(js: JetStreamClient, run: StoredRun): Promise<void> {
+  const { failed } = await publishRuns(js, [run]);
+  if (failed.length) throw failed[0];
 }

@@ -1,7 +1,8 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { Db } from "../store/db.js";
-import { sweepDue } from "../store/runs.js";
+import type { Run } from "@offload/sdk/internal";
+import { sweepDue } from "../store/sweep.js";
 import { publishRuns } from "./publisher.js";
 
 /** Options of {@link startSweeper}. */
@@ -10,14 +11,18 @@ export interface SweeperOptions {
   republishAfterSeconds: number;
   /** Pause between sweeps, in ms. */
   intervalMs: number;
-  /** Most runs per sweep (one transaction). @defaultValue 500 */
+  /** Most runs per sweep (one transaction) of each kind (scheduled, retries). @defaultValue 500 */
   batch?: number;
+  /** Called with each run it dispatched (feeds event streams). */
+  onDispatched?(run: Run): void;
 }
 
 /**
  * Makes sure no run stays `SCHEDULED` forever: every `intervalMs` it publishes
- * runs that became due (scheduled for later) and runs recorded but never
- * published (the API died between the two), then marks them `PENDING`.
+ * runs that became due (scheduled for later), runs recorded but never
+ * published (the API died between the two), and retries whose time came
+ * (the delay between tries is kept here, not by a sleeping worker), then
+ * marks them `PENDING`.
  * Replicas share the work through `FOR UPDATE SKIP LOCKED`; a run published
  * twice is dropped by JetStream's message-id dedup. Resolves `stop()` once the
  * sweep in progress has finished.
@@ -28,12 +33,15 @@ export function startSweeper(db: Db, js: JetStreamClient, opts: SweeperOptions, 
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> = Promise.resolve();
 
-  const sweepOnce = async (): Promise<number> =>
-    sweepDue(db, { republishAfterSeconds: opts.republishAfterSeconds, limit: batch }, async (runs) => {
+  const sweepOnce = async (): Promise<number> => {
+    const moved = await sweepDue(db, { republishAfterSeconds: opts.republishAfterSeconds, limit: batch }, async (runs) => {
       const { failed } = await publishRuns(js, runs);
       // Roll back rather than mark half a batch PENDING; the published ones are deduplicated next time.
       if (failed.length) throw new AggregateError(failed, `could not publish ${failed.length} of ${runs.length} due runs`);
     });
+    for (const r of moved) opts.onDispatched?.(r.run);
+    return moved.length;
+  };
 
   const tick = async (): Promise<void> => {
     try {
@@ -41,7 +49,7 @@ export function startSweeper(db: Db, js: JetStreamClient, opts: SweeperOptions, 
       do {
         n = await sweepOnce();
         if (n) log.info({ runs: n }, "sweeper published due runs");
-      } while (n === batch && !stopped);
+      } while (n >= batch && !stopped);
     } catch (err) {
       log.warn({ err }, "sweep failed; trying again shortly");
     }

@@ -43,6 +43,20 @@ export const MIGRATIONS: readonly { version: number; name: string; statements: r
       `CREATE INDEX runs_scheduled_due ON runs (scheduled_at) WHERE state = 'SCHEDULED'`,
     ],
   },
+  {
+    version: 2,
+    name: "execution semantics",
+    statements: [
+      "ALTER TABLE runs ADD COLUMN timeout_seconds double precision",
+      "ALTER TABLE runs ADD COLUMN cache_expires_in_seconds double precision",
+      // When a worker's AWAITING_RETRY named the next try's time: the sweeper dispatches it then.
+      // NULL: the worker did not say, so it retries on its own and the dispatcher stays out of it.
+      "ALTER TABLE runs ADD COLUMN retry_at timestamptz",
+      "CREATE INDEX runs_retry_due ON runs (retry_at) WHERE state = 'AWAITING_RETRY'",
+      // Cache hits: the newest completed, computed (not itself cached) run of a task with a key.
+      "CREATE INDEX runs_cache_hit ON runs (task, cache_key, finished_at DESC) WHERE state = 'COMPLETED' AND cache_key IS NOT NULL AND NOT cached",
+    ],
+  },
 ];
 
 /**

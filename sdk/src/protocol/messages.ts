@@ -57,3 +57,18 @@ export const HeartbeatSchema = z.object({
   at: z.iso.datetime({ offset: true }),
 });
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
+
+/**
+ * The value the run API writes under a run's id in the cancellations bucket
+ * ({@link Nats.cancelBucket}). Workers need only the key's presence; the
+ * value says when the cancel was asked for.
+ */
+export const CancellationSchema = z.object({ cancelledAt: z.iso.datetime({ offset: true }) });
+export type Cancellation = z.infer<typeof CancellationSchema>;
+
+/**
+ * The `error.type` of a run the run API failed because its task message
+ * reached its consumer's `max_deliver` without an outcome (the workers that
+ * took it crashed, lost their connection or outlived the ack wait each time).
+ */
+export const MAX_DELIVERIES_ERROR_TYPE = "MaxDeliveriesExceeded";

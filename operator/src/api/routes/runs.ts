@@ -13,11 +13,14 @@ import {
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import type { ObjectStore } from "@nats-io/obj";
+import { readStoredResult } from "../../dispatch/results.js";
 import { submitRuns, type SubmitDeps } from "../../dispatch/submit.js";
 import { decodeCursor } from "../../store/cursor.js";
 import { isUuid } from "../../store/ids.js";
 import { getRun, listRuns } from "../../store/runs.js";
 import { ApiHttpError } from "../errors.js";
+import type { ApiMetrics } from "../metrics.js";
 import type { RunNotifier } from "../notifier.js";
 import { errorResponses } from "./schemas.js";
 
@@ -28,11 +31,16 @@ export interface RunRoutesDeps extends SubmitDeps {
   resultRecheckMs: number;
   /** Aborted at shutdown: long-polls answer at once with what they have. */
   closing: AbortSignal;
+  /** Where workers put results too large for an event. */
+  results: ObjectStore;
+  metrics: ApiMetrics;
 }
 
-const IdParams = z.object({ id: z.string().describe("The run's id.") });
+/** The `:id` of the run routes. */
+export const IdParams = z.object({ id: z.string().describe("The run's id.") });
 
-function notFound(id: string): ApiHttpError {
+/** The 404 of a run id nobody knows. */
+export function notFound(id: string): ApiHttpError {
   return new ApiHttpError("OFFLOAD_RUN_NOT_FOUND", `no run has the id ${JSON.stringify(id)}`, { runId: id });
 }
 
@@ -46,7 +54,10 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
     {
       schema: {
         summary: "Record and dispatch one run",
-        description: "Answers 202 with the new run, or 200 with the earlier run that has the same `idempotencyKey`.",
+        description:
+          "Answers 202 with the new run, or 200 with the earlier run that has the same `idempotencyKey`. With a `cacheKey` " +
+          "that an unexpired COMPLETED run of the same task has, the new run is recorded COMPLETED with `cached: true` and " +
+          "that run's result, and is not dispatched.",
         tags: ["runs"],
         body: CreateRunBodySchema,
         response: { 200: RunSchema, 202: RunSchema, ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_BODY_TOO_LARGE") },
@@ -55,6 +66,7 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
     async (request, reply) => {
       const [one] = await submitRuns(deps, [request.body]);
       if (!one) throw new Error("submitRuns answered nothing");
+      if (one.created) deps.metrics.runCreated(one.run.task);
       if (!one.created) reply.header("idempotent-replayed", "true");
       return reply.code(one.created ? 202 : 200).send(one.run);
     },
@@ -73,6 +85,7 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
     },
     async (request, reply) => {
       const runs = await submitRuns(deps, request.body.runs);
+      for (const r of runs) if (r.created) deps.metrics.runCreated(r.run.task);
       return reply.code(202).send({ runs: runs.map((r) => r.run) });
     },
   );
@@ -123,15 +136,16 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
       schema: {
         summary: "Get a run's result, long-polling up to `wait` seconds",
         description:
-          "200 with `done: true` once COMPLETED; 202 with `done: false` while it is not finished; 409 `OFFLOAD_RUN_FAILED` " +
-          "(with the run's `error`) or `OFFLOAD_RUN_CANCELLED` when it ended so.",
+          "200 with `done: true` once COMPLETED (a large result is read from the results store); 202 with `done: false` " +
+          "while it is not finished; 409 `OFFLOAD_RUN_FAILED` (with the run's `error`) or `OFFLOAD_RUN_CANCELLED` when it " +
+          "ended so; 410 `OFFLOAD_RESULT_UNAVAILABLE` when its stored result is gone.",
         tags: ["runs"],
         params: IdParams,
         querystring: ResultQuerySchema,
         response: {
           200: ResultResponseSchema,
           202: ResultResponseSchema,
-          ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_RUN_NOT_FOUND", "OFFLOAD_RUN_FAILED"),
+          ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_RUN_NOT_FOUND", "OFFLOAD_RUN_FAILED", "OFFLOAD_RUN_CANCELLED", "OFFLOAD_RESULT_UNAVAILABLE"),
         },
       },
     },
@@ -162,7 +176,17 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
       }
       if (run.state === "CANCELLED") throw new ApiHttpError("OFFLOAD_RUN_CANCELLED", `run ${id} was cancelled`, { runId: id });
       const done = run.state === "COMPLETED";
-      return reply.code(done ? 200 : 202).send({ id, state: run.state, done, result: done ? run.result : null, cached: run.cached });
+      let result = done ? run.result : null;
+      if (done && run.resultRef !== null) {
+        const stored = await readStoredResult(deps.results, run.resultRef);
+        if (!stored) {
+          throw new ApiHttpError("OFFLOAD_RESULT_UNAVAILABLE", `run ${id} completed, but its result (${run.resultRef} in the results store) is gone`, {
+            runId: id,
+          });
+        }
+        result = stored.value;
+      }
+      return reply.code(done ? 200 : 202).send({ id, state: run.state, done, result, cached: run.cached });
     },
   );
 }

@@ -1,0 +1,124 @@
+import { canTransition, isTerminal, type Run } from "@offload/sdk/internal";
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { Db } from "../../store/db.js";
+import { isUuid } from "../../store/ids.js";
+import { getRun } from "../../store/runs.js";
+import type { RunNotifier } from "../notifier.js";
+import { IdParams, notFound } from "./runs.js";
+import { errorResponses } from "./schemas.js";
+
+/** What the event stream route needs. */
+export interface RunEventRoutesDeps {
+  db: Db;
+  notifier: RunNotifier;
+  /** How often a stream re-reads the run (another replica may have recorded a change), in ms. */
+  recheckMs: number;
+  /** How often an idle stream sends a comment, so proxies keep it open, in ms. @defaultValue 15000 */
+  keepAliveMs?: number;
+  /** Aborted at shutdown: every stream ends. */
+  closing: AbortSignal;
+}
+
+// Whether `next` is news after `last`: a change forward (a re-read racing an event must never show a run going back).
+const isNews = (last: Run, next: Run): boolean =>
+  canTransition(last.state, next.state) && (next.state !== last.state || next.attempts > last.attempts);
+
+/** `GET /v1/runs/:id/events`: a run's state changes as server-sent events. */
+export function registerRunEventRoutes(root: FastifyInstance, deps: RunEventRoutesDeps): void {
+  const app = root.withTypeProvider<ZodTypeProvider>();
+  app.get(
+    "/v1/runs/:id/events",
+    {
+      schema: {
+        summary: "Follow a run's state as server-sent events",
+        description:
+          "A `text/event-stream`: first the run as it is (`event: state`, `data:` the run as JSON), then the run again after " +
+          "each change of state (or a new attempt). The stream ends after a terminal state (COMPLETED, FAILED, CANCELLED), " +
+          "and at the API's shutdown (reconnect to continue). A comment line every 15 s keeps idle connections open.",
+        tags: ["runs"],
+        params: IdParams,
+        response: {
+          200: {
+            description: "The event stream.",
+            content: { "text/event-stream": { schema: z.string().describe("`event: state` / `data: <Run as JSON>` blocks.") } },
+          },
+          ...errorResponses("OFFLOAD_RUN_NOT_FOUND"),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      if (!isUuid(id)) throw notFound(id);
+      // Watch before the first read, so a change in between is not missed.
+      const pending: Run[] = [];
+      let wake: (() => void) | undefined;
+      const unwatch = deps.notifier.watch(id, (run) => {
+        pending.push(run);
+        wake?.();
+      });
+      const first = await getRun(deps.db, id).catch((err: unknown) => {
+        unwatch();
+        throw err;
+      });
+      if (!first) {
+        unwatch();
+        throw notFound(id);
+      }
+
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache, no-transform",
+        // The socket goes with the stream: an idle keep-alive socket left behind would hold up shutdown.
+        connection: "close",
+        // Tells nginx-style proxies not to buffer the stream.
+        "x-accel-buffering": "no",
+      });
+      const gone = new AbortController();
+      res.once("close", () => gone.abort());
+      const signal = AbortSignal.any([gone.signal, deps.closing]);
+      let seq = 0;
+      const send = (run: Run): void => {
+        res.write(`id: ${++seq}\nevent: state\ndata: ${JSON.stringify(run)}\n\n`);
+      };
+      const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), deps.keepAliveMs ?? 15_000);
+      try {
+        res.write("retry: 2000\n\n");
+        let last = first;
+        send(last);
+        while (!isTerminal(last.state) && !signal.aborted) {
+          if (pending.length === 0) {
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(done, deps.recheckMs);
+              signal.addEventListener("abort", done, { once: true });
+              wake = done;
+              function done(): void {
+                clearTimeout(timer);
+                signal.removeEventListener("abort", done);
+                wake = undefined;
+                resolve();
+              }
+            });
+          }
+          if (signal.aborted) break;
+          const candidates = pending.length ? pending.splice(0) : [await getRun(deps.db, id)];
+          for (const run of candidates) {
+            if (!run || !isNews(last, run)) continue;
+            last = run;
+            send(run);
+            if (isTerminal(run.state)) break;
+          }
+        }
+      } catch (err) {
+        request.log.warn({ err, runId: id }, "run event stream failed");
+      } finally {
+        clearInterval(keepAlive);
+        unwatch();
+        res.end();
+      }
+    },
+  );
+}

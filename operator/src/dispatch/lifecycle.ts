@@ -1,0 +1,44 @@
+import type { JetStreamClient } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { isTerminal, type Cancellation, type Run } from "@offload/sdk/internal";
+import type { Db } from "../store/db.js";
+import { getRun } from "../store/runs.js";
+import { cancelWaitingRun, retryFailedRun } from "../store/transitions.js";
+import { publishRun } from "./publisher.js";
+
+/** What a cancel request did. */
+export type CancelOutcome =
+  /** No worker had started it: it is `CANCELLED` now. */
+  | { kind: "cancelled"; run: Run }
+  /** A worker is running it: asked to stop; the worker's `CANCELLED` event will end it. */
+  | { kind: "requested"; run: Run }
+  /** It had already finished `COMPLETED` or `FAILED`: nothing changed. */
+  | { kind: "finished"; run: Run }
+  | { kind: "not-found" };
+
+/**
+ * Cancels a run. The id goes into the cancellations bucket first, then the
+ * record changes: the bucket is what workers obey (they check it before
+ * starting a run and watch it while running one), so once it holds the id no
+ * worker starts the run, whatever happens to this process next.
+ */
+export async function cancelRun(deps: { db: Db; cancellations: KV }, id: string): Promise<CancelOutcome> {
+  const before = await getRun(deps.db, id);
+  if (!before) return { kind: "not-found" };
+  // Cancelling twice is not an error: what was asked for holds.
+  if (before.state === "CANCELLED") return { kind: "cancelled", run: before };
+  if (isTerminal(before.state)) return { kind: "finished", run: before };
+  const value: Cancellation = { cancelledAt: new Date().toISOString() };
+  await deps.cancellations.put(id, JSON.stringify(value));
+  const cancelled = await cancelWaitingRun(deps.db, id);
+  if (cancelled) return { kind: "cancelled", run: cancelled };
+  // It was (or has just become) RUNNING, or finished meanwhile.
+  const now = (await getRun(deps.db, id))!;
+  if (now.state === "CANCELLED") return { kind: "cancelled", run: now };
+  return isTerminal(now.state) ? { kind: "finished", run: now } : { kind: "requested", run: now };
+}
+
+/** Gives a `FAILED` run its next dispatch (see {@link retryFailedRun}); answers undefined when it is not `FAILED`. */
+export function retryRun(deps: { db: Db; js: JetStreamClient }, id: string): Promise<Run | undefined> {
+  return retryFailedRun(deps.db, id, (run) => publishRun(deps.js, run));
+}

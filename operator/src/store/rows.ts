@@ -1,0 +1,80 @@
+import type { Json, Run, RunState } from "@offload/sdk/internal";
+
+/** A row of `runs` as both drivers return it. */
+export interface RunRow {
+  id: string;
+  task: string;
+  state: RunState;
+  parameters: Json | null;
+  attempts: number;
+  created_at: Date | string;
+  scheduled_at: Date | string;
+  started_at: Date | string | null;
+  finished_at: Date | string | null;
+  result: Json | null;
+  result_ref: string | null;
+  error: { type: string; message: string } | null;
+  cache_key: string | null;
+  cached: boolean;
+  idempotency_key: string | null;
+  worker_id: string | null;
+  dispatch: number;
+  timeout_seconds: number | null;
+  cache_expires_in_seconds: number | null;
+}
+
+/** A recorded run plus what dispatching it needs. */
+export interface StoredRun {
+  run: Run;
+  /** Which dispatch of the run the next publish is (part of the message id). */
+  dispatch: number;
+  /** Per-run timeout for the task message, or null for the task's own. */
+  timeoutSeconds: number | null;
+}
+
+const iso = (v: Date | string): string => (v instanceof Date ? v : new Date(v)).toISOString();
+const isoOrNull = (v: Date | string | null): string | null => (v === null ? null : iso(v));
+
+/** The API's view of a row. */
+export function toStored(r: RunRow): StoredRun {
+  return {
+    dispatch: r.dispatch,
+    timeoutSeconds: r.timeout_seconds,
+    run: {
+      id: r.id,
+      task: r.task,
+      state: r.state,
+      parameters: r.parameters ?? null,
+      attempts: r.attempts,
+      createdAt: iso(r.created_at),
+      scheduledAt: iso(r.scheduled_at),
+      startedAt: isoOrNull(r.started_at),
+      finishedAt: isoOrNull(r.finished_at),
+      result: r.result ?? null,
+      resultRef: r.result_ref,
+      error: r.error,
+      cacheKey: r.cache_key,
+      cached: r.cached,
+      idempotencyKey: r.idempotency_key,
+      workerId: r.worker_id,
+    },
+  };
+}
+
+/** JSON for a `$n::jsonb` parameter (both drivers agree on strings). */
+export const json = (v: Json | undefined): string | null => (v === undefined ? null : JSON.stringify(v));
+
+/** `$from, $from+1, …` for `n` parameters. */
+export const placeholders = (from: number, n: number): string => Array.from({ length: n }, (_, i) => `$${from + i}`).join(", ");
+
+/** A SQL list of state literals. States come from the protocol's fixed enum; checked anyway before they meet SQL. */
+export const stateList = (states: readonly RunState[]): string =>
+  states
+    .map((s) => {
+      if (!/^[A-Z_]+$/.test(s)) throw new Error(`bad state ${s}`);
+      return `'${s}'`;
+    })
+    .join(", ");
+
+/** Rows per multi-row statement: at most a dozen parameters each stays far below PostgreSQL's 65535. */
+export const CHUNK = 2000;
