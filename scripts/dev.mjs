@@ -27,7 +27,7 @@ Starts a local Offload: nats-server (JetStream, temporary folder), the run API
 on the embedded database in .offload/, a worker serving examples/src/tasks.ts,
 and the example web app. Then sends a few jobs through it (skip with --no-demo).
 Ports default to 8080 (API) and 3000 (web app), or free ones if those are taken.
-Ctrl-C stops it all.`);
+Ctrl-C stops it all. Set OFFLOAD_DEV_VERBOSE=1 to see every HTTP request in the logs.`);
   process.exit(0);
 }
 
@@ -54,10 +54,15 @@ async function stopAll(code) {
   process.exit(code);
 }
 process.on("SIGINT", () => void stopAll(0));
+process.on("exit", () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+});
 process.on("SIGTERM", () => void stopAll(0));
 
 function start(name, command, argv, env = {}) {
-  const child = spawn(command, argv, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  // Own process group: Ctrl-C reaches only this script, which then stops the
+  // children in reverse order, so the worker drains while NATS is still up.
+  const child = spawn(command, argv, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
   const prefix = c.dim(`[${name}]`.padEnd(10));
   const pipe = (stream) => {
     let buf = "";
@@ -67,7 +72,8 @@ function start(name, command, argv, env = {}) {
       while ((i = buf.indexOf("\n")) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
-        if (process.env.OFFLOAD_DEV_QUIET !== "1") console.log(`${prefix} ${summarize(line)}`);
+        if (process.env.OFFLOAD_DEV_VERBOSE !== "1" && /"msg":"(incoming request|request completed)"/.test(line)) continue;
+        console.log(`${prefix} ${summarize(line)}`);
       }
     });
   };
@@ -110,11 +116,12 @@ async function portOr(preferred) {
   return (await tryPort(preferred)) ?? (await tryPort(0));
 }
 
-async function waitHttp(url, what, ms = 60_000) {
+async function waitHttp(url, what, ms = 60_000, anyAnswer = false) {
   const until = Date.now() + ms;
-  while (Date.now() < until) {
+  while (Date.now() < until && !stopping) {
     try {
-      if ((await fetch(url)).ok) return;
+      const res = await fetch(url);
+      if (res.ok || anyAnswer) return;
     } catch {
       /* not up yet */
     }
@@ -175,7 +182,7 @@ try {
 
   say(`starting the example web app on ${appUrl}`);
   start("web-app", process.execPath, ["examples/dist/web-app/main.js"], { PORT: String(appPort), OFFLOAD_API_URL: apiUrl });
-  await waitHttp(`${appUrl}/jobs/none/status`, "the web app").catch(() => undefined);
+  await waitHttp(`${appUrl}/jobs/none/status`, "the web app", 30_000, true);
 
   if (!args["no-demo"]) await demo(appUrl, apiUrl);
 
@@ -192,8 +199,10 @@ ${c.bold("Offload is running.")} Try it by hand:
 
 Ctrl-C stops it all.`);
 } catch (err) {
-  console.error(c.red(`offload dev: ${err.message}`));
-  await stopAll(1);
+  if (!stopping) {
+    console.error(c.red(`offload dev: ${err.message}`));
+    await stopAll(1);
+  }
 }
 
 async function demo(appUrl, apiUrl) {
