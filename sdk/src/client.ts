@@ -1,18 +1,24 @@
 import type { z } from "zod";
 import { ClientEnvSchema, parseEnv } from "./config.js";
-import { ApiError, ApiUnreachableError, RunCancelledError, RunFailedError } from "./errors.js";
+import { ApiError, ApiUnreachableError, RunCancelledError, RunFailedError, RunFinishedError, RunNotRetryableError } from "./errors.js";
 import {
   CreateRunsBatchResponseSchema,
   ErrorBodySchema,
   ListRunsResponseSchema,
+  ListTasksResponseSchema,
   ResultResponseSchema,
+  RunLogsResponseSchema,
   RunSchema,
   type CreateRunBody,
   type ListRunsQuery,
   type ListRunsResponse,
   type ResultResponse,
   type Run,
+  type TaskInfo,
 } from "./protocol/index.js";
+
+/** A run's log, as `GET /v1/runs/:id/logs` answers it: `lines` oldest first; `truncated` once older lines were dropped. */
+export type RunLogs = z.infer<typeof RunLogsResponseSchema>;
 
 /** Options of {@link OffloadClient}. Each falls back to the environment. */
 export interface ClientOptions {
@@ -78,6 +84,46 @@ export class OffloadClient {
       if (err instanceof ApiError && err.code === "OFFLOAD_RUN_CANCELLED") throw new RunCancelledError(id);
       throw err;
     }
+  }
+
+  /**
+   * `POST /v1/runs/:id/cancel`. A run not started yet is `CANCELLED` at once; a
+   * `RUNNING` one is asked to stop (its worker aborts the run's signal) and is
+   * answered as it is now, to become `CANCELLED` shortly. Cancelling a
+   * cancelled run is fine. Throws {@link RunFinishedError} for a run that
+   * already completed or failed.
+   */
+  async cancelRun(id: string): Promise<Run> {
+    try {
+      return RunSchema.parse(await this.#request("POST", `/v1/runs/${encodeURIComponent(id)}/cancel`));
+    } catch (err) {
+      if (err instanceof ApiError && err.code === "OFFLOAD_RUN_FINISHED") throw new RunFinishedError(id, err.message);
+      throw err;
+    }
+  }
+
+  /**
+   * `POST /v1/runs/:id/retry`: dispatches a `FAILED` run again under the same
+   * id; `attempts` counts on. Throws {@link RunNotRetryableError} for a run in
+   * any other state.
+   */
+  async retryRun(id: string): Promise<Run> {
+    try {
+      return RunSchema.parse(await this.#request("POST", `/v1/runs/${encodeURIComponent(id)}/retry`));
+    } catch (err) {
+      if (err instanceof ApiError && err.code === "OFFLOAD_RUN_NOT_RETRYABLE") throw new RunNotRetryableError(id, err.message);
+      throw err;
+    }
+  }
+
+  /** `GET /v1/runs/:id/logs`: what the run logged through `ctx.log`, every try, oldest first. */
+  async getLogs(id: string): Promise<RunLogs> {
+    return RunLogsResponseSchema.parse(await this.#request("GET", `/v1/runs/${encodeURIComponent(id)}/logs`));
+  }
+
+  /** `GET /v1/tasks`: the tasks the run API knows of, with their backlog and the workers serving them. */
+  async listTasks(): Promise<TaskInfo[]> {
+    return ListTasksResponseSchema.parse(await this.#request("GET", "/v1/tasks")).tasks;
   }
 
   async #request(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<unknown> {

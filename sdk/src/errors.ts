@@ -82,19 +82,48 @@ export class ResultTimeoutError extends OffloadError {
   }
 }
 
-/** Thrown by task code: fail the run now, without the retries it has left. */
+/** Thrown by task code: fail the run now, without the retries it has left (whatever `retryOn` says). */
 export class NonRetryableError extends OffloadError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("OFFLOAD_NON_RETRYABLE", message, options);
   }
 }
 
-/** Thrown by task code: retry this run after `retryAfterSeconds` (counts as a try). */
+/**
+ * Thrown by task code: retry this run after `retryAfterSeconds`, instead of the
+ * task's `retryDelaySeconds`. It counts as a try: with no `retries` left the run
+ * fails. The task's `retryOn` is not asked: the task asked for the retry itself.
+ */
 export class RetryAfterError extends OffloadError {
   readonly retryAfterSeconds: number;
-  constructor(message: string, retryAfterSeconds: number) {
-    super("OFFLOAD_RETRY_AFTER", message);
-    this.retryAfterSeconds = retryAfterSeconds;
+  constructor(message: string, retryAfterSeconds: number, options?: { cause?: unknown }) {
+    super("OFFLOAD_RETRY_AFTER", message, options);
+    this.retryAfterSeconds = Number.isFinite(retryAfterSeconds) && retryAfterSeconds > 0 ? retryAfterSeconds : 0;
+  }
+}
+
+/** `cancelRun()` / `run.cancel()`: the run already finished `COMPLETED` or `FAILED`, so there is nothing to cancel (HTTP 409). */
+export class RunFinishedError extends ApiError {
+  readonly runId: string;
+  constructor(runId: string, message: string) {
+    super("OFFLOAD_RUN_FINISHED", 409, message);
+    this.runId = runId;
+  }
+}
+
+/** `retryRun()` / `run.retry()`: only a `FAILED` run can be retried (HTTP 409). */
+export class RunNotRetryableError extends ApiError {
+  readonly runId: string;
+  constructor(runId: string, message: string) {
+    super("OFFLOAD_RUN_NOT_RETRYABLE", 409, message);
+    this.runId = runId;
+  }
+}
+
+/** A task returned something that is not JSON (a BigInt, a function, a cycle); the run fails with this type and is not retried. */
+export class ResultNotSerializableError extends OffloadError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("OFFLOAD_RESULT_NOT_SERIALIZABLE", message, options);
   }
 }
 
@@ -116,6 +145,12 @@ export const isRunCancelledError = hasCode("OFFLOAD_RUN_CANCELLED") as (err: unk
 export const isNonRetryableError = hasCode("OFFLOAD_NON_RETRYABLE") as (err: unknown) => err is NonRetryableError;
 /** True if `err` is a {@link RetryAfterError}. */
 export const isRetryAfterError = hasCode("OFFLOAD_RETRY_AFTER") as (err: unknown) => err is RetryAfterError;
+/** True if `err` is a {@link RunFinishedError}. */
+export const isRunFinishedError = hasCode("OFFLOAD_RUN_FINISHED") as (err: unknown) => err is RunFinishedError;
+/** True if `err` is a {@link RunNotRetryableError}. */
+export const isRunNotRetryableError = hasCode("OFFLOAD_RUN_NOT_RETRYABLE") as (err: unknown) => err is RunNotRetryableError;
+/** True if `err` is a {@link TaskTimeoutError} (a run's signal aborted by its timeout). */
+export const isTaskTimeoutError = hasCode("OFFLOAD_TIMEOUT") as (err: unknown) => err is TaskTimeoutError;
 /** True if `err` is an {@link ApiError}. */
 export function isApiError(err: unknown): err is ApiError {
   return isOffloadError(err) && typeof (err as { status?: unknown }).status === "number";

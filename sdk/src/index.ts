@@ -3,11 +3,24 @@
  * is listed here by name; the other parts of Offload import `@offload/sdk/internal`.
  */
 export { task, isTask } from "./task.js";
-export type { Task, TaskOptions, TaskContext, DelayOptions, MapOptions, ResultOptions, RunHandle } from "./task.js";
+export type {
+  Task,
+  TaskOptions,
+  TaskContext,
+  TaskRunInfo,
+  DelayOptions,
+  MapOptions,
+  ResultOptions,
+  RunHandle,
+  RetryDelay,
+  RetryOn,
+  CacheOptions,
+  CachePolicyPart,
+} from "./task.js";
 export { serve } from "./serve/index.js";
-export type { ServeOptions, Server, ServeHooks, RunInfo, RunOutcome } from "./serve/index.js";
+export type { ServeOptions, Server, ServeHooks, RunInfo, RunOutcome, RunLogLevel } from "./serve/index.js";
 export { OffloadClient, defaultClient, setDefaultClient } from "./client.js";
-export type { ClientOptions } from "./client.js";
+export type { ClientOptions, RunLogs } from "./client.js";
 export {
   OffloadError,
   ConfigError,
@@ -20,12 +33,18 @@ export {
   NonRetryableError,
   RetryAfterError,
   TaskTimeoutError,
+  RunFinishedError,
+  RunNotRetryableError,
+  ResultNotSerializableError,
   isOffloadError,
   isApiError,
   isRunFailedError,
   isRunCancelledError,
   isNonRetryableError,
   isRetryAfterError,
+  isRunFinishedError,
+  isRunNotRetryableError,
+  isTaskTimeoutError,
 } from "./errors.js";
 export { isTerminal, RUN_STATES } from "./protocol/index.js";
-export type { Run, RunState, RunError, Json, ErrorCode } from "./protocol/index.js";
+export type { Run, RunState, RunError, Json, ErrorCode, RunLogLine, TaskInfo } from "./protocol/index.js";

@@ -5,3 +5,5 @@ export * from "./errors.js";
 export * from "./client.js";
 export * from "./task.js";
 export * from "./serve/index.js";
+export * from "./retries.js";
+export * from "./cache.js";

@@ -1,8 +1,13 @@
 import type { Logger } from "pino";
 import type { z } from "zod";
-import { defaultClient, type OffloadClient } from "./client.js";
+import { cacheKeyOf, checkCacheOptions, type CacheOptions } from "./cache.js";
+import { defaultClient, type OffloadClient, type RunLogs } from "./client.js";
 import { InputValidationError, ResultTimeoutError, ConfigError } from "./errors.js";
-import { MAX_BATCH, TaskNameSchema, type Run, type RunState } from "./protocol/index.js";
+import { MAX_BATCH, TaskNameSchema, type Json, type Run, type RunState } from "./protocol/index.js";
+import { checkRetrySettings, type RetryDelay, type RetryOn } from "./retries.js";
+
+export type { CacheOptions, CachePolicyPart } from "./cache.js";
+export type { RetryDelay, RetryOn } from "./retries.js";
 
 const TASK_BRAND = Symbol.for("offload.task");
 
@@ -14,24 +19,99 @@ export interface TaskContext {
   readonly task: string;
   /** 1 on the first try; counts redeliveries and retries. */
   readonly attempt: number;
-  /** Aborted when the run times out or is cancelled, and when the worker must stop; pass it to fetch() and friends. */
+  /**
+   * Aborted when the run times out (reason: a `TaskTimeoutError`), is
+   * cancelled (a `RunCancelledError`), or when the worker must stop; pass it
+   * to fetch() and friends. The run ends then whether or not the function heeds it.
+   */
   readonly signal: AbortSignal;
-  /** A pino logger bound to this run (`runId`, `task`, `attempt`). */
+  /**
+   * A pino logger bound to this run (`runId`, `task`, `attempt`). Lines at
+   * info and above (the worker's `runLogLevel`) are also kept with the run:
+   * `run.logs()`, `GET /v1/runs/:id/logs`.
+   */
   readonly log: Logger;
   /** The worker process running it. */
   readonly workerId: string;
 }
 
-/** Options of {@link task}. */
-export interface TaskOptions<S extends z.ZodType> {
+/** What a task's `onCompletion` and `onFailure` hooks are told about the run. */
+export interface TaskRunInfo {
+  readonly runId: string;
+  readonly task: string;
+  /** The try that ended the run (1 on the first). */
+  readonly attempt: number;
+  readonly workerId: string;
+  /** The run's parameters as sent (not parsed: on invalid input they are what failed). */
+  readonly parameters: Json;
+  /** The run's logger: what the hook logs goes to the run's log too. */
+  readonly log: Logger;
+}
+
+/** Options of {@link task}. Checked once by `task()` (a bad one throws a `ConfigError`), then frozen. */
+export interface TaskOptions<S extends z.ZodType, O = unknown> {
   /** The task's name: lowercase letters, digits, `-`, `_`. Workers and runs find the task by it; keep it stable. */
   name: string;
   /** The input schema. `delay()` checks input against it before sending, and the worker checks again before running. */
   input: S;
   /** A line about what the task does (shown by `GET /v1/tasks`). */
   description?: string;
-  /** Abort the run's signal after this many seconds and fail it with `TimeoutError`. @defaultValue no limit */
+  /**
+   * Abort the run's signal after this many seconds and fail the try with
+   * `TimeoutError` (retried like any other error). The worker frees the run's
+   * slot at once, even if the function ignores its signal.
+   * `delay(input, { timeoutSeconds })` overrides it per run.
+   * @defaultValue no limit
+   */
   timeoutSeconds?: number;
+  /**
+   * How many times a failed run is tried again (so at most `retries + 1`
+   * tries). Between tries the run is `AWAITING_RETRY`; the run API dispatches
+   * it again once the delay is over. A worker that died mid-run also uses up a try.
+   * @defaultValue 0
+   */
+  retries?: number;
+  /**
+   * Seconds to wait before each retry: a number, a list (the delay before the
+   * 1st, 2nd, … retry; the last repeats) or `{ exponential: { baseSeconds,
+   * maxSeconds?, jitter? } }`. A `RetryAfterError` thrown by the task sets its
+   * own delay. See {@link RetryDelay}.
+   * @defaultValue 0
+   */
+  retryDelaySeconds?: RetryDelay;
+  /**
+   * Which errors are retried: a predicate given what the task threw (a
+   * `TaskTimeoutError` for a timeout), or a list of error class names (matched
+   * by `name` and the classes the error extends). `NonRetryableError`, invalid
+   * input (`InputValidationError`) and a result that is not JSON
+   * (`ResultNotSerializableError`) are never retried, whatever it says.
+   * @defaultValue every error but those three
+   */
+  retryOn?: RetryOn;
+  /**
+   * Serve a run from an earlier completed run with the same cache key instead
+   * of running it (the run is `COMPLETED` with `cached: true` and never reaches
+   * a worker). `delay()` computes the key from the policy: the sha256 of the
+   * task name and the input's canonical JSON and/or the function's source.
+   * See {@link CacheOptions}.
+   * @defaultValue no caching
+   */
+  cache?: CacheOptions<z.output<S>>;
+  /**
+   * Called in the worker once a run is `COMPLETED` (its event accepted by
+   * JetStream), with the value the task returned. What it throws is logged and
+   * changes nothing; the worker's drain waits for it. Not called for cached runs.
+   * (TypeScript types `result` from the function's return type when the
+   * function's parameter is annotated; otherwise it is `unknown`.)
+   * @defaultValue none
+   */
+  onCompletion?(run: TaskRunInfo, result: O): void | Promise<void>;
+  /**
+   * Called in the worker once a run is `FAILED` for good (not when a retry is
+   * coming), with the error that failed the last try. What it throws is
+   * logged and changes nothing. @defaultValue none
+   */
+  onFailure?(run: TaskRunInfo, error: Error): void | Promise<void>;
   /** The client `delay()` and `map()` use. @defaultValue {@link defaultClient}, built from the environment */
   client?: OffloadClient;
 }
@@ -44,6 +124,8 @@ export interface DelayOptions {
   scheduledAt?: Date;
   /** Do not start the run before this many seconds from now. */
   delaySeconds?: number;
+  /** This run's timeout, instead of the task's `timeoutSeconds`. @defaultValue the task's */
+  timeoutSeconds?: number;
 }
 
 /** Options of {@link Task.map}. */
@@ -66,12 +148,22 @@ export interface RunHandle<O> {
   status(): Promise<Run>;
   /** Waits for the run to finish and returns its result; throws `RunFailedError` / `RunCancelledError` if it did not complete. */
   result(options?: ResultOptions): Promise<O>;
+  /**
+   * Cancels the run: one not started yet is `CANCELLED` at once; a running one
+   * has its signal aborted and becomes `CANCELLED` when its worker says so.
+   * Resolves with the run as the API answered. Throws `RunFinishedError` if it already completed or failed.
+   */
+  cancel(): Promise<Run>;
+  /** Runs a `FAILED` run again under the same id (`attempts` counts on). Throws `RunNotRetryableError` for any other state. */
+  retry(): Promise<Run>;
+  /** What the run logged through `ctx.log` (every try, oldest first). */
+  logs(): Promise<RunLogs>;
 }
 
 /** A task: a named function with an input schema, runnable in the background with `delay()`. */
 export interface Task<S extends z.ZodType = z.ZodType, O = unknown> {
   readonly name: string;
-  readonly options: Readonly<TaskOptions<S>>;
+  readonly options: Readonly<TaskOptions<S, O>>;
   /** The function a worker runs. */
   readonly fn: (input: z.output<S>, ctx: TaskContext) => Promise<O> | O;
   /** Records a run of this task and dispatches it; resolves once the run API has it (not when it finishes). */
@@ -91,15 +183,26 @@ export interface Task<S extends z.ZodType = z.ZodType, O = unknown> {
  * ```
  */
 export function task<S extends z.ZodType, O>(
-  options: TaskOptions<S>,
+  options: TaskOptions<S, NoInfer<Awaited<O>>>,
   fn: (input: z.output<S>, ctx: TaskContext) => Promise<O> | O,
 ): Task<S, Awaited<O>> {
   const name = TaskNameSchema.safeParse(options.name);
   if (!name.success) throw new ConfigError(`task name "${options.name}" is invalid: ${name.error.issues[0]?.message}`);
+  if (typeof fn !== "function") throw new ConfigError(`task "${options.name}": the second argument must be the task's function`);
   if (options.timeoutSeconds !== undefined && !(options.timeoutSeconds > 0)) {
     throw new ConfigError(`task "${options.name}": timeoutSeconds must be a positive number`);
   }
-  const frozen = Object.freeze({ ...options });
+  checkRetrySettings(options.name, options);
+  if (options.cache !== undefined) checkCacheOptions(options.name, options.cache);
+  for (const hook of ["onCompletion", "onFailure"] as const) {
+    if (options[hook] !== undefined && typeof options[hook] !== "function") throw new ConfigError(`task "${options.name}": ${hook} must be a function`);
+  }
+  const frozen = Object.freeze({
+    ...options,
+    ...(options.cache ? { cache: Object.freeze({ ...options.cache, ...(options.cache.policy ? { policy: Object.freeze([...options.cache.policy]) } : {}) }) } : {}),
+    ...(Array.isArray(options.retryDelaySeconds) ? { retryDelaySeconds: Object.freeze([...(options.retryDelaySeconds as number[])]) } : {}),
+    ...(Array.isArray(options.retryOn) ? { retryOn: Object.freeze([...(options.retryOn as string[])]) } : {}),
+  }) as Readonly<TaskOptions<S, Awaited<O>>>;
   const client = (): OffloadClient => frozen.client ?? defaultClient();
 
   const validate = (input: unknown): unknown => {
@@ -109,6 +212,12 @@ export function task<S extends z.ZodType, O>(
     }
     return parsed.data;
   };
+  // What delay() and map() send for a validated input: its cache key, with the task's cache settings.
+  const cacheFields = (parameters: unknown): { cacheKey?: string; cacheExpiresInSeconds?: number } => {
+    if (!frozen.cache) return {};
+    const cacheKey = cacheKeyOf(frozen.name, fn, frozen.cache as CacheOptions<never>, parameters);
+    return { cacheKey, ...(frozen.cache.expiresInSeconds !== undefined ? { cacheExpiresInSeconds: frozen.cache.expiresInSeconds } : {}) };
+  };
 
   const self: Task<S, Awaited<O>> = {
     name: frozen.name,
@@ -116,16 +225,24 @@ export function task<S extends z.ZodType, O>(
     fn: fn as Task<S, Awaited<O>>["fn"],
     async delay(input, delayOptions = {}) {
       const parameters = validate(input) as never;
+      if (delayOptions.timeoutSeconds !== undefined && !(delayOptions.timeoutSeconds > 0)) {
+        throw new ConfigError(`delay(): timeoutSeconds must be a positive number`);
+      }
       const run = await client().createRun({
         task: frozen.name,
         parameters,
         ...(delayOptions.idempotencyKey ? { idempotencyKey: delayOptions.idempotencyKey } : {}),
         ...scheduleOf(delayOptions),
+        ...(delayOptions.timeoutSeconds !== undefined ? { timeoutSeconds: delayOptions.timeoutSeconds } : {}),
+        ...cacheFields(parameters),
       });
       return makeHandle<Awaited<O>>(client(), run.id, frozen.name);
     },
     async map(inputs) {
-      const bodies = inputs.map((input) => ({ task: frozen.name, parameters: validate(input) as never }));
+      const bodies = inputs.map((input) => {
+        const parameters = validate(input) as never;
+        return { task: frozen.name, parameters, ...cacheFields(parameters) };
+      });
       const handles: RunHandle<Awaited<O>>[] = [];
       for (let i = 0; i < bodies.length; i += MAX_BATCH) {
         const runs = await client().createRuns(bodies.slice(i, i + MAX_BATCH));
@@ -171,6 +288,9 @@ export function makeHandle<O>(client: OffloadClient, id: string, taskName: strin
         if (Date.now() >= deadline) throw new ResultTimeoutError(id, limit);
       }
     },
+    cancel: () => client.cancelRun(id),
+    retry: () => client.retryRun(id),
+    logs: () => client.getLogs(id),
   };
 }
 

@@ -34,13 +34,15 @@ export interface Bus {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly events: RunEvent[];
-  /** Publishes a run of `task`; returns its id. */
-  dispatch(task: string, parameters: Json, extra?: { attemptsBefore?: number; timeoutSeconds?: number }): Promise<string>;
+  /** Publishes a run of `task` (a new one, or another dispatch of `runId`); returns its id. */
+  dispatch(task: string, parameters: Json, extra?: { attemptsBefore?: number; timeoutSeconds?: number; runId?: string; dispatch?: number }): Promise<string>;
   /** Publishes raw bytes on a task's subject. */
   publishRaw(task: string, data: string): Promise<void>;
   eventsOf(runId: string): RunEvent[];
-  /** Waits for the run's terminal (COMPLETED or FAILED) event. */
+  /** Waits for the run's terminal (COMPLETED, FAILED or CANCELLED) event. */
   outcome(runId: string, timeoutMs?: number): Promise<RunEvent>;
+  /** Waits for the run's `n`-th (1-based) event of `type`. */
+  event(runId: string, type: RunEvent["type"], n?: number, timeoutMs?: number): Promise<RunEvent>;
   close(): Promise<void>;
 }
 
@@ -62,9 +64,10 @@ export async function openBus(natsUrl: string): Promise<Bus> {
     js,
     events,
     async dispatch(task, parameters, extra = {}) {
-      const runId = randomUUID();
-      const message = { runId, task, parameters, attemptsBefore: extra.attemptsBefore ?? 0, dispatch: 0, ...(extra.timeoutSeconds ? { timeoutSeconds: extra.timeoutSeconds } : {}) };
-      await js.publish(Nats.taskSubject(task), JSON.stringify(message), { msgID: Nats.dispatchMsgId(runId, 0) });
+      const runId = extra.runId ?? randomUUID();
+      const dispatch = extra.dispatch ?? 0;
+      const message = { runId, task, parameters, attemptsBefore: extra.attemptsBefore ?? 0, dispatch, ...(extra.timeoutSeconds ? { timeoutSeconds: extra.timeoutSeconds } : {}) };
+      await js.publish(Nats.taskSubject(task), JSON.stringify(message), { msgID: Nats.dispatchMsgId(runId, dispatch) });
       return runId;
     },
     async publishRaw(task, data) {
@@ -72,7 +75,10 @@ export async function openBus(natsUrl: string): Promise<Bus> {
     },
     eventsOf,
     outcome(runId, timeoutMs = 20_000) {
-      return waitFor(`the outcome of run ${runId}`, () => eventsOf(runId).find((e) => e.type === "COMPLETED" || e.type === "FAILED"), timeoutMs);
+      return waitFor(`the outcome of run ${runId}`, () => eventsOf(runId).find((e) => e.type === "COMPLETED" || e.type === "FAILED" || e.type === "CANCELLED"), timeoutMs);
+    },
+    event(runId, type, n = 1, timeoutMs = 20_000) {
+      return waitFor(`event #${n} ${type} of run ${runId}`, () => eventsOf(runId).filter((e) => e.type === type)[n - 1], timeoutMs);
     },
     async close() {
       sub.unsubscribe();

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { ConfigError, TaskNameSchema, natsUrls, port } from "@offload/sdk/internal";
+import { ConfigError, DEFAULT_MAX_DELIVER, DEFAULT_RESULT_INLINE_LIMIT, TaskNameSchema, natsUrls, port } from "@offload/sdk/internal";
 
 /** What `offload-worker` reads from the environment; each flag of {@link FLAGS} overrides its variable. */
 export const WorkerEnvSchema = z.object({
@@ -28,6 +28,16 @@ export const WorkerEnvSchema = z.object({
   OFFLOAD_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** This process's id in run records. @defaultValue `<hostname>-<pid>-<random>` (the pod name comes first in Kubernetes) */
   OFFLOAD_WORKER_ID: z.string().min(1).max(256).optional(),
+  /** Deliveries of one task message before JetStream gives up on it (the run fails `MaxDeliveriesExceeded`); -1: no limit. @defaultValue 10 */
+  OFFLOAD_MAX_DELIVER: z.coerce
+    .number()
+    .int()
+    .refine((n) => n === -1 || n >= 1, "must be at least 1 (or -1 for no limit)")
+    .default(DEFAULT_MAX_DELIVER),
+  /** Results larger than this many bytes (as JSON) go to the object store instead of into the event. @defaultValue 262144 */
+  OFFLOAD_RESULT_INLINE_LIMIT: z.coerce.number().int().min(0).max(64 * 1024 * 1024).default(DEFAULT_RESULT_INLINE_LIMIT),
+  /** Lines runs log through `ctx.log` at this level or above are kept with the run. @defaultValue info */
+  OFFLOAD_RUN_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type WorkerConfig = z.infer<typeof WorkerEnvSchema>;
 
@@ -58,6 +68,9 @@ Other environment variables:
   OFFLOAD_ACK_WAIT_SECONDS       seconds before an unacked run goes to another worker (default 30)
   OFFLOAD_LOG_LEVEL              fatal|error|warn|info|debug|trace|silent (default info)
   OFFLOAD_WORKER_ID              this process's id in run records (default <hostname>-<pid>-<random>)
+  OFFLOAD_MAX_DELIVER            deliveries of a task message before it is given up on (default 10; -1: no limit)
+  OFFLOAD_RESULT_INLINE_LIMIT    bytes above which a result goes to the object store (default 262144)
+  OFFLOAD_RUN_LOG_LEVEL          lowest level of ctx.log lines kept with the run (default info)
 
 Exit codes: 0 after a clean stop, 1 on a runtime failure (e.g. NATS unreachable),
 2 on bad configuration.

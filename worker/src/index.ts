@@ -11,7 +11,7 @@
  */
 import { pino, type Logger } from "pino";
 import type { Registry } from "prom-client";
-import { serve, type Server, type Task } from "@offload/sdk/internal";
+import { serve, type RunLogLevel, type Server, type Task } from "@offload/sdk/internal";
 import { startProbeServer } from "./http.js";
 import { loadTasks } from "./load.js";
 import { createMetrics } from "./metrics.js";
@@ -46,6 +46,12 @@ export interface WorkerOptions {
   logger?: Logger;
   /** @defaultValue `<hostname>-<pid>-<random>` */
   workerId?: string;
+  /** Deliveries of one task message before JetStream gives up on it; -1: no limit. @defaultValue `OFFLOAD_MAX_DELIVER`, else 10 */
+  maxDeliver?: number;
+  /** Results larger than this many bytes go to the object store. @defaultValue `OFFLOAD_RESULT_INLINE_LIMIT`, else 262144 */
+  resultInlineLimitBytes?: number;
+  /** Lowest level of `ctx.log` lines kept with the run. @defaultValue `OFFLOAD_RUN_LOG_LEVEL`, else info */
+  runLogLevel?: RunLogLevel;
 }
 
 /** A running worker. */
@@ -96,6 +102,9 @@ export async function runWorker(options: WorkerOptions): Promise<Worker> {
       ...(options.drainSeconds !== undefined ? { drainSeconds: options.drainSeconds } : {}),
       ...(options.ackWaitSeconds !== undefined ? { ackWaitSeconds: options.ackWaitSeconds } : {}),
       ...(options.workerId !== undefined ? { workerId: options.workerId } : {}),
+      ...(options.maxDeliver !== undefined ? { maxDeliver: options.maxDeliver } : {}),
+      ...(options.resultInlineLimitBytes !== undefined ? { resultInlineLimitBytes: options.resultInlineLimitBytes } : {}),
+      ...(options.runLogLevel !== undefined ? { runLogLevel: options.runLogLevel } : {}),
     });
   } catch (err) {
     await probes?.close();

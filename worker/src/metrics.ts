@@ -14,7 +14,14 @@ export function createMetrics(concurrency: number): WorkerMetrics {
   collectDefaultMetrics({ register: registry });
   const started = new Counter({ name: "offload_worker_runs_started_total", help: "Runs started, by task.", labelNames: ["task"], registers: [registry] });
   const completed = new Counter({ name: "offload_worker_runs_completed_total", help: "Runs completed, by task.", labelNames: ["task"], registers: [registry] });
-  const failed = new Counter({ name: "offload_worker_runs_failed_total", help: "Runs failed (threw, timed out, bad input or result), by task.", labelNames: ["task"], registers: [registry] });
+  const failed = new Counter({ name: "offload_worker_runs_failed_total", help: "Runs failed for good (threw, timed out, bad input or result, with no retry left), by task.", labelNames: ["task"], registers: [registry] });
+  const retried = new Counter({
+    name: "offload_worker_runs_retried_total",
+    help: "Tries that failed with retries left (the run awaits its next try), by task.",
+    labelNames: ["task"],
+    registers: [registry],
+  });
+  const cancelled = new Counter({ name: "offload_worker_runs_cancelled_total", help: "Runs cancelled while they ran, by task.", labelNames: ["task"], registers: [registry] });
   const abandoned = new Counter({
     name: "offload_worker_runs_abandoned_total",
     help: "Runs left unfinished when the worker stopped (they are redelivered), by task.",
@@ -46,6 +53,8 @@ export function createMetrics(concurrency: number): WorkerMetrics {
         duration.observe({ task: run.task, outcome: run.outcome }, run.durationSeconds);
         if (run.outcome === "COMPLETED") completed.inc({ task: run.task });
         else if (run.outcome === "FAILED") failed.inc({ task: run.task });
+        else if (run.outcome === "AWAITING_RETRY") retried.inc({ task: run.task });
+        else if (run.outcome === "CANCELLED") cancelled.inc({ task: run.task });
         else abandoned.inc({ task: run.task });
       },
     },

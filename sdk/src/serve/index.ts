@@ -2,17 +2,22 @@ import type { Logger } from "pino";
 import type { Task } from "../task.js";
 import { startServer } from "./server.js";
 
-export { STREAM_CONFIGS, ensureStreams, ensureTaskConsumer, taskConsumerConfig } from "./streams.js";
-export type { TaskConsumerSettings } from "./streams.js";
+export { STREAM_CONFIGS, CANCEL_BUCKET, RESULTS_BUCKET, ensureStreams, ensureBuckets, ensureTaskConsumer, taskConsumerConfig } from "./streams.js";
+export type { TaskConsumerSettings, WorkerBuckets } from "./streams.js";
 export { ServeEnvSchema } from "./options.js";
 export type { ServeEnv } from "./options.js";
+export { DEFAULT_MAX_DELIVER, DEFAULT_RESULT_INLINE_LIMIT } from "./options.js";
 
 /** How a run ended in this process, as told to {@link ServeHooks.runFinished}. */
 export type RunOutcome =
   /** The task returned; a `COMPLETED` event was published. */
   | "COMPLETED"
-  /** The task threw, timed out, got invalid input or returned something not JSON; a `FAILED` event was published. */
+  /** The task threw, timed out, got invalid input or returned something not JSON, with no retry left; a `FAILED` event was published. */
   | "FAILED"
+  /** The try failed and the task has retries left: an `AWAITING_RETRY` event was published; the run API dispatches it again later. */
+  | "AWAITING_RETRY"
+  /** The run was cancelled while it ran: its signal was aborted and a `CANCELLED` event published. */
+  | "CANCELLED"
   /** The worker stopped (or lost NATS) before the run finished; no event, the message is redelivered. */
   | "ABANDONED";
 
@@ -54,7 +59,34 @@ export interface ServeOptions {
   workerId?: string;
   /** Called as runs start and finish (the worker runtime counts them for `/metrics`). */
   hooks?: ServeHooks;
+  /**
+   * Most deliveries of one task message before JetStream gives up on it (the
+   * run API then fails the run with `MaxDeliveriesExceeded`): bounds a message
+   * that crashes every worker that takes it. Redeliveries after a crash or a
+   * drain count; retries do not (each is a new message). Shared by every
+   * process serving a task: the last one to start sets it. -1: no limit.
+   * @defaultValue `OFFLOAD_MAX_DELIVER`, else 10
+   */
+  maxDeliver?: number;
+  /**
+   * Results whose JSON is larger than this many bytes go to the object store
+   * `offload-results` (under the run id) instead of into the `COMPLETED` event;
+   * `run.result()` fetches them from there all the same. Results too large for
+   * a NATS message always go there.
+   * @defaultValue `OFFLOAD_RESULT_INLINE_LIMIT`, else 262144 (256 KiB)
+   */
+  resultInlineLimitBytes?: number;
+  /**
+   * Lines a run writes through `ctx.log` at this level or above are also kept
+   * with the run (`GET /v1/runs/:id/logs`, `run.logs()`), whatever the
+   * logger's own level. `"silent"` keeps none.
+   * @defaultValue `OFFLOAD_RUN_LOG_LEVEL`, else "info"
+   */
+  runLogLevel?: RunLogLevel;
 }
+
+/** The levels of {@link ServeOptions.runLogLevel}. */
+export type RunLogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
 
 /** A running task worker. */
 export interface Server {

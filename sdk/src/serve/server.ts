@@ -1,14 +1,17 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { KvWatchInclude, type KvWatchEntry } from "@nats-io/kv";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
-import { InputValidationError, TaskTimeoutError } from "../errors.js";
-import { Nats, TaskMessageSchema, type Heartbeat, type RunError, type RunEvent, type TaskMessage } from "../protocol/index.js";
-import type { Task, TaskContext } from "../task.js";
+import { InputValidationError, ResultNotSerializableError, RunCancelledError, TaskTimeoutError } from "../errors.js";
+import { Nats, TaskMessageSchema, type Heartbeat, type Json, type RunError, type RunEvent, type RunLogLine, type TaskMessage } from "../protocol/index.js";
+import { decideRetry } from "../retries.js";
+import type { Task, TaskContext, TaskRunInfo } from "../task.js";
 import type { RunInfo, RunOutcome, Server, ServeOptions } from "./index.js";
 import { compileOptions, type CompiledOptions } from "./options.js";
+import { runLogger } from "./run-log.js";
 import { Slots } from "./slots.js";
-import { ensureStreams, ensureTaskConsumer } from "./streams.js";
+import { ensureBuckets, ensureStreams, ensureTaskConsumer, type TaskConsumerSettings, type WorkerBuckets } from "./streams.js";
 
 const HEARTBEAT_MS = 5_000;
 const FETCH_EXPIRES_MS = 2_000;
@@ -31,9 +34,21 @@ interface ActiveRun {
 }
 
 type Ending =
-  | { kind: "completed"; result: unknown }
-  | { kind: "failed"; error: RunError }
+  /** `value` is what the task returned; `json` its JSON text. */
+  | { kind: "completed"; value: unknown; json: string }
+  /** `thrown` is what failed the try (what the task threw, or the worker's own error for a timeout, bad input or result). */
+  | { kind: "failed"; error: RunError; thrown: unknown }
+  | { kind: "cancelled" }
   | { kind: "abandoned" };
+
+/** A run's stake in the cancellations bucket while this process has it. */
+interface CancelWatch {
+  /** True once the run's id was seen in the bucket. */
+  readonly requested: boolean;
+  /** Resolves once the run's id is seen in the bucket. */
+  readonly promise: Promise<void>;
+  dispose(): void;
+}
 
 /** The reason a run's signal is aborted when the worker stops before the run finished. */
 class WorkerStoppingError extends Error {
@@ -76,6 +91,12 @@ class TaskServer implements Server {
   readonly #loops: Promise<void>[] = [];
   readonly #inFlightByTask = new Map<string, number>();
   #heartbeat: NodeJS.Timeout | undefined;
+  #buckets!: WorkerBuckets;
+  readonly #cancelWaiters = new Map<string, Set<() => void>>();
+  #cancelWatch: { stop(): void } | undefined;
+  #cancelLoop: Promise<void> | undefined;
+  // onCompletion/onFailure calls still running: stop() waits for them (within the drain time).
+  readonly #taskHooks = new Set<Promise<void>>();
 
   constructor(opts: CompiledOptions, nc: NatsConnection) {
     this.#opts = opts;
@@ -103,12 +124,18 @@ class TaskServer implements Server {
     return this.#ready && !this.#stopping;
   }
 
+  get #consumerSettings(): TaskConsumerSettings {
+    return { ackWaitSeconds: this.#opts.ackWaitSeconds, maxAckPending: MAX_ACK_PENDING, maxDeliver: this.#opts.maxDeliver };
+  }
+
   async start(): Promise<void> {
     const jsm = await jetstreamManager(this.#nc);
     this.#jsm = jsm;
     await ensureStreams(jsm);
-    const settings = { ackWaitSeconds: this.#opts.ackWaitSeconds, maxAckPending: MAX_ACK_PENDING };
-    for (const t of this.#opts.tasks) await ensureTaskConsumer(jsm, t.name, settings);
+    this.#buckets = await ensureBuckets(this.#js);
+    // Watch before consuming, so that no cancellation of a run this process takes goes unseen.
+    this.#cancelLoop = this.#watchCancellations(await this.#openCancelWatch());
+    for (const t of this.#opts.tasks) await ensureTaskConsumer(jsm, t.name, this.#consumerSettings);
     for (const t of this.#opts.tasks) this.#loops.push(this.#pullLoop(t));
     this.#sendHeartbeats();
     this.#heartbeat = setInterval(() => this.#sendHeartbeats(), HEARTBEAT_MS);
@@ -129,19 +156,25 @@ class TaskServer implements Server {
     // server would still deliver into them; what arrives is released with a delayed nak().
     const loopsDone = Promise.allSettled(this.#loops);
 
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), this.#opts.drainSeconds * 1000)));
     if (this.#active.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), this.#opts.drainSeconds * 1000)));
       const all = Promise.allSettled([...this.#active].map((r) => r.done)).then(() => "done" as const);
       const first = await Promise.race([all, deadline]);
-      clearTimeout(timer);
       if (first === "timeout" && this.#active.size > 0) {
         this.#log.warn({ abandoned: this.#active.size }, "drain time is up: abandoning the runs still in flight (they will be redelivered)");
         for (const r of [...this.#active]) r.abandon();
         await Promise.allSettled([...this.#active].map((r) => r.done));
       }
     }
+    if (this.#taskHooks.size > 0) {
+      const first = await Promise.race([Promise.allSettled([...this.#taskHooks]).then(() => "done" as const), deadline]);
+      if (first === "timeout") this.#log.warn({ hooks: this.#taskHooks.size }, "drain time is up: not waiting for onCompletion/onFailure hooks still running");
+    }
+    clearTimeout(timer);
+    this.#cancelWatch?.stop();
     await loopsDone;
+    await this.#cancelLoop;
     clearInterval(this.#heartbeat);
     if (!this.#nc.isClosed()) {
       // drain() flushes the acks and naks just sent, then closes.
@@ -238,7 +271,7 @@ class TaskServer implements Server {
     try {
       const jsm = await jetstreamManager(this.#nc);
       await ensureStreams(jsm);
-      await ensureTaskConsumer(jsm, task.name, { ackWaitSeconds: this.#opts.ackWaitSeconds, maxAckPending: MAX_ACK_PENDING });
+      await ensureTaskConsumer(jsm, task.name, this.#consumerSettings);
     } catch (err) {
       log.debug({ err }, "could not ensure the task consumer");
     }
@@ -275,10 +308,19 @@ class TaskServer implements Server {
     }
     const info: RunInfo = { runId: message.runId, task: task.name, attempt: message.attemptsBefore + msg.info.deliveryCount };
     const log = this.#log.child({ runId: info.runId, task: info.task, attempt: info.attempt });
-    const startedAt = performance.now();
+    // Watched from before the check, so that a cancel landing in between is not missed.
+    const cancel = this.#watchCancel(info.runId);
     // In-progress acks keep the message ours for as long as the run takes.
     const working = setInterval(() => settle(() => msg.working()), (this.#opts.ackWaitSeconds * 1000) / 3);
     try {
+      if (cancel.requested || (await this.#isCancelled(info.runId, log))) {
+        // Never started: the run API has (or will have) marked it CANCELLED; the event covers an API that died in between.
+        await this.#publish(info, "CANCELLED", {}).catch((err: unknown) => log.warn({ err }, "could not publish CANCELLED"));
+        settle(() => msg.ack());
+        log.info("run cancelled before it started: not running it");
+        return;
+      }
+      const startedAt = performance.now();
       try {
         await this.#publish(info, "RUNNING", {});
       } catch (err) {
@@ -289,7 +331,8 @@ class TaskServer implements Server {
       this.#hook(() => this.#opts.hooks.runStarted?.(info));
       log.debug("run started");
 
-      const ending = await this.#execute(task, message, info, log, abandoned);
+      const runLog = runLogger(log, this.#opts.runLogLevel, info.attempt, (line) => this.#publishLogLine(info.runId, line));
+      const ending = await this.#execute(task, message, info, runLog, abandoned, cancel);
       const durationSeconds = (performance.now() - startedAt) / 1000;
       if (ending.kind === "abandoned") {
         // Released for redelivery (as the next attempt) once this process's fetches have expired.
@@ -298,10 +341,43 @@ class TaskServer implements Server {
         this.#finished(info, "ABANDONED", durationSeconds);
         return;
       }
-      const fields = ending.kind === "completed" ? { result: ending.result } : { error: ending.error };
-      const type = ending.kind === "completed" ? "COMPLETED" : "FAILED";
+
+      let type: RunEvent["type"];
+      let fields: Partial<RunEvent>;
+      let retryDelaySeconds = 0;
+      switch (ending.kind) {
+        case "cancelled":
+          type = "CANCELLED";
+          fields = {};
+          break;
+        case "completed":
+          type = "COMPLETED";
+          try {
+            fields = await this.#resultFields(info, ending.json);
+          } catch (err) {
+            log.error({ err }, "could not store the result; releasing the message for redelivery");
+            settle(() => msg.nak(1000));
+            this.#finished(info, "ABANDONED", durationSeconds);
+            return;
+          }
+          break;
+        case "failed": {
+          const decision = decideRetry(task.options, info.attempt, ending.thrown);
+          if (decision.retry) {
+            type = "AWAITING_RETRY";
+            retryDelaySeconds = decision.delaySeconds;
+            // One clock reading for both, so that retryAt - at is the delay exactly.
+            const now = Date.now();
+            fields = { error: ending.error, at: new Date(now).toISOString(), retryAt: new Date(now + decision.delaySeconds * 1000).toISOString() };
+          } else {
+            type = "FAILED";
+            fields = { error: ending.error };
+          }
+          break;
+        }
+      }
       try {
-        await this.#publish(info, type, fields as Partial<RunEvent>);
+        await this.#publish(info, type, fields);
       } catch (err) {
         // Not acked: JetStream redelivers and the run is tried again.
         log.error({ err }, `could not publish ${type}; releasing the message for redelivery`);
@@ -310,15 +386,30 @@ class TaskServer implements Server {
         return;
       }
       settle(() => msg.ack());
-      if (ending.kind === "completed") log.info({ durationSeconds }, "run completed");
-      else log.info({ durationSeconds, error: ending.error }, "run failed");
-      this.#finished(info, type, durationSeconds, ending.kind === "failed" ? ending.error : undefined);
+      const error = ending.kind === "failed" ? ending.error : undefined;
+      if (type === "COMPLETED") log.info({ durationSeconds, ...(fields.resultRef ? { resultRef: fields.resultRef } : {}) }, "run completed");
+      else if (type === "AWAITING_RETRY") log.info({ durationSeconds, error, retryInSeconds: retryDelaySeconds }, "run failed; retry due later");
+      else if (type === "CANCELLED") log.info({ durationSeconds }, "run cancelled");
+      else log.info({ durationSeconds, error }, "run failed");
+      this.#finished(info, type, durationSeconds, error);
+
+      const hookInfo: TaskRunInfo = { ...info, workerId: this.workerId, parameters: message.parameters, log: runLog };
+      if (ending.kind === "completed" && task.options.onCompletion) {
+        const onCompletion = task.options.onCompletion.bind(task.options);
+        this.#taskHook("onCompletion", log, () => onCompletion(hookInfo, ending.value));
+      } else if (type === "FAILED" && ending.kind === "failed" && task.options.onFailure) {
+        const onFailure = task.options.onFailure.bind(task.options);
+        this.#taskHook("onFailure", log, () => onFailure(hookInfo, asError(ending.thrown, ending.error)));
+      }
     } finally {
       clearInterval(working);
+      cancel.dispose();
     }
   }
 
-  async #execute(task: Task, message: TaskMessage, info: RunInfo, log: Logger, abandoned: Promise<Ending>): Promise<Ending> {
+  async #execute(task: Task, message: TaskMessage, info: RunInfo, log: Logger, abandoned: Promise<Ending>, cancel: CancelWatch): Promise<Ending> {
+    // Cancelled while RUNNING was being published: the function is not called at all.
+    if (cancel.requested) return { kind: "cancelled" };
     let input = task.options.input.safeParse(message.parameters);
     // A run made without parameters may arrive as null; a schema that takes "nothing" means undefined.
     if (!input.success && message.parameters === null) {
@@ -327,7 +418,7 @@ class TaskServer implements Server {
     }
     if (!input.success) {
       const err = new InputValidationError(task.name, input.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })));
-      return { kind: "failed", error: { type: "InputValidationError", message: err.message } };
+      return { kind: "failed", error: { type: "InputValidationError", message: err.message }, thrown: err };
     }
     const controller = new AbortController();
     const ctx: TaskContext = {
@@ -345,20 +436,27 @@ class TaskServer implements Server {
       timer = setTimeout(() => {
         const err = new TaskTimeoutError(timeoutSeconds);
         controller.abort(err);
-        resolve({ kind: "failed", error: errorOf(err) });
+        resolve({ kind: "failed", error: errorOf(err), thrown: err });
       }, timeoutSeconds * 1000);
+    });
+    // Like a timeout, a cancel ends the run now, whether or not the function heeds its signal.
+    const cancelledEnding = cancel.promise.then((): Ending => {
+      controller.abort(new RunCancelledError(info.runId));
+      return { kind: "cancelled" };
     });
     const ran = Promise.resolve()
       .then(() => task.fn(input.data, ctx))
       .then(
         (value): Ending => {
           const json = toJson(value);
-          return json.ok ? { kind: "completed", result: json.value } : { kind: "failed", error: { type: "ResultNotSerializableError", message: json.message } };
+          if (json.ok) return { kind: "completed", value, json: json.text };
+          const err = new ResultNotSerializableError(json.message);
+          return { kind: "failed", error: errorOf(err), thrown: err };
         },
-        (err: unknown): Ending => ({ kind: "failed", error: errorOf(err) }),
+        (err: unknown): Ending => ({ kind: "failed", error: errorOf(err), thrown: err }),
       );
     try {
-      const ending = await Promise.race([ran, timedOut, abandoned]);
+      const ending = await Promise.race([ran, timedOut, abandoned, cancelledEnding]);
       if (ending.kind === "abandoned") controller.abort(new WorkerStoppingError());
       return ending;
     } finally {
@@ -366,16 +464,19 @@ class TaskServer implements Server {
     }
   }
 
-  async #publish(info: RunInfo, type: RunEvent["type"], fields: Partial<RunEvent>): Promise<void> {
-    const event: RunEvent = { ...fields, runId: info.runId, task: info.task, type, attempt: info.attempt, workerId: this.workerId, at: new Date().toISOString() };
-    let payload = JSON.stringify(event);
+  /** The fields of a COMPLETED event: the result itself, or a reference to where it was stored. */
+  async #resultFields(info: RunInfo, json: string): Promise<Partial<RunEvent>> {
+    const bytes = Buffer.from(json);
     const max = this.#nc.info?.max_payload ?? 1024 * 1024;
-    if (Buffer.byteLength(payload) > max - 1024 && type === "COMPLETED") {
-      // TODO(results store): large results go to the object store; until then, fail clearly.
-      type = "FAILED";
-      const error: RunError = { type: "ResultTooLargeError", message: `the result is ${Buffer.byteLength(payload)} bytes; at most about ${max - 1024} fit in an event` };
-      payload = JSON.stringify({ ...event, type, result: undefined, error });
-    }
+    // The event wraps the result: leave room for its other fields.
+    if (bytes.byteLength <= Math.min(this.#opts.resultInlineLimitBytes, max - 4096)) return { result: JSON.parse(json) as Json };
+    await this.#buckets.results.putBlob({ name: info.runId, description: `result of ${info.task} run ${info.runId}` }, bytes);
+    return { resultRef: info.runId };
+  }
+
+  async #publish(info: RunInfo, type: RunEvent["type"], fields: Partial<RunEvent>): Promise<void> {
+    const event: RunEvent = { ...fields, runId: info.runId, task: info.task, type, attempt: info.attempt, workerId: this.workerId, at: fields.at ?? new Date().toISOString() };
+    const payload = JSON.stringify(event);
     const msgID = `${info.runId}:${info.attempt}:${type}`;
     for (let i = 1; ; i++) {
       try {
@@ -386,6 +487,88 @@ class TaskServer implements Server {
         await sleep(250 * 2 ** i);
       }
     }
+  }
+
+  // A core publish: it only buffers, so logging never waits on NATS. The OFFLOAD_LOGS stream stores it, bounded per run.
+  #publishLogLine(runId: string, line: RunLogLine): void {
+    if (this.#nc.isClosed()) return;
+    try {
+      this.#nc.publish(Nats.logSubject(runId), JSON.stringify(line));
+    } catch {
+      // A lost log line must never fail a run.
+    }
+  }
+
+  // Cancellation: the bucket is checked before a run starts and watched while runs are in flight.
+  async #isCancelled(runId: string, log: Logger): Promise<boolean> {
+    try {
+      const entry = await this.#buckets.cancellations.get(runId);
+      return entry?.operation === "PUT";
+    } catch (err) {
+      // Not knowing must not stop the run: the watch still catches a cancel arriving later.
+      log.warn({ err }, "could not check the cancellations bucket; running the run");
+      return false;
+    }
+  }
+
+  #watchCancel(runId: string): CancelWatch {
+    let requested = false;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    const fire = (): void => {
+      requested = true;
+      resolve();
+    };
+    let set = this.#cancelWaiters.get(runId);
+    if (!set) this.#cancelWaiters.set(runId, (set = new Set()));
+    set.add(fire);
+    return {
+      get requested() {
+        return requested;
+      },
+      promise,
+      dispose: () => {
+        set.delete(fire);
+        if (set.size === 0 && this.#cancelWaiters.get(runId) === set) this.#cancelWaiters.delete(runId);
+      },
+    };
+  }
+
+  async #openCancelWatch(): Promise<AsyncIterable<KvWatchEntry> & { stop(): void }> {
+    const watch = await this.#buckets.cancellations.watch({ include: KvWatchInclude.UpdatesOnly });
+    this.#cancelWatch = watch;
+    return watch;
+  }
+
+  // Runs for the server's life; a watch that ends (NATS trouble) is opened again.
+  async #watchCancellations(first: AsyncIterable<KvWatchEntry>): Promise<void> {
+    let watch: AsyncIterable<KvWatchEntry> | undefined = first;
+    while (!this.#stopping) {
+      try {
+        watch ??= await this.#openCancelWatch();
+        for await (const e of watch) {
+          if (e.operation !== "PUT") continue;
+          const waiters = this.#cancelWaiters.get(e.key);
+          if (waiters) {
+            this.#log.info({ runId: e.key }, "cancellation asked for: aborting the run");
+            for (const fire of waiters) fire();
+          }
+        }
+      } catch (err) {
+        if (!this.#stopping) this.#log.warn({ err }, "watching the cancellations bucket failed; watching again");
+      }
+      watch = undefined;
+      if (!this.#stopping && !this.#nc.isClosed()) await sleep(1000);
+      if (this.#nc.isClosed()) return;
+    }
+  }
+
+  #taskHook(name: string, log: Logger, fn: () => void | Promise<void>): void {
+    const p = Promise.resolve()
+      .then(fn)
+      .catch((err: unknown) => log.error({ err }, `the task's ${name} hook threw; the run's outcome stands`))
+      .finally(() => this.#taskHooks.delete(p));
+    this.#taskHooks.add(p);
   }
 
   #finished(info: RunInfo, outcome: RunOutcome, durationSeconds: number, error?: RunError): void {
@@ -420,9 +603,9 @@ function safeString(v: unknown): string {
   }
 }
 
-/** A task's return value as JSON: `undefined` becomes null; anything JSON.stringify rejects or drops is an error. */
-export function toJson(value: unknown): { ok: true; value: unknown } | { ok: false; message: string } {
-  if (value === undefined) return { ok: true, value: null };
+/** A task's return value as JSON text: `undefined` becomes null; anything JSON.stringify rejects or drops is an error. */
+export function toJson(value: unknown): { ok: true; text: string } | { ok: false; message: string } {
+  if (value === undefined) return { ok: true, text: "null" };
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
@@ -430,7 +613,15 @@ export function toJson(value: unknown): { ok: true; value: unknown } | { ok: fal
     return { ok: false, message: `the task's result cannot be turned into JSON: ${(err as Error).message}` };
   }
   if (text === undefined) return { ok: false, message: `the task's result (a ${typeof value}) is not JSON` };
-  return { ok: true, value: JSON.parse(text) };
+  return { ok: true, text };
+}
+
+/** What an onFailure hook gets: the thrown error, or an Error standing for a thrown non-Error. */
+function asError(thrown: unknown, error: RunError): Error {
+  if (thrown instanceof Error) return thrown;
+  const e = new Error(error.message, { cause: thrown });
+  e.name = error.type;
+  return e;
 }
 
 /** A flag with a waiter: set by a message seen on a task's subject (or by stop()). */

@@ -36,6 +36,9 @@ async function main(): Promise<void> {
       ackWaitSeconds: c.OFFLOAD_ACK_WAIT_SECONDS,
       logger,
       ...(c.OFFLOAD_WORKER_ID ? { workerId: c.OFFLOAD_WORKER_ID } : {}),
+      maxDeliver: c.OFFLOAD_MAX_DELIVER,
+      resultInlineLimitBytes: c.OFFLOAD_RESULT_INLINE_LIMIT,
+      runLogLevel: c.OFFLOAD_RUN_LOG_LEVEL,
     });
   } catch (err) {
     if (isOffloadError(err) && err.code === "OFFLOAD_CONFIG") return fail(err);

@@ -1,0 +1,78 @@
+// End to end (real run API, real workers): large results through the object
+// store, per-run logs, the task list, and runs waiting for a worker.
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { setDefaultClient, type Task } from "@offload/sdk";
+import { killAll, startStack, stopSharedPostgres, waitFor, type Stack } from "../support/index.js";
+import { FIXTURES, importTasks } from "./e2e-support.js";
+
+describe("end to end: results, logs and waiting runs", () => {
+  let stack: Stack | undefined;
+  let tasks: Record<string, Task>;
+  const t = (name: string): Task => tasks[name]!;
+
+  beforeAll(async () => {
+    stack = await startStack();
+    await stack.startWorker({ module: FIXTURES.tasks, concurrency: 2 });
+    tasks = { ...(await importTasks(FIXTURES.tasks)), ...(await importTasks(FIXTURES.later)) };
+    setDefaultClient(stack.client);
+  });
+  afterAll(async () => {
+    setDefaultClient(undefined);
+    await stack?.stop();
+    await stopSharedPostgres();
+    await killAll();
+  });
+
+  it("a 5 MiB result round-trips through the object store", async () => {
+    const run = await t("big").delay({ mib: 5 });
+    const result = (await run.result({ timeoutSeconds: 30 })) as { data: string };
+    expect(result.data).toHaveLength(5 * 1024 * 1024);
+    expect(result.data.replaceAll("x", "")).toBe("");
+    const record = await run.status();
+    expect(record).toMatchObject({ state: "COMPLETED", resultRef: run.id, result: null });
+  });
+
+  it("the lines a run logs are served for that run only, at info and above", async () => {
+    const [a, b] = await Promise.all([t("chatty").delay({ tag: "a" }), t("chatty").delay({ tag: "b" })]);
+    await Promise.all([a.result({ timeoutSeconds: 20 }), b.result({ timeoutSeconds: 20 })]);
+    const logs = await waitFor("run a's three lines", async () => {
+      const l = await a!.logs();
+      return l.lines.length >= 3 ? l : undefined;
+    });
+    expect(logs.truncated).toBe(false);
+    expect(logs.lines.map((l) => [l.level, l.msg])).toEqual([
+      ["info", "starting a"],
+      ["warn", "halfway a"],
+      ["info", "done a"],
+    ]);
+    expect(logs.lines[0]).toMatchObject({ attempt: 1, data: { tag: "a" } });
+    const other = await waitFor("run b's three lines", async () => {
+      const l = await b!.logs();
+      return l.lines.length >= 3 ? l : undefined;
+    });
+    expect(other.lines.map((l) => l.msg)).toEqual(["starting b", "halfway b", "done b"]);
+    // A run that logged nothing has no lines.
+    const quiet = await t("add").delay({ a: 1, b: 1 });
+    await quiet.result({ timeoutSeconds: 20 });
+    expect((await quiet.logs()).lines).toEqual([]);
+  });
+
+  it("lists the tasks the workers serve", async () => {
+    const list = await waitFor("the worker's tasks to be listed", async () => {
+      const tasks = await stack!.client.listTasks();
+      return tasks.some((x) => x.name === "chatty" && x.workers.length > 0) ? tasks : undefined;
+    });
+    expect(list.find((x) => x.name === "chatty")!.workers[0]).toMatchObject({ concurrency: 2 });
+  });
+
+  it("a run of a task no worker serves stays PENDING, and completes once a worker for it starts", async () => {
+    const run = await t("later").delay({ x: 5 });
+    expect((await run.status()).state).toBe("PENDING");
+    await sleep(1500);
+    expect((await run.status()).state).toBe("PENDING");
+    await stack!.startWorker({ module: FIXTURES.later });
+    expect(await run.result({ timeoutSeconds: 20 })).toEqual({ x: 5, attempt: 1 });
+    expect(await run.status()).toMatchObject({ state: "COMPLETED", attempts: 1 });
+  });
+});
