@@ -5,5 +5,6 @@ export * from "./errors.js";
 export * from "./client.js";
 export * from "./task.js";
 export * from "./serve/index.js";
+export * from "./nats/layout.js";
 export * from "./retries.js";
 export * from "./cache.js";

@@ -2,8 +2,8 @@ import type { Logger } from "pino";
 import type { Task } from "../task.js";
 import { startServer } from "./server.js";
 
-export { STREAM_CONFIGS, CANCEL_BUCKET, RESULTS_BUCKET, ensureStreams, ensureBuckets, ensureTaskConsumer, taskConsumerConfig } from "./streams.js";
-export type { TaskConsumerSettings, WorkerBuckets } from "./streams.js";
+export { ensureTaskConsumer, taskConsumerConfig } from "./streams.js";
+export type { TaskConsumerSettings } from "./streams.js";
 export { ServeEnvSchema } from "./options.js";
 export type { ServeEnv } from "./options.js";
 export { DEFAULT_MAX_DELIVER, DEFAULT_RESULT_INLINE_LIMIT } from "./options.js";

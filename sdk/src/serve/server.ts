@@ -11,7 +11,8 @@ import type { RunInfo, RunOutcome, Server, ServeOptions } from "./index.js";
 import { compileOptions, type CompiledOptions } from "./options.js";
 import { runLogger } from "./run-log.js";
 import { Slots } from "./slots.js";
-import { ensureBuckets, ensureStreams, ensureTaskConsumer, type TaskConsumerSettings, type WorkerBuckets } from "./streams.js";
+import { ensureBuckets, ensureStreams, type Buckets } from "../nats/layout.js";
+import { ensureTaskConsumer, type TaskConsumerSettings } from "./streams.js";
 
 const HEARTBEAT_MS = 5_000;
 const FETCH_EXPIRES_MS = 2_000;
@@ -91,7 +92,7 @@ class TaskServer implements Server {
   readonly #loops: Promise<void>[] = [];
   readonly #inFlightByTask = new Map<string, number>();
   #heartbeat: NodeJS.Timeout | undefined;
-  #buckets!: WorkerBuckets;
+  #buckets!: Buckets;
   readonly #cancelWaiters = new Map<string, Set<() => void>>();
   #cancelWatch: { stop(): void } | undefined;
   #cancelLoop: Promise<void> | undefined;
