@@ -8,8 +8,19 @@ import { ConfigError } from "./errors.js";
 export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env, what = "Offload"): z.infer<S> {
   const parsed = schema.safeParse(env);
   if (parsed.success) return parsed.data;
-  const lines = parsed.error.issues.map((i) => `  ${i.path.join(".") || "(environment)"}: ${i.message}`);
+  const lines = parsed.error.issues.map((i) => `  ${i.path.join(".") || "(environment)"}: ${explainIssue(i, env[String(i.path[0])])}`);
   throw new ConfigError(`${what}: invalid configuration:\n${lines.join("\n")}`);
+}
+
+/**
+ * One configuration problem in words a person can act on: zod's own say
+ * "expected number, received NaN" for `OFFLOAD_CONCURRENCY=four`. Only
+ * numeric values are echoed back, so a secret never lands in a log.
+ */
+export function explainIssue(issue: z.core.$ZodIssue, raw: unknown): string {
+  if (issue.code === "invalid_type" && issue.expected === "number") return `must be a number, got ${JSON.stringify(raw)}`;
+  if (issue.code === "invalid_type" && issue.expected === "int") return `must be a whole number, got ${JSON.stringify(raw)}`;
+  return issue.message;
 }
 
 /** An http(s) URL, as an env variable. */

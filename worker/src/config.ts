@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { ConfigError, DEFAULT_MAX_DELIVER, DEFAULT_RESULT_INLINE_LIMIT, TaskNameSchema, natsUrls, port } from "@offload/sdk/internal";
+import { ConfigError, explainIssue, DEFAULT_MAX_DELIVER, DEFAULT_RESULT_INLINE_LIMIT, TaskNameSchema, natsUrls, port } from "@offload/sdk/internal";
 
 /** What `offload-worker` reads from the environment; each flag of {@link FLAGS} overrides its variable. */
 export const WorkerEnvSchema = z.object({
@@ -108,7 +108,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const lines = parsed.error.issues.map((i) => {
     const key = String(i.path[0] ?? "(environment)");
     const flag = flagOf.get(key);
-    return `  ${key}${flag ? ` (--${flag})` : ""}: ${i.message}`;
+    return `  ${key}${flag ? ` (--${flag})` : ""}: ${explainIssue(i, merged[key])}`;
   });
   throw new ConfigError(`offload-worker: invalid configuration:\n${lines.join("\n")}`);
 }
