@@ -70,13 +70,19 @@ describe("TaskRun end to end: real run API, nats-server and worker", () => {
     expect(list.runs).toHaveLength(1);
   });
 
-  it("a TaskWorker's status.backlog comes from the run API", async (ctx) => {
-    const tasks = await fetch(`${apiUrl}/v1/tasks`, { headers: { authorization: `Bearer ${TOKEN}` } });
-    if (tasks.status === 404) ctx.skip(); // GET /v1/tasks not served by this build of the run API yet
-    fake!.create({ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", metadata: { name: "adders", namespace: NS }, spec: { image: "img:1", module: "tasks.mjs", tasks: ["e2e-add"], replicas: 1 } });
-    const backlog = await waitFor("status.backlog", () => (fake!.get("taskworkers", NS, "adders")?.status as { backlog?: number } | undefined)?.backlog !== undefined, 30_000);
-    expect(backlog).toBe(true);
-    expect((fake!.get("taskworkers", NS, "adders")!.status as { backlog: number }).backlog).toBe(0);
+  it("a TaskWorker's status.backlog comes from the run API", async () => {
+    // Three runs of a task no worker serves: they wait PENDING, and that is the backlog.
+    const auth = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${apiUrl}/v1/runs`, { method: "POST", headers: auth, body: JSON.stringify({ task: "e2e-unserved", parameters: { i } }) });
+      expect(res.status).toBe(202);
+    }
+    fake!.create({ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", metadata: { name: "idlers", namespace: NS }, spec: { image: "img:1", module: "tasks.mjs", tasks: ["e2e-unserved"], replicas: 1 } });
+    const backlog = await waitFor("status.backlog to show the three waiting runs", () => {
+      const b = (fake!.get("taskworkers", NS, "idlers")?.status as { backlog?: number } | undefined)?.backlog;
+      return b === 3 ? b : undefined;
+    }, 30_000);
+    expect(backlog).toBe(3);
   });
 
   it("a failing run's error is mirrored and Succeeded=False", async () => {
