@@ -1,0 +1,56 @@
+/**
+ * How one try of a run ended, and the conversions between what a task
+ * produces (a return value, a thrown anything) and what the protocol carries
+ * (JSON text, a `{type, message}` error). Kept apart from the code that runs
+ * tasks so that these rules can be read, and tested, on their own.
+ */
+import type { RunError } from "../protocol/index.js";
+
+/** How a try ended. */
+export type Ending =
+  /** `value` is what the task returned; `json` its JSON text. */
+  | { kind: "completed"; value: unknown; json: string }
+  /** `thrown` is what failed the try (what the task threw, or the worker's own error for a timeout, bad input or result). */
+  | { kind: "failed"; error: RunError; thrown: unknown }
+  | { kind: "cancelled" }
+  | { kind: "abandoned" };
+
+/** The `{type, message}` of whatever a task threw. */
+export function errorOf(err: unknown): RunError {
+  if (err instanceof Error || (typeof err === "object" && err !== null && "message" in err)) {
+    const e = err as Error;
+    const ctor = (e.constructor as { name?: string } | undefined)?.name;
+    const type = e.name && e.name !== "Error" ? e.name : ctor && ctor !== "Object" ? ctor : "Error";
+    return { type, message: String(e.message ?? "") };
+  }
+  return { type: "Error", message: typeof err === "string" ? err : safeString(err) };
+}
+
+function safeString(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+/** A task's return value as JSON text: `undefined` becomes null; anything JSON.stringify rejects or drops is an error. */
+export function toJson(value: unknown): { ok: true; text: string } | { ok: false; message: string } {
+  if (value === undefined) return { ok: true, text: "null" };
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    return { ok: false, message: `the task's result cannot be turned into JSON: ${(err as Error).message}` };
+  }
+  if (text === undefined) return { ok: false, message: `the task's result (a ${typeof value}) is not JSON` };
+  return { ok: true, text };
+}
+
+/** What an onFailure hook gets: the thrown error, or an Error standing for a thrown non-Error. */
+export function asError(thrown: unknown, error: RunError): Error {
+  if (thrown instanceof Error) return thrown;
+  const e = new Error(error.message, { cause: thrown });
+  e.name = error.type;
+  return e;
+}

@@ -1,0 +1,156 @@
+/**
+ * One run, from its task message to its ack: parse the message, skip the run
+ * if it was cancelled, publish RUNNING, invoke the task, turn how the try
+ * ended into its terminal event (storing a large result first), publish it,
+ * ack, then call the task's hooks. The order is what makes a run safe to
+ * lose a worker over: the message is acked only once the run's event is
+ * stored, and whatever cannot be reported is released (nak) for JetStream to
+ * deliver again, so at worst a run is tried again, never lost.
+ */
+import type { JsMsg } from "@nats-io/jetstream";
+import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
+import { TaskMessageSchema, type RunError, type RunEvent, type TaskMessage } from "../protocol/index.js";
+import { decideRetry } from "../retries.js";
+import type { Task, TaskRunInfo } from "../task.js";
+import type { Cancellations } from "./cancellations.js";
+import { asError, type Ending } from "./ending.js";
+import type { RunReporter } from "./events.js";
+import type { Hooks } from "./hooks.js";
+import type { RunInfo, RunLogLevel, RunOutcome } from "./index.js";
+import { invoke } from "./invoke.js";
+import { RELEASE_DELAY_MS } from "./pull.js";
+import type { ResultStore } from "./results.js";
+import { runLogger } from "./run-log.js";
+import { settle } from "./util.js";
+
+/** What running a message needs from the server that fetched it. */
+export interface ExecuteDeps {
+  readonly workerId: string;
+  /** In-progress acks are sent every third of it. */
+  readonly ackWaitSeconds: number;
+  readonly runLogLevel: RunLogLevel;
+  readonly log: Logger;
+  readonly cancellations: Pick<Cancellations, "isCancelled" | "watchRun">;
+  readonly reporter: Pick<RunReporter, "publish" | "logLine">;
+  readonly results: Pick<ResultStore, "eventFields">;
+  readonly hooks: Pick<Hooks, "runStarted" | "runFinished" | "task">;
+}
+
+/** The event that ends a try, and what to log about it. */
+interface TerminalEvent {
+  /** Also the run's outcome, as told to the runFinished hook. */
+  readonly type: Extract<RunEvent["type"], RunOutcome>;
+  readonly fields: Partial<RunEvent>;
+  readonly retryInSeconds?: number;
+}
+
+/** Runs the run `msg` carries, to its ack or release. `abandoned` resolves if the worker gives the run up. */
+export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandoned: Promise<void>): Promise<void> {
+  const { reporter, hooks } = deps;
+  let message: TaskMessage;
+  try {
+    message = TaskMessageSchema.parse(JSON.parse(msg.string()));
+    if (message.task !== task.name) throw new Error(`message is for task "${message.task}", not "${task.name}"`);
+  } catch (err) {
+    deps.log.error({ err, task: task.name, subject: msg.subject, seq: msg.seq }, "malformed task message: dropped");
+    settle(() => msg.term("malformed task message"));
+    return;
+  }
+  const info: RunInfo = { runId: message.runId, task: task.name, attempt: message.attemptsBefore + msg.info.deliveryCount };
+  const log = deps.log.child({ runId: info.runId, task: info.task, attempt: info.attempt });
+  // Watched from before the check, so that a cancel landing in between is not missed.
+  const cancel = deps.cancellations.watchRun(info.runId);
+  // In-progress acks keep the message ours for as long as the run takes.
+  const working = setInterval(() => settle(() => msg.working()), (deps.ackWaitSeconds * 1000) / 3);
+  try {
+    if (cancel.requested || (await deps.cancellations.isCancelled(info.runId, log))) {
+      // Never started: the run API has (or will have) marked it CANCELLED; the event covers an API that died in between.
+      await reporter.publish(info, "CANCELLED", {}).catch((err: unknown) => log.warn({ err }, "could not publish CANCELLED"));
+      settle(() => msg.ack());
+      log.info("run cancelled before it started: not running it");
+      return;
+    }
+    const startedAt = performance.now();
+    try {
+      await reporter.publish(info, "RUNNING", {});
+    } catch (err) {
+      log.error({ err }, "could not publish RUNNING; releasing the message");
+      settle(() => msg.nak(1000));
+      return;
+    }
+    hooks.runStarted(info);
+    log.debug("run started");
+
+    const runLog = runLogger(log, deps.runLogLevel, info.attempt, (line) => reporter.logLine(info.runId, line));
+    const ending = await invoke({ task, message, info, log: runLog, workerId: deps.workerId, abandoned, cancel });
+    const durationSeconds = (performance.now() - startedAt) / 1000;
+    if (ending.kind === "abandoned") {
+      // Released for redelivery (as the next attempt) once this process's fetches have expired.
+      settle(() => msg.nak(RELEASE_DELAY_MS));
+      log.warn({ durationSeconds }, "run abandoned: the worker stopped before it finished; it will be redelivered");
+      hooks.runFinished(info, "ABANDONED", durationSeconds);
+      return;
+    }
+
+    let event: TerminalEvent;
+    if (ending.kind === "completed") {
+      try {
+        event = { type: "COMPLETED", fields: await deps.results.eventFields(info, ending.json) };
+      } catch (err) {
+        log.error({ err }, "could not store the result; releasing the message for redelivery");
+        settle(() => msg.nak(1000));
+        hooks.runFinished(info, "ABANDONED", durationSeconds);
+        return;
+      }
+    } else {
+      event = ending.kind === "cancelled" ? { type: "CANCELLED", fields: {} } : failureEvent(task, info.attempt, ending);
+    }
+    const { type, fields } = event;
+    try {
+      await reporter.publish(info, type, fields);
+    } catch (err) {
+      // Not acked: JetStream redelivers and the run is tried again.
+      log.error({ err }, `could not publish ${type}; releasing the message for redelivery`);
+      settle(() => msg.nak(1000));
+      hooks.runFinished(info, "ABANDONED", durationSeconds);
+      return;
+    }
+    settle(() => msg.ack());
+    const error = ending.kind === "failed" ? ending.error : undefined;
+    logOutcome(log, event, durationSeconds, error);
+    hooks.runFinished(info, type, durationSeconds, error);
+
+    const hookInfo: TaskRunInfo = { ...info, workerId: deps.workerId, parameters: message.parameters, log: runLog };
+    if (ending.kind === "completed" && task.options.onCompletion) {
+      const onCompletion = task.options.onCompletion.bind(task.options);
+      hooks.task("onCompletion", log, () => onCompletion(hookInfo, ending.value));
+    } else if (type === "FAILED" && ending.kind === "failed" && task.options.onFailure) {
+      const onFailure = task.options.onFailure.bind(task.options);
+      hooks.task("onFailure", log, () => onFailure(hookInfo, asError(ending.thrown, ending.error)));
+    }
+  } finally {
+    clearInterval(working);
+    cancel.dispose();
+  }
+}
+
+/** A failed try's event: AWAITING_RETRY with when the retry is due, or FAILED for good. */
+function failureEvent(task: Task, attempt: number, ending: Extract<Ending, { kind: "failed" }>): TerminalEvent {
+  const decision = decideRetry(task.options, attempt, ending.thrown);
+  if (!decision.retry) return { type: "FAILED", fields: { error: ending.error } };
+  // One clock reading for both, so that retryAt - at is the delay exactly.
+  const now = Date.now();
+  return {
+    type: "AWAITING_RETRY",
+    fields: { error: ending.error, at: new Date(now).toISOString(), retryAt: new Date(now + decision.delaySeconds * 1000).toISOString() },
+    retryInSeconds: decision.delaySeconds,
+  };
+}
+
+function logOutcome(log: Logger, { type, fields, retryInSeconds }: TerminalEvent, durationSeconds: number, error: RunError | undefined): void {
+  if (type === "COMPLETED") log.info({ durationSeconds, ...(fields.resultRef ? { resultRef: fields.resultRef } : {}) }, "run completed");
+  else if (type === "AWAITING_RETRY") log.info({ durationSeconds, error, retryInSeconds }, "run failed; retry due later");
+  else if (type === "CANCELLED") log.info({ durationSeconds }, "run cancelled");
+  else log.info({ durationSeconds, error }, "run failed");
+}

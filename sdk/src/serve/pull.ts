@@ -1,0 +1,118 @@
+/**
+ * The pull loop of one task. It fetches only as many messages as there are
+ * free slots, so no message waits in a buffer while its ack wait runs. A
+ * task that found nothing holds no slot while idle: it waits for a hint that
+ * there may be work (a new message seen on its subject, or its consumer
+ * showing pending or unacked messages), so that idle tasks never starve busy
+ * ones.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import type { Logger } from "pino";
+import { ensureStreams } from "../nats/layout.js";
+import { Nats } from "../protocol/index.js";
+import type { Task } from "../task.js";
+import type { Hint } from "./hint.js";
+import type { Slots } from "./slots.js";
+import { ensureTaskConsumer, type TaskConsumerSettings } from "./streams.js";
+import { settle, sleep } from "./util.js";
+
+const FETCH_EXPIRES_MS = 2_000;
+// An idle task's probe holds a slot while it waits, so it waits less.
+const PROBE_EXPIRES_MS = 1_000;
+/**
+ * A message released by a stopping worker is redelivered after this delay:
+ * longer than a fetch lives, since nats-server keeps delivering into pull
+ * requests until they expire, even once the client stopped listening.
+ */
+export const RELEASE_DELAY_MS = FETCH_EXPIRES_MS + 500;
+// How often an idle task checks its consumer for work no hint announced (redeliveries).
+const IDLE_CHECK_MS = 3_000;
+
+/** What a pull loop needs from the server that runs it. */
+export interface PullDeps {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly slots: Slots;
+  /** Most messages one fetch asks for (once the task is busy). */
+  readonly concurrency: number;
+  /** For re-creating the task's consumer should fetching fail. */
+  readonly consumerSettings: TaskConsumerSettings;
+  readonly log: Logger;
+  /** True once the server is stopping: the loop takes no more runs and ends. */
+  stopping(): boolean;
+  /** Runs of the task this process has in flight. */
+  inFlight(task: string): number;
+  /** Starts a fetched message's run; it owns one of the slots taken. */
+  launch(task: Task, msg: JsMsg): void;
+}
+
+/** Pulls `task`'s runs until the server stops. `hint` is set when there may be work (or to wake the loop to stop). */
+export async function pullLoop(task: Task, hint: Hint, deps: PullDeps): Promise<void> {
+  const { nc, js, slots, stopping } = deps;
+  const log = deps.log.child({ task: task.name });
+  const sub = nc.subscribe(Nats.taskSubject(task.name), { callback: () => hint.set() });
+  // Start idle: a task with no backlog should not hold slots other tasks' backlog could use.
+  let idle = true;
+  let consumer: Consumer | undefined;
+  try {
+    while (!stopping()) {
+      if (idle && !hint.isSet && !(await mayHaveWork(task, deps))) {
+        await hint.wait(IDLE_CHECK_MS);
+        continue;
+      }
+      const taken = await slots.take(idle ? 1 : deps.concurrency);
+      if (taken === 0) break;
+      hint.clear();
+      let used = 0;
+      try {
+        consumer ??= await js.consumers.get(Nats.tasksStream, Nats.taskConsumer(task.name));
+        const batch = await consumer.fetch({ max_messages: taken, expires: idle ? PROBE_EXPIRES_MS : FETCH_EXPIRES_MS });
+        for await (const msg of batch) {
+          // Not started here: hand it on (it counts as a delivery, so its attempt number skips one).
+          if (stopping() || used >= taken) {
+            settle(() => msg.nak(RELEASE_DELAY_MS));
+            continue;
+          }
+          used++;
+          deps.launch(task, msg);
+        }
+      } catch (err) {
+        if (stopping()) break;
+        log.warn({ err }, "fetching runs failed; trying again");
+        consumer = undefined;
+        await sleep(1000);
+        await repairConsumer(task, log, deps);
+      } finally {
+        slots.give(taken - used);
+      }
+      idle = used === 0;
+    }
+  } finally {
+    sub.unsubscribe();
+  }
+}
+
+// Whether an idle task should probe: messages not yet delivered, or
+// delivered but unacked beyond our own runs (a dead worker's, due for redelivery).
+async function mayHaveWork(task: Task, deps: PullDeps): Promise<boolean> {
+  try {
+    const info = await deps.jsm.consumers.info(Nats.tasksStream, Nats.taskConsumer(task.name));
+    return info.num_pending > 0 || info.num_ack_pending > deps.inFlight(task.name);
+  } catch {
+    return true;
+  }
+}
+
+// The stream or consumer may have been deleted (or never made, if NATS lost them): make them again.
+async function repairConsumer(task: Task, log: Logger, deps: PullDeps): Promise<void> {
+  if (deps.stopping() || deps.nc.isClosed()) return;
+  try {
+    const jsm = await jetstreamManager(deps.nc);
+    await ensureStreams(jsm);
+    await ensureTaskConsumer(jsm, task.name, deps.consumerSettings);
+  } catch (err) {
+    log.debug({ err }, "could not ensure the task consumer");
+  }
+}
