@@ -3,7 +3,7 @@ import type { z } from "zod";
 import { cacheKeyOf, checkCacheOptions, type CacheOptions } from "./cache.js";
 import { defaultClient, type OffloadClient, type RunLogs } from "./client.js";
 import { InputValidationError, ResultTimeoutError, ConfigError } from "./errors.js";
-import { MAX_BATCH, TaskNameSchema, type Json, type Run, type RunState } from "./protocol/index.js";
+import { MAX_BATCH, MAX_TIMEOUT_SECONDS, TaskNameSchema, type Json, type Run, type RunState } from "./protocol/index.js";
 import { checkRetrySettings, type RetryDelay, type RetryOn } from "./retries.js";
 
 export type { CacheOptions, CachePolicyPart } from "./cache.js";
@@ -189,8 +189,8 @@ export function task<S extends z.ZodType, O>(
   const name = TaskNameSchema.safeParse(options.name);
   if (!name.success) throw new ConfigError(`task name "${options.name}" is invalid: ${name.error.issues[0]?.message}`);
   if (typeof fn !== "function") throw new ConfigError(`task "${options.name}": the second argument must be the task's function`);
-  if (options.timeoutSeconds !== undefined && !(options.timeoutSeconds > 0)) {
-    throw new ConfigError(`task "${options.name}": timeoutSeconds must be a positive number`);
+  if (options.timeoutSeconds !== undefined && !(options.timeoutSeconds > 0 && options.timeoutSeconds <= MAX_TIMEOUT_SECONDS)) {
+    throw new ConfigError(`task "${options.name}": timeoutSeconds must be a positive number of seconds, at most ${MAX_TIMEOUT_SECONDS} (a week)`);
   }
   checkRetrySettings(options.name, options);
   if (options.cache !== undefined) checkCacheOptions(options.name, options.cache);
@@ -225,8 +225,8 @@ export function task<S extends z.ZodType, O>(
     fn: fn as Task<S, Awaited<O>>["fn"],
     async delay(input, delayOptions = {}) {
       const parameters = validate(input) as never;
-      if (delayOptions.timeoutSeconds !== undefined && !(delayOptions.timeoutSeconds > 0)) {
-        throw new ConfigError(`delay(): timeoutSeconds must be a positive number`);
+      if (delayOptions.timeoutSeconds !== undefined && !(delayOptions.timeoutSeconds > 0 && delayOptions.timeoutSeconds <= MAX_TIMEOUT_SECONDS)) {
+        throw new ConfigError(`delay(): timeoutSeconds must be a positive number of seconds, at most ${MAX_TIMEOUT_SECONDS} (a week)`);
       }
       const run = await client().createRun({
         task: frozen.name,

@@ -68,6 +68,7 @@ describe("task(): options are checked once and frozen", () => {
     [{ retryOn: [] }, /retryOn/],
     [{ retryOn: 42 }, /retryOn/],
     [{ timeoutSeconds: 0 }, /timeoutSeconds/],
+    [{ timeoutSeconds: 30 * 24 * 3600 }, /at most 604800/],
     [{ cache: { policy: [] } }, /cache.policy/],
     [{ cache: { policy: ["inputs", "inputs"] } }, /twice/],
     [{ cache: { policy: ["everything"] } }, /cache.policy/],

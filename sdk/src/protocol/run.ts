@@ -38,13 +38,19 @@ export const RunSchema = z.object({
 });
 export type Run = z.infer<typeof RunSchema>;
 
+/**
+ * The longest timeout a run may have: a week. Longer work belongs in smaller
+ * runs; and past ~24.8 days Node's timers overflow and fire at once.
+ */
+export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
+
 /** The body of `POST /v1/runs`. Unknown fields are rejected. */
 export const CreateRunBodySchema = z.strictObject({
   task: TaskNameSchema,
   parameters: JsonSchema.optional().describe("The task's input; checked again by the worker against the task's schema."),
   idempotencyKey: z.string().min(1).max(256).optional().describe("A second run with the same key returns the first."),
   scheduledAt: isoDate.optional().describe("Do not dispatch before this time."),
-  timeoutSeconds: z.number().positive().max(7 * 24 * 3600).optional().describe("Overrides the task's `timeoutSeconds` for this run."),
+  timeoutSeconds: z.number().positive().max(MAX_TIMEOUT_SECONDS).optional().describe("Overrides the task's `timeoutSeconds` for this run."),
   cacheKey: z.string().min(1).max(512).optional().describe("Computed by the SDK from the task's cache policy: an unexpired COMPLETED run with this key is reused."),
   cacheExpiresInSeconds: z.number().positive().optional().describe("How long this run's result may serve as a cache hit once completed; unset: forever."),
 });

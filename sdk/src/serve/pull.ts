@@ -66,6 +66,12 @@ export async function pullLoop(task: Task, hint: Hint, deps: PullDeps): Promise<
       if (taken === 0) break;
       hint.clear();
       let used = 0;
+      let returned = false;
+      const giveBack = (): void => {
+        if (returned) return;
+        returned = true;
+        slots.give(taken - used);
+      };
       try {
         consumer ??= await js.consumers.get(Nats.tasksStream, Nats.taskConsumer(task.name));
         const batch = await consumer.fetch({ max_messages: taken, expires: idle ? PROBE_EXPIRES_MS : FETCH_EXPIRES_MS });
@@ -80,12 +86,14 @@ export async function pullLoop(task: Task, hint: Hint, deps: PullDeps): Promise<
         }
       } catch (err) {
         if (stopping()) break;
+        // Back off without holding the slots: other tasks may use them meanwhile.
+        giveBack();
         log.warn({ err }, "fetching runs failed; trying again");
         consumer = undefined;
         await sleep(1000);
         await repairConsumer(task, log, deps);
       } finally {
-        slots.give(taken - used);
+        giveBack();
       }
       idle = used === 0;
     }

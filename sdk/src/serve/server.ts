@@ -75,9 +75,10 @@ class TaskServer implements Server {
     this.#inFlight = new InFlight(this.#slots, this.#log);
     this.#hooks = new Hooks(opts.hooks, this.#log);
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    // If NATS goes away for good, abandon what runs and report closed.
+    // If NATS goes away for good, abandon what runs and report closed. (Not
+    // while starting: a failed start closes the connection itself and throws.)
     void nc.closed().then((err) => {
-      if (this.#stopping) return;
+      if (this.#stopping || !this.#ready) return;
       this.#log.error({ err }, "NATS connection closed; the worker stops");
       void this.stop();
     });
