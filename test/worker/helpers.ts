@@ -37,7 +37,7 @@ export interface Bus {
   /** Publishes a run of `task` (a new one, or another dispatch of `runId`); returns its id. */
   dispatch(task: string, parameters: Json, extra?: { attemptsBefore?: number; timeoutSeconds?: number; runId?: string; dispatch?: number }): Promise<string>;
   /** Publishes raw bytes on a task's subject. */
-  publishRaw(task: string, data: string): Promise<void>;
+  publishRaw(task: string, data: string, msgID?: string): Promise<void>;
   eventsOf(runId: string): RunEvent[];
   /** Waits for the run's terminal (COMPLETED, FAILED or CANCELLED) event. */
   outcome(runId: string, timeoutMs?: number): Promise<RunEvent>;
@@ -70,8 +70,8 @@ export async function openBus(natsUrl: string): Promise<Bus> {
       await js.publish(Nats.taskSubject(task), JSON.stringify(message), { msgID: Nats.dispatchMsgId(runId, dispatch) });
       return runId;
     },
-    async publishRaw(task, data) {
-      await js.publish(Nats.taskSubject(task), data);
+    async publishRaw(task, data, msgID) {
+      await js.publish(Nats.taskSubject(task), data, msgID ? { msgID } : undefined);
     },
     eventsOf,
     outcome(runId, timeoutMs = 20_000) {

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -99,6 +100,14 @@ describe("offload-worker: runs", () => {
     const runId = await bus.dispatch("add", { a: 1, b: 1 });
     expect((await bus.outcome(runId)).result).toMatchObject({ sum: 2 });
     await waitFor("the malformed messages to be logged", () => (worker.child.output().match(/malformed task message/g) ?? []).length >= 2);
+  });
+
+  it("fails the run of a malformed message when the message id names it, so it never waits forever", async () => {
+    const runId = randomUUID();
+    await bus.publishRaw("add", JSON.stringify({ runId, task: "add" }), Nats.dispatchMsgId(runId, 0));
+    const outcome = await bus.outcome(runId);
+    expect(outcome).toMatchObject({ type: "FAILED", error: { type: "MalformedTaskMessage" } });
+    expect(outcome.error?.message).toMatch(/parameters/);
   });
 
   it("never has more runs in flight than its concurrency", async () => {

@@ -54,6 +54,7 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
     if (message.task !== task.name) throw new Error(`message is for task "${message.task}", not "${task.name}"`);
   } catch (err) {
     deps.log.error({ err, task: task.name, subject: msg.subject, seq: msg.seq }, "malformed task message: dropped");
+    await failMalformed(deps, task, msg, err);
     settle(() => msg.term("malformed task message"));
     return;
   }
@@ -153,4 +154,20 @@ function logOutcome(log: Logger, { type, fields, retryInSeconds }: TerminalEvent
   else if (type === "AWAITING_RETRY") log.info({ durationSeconds, error, retryInSeconds }, "run failed; retry due later");
   else if (type === "CANCELLED") log.info({ durationSeconds }, "run cancelled");
   else log.info({ durationSeconds, error }, "run failed");
+}
+
+// A run id is what the dispatch's message id starts with (`<runId>` or `<runId>.<n>`).
+const RUN_ID_IN_MSG_ID = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:\.\d+)?$/i;
+
+/**
+ * A message no worker can run is dropped, but its run must not wait forever
+ * for an outcome: when the message id names the run, the run is failed with
+ * the reason. (Only a buggy producer sends such a message.)
+ */
+async function failMalformed(deps: ExecuteDeps, task: Task, msg: JsMsg, err: unknown): Promise<void> {
+  const runId = RUN_ID_IN_MSG_ID.exec(msg.headers?.get("Nats-Msg-Id") ?? "")?.[1];
+  if (!runId) return;
+  const error: RunError = { type: "MalformedTaskMessage", message: `the run's task message could not be read: ${err instanceof Error ? err.message : String(err)}` };
+  const info: RunInfo = { runId, task: task.name, attempt: msg.info.deliveryCount };
+  await deps.reporter.publish(info, "FAILED", { error }).catch((e: unknown) => deps.log.warn({ err: e, runId }, "could not fail the run of a malformed message"));
 }
