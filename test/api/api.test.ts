@@ -264,6 +264,7 @@ describe("run API on PostgreSQL", () => {
   it("serves probes and OpenAPI generated from the schemas", async () => {
     expect((await call(api.url, "GET", "/healthz")).body).toEqual({ ok: true });
     expect((await call(api.url, "GET", "/readyz")).status).toBe(200);
+    expect((await call(api.url, "GET", "/metrics")).status).toBe(200);
     const doc = (await call(api.url, "GET", "/docs/json")).body;
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/runs", "/v1/runs/batch", "/v1/runs/{id}", "/v1/runs/{id}/result"]));
     expect(doc.paths["/v1/runs"].post.requestBody.content["application/json"].schema.properties.task).toBeDefined();

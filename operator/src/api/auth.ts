@@ -2,8 +2,12 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { errorBody } from "./errors.js";
 
-/** Paths answered without a token: Kubernetes probes carry none. */
-const OPEN_PATHS = new Set(["/healthz", "/readyz"]);
+/**
+ * Paths answered without a token: Kubernetes probes carry none, and a
+ * Prometheus scrape usually carries none either (metrics hold counts and task
+ * names, never parameters or results).
+ */
+const OPEN_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 
 // Hashing first makes the comparison constant-time whatever the lengths.
 const digest = (s: string): Buffer => createHash("sha256").update(s).digest();

@@ -38,7 +38,7 @@ export const API_ENV_DOC: Record<ApiEnvName, string> = {
   OFFLOAD_NATS_URL: "NATS server(s) with JetStream, comma-separated. Default nats://127.0.0.1:4222.",
   OFFLOAD_DATABASE_URL: "PostgreSQL URL for run records. Unset: an embedded PGlite database in OFFLOAD_DATA_DIR (one replica only).",
   OFFLOAD_DATA_DIR: "Folder of the embedded database when OFFLOAD_DATABASE_URL is unset. Default .offload (in the working directory).",
-  OFFLOAD_API_TOKEN: "When set, every call except /healthz and /readyz needs `Authorization: Bearer <token>`.",
+  OFFLOAD_API_TOKEN: "When set, every call except /healthz, /readyz and /metrics needs `Authorization: Bearer <token>`.",
   OFFLOAD_API_BODY_LIMIT: "Largest request body in bytes; larger ones get 413. Default 1048576 (1 MiB).",
   OFFLOAD_LOG_LEVEL: `Log level: ${LOG_LEVELS.join(", ")}. Default info.`,
   OFFLOAD_REPUBLISH_AFTER_SECONDS:
