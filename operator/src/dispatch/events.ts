@@ -3,7 +3,7 @@ import { Nats, RunEventSchema, type Run, type RunEvent } from "@offload/sdk/inte
 import type { Logger } from "pino";
 import type { Db } from "../store/db.js";
 import { isUuid } from "../store/ids.js";
-import { applyEvent } from "../store/events.js";
+import { applyEvents, lockRuns } from "../store/events.js";
 
 /** Options of {@link startEventMaterializer}. */
 export interface MaterializerOptions {
@@ -11,17 +11,34 @@ export interface MaterializerOptions {
   onApplied(run: Run): void;
   /** Called for every well-formed event once handled, with whether it changed the run (for metrics). */
   onHandled?(event: RunEvent, applied: boolean): void;
-  /** Events written to the database at once by this replica. @defaultValue 32 */
-  concurrency?: number;
+  /** Most events written in one transaction. @defaultValue 256 */
+  batchSize?: number;
 }
+
+interface Received {
+  m: JsMsg;
+  event: RunEvent;
+  /** When a batch first found the event's run held by another transaction. */
+  heldSince?: number;
+}
+
+/** How long JetStream waits before redelivering an event the database could not take. */
+const RETRY_DELAY_MS = 2000;
+/** How long an event whose run another transaction holds is retried in later batches before it waits for the row alone. */
+const HELD_RETRY_MS = 250;
+/** The pause before retrying when only such events are left. */
+const HELD_PAUSE_MS = 5;
 
 /**
  * Reads run events from the shared durable consumer on `OFFLOAD_EVENTS` and
  * writes them into the run records (the transition checks live in
- * {@link applyEvent}). An event is acked only after its write, so a crash
- * redelivers it; a malformed event is logged and terminated, never retried.
- * Events of one run are applied in the order received; different runs in
- * parallel.
+ * {@link applyEvents}). Events are written in batches, one transaction each,
+ * one batch at a time: each run's events in the order received (those of a
+ * run another transaction holds are retried with the next batches). An event is
+ * acked only after its batch committed, so a crash redelivers it; a malformed
+ * event is logged and terminated, never retried. A failed batch is retried
+ * one event at a time, so an event the database refuses is redelivered later
+ * without holding back the others.
  */
 export async function startEventMaterializer(
   db: Db,
@@ -30,26 +47,76 @@ export async function startEventMaterializer(
   log: Logger,
 ): Promise<{ stop(): Promise<void> }> {
   const consumer = await js.consumers.get(Nats.eventsStream, Nats.eventsConsumer);
-  const limit = opts.concurrency ?? 32;
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: limit * 4 });
-  const perRun = new Map<string, Promise<void>>();
-  const inFlight = new Set<Promise<void>>();
+  const batchSize = opts.batchSize ?? 256;
+  // Room for the next batch while one is written; beyond that the reader waits and JetStream keeps the rest.
+  const maxQueued = batchSize * 2;
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: maxQueued });
+  const queue: Received[] = [];
+  const arrived = signal();
+  const drained = signal();
+  let reading = true;
 
-  const handle = async (m: JsMsg, event: RunEvent): Promise<void> => {
+  const settle = ({ m, event }: Received, run: Run | undefined): void => {
+    m.ack();
+    opts.onHandled?.(event, run !== undefined);
+    if (run) opts.onApplied(run);
+    else log.debug({ runId: event.runId, type: event.type, attempt: event.attempt }, "event changed nothing (late, duplicated, or unknown run)");
+  };
+
+  const refuse = ({ m, event }: Received, err: unknown): void => {
+    log.warn({ err, runId: event.runId, type: event.type }, "could not record event; will retry");
+    m.nak(RETRY_DELAY_MS);
+  };
+
+  /** Writes a batch; answers how many of its events were put back at the head of the queue (their runs were held). */
+  const writeBatch = async (batch: Received[]): Promise<number> => {
+    // A lone event needs no transaction of its own: its one statement commits by itself.
+    if (batch.length === 1) return writeOneByOne(batch).then(() => 0);
+    let written: { mine: Received[]; runs: (Run | undefined)[]; held: Received[] };
     try {
-      const run = await applyEvent(db, event);
-      m.ack();
-      opts.onHandled?.(event, run !== undefined);
-      if (run) opts.onApplied(run);
-      else log.debug({ runId: event.runId, type: event.type, attempt: event.attempt }, "event changed nothing (late, duplicated, or unknown run)");
+      written = await db.transaction(async (tx) => {
+        // PGlite has one connection, so nothing else can hold a row; PostgreSQL's other writers can.
+        const locked = db.kind === "postgres" ? await lockRuns(tx, batch.map((r) => r.event.runId)) : undefined;
+        const mine = locked ? batch.filter((r) => locked.has(r.event.runId)) : batch;
+        const held = locked ? batch.filter((r) => !locked.has(r.event.runId)) : [];
+        return { mine, held, runs: await applyEvents(tx, mine.map((r) => r.event)) };
+      });
     } catch (err) {
-      // The database is unreachable or failing: let JetStream bring the event back later.
-      log.warn({ err, runId: event.runId, type: event.type }, "could not record event; will retry");
-      m.nak(2000);
+      log.warn({ err, events: batch.length }, "could not record a batch of events; retrying them one by one");
+      await writeOneByOne(batch);
+      return 0;
+    }
+    written.mine.forEach((r, i) => settle(r, written.runs[i]));
+    // Runs held by another transaction (a dispatch marking them PENDING, mostly) are free again within
+    // milliseconds: retry them with the next batches, ahead of their runs' later events. One held for
+    // longer (or unknown) is written alone, which waits for the row while holding no other.
+    const now = Date.now();
+    const retry: Received[] = [];
+    const alone: Received[] = [];
+    for (const r of written.held) (now - (r.heldSince ??= now) < HELD_RETRY_MS ? retry : alone).push(r);
+    await writeOneByOne(alone);
+    queue.unshift(...retry);
+    return retry.length;
+  };
+
+  const writeOneByOne = async (batch: Received[]): Promise<void> => {
+    for (const [i, r] of batch.entries()) {
+      try {
+        settle(r, (await applyEvents(db, [r.event]))[0]);
+      } catch (err) {
+        refuse(r, err);
+        // The event is to blame only if the database still answers; if it does not, the rest would fail
+        // the same way (each after a connect timeout), so they go back to JetStream at once.
+        const up = await db.query("SELECT 1").then(() => true, () => false);
+        if (!up) {
+          for (const rest of batch.slice(i + 1)) refuse(rest, err);
+          return;
+        }
+      }
     }
   };
 
-  const loop = (async () => {
+  const reader = (async () => {
     for await (const m of messages) {
       const parsed = parse(m);
       if (!parsed.success) {
@@ -57,27 +124,63 @@ export async function startEventMaterializer(
         m.term();
         continue;
       }
-      const event = parsed.event;
-      const before = perRun.get(event.runId) ?? Promise.resolve();
-      const job = before.then(() => handle(m, event));
-      perRun.set(event.runId, job);
-      inFlight.add(job);
-      void job.finally(() => {
-        inFlight.delete(job);
-        if (perRun.get(event.runId) === job) perRun.delete(event.runId);
-      });
-      if (inFlight.size >= limit) await Promise.race(inFlight);
+      queue.push({ m, event: parsed.event });
+      arrived.notify();
+      while (queue.length >= maxQueued) await drained.wait();
     }
-  })().catch((err: unknown) => {
-    // Not expected (the iterator retries on its own); if it happens, runs stop moving, so say so loudly.
-    log.error({ err }, "event materializer stopped; run states will not be updated");
-  });
+  })()
+    .catch((err: unknown) => {
+      // Not expected (the iterator retries on its own); if it happens, runs stop moving, so say so loudly.
+      log.error({ err }, "event materializer stopped; run states will not be updated");
+    })
+    .finally(() => {
+      reading = false;
+      arrived.notify();
+    });
+
+  const writer = (async () => {
+    for (;;) {
+      if (queue.length === 0) {
+        if (!reading) return;
+        await arrived.wait();
+        // Idle until now: let the messages already received join this batch, but wait for no more. Under load
+        // batches fill by themselves, with what arrives while the previous one commits; a lone event goes at once.
+        await new Promise(setImmediate);
+        continue;
+      }
+      const batch = queue.splice(0, batchSize);
+      drained.notify();
+      try {
+        const retried = await writeBatch(batch);
+        // Nothing new came in meanwhile: give the transactions holding those runs a moment instead of spinning.
+        if (retried > 0 && queue.length === retried) await sleep(HELD_PAUSE_MS);
+      } catch (err) {
+        // Only a throwing callback gets here; the batch's unsettled events come back after the ack wait.
+        log.error({ err }, "event batch handling failed");
+      }
+    }
+  })();
 
   return {
     async stop() {
       await messages.close();
-      await loop;
-      await Promise.allSettled([...inFlight]);
+      await reader;
+      await writer;
+    },
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A wake-up call: `wait()` resolves at the next `notify()`. */
+function signal(): { wait(): Promise<void>; notify(): void } {
+  let wake!: () => void;
+  let next = new Promise<void>((resolve) => (wake = resolve));
+  return {
+    wait: () => next,
+    notify() {
+      wake();
+      next = new Promise<void>((resolve) => (wake = resolve));
     },
   };
 }
