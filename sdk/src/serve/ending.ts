@@ -21,9 +21,15 @@ export function errorOf(err: unknown): RunError {
     const e = err as Error;
     const ctor = (e.constructor as { name?: string } | undefined)?.name;
     const type = e.name && e.name !== "Error" ? e.name : ctor && ctor !== "Object" ? ctor : "Error";
-    return { type, message: String(e.message ?? "") };
+    return { type: withoutNul(type), message: withoutNul(String(e.message ?? "")) };
   }
-  return { type: "Error", message: typeof err === "string" ? err : safeString(err) };
+  return { type: "Error", message: withoutNul(typeof err === "string" ? err : safeString(err)) };
+}
+
+// An error's text is for people; U+0000 in it would make the run's outcome
+// unstorable (jsonb refuses it), so it is shown as U+FFFD instead.
+function withoutNul(s: string): string {
+  return s.includes("\u0000") ? s.replaceAll("\u0000", "\uFFFD") : s;
 }
 
 function safeString(v: unknown): string {
@@ -33,6 +39,9 @@ function safeString(v: unknown): string {
     return String(v);
   }
 }
+
+// JSON.stringify writes U+0000 as `\u0000`; an even run of backslashes before it is an escaped backslash, not this.
+const NUL_IN_JSON = /(?:^|[^\\])(?:\\\\)*\\u0000/;
 
 /** A task's return value as JSON text: `undefined` becomes null; anything JSON.stringify rejects or drops is an error. */
 export function toJson(value: unknown): { ok: true; text: string } | { ok: false; message: string } {
@@ -44,6 +53,8 @@ export function toJson(value: unknown): { ok: true; text: string } | { ok: false
     return { ok: false, message: `the task's result cannot be turned into JSON: ${(err as Error).message}` };
   }
   if (text === undefined) return { ok: false, message: `the task's result (a ${typeof value}) is not JSON` };
+  // Valid JSON, but PostgreSQL's jsonb cannot store it: the run API could never record the outcome.
+  if (NUL_IN_JSON.test(text)) return { ok: false, message: "the task's result contains the character U+0000, which run records cannot store; encode binary data (e.g. base64)" };
   return { ok: true, text };
 }
 
