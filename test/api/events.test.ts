@@ -170,7 +170,9 @@ describe.each(["postgres", "pglite"] as const)("event materialization on %s", (k
     }
   });
 
-  it.runIf(kind === "postgres")("applies the events of runs another transaction holds once it lets go, in their order", async () => {
+  // Only PostgreSQL has other transactions to hold rows: PGlite is one connection.
+  const onPostgres = kind === "postgres" ? it : undefined;
+  onPostgres?.("applies the events of runs another transaction holds once it lets go, in their order", async () => {
     const task = taskName("held");
     const ids = await createRuns(api.url, task, 40);
     const held = ids.slice(0, 10);
