@@ -3,34 +3,20 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { setDefaultClient, type Task } from "@offload/sdk";
-import { killAll, startStack, stopSharedPostgres, type Stack } from "../support/index.js";
-import { FIXTURES, importTasks } from "./e2e-support.js";
+import { describe, expect, it } from "vitest";
+import { FIXTURES, importTasks, useE2eStack } from "./e2e-support.js";
+
+const v1 = await importTasks(FIXTURES.tasks);
+const v2 = await importTasks(FIXTURES.tasksV2);
 
 describe("end to end: caching and idempotency", () => {
-  let stack: Stack | undefined;
-  let v1: Record<string, Task>;
-  let v2: Record<string, Task>;
+  const e2e = useE2eStack();
   // The run ids a fixture appended to `file`, one per call of the task.
   const callsIn = async (file: string): Promise<string[]> => (await readFile(file, "utf8").catch(() => "")).split("\n").filter(Boolean);
 
-  beforeAll(async () => {
-    stack = await startStack();
-    await stack.startWorker({ module: FIXTURES.tasks, concurrency: 2 });
-    v1 = await importTasks(FIXTURES.tasks);
-    v2 = await importTasks(FIXTURES.tasksV2);
-    setDefaultClient(stack.client);
-  });
-  afterAll(async () => {
-    setDefaultClient(undefined);
-    await stack?.stop();
-    await stopSharedPostgres();
-    await killAll();
-  });
 
   it("the second of two identical cached delays is COMPLETED cached: true with the first's result, and never reaches a worker", async () => {
-    const file = join(stack!.dir, "counted.txt");
+    const file = join(e2e.stack.dir, "counted.txt");
     const first = await v1.counted!.delay({ file, n: 1 });
     const result = await first.result({ timeoutSeconds: 20 });
     expect(result).toEqual({ n: 1, runId: first.id });
@@ -47,7 +33,7 @@ describe("end to end: caching and idempotency", () => {
   });
 
   it("after a code change (same task, new source) the same input runs again", async () => {
-    const file = join(stack!.dir, "counted-v2.txt");
+    const file = join(e2e.stack.dir, "counted-v2.txt");
     const first = await v1.counted!.delay({ file, n: 7 });
     await first.result({ timeoutSeconds: 20 });
     const changed = await v2.counted!.delay({ file, n: 7 });
@@ -58,7 +44,7 @@ describe("end to end: caching and idempotency", () => {
   });
 
   it("once the cached result expired, the same input runs again", async () => {
-    const file = join(stack!.dir, "briefly.txt");
+    const file = join(e2e.stack.dir, "briefly.txt");
     const first = await v1.countedBriefly!.delay({ file, n: 1 });
     await first.result({ timeoutSeconds: 20 });
     const hit = await v1.countedBriefly!.delay({ file, n: 1 });
@@ -78,7 +64,7 @@ describe("end to end: caching and idempotency", () => {
     const ids = new Set(handles.map((h) => h.id));
     expect(ids.size).toBe(1);
     expect(await handles[0]!.result({ timeoutSeconds: 20 })).toBe(21);
-    const page = await stack!.client.listRuns({ task: "add", limit: 100 });
+    const page = await e2e.stack.client.listRuns({ task: "add", limit: 100 });
     expect(page.runs.filter((r) => r.idempotencyKey === idempotencyKey)).toHaveLength(1);
     expect(page.runs.find((r) => r.idempotencyKey === idempotencyKey)).toMatchObject({ state: "COMPLETED", attempts: 1 });
   });

@@ -1,46 +1,33 @@
 // End to end (real run API, real workers): cancelling a run before it
 // starts, while it runs, and after it completed.
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RunCancelledError, RunFinishedError, setDefaultClient, type Task } from "@offload/sdk";
-import { killAll, startStack, stopSharedPostgres, waitFor, waitForRun, type Stack } from "../support/index.js";
-import { FIXTURES, importTasks } from "./e2e-support.js";
+import { describe, expect, it } from "vitest";
+import { RunCancelledError, RunFinishedError, type Task } from "@offload/sdk";
+import { waitFor, waitForRun } from "../support/index.js";
+import { FIXTURES, importTasks, useE2eStack } from "./e2e-support.js";
+
+const tasks = { ...(await importTasks(FIXTURES.tasks)), ...(await importTasks(FIXTURES.later)) };
 
 describe("end to end: cancellation", () => {
-  let stack: Stack | undefined;
-  let tasks: Record<string, Task>;
-  let dir: string;
+  const e2e = useE2eStack();
   const t = (name: string): Task => tasks[name]!;
 
-  beforeAll(async () => {
-    stack = await startStack();
-    dir = await mkdtemp(join(stack.dir, "traces-"));
-    await stack.startWorker({ module: FIXTURES.tasks, concurrency: 2 });
-    tasks = { ...(await importTasks(FIXTURES.tasks)), ...(await importTasks(FIXTURES.later)) };
-    setDefaultClient(stack.client);
-  });
-  afterAll(async () => {
-    setDefaultClient(undefined);
-    await stack?.stop();
-    await stopSharedPostgres();
-    await killAll();
-  });
 
   it("a run cancelled before it starts is CANCELLED at once and never reaches the task, even once a worker comes", async () => {
     // Scheduled for later: cancelled while it waits.
     const scheduled = await t("add").delay({ a: 1, b: 1 }, { delaySeconds: 60 });
     expect((await scheduled.cancel()).state).toBe("CANCELLED");
     // Dispatched to a task no worker serves yet: its message waits in the stream.
-    const calls = join(dir, "later.txt");
+    const calls = join(e2e.stack.dir, "later.txt");
     const pending = await t("later").delay({ x: 1, file: calls });
     expect((await pending.status()).state).toBe("PENDING");
     const cancelled = await pending.cancel();
     expect(cancelled).toMatchObject({ state: "CANCELLED", attempts: 0 });
     await expect(pending.result({ timeoutSeconds: 5 })).rejects.toBeInstanceOf(RunCancelledError);
     // A worker for it starts: it takes the waiting message, sees the cancellation and drops it; a new run goes through.
-    await stack!.startWorker({ module: FIXTURES.later });
+    await e2e.stack.startWorker({ module: FIXTURES.later });
     const next = await t("later").delay({ x: 2, file: calls });
     expect(await next.result({ timeoutSeconds: 20 })).toEqual({ x: 2, attempt: 1 });
     // Messages are taken in order: by now the cancelled run's was dropped without a call.
@@ -50,15 +37,15 @@ describe("end to end: cancellation", () => {
   });
 
   it("a running run is CANCELLED once its worker aborted it; the function saw its signal aborted", async () => {
-    const run = await t("waiter").delay({ dir });
-    await waitFor("the run to start", () => existsSync(join(dir, `${run.id}.started`)));
+    const run = await t("waiter").delay({ dir: e2e.stack.dir });
+    await waitFor("the run to start", () => existsSync(join(e2e.stack.dir, `${run.id}.started`)));
     const asked = await run.cancel();
     expect(["RUNNING", "CANCELLED"]).toContain(asked.state);
     const record = await waitForRun(() => run.status(), (r) => r.state === "CANCELLED", "the run to be CANCELLED", 15_000);
     expect(record).toMatchObject({ attempts: 1, result: null });
     expect(record.finishedAt).not.toBeNull();
-    await waitFor("the function to see its signal", () => existsSync(join(dir, `${run.id}.aborted`)));
-    expect(await readFile(join(dir, `${run.id}.aborted`), "utf8")).toBe("RunCancelledError");
+    await waitFor("the function to see its signal", () => existsSync(join(e2e.stack.dir, `${run.id}.aborted`)));
+    expect(await readFile(join(e2e.stack.dir, `${run.id}.aborted`), "utf8")).toBe("RunCancelledError");
     await expect(run.result({ timeoutSeconds: 5 })).rejects.toBeInstanceOf(RunCancelledError);
     // Cancelling it again is fine.
     expect((await run.cancel()).state).toBe("CANCELLED");

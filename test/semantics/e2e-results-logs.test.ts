@@ -1,28 +1,17 @@
 // End to end (real run API, real workers): large results through the object
 // store, per-run logs, the task list, and runs waiting for a worker.
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { setDefaultClient, type Task } from "@offload/sdk";
-import { killAll, startStack, stopSharedPostgres, waitFor, type Stack } from "../support/index.js";
-import { FIXTURES, importTasks } from "./e2e-support.js";
+import { describe, expect, it } from "vitest";
+import { type Task } from "@offload/sdk";
+import { waitFor } from "../support/index.js";
+import { FIXTURES, importTasks, useE2eStack } from "./e2e-support.js";
+
+const tasks = { ...(await importTasks(FIXTURES.tasks)), ...(await importTasks(FIXTURES.later)) };
 
 describe("end to end: results, logs and waiting runs", () => {
-  let stack: Stack | undefined;
-  let tasks: Record<string, Task>;
+  const e2e = useE2eStack();
   const t = (name: string): Task => tasks[name]!;
 
-  beforeAll(async () => {
-    stack = await startStack();
-    await stack.startWorker({ module: FIXTURES.tasks, concurrency: 2 });
-    tasks = { ...(await importTasks(FIXTURES.tasks)), ...(await importTasks(FIXTURES.later)) };
-    setDefaultClient(stack.client);
-  });
-  afterAll(async () => {
-    setDefaultClient(undefined);
-    await stack?.stop();
-    await stopSharedPostgres();
-    await killAll();
-  });
 
   it("a 5 MiB result round-trips through the object store", async () => {
     const run = await t("big").delay({ mib: 5 });
@@ -60,7 +49,7 @@ describe("end to end: results, logs and waiting runs", () => {
 
   it("lists the tasks the workers serve", async () => {
     const list = await waitFor("the worker's tasks to be listed", async () => {
-      const tasks = await stack!.client.listTasks();
+      const tasks = await e2e.stack.client.listTasks();
       return tasks.some((x) => x.name === "chatty" && x.workers.length > 0) ? tasks : undefined;
     });
     expect(list.find((x) => x.name === "chatty")!.workers[0]).toMatchObject({ concurrency: 2 });
@@ -71,7 +60,7 @@ describe("end to end: results, logs and waiting runs", () => {
     expect((await run.status()).state).toBe("PENDING");
     await sleep(1500);
     expect((await run.status()).state).toBe("PENDING");
-    await stack!.startWorker({ module: FIXTURES.later });
+    await e2e.stack.startWorker({ module: FIXTURES.later });
     expect(await run.result({ timeoutSeconds: 20 })).toEqual({ x: 5, attempt: 1 });
     expect(await run.status()).toMatchObject({ state: "COMPLETED", attempts: 1 });
   });

@@ -1,38 +1,25 @@
 // End to end (real run API, real workers): retries with their delays,
 // timeouts, and a FAILED run retried through the API.
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RunFailedError, isRunFailedError, setDefaultClient, type Task } from "@offload/sdk";
-import { killAll, startStack, stopSharedPostgres, waitForRun, type Stack } from "../support/index.js";
-import { FIXTURES, importTasks } from "./e2e-support.js";
+import { describe, expect, it } from "vitest";
+import { RunFailedError, isRunFailedError, type Task } from "@offload/sdk";
+import { waitForRun } from "../support/index.js";
+import { FIXTURES, importTasks, useE2eStack } from "./e2e-support.js";
+
+const tasks = await importTasks(FIXTURES.tasks);
 
 describe("end to end: retries and timeouts", () => {
-  let stack: Stack | undefined;
-  let tasks: Record<string, Task>;
-  let dir: string;
+  const e2e = useE2eStack();
   const t = (name: string): Task => tasks[name]!;
   // The times a fixture recorded, one per try, and the gaps between them in ms.
   const tries = async (file: string): Promise<number[]> => (await readFile(file, "utf8")).trim().split("\n").map(Number);
   const gaps = (times: number[]): number[] => times.slice(1).map((at, i) => at - times[i]!);
 
-  beforeAll(async () => {
-    stack = await startStack();
-    dir = await mkdtemp(join(stack.dir, "traces-"));
-    await stack.startWorker({ module: FIXTURES.tasks, concurrency: 2 });
-    tasks = await importTasks(FIXTURES.tasks);
-    setDefaultClient(stack.client);
-  });
-  afterAll(async () => {
-    setDefaultClient(undefined);
-    await stack?.stop();
-    await stopSharedPostgres();
-    await killAll();
-  });
 
   it("a task failing twice with retries: 2 ends COMPLETED on its 3rd try, each retry after its configured delay", async () => {
-    const file = join(dir, "twice.txt");
+    const file = join(e2e.stack.dir, "twice.txt");
     const run = await t("flakyTwice").delay({ file, failTimes: 2 });
     expect(await run.result({ timeoutSeconds: 30 })).toEqual({ attempt: 3 });
     const record = await run.status();
@@ -48,7 +35,7 @@ describe("end to end: retries and timeouts", () => {
   });
 
   it("with retries: 1 it ends FAILED after 2 tries, with the last try's error", async () => {
-    const file = join(dir, "once.txt");
+    const file = join(e2e.stack.dir, "once.txt");
     const run = await t("flakyOnce").delay({ file, failTimes: 5 });
     const err = await run.result({ timeoutSeconds: 30 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RunFailedError);
@@ -62,7 +49,7 @@ describe("end to end: retries and timeouts", () => {
 
   it("a task ignoring its signal past timeoutSeconds ends FAILED TimeoutError, and the worker takes new runs meanwhile", async () => {
     // Both of the worker's slots go to runs that sleep 6 s with a 1 s timeout.
-    const woke = join(dir, "woke.txt");
+    const woke = join(e2e.stack.dir, "woke.txt");
     const stuck = await Promise.all([1, 2].map(() => t("stubborn").delay({ ms: 6000, file: woke })));
     for (const run of stuck) {
       const err = await run.result({ timeoutSeconds: 20 }).catch((e: unknown) => e);
@@ -77,7 +64,7 @@ describe("end to end: retries and timeouts", () => {
   });
 
   it("a FAILED run retried through the API runs again under the same id and completes, attempts counting on", async () => {
-    const file = join(dir, "manual.txt");
+    const file = join(e2e.stack.dir, "manual.txt");
     const run = await t("flakyNoRetry").delay({ file, failTimes: 1 });
     await expect(run.result({ timeoutSeconds: 20 })).rejects.toBeInstanceOf(RunFailedError);
     expect(await run.status()).toMatchObject({ state: "FAILED", attempts: 1 });
