@@ -85,6 +85,16 @@ describe("TaskRun end to end: real run API, nats-server and worker", () => {
     expect(backlog).toBe(3);
   });
 
+  it("a TaskRun of a task no worker serves says so, instead of a bare PENDING", async () => {
+    fake!.create(taskRun("typo", NS, { task: "e2e-ad", parameters: { a: 1, b: 2 } }));
+    const st = await waitFor("the NoWorker condition", () => {
+      const s = status("typo");
+      return s.conditions?.find((c) => c.type === "Succeeded" && c.reason === "NoWorker") ? s : undefined;
+    }, 30_000, 100);
+    expect(st.state).toBe("PENDING");
+    expect(st.conditions?.find((c) => c.type === "Succeeded")?.message).toContain('no worker serves task "e2e-ad"');
+  });
+
   it("a failing run's error is mirrored and Succeeded=False", async () => {
     fake!.create(taskRun("boom", NS, { task: "e2e-boom", parameters: {} }));
     const st = await waitFor("FAILED", () => (status("boom").state === "FAILED" ? status("boom") : undefined), 45_000, 100);

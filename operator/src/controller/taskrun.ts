@@ -76,7 +76,10 @@ export async function reconcileTaskRun(deps: TaskRunDeps, namespace: string, nam
     throw new RetryableError(message);
   }
 
-  const next = mirror(prev, run, og, deps.now());
+  // A PENDING run of a task nobody serves (a typo, or a TaskWorker not yet
+  // applied) waits without end: say so, rather than just "PENDING".
+  const unserved = run.state === "PENDING" && (await hasNoWorker(deps.api, run.task));
+  const next = mirror(prev, run, og, deps.now(), unserved);
   await write(deps, tr, prev, next);
   if (submitted) await deps.events.record(subject, "Normal", "Submitted", "Submit", `submitted to the run API as run ${run.id}`);
   if (isTerminal(run.state)) {
@@ -93,8 +96,18 @@ function submit(api: OffloadClient, tr: TaskRun): Promise<Run> {
   return api.createRun(body);
 }
 
-/** The TaskRun status that shows `run`. Pure. */
-export function mirror(prev: TaskRunStatus, run: Run, og: { observedGeneration?: number }, now: Date): TaskRunStatus {
+/** True when the run API knows of no live worker serving `task`; false when it does, or cannot tell. */
+async function hasNoWorker(api: OffloadClient, task: string): Promise<boolean> {
+  try {
+    const tasks = await api.listTasks();
+    return !tasks.some((t) => t.name === task && t.workers.length > 0);
+  } catch {
+    return false;
+  }
+}
+
+/** The TaskRun status that shows `run`; `unserved` when no worker serves its task. Pure. */
+export function mirror(prev: TaskRunStatus, run: Run, og: { observedGeneration?: number }, now: Date, unserved = false): TaskRunStatus {
   const s: TaskRunStatus = { ...prev, ...og, runId: run.id, state: run.state, attempts: run.attempts };
   if (run.startedAt) s.startedAt = run.startedAt;
   if (run.finishedAt) s.finishedAt = run.finishedAt;
@@ -110,7 +123,9 @@ export function mirror(prev: TaskRunStatus, run: Run, og: { observedGeneration?:
         ? { type: "Succeeded", status: "False", reason: "Failed", message: run.error ? `${run.error.type}: ${run.error.message}`.slice(0, 4096) : "the run failed", ...og }
         : run.state === "CANCELLED"
           ? { type: "Succeeded", status: "False", reason: "Cancelled", message: "the run was cancelled", ...og }
-          : { type: "Succeeded", status: "Unknown", reason: camel(run.state), message: `the run is ${run.state}`, ...og };
+          : unserved
+            ? { type: "Succeeded", status: "Unknown", reason: "NoWorker", message: `no worker serves task "${run.task}": the run waits until a TaskWorker serving it is ready`, ...og }
+            : { type: "Succeeded", status: "Unknown", reason: camel(run.state), message: `the run is ${run.state}`, ...og };
   s.conditions = mergeConditions(prev.conditions, [{ type: "Accepted", status: "True", reason: "Submitted", message: `submitted as run ${run.id}`, ...og }, succeeded], now);
   return s;
 }
