@@ -5,7 +5,7 @@ import { defineConfig } from "vitest/config";
 // only fits two at once.
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts", "sdk/test/**/*.test.ts", "worker/test/**/*.test.ts", "operator/test/**/*.test.ts"],
+    include: ["test/**/*.test.ts"],
     pool: "forks",
     maxWorkers: 2,
     testTimeout: 60_000,

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { ClientEnvSchema, parseEnv } from "./config.js";
+import { readServerSentEvents } from "./sse.js";
 import { ApiError, ApiUnreachableError, RunCancelledError, RunFailedError, RunFinishedError, RunNotRetryableError } from "./errors.js";
 import {
   CreateRunsBatchResponseSchema,
@@ -9,6 +10,7 @@ import {
   ResultResponseSchema,
   RunLogsResponseSchema,
   RunSchema,
+  isTerminal,
   type CreateRunBody,
   type ListRunsQuery,
   type ListRunsResponse,
@@ -126,6 +128,48 @@ export class OffloadClient {
     return ListTasksResponseSchema.parse(await this.#request("GET", "/v1/tasks")).tasks;
   }
 
+  /**
+   * `GET /v1/runs/:id/events`: yields the run as it is, then again after each
+   * change of state (or new attempt), and ends after a terminal state. If the
+   * stream drops before that (an API restart), it reconnects, never yielding
+   * the same state and attempt twice. Stop early with `signal`, or by leaving
+   * the `for await` loop.
+   */
+  async *watchRun(id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Run> {
+    let last: Run | undefined;
+    let failures = 0;
+    while (!options.signal?.aborted) {
+      let res: Response;
+      try {
+        res = await fetch(`${this.apiUrl}/v1/runs/${encodeURIComponent(id)}/events`, {
+          headers: { accept: "text/event-stream", ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}) },
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+      } catch (err) {
+        if (options.signal?.aborted) return;
+        // The API may be restarting: a few tries, then say it is unreachable.
+        if (++failures > 5) throw new ApiUnreachableError(this.apiUrl, err);
+        await new Promise((r) => setTimeout(r, 500 * failures));
+        continue;
+      }
+      if (!res.ok || !res.body) throw this.#errorOf(res.status, await res.text());
+      failures = 0;
+      try {
+        for await (const e of readServerSentEvents(res.body)) {
+          if (e.event !== "state") continue;
+          const run = RunSchema.parse(JSON.parse(e.data));
+          if (last && last.state === run.state && last.attempts === run.attempts) continue;
+          last = run;
+          yield run;
+          if (isTerminal(run.state)) return;
+        }
+      } catch (err) {
+        if (options.signal?.aborted) return;
+        if (!(err instanceof TypeError)) throw err; // a dropped connection surfaces as a TypeError: reconnect
+      }
+    }
+  }
+
   async #request(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<unknown> {
     const headers: Record<string, string> = { accept: "application/json" };
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -142,13 +186,17 @@ export class OffloadClient {
       throw new ApiUnreachableError(this.apiUrl, err);
     }
     const text = await res.text();
-    const json: unknown = text ? safeJson(text) : undefined;
-    if (res.ok) return json;
-    const parsed = ErrorBodySchema.safeParse(json);
-    if (!parsed.success) throw new ApiError("OFFLOAD_INTERNAL", res.status, `run API answered ${res.status}: ${text.slice(0, 200)}`);
-    const e = new ApiError(parsed.data.code, res.status, parsed.data.message, parsed.data.issues);
+    if (res.ok) return text ? safeJson(text) : undefined;
+    throw this.#errorOf(res.status, text);
+  }
+
+  // The typed error for an answer of the run API that is not 2xx.
+  #errorOf(status: number, text: string): ApiError {
+    const parsed = ErrorBodySchema.safeParse(text ? safeJson(text) : undefined);
+    if (!parsed.success) return new ApiError("OFFLOAD_INTERNAL", status, `run API answered ${status}: ${text.slice(0, 200)}`);
+    const e = new ApiError(parsed.data.code, status, parsed.data.message, parsed.data.issues);
     Object.defineProperty(e, "body", { value: parsed.data, enumerable: false });
-    throw e;
+    return e;
   }
 }
 

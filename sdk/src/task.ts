@@ -158,6 +158,12 @@ export interface RunHandle<O> {
   retry(): Promise<Run>;
   /** What the run logged through `ctx.log` (every try, oldest first). */
   logs(): Promise<RunLogs>;
+  /**
+   * Follows the run live (server-sent events): yields it now and after each
+   * change of state, ending once it is `COMPLETED`, `FAILED` or `CANCELLED`.
+   * `for await (const r of run.watch()) console.log(r.state)`.
+   */
+  watch(options?: { signal?: AbortSignal }): AsyncGenerator<Run>;
 }
 
 /** A task: a named function with an input schema, runnable in the background with `delay()`. */
@@ -291,6 +297,7 @@ export function makeHandle<O>(client: OffloadClient, id: string, taskName: strin
     cancel: () => client.cancelRun(id),
     retry: () => client.retryRun(id),
     logs: () => client.getLogs(id),
+    watch: (options) => client.watchRun(id, options),
   };
 }
 

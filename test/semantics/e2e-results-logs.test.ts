@@ -47,6 +47,26 @@ describe("end to end: results, logs and waiting runs", () => {
     expect((await quiet.logs()).lines).toEqual([]);
   });
 
+  it("run.watch() follows a run live, state by state, until it is COMPLETED", async () => {
+    const run = await t("chatty").delay({ tag: "watched" });
+    const seen: string[] = [];
+    for await (const r of run.watch()) seen.push(`${r.state}/${r.attempts}`);
+    expect(seen.at(-1)).toBe("COMPLETED/1");
+    // Each state once, in the order a run lives them (it may already be past PENDING when watching starts).
+    const order = ["PENDING/0", "RUNNING/1", "COMPLETED/1"];
+    expect(seen).toEqual(order.slice(order.indexOf(seen[0]!)));
+  });
+
+  it("run.watch() of a finished run yields it once and ends; of an unknown run, throws 404", async () => {
+    const run = await t("add").delay({ a: 1, b: 2 });
+    await run.result({ timeoutSeconds: 20 });
+    const seen = [];
+    for await (const r of run.watch()) seen.push(r.state);
+    expect(seen).toEqual(["COMPLETED"]);
+    const unknown = t("add").handle("00000000-0000-4000-8000-000000000000");
+    await expect(unknown.watch().next()).rejects.toMatchObject({ status: 404, code: "OFFLOAD_RUN_NOT_FOUND" });
+  });
+
   it("lists the tasks the workers serve", async () => {
     const list = await waitFor("the worker's tasks to be listed", async () => {
       const tasks = await e2e.stack.client.listTasks();
