@@ -287,12 +287,18 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
   });
 
   it("serves Prometheus metrics and documents every new endpoint", async () => {
+    // Two runs of a task no worker serves: the backlog gauge an autoscaler reads says 2.
+    const waiting = taskName("scale-me");
+    await post({ task: waiting });
+    await post({ task: waiting });
     const res = await fetch(`${api.url}/metrics`);
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toMatch(/offload_runs_created_total\{task="cache-[^"]+"\} \d+/);
     expect(text).toMatch(/offload_run_events_total\{type="COMPLETED",applied="true"\} \d+/);
     expect(text).toMatch(/offload_http_request_duration_seconds_count\{method="POST",route="\/v1\/runs",status="202"\} \d+/);
+    expect(text).toContain(`offload_task_backlog{task="${waiting}"} 2`);
+    expect(text).toContain(`offload_task_workers{task="${waiting}"} 0`);
     const doc = (await call(api.url, "GET", "/docs/json")).body;
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining(["/v1/runs/{id}/cancel", "/v1/runs/{id}/retry", "/v1/runs/{id}/logs", "/v1/runs/{id}/events", "/v1/tasks"]),

@@ -1,6 +1,6 @@
-import type { RunEvent } from "@offload/sdk/internal";
+import type { RunEvent, TaskInfo } from "@offload/sdk/internal";
 import type { FastifyInstance } from "fastify";
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /** The run API's Prometheus metrics, on a registry of its own (so two APIs in one process do not collide). */
 export class ApiMetrics {
@@ -27,6 +27,36 @@ export class ApiMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /**
+   * Exposes each task's load as gauges, read from `source` at every scrape:
+   * `offload_task_backlog` is what an autoscaler (KEDA, or an HPA through a
+   * Prometheus adapter) scales a TaskWorker on. Every replica reports the same
+   * cluster-wide numbers, so aggregate them with `max`, not `sum`.
+   */
+  exposeTasks(source: () => Promise<TaskInfo[]>): void {
+    let snapshot: Promise<TaskInfo[]> | undefined;
+    // One read of the task list per scrape, shared by the three gauges.
+    const tasks = (): Promise<TaskInfo[]> => {
+      snapshot ??= source().finally(() => setImmediate(() => (snapshot = undefined)));
+      return snapshot;
+    };
+    const gauge = (name: string, help: string, value: (t: TaskInfo) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ["task"] as const,
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const t of await tasks()) this.set({ task: t.name }, value(t));
+        },
+      });
+    };
+    gauge("offload_task_backlog", "Runs of the task dispatched and not yet taken by a worker (cluster-wide).", (t) => t.backlog);
+    gauge("offload_task_in_flight", "Runs of the task a worker has taken and not yet finished (cluster-wide).", (t) => t.inFlight);
+    gauge("offload_task_workers", "Worker processes serving the task, heard from in the last 15 s.", (t) => t.workers.length);
   }
 
   runCreated(task: string): void {

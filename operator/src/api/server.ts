@@ -25,6 +25,7 @@ import { registerRunEventRoutes } from "./routes/run-events.js";
 import { registerRunLogRoutes } from "./routes/run-logs.js";
 import { registerRunRoutes } from "./routes/runs.js";
 import { registerTaskRoutes } from "./routes/tasks.js";
+import { listTasks } from "./task-list.js";
 
 /** A running run API. */
 export interface RunningApi {
@@ -113,6 +114,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     registerRunLogRoutes(app, { db, js, jsm });
     registerRunEventRoutes(app, { db, notifier, recheckMs: config.resultRecheckMs, closing: closing.signal });
     registerTaskRoutes(app, { db, jsm, workers });
+    metrics.exposeTasks(() => listTasks({ db, jsm, workers }));
     // Runs first when unwinding: requests in flight still need the database and NATS.
     undo.push(async () => {
       closing.abort();

@@ -1,15 +1,11 @@
-import type { JetStreamManager } from "@nats-io/jetstream";
-import { ListTasksResponseSchema, type TaskInfo } from "@offload/sdk/internal";
+import { ListTasksResponseSchema } from "@offload/sdk/internal";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
-import { consumerLoads } from "../../dispatch/backlog.js";
-import type { WorkerDirectory } from "../../dispatch/heartbeats.js";
-import type { Db } from "../../store/db.js";
-import { tasksWithRuns } from "../../store/tasks.js";
+import { listTasks, type TaskListDeps } from "../task-list.js";
 import { errorResponses } from "./schemas.js";
 
 /** `GET /v1/tasks`: the tasks known from runs and from worker heartbeats, with their load. */
-export function registerTaskRoutes(root: FastifyInstance, deps: { db: Db; jsm: JetStreamManager; workers: WorkerDirectory }): void {
+export function registerTaskRoutes(root: FastifyInstance, deps: TaskListDeps): void {
   const app = root.withTypeProvider<ZodTypeProvider>();
   app.get(
     "/v1/tasks",
@@ -25,18 +21,7 @@ export function registerTaskRoutes(root: FastifyInstance, deps: { db: Db; jsm: J
       },
     },
     async () => {
-      const [fromRuns, loads] = await Promise.all([tasksWithRuns(deps.db), consumerLoads(deps.jsm)]);
-      const workers = deps.workers.current();
-      const names = [...new Set([...fromRuns.keys(), ...workers.keys(), ...loads.keys()])].sort();
-      const tasks: TaskInfo[] = names.map((name) => {
-        const load = loads.get(name);
-        return {
-          name,
-          backlog: load?.backlog ?? fromRuns.get(name) ?? 0,
-          inFlight: load?.inFlight ?? 0,
-          workers: workers.get(name) ?? [],
-        };
-      });
+      const tasks = await listTasks(deps);
       return { tasks };
     },
   );

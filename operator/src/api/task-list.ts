@@ -1,0 +1,34 @@
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { TaskInfo } from "@offload/sdk/internal";
+import { consumerLoads } from "../dispatch/backlog.js";
+import type { WorkerDirectory } from "../dispatch/heartbeats.js";
+import type { Db } from "../store/db.js";
+import { tasksWithRuns } from "../store/tasks.js";
+
+/** Where the task list comes from. */
+export interface TaskListDeps {
+  db: Db;
+  jsm: JetStreamManager;
+  workers: WorkerDirectory;
+}
+
+/**
+ * The tasks known from runs, task consumers and worker heartbeats, by name,
+ * with their load. `backlog` comes from the task's shared consumer; before any
+ * worker made one, it counts the task's PENDING runs.
+ */
+export async function listTasks(deps: TaskListDeps): Promise<TaskInfo[]> {
+  const [fromRuns, loads] = await Promise.all([tasksWithRuns(deps.db), consumerLoads(deps.jsm)]);
+  const workers = deps.workers.current();
+  const names = [...new Set([...fromRuns.keys(), ...workers.keys(), ...loads.keys()])].sort();
+  return names.map((name) => {
+    const load = loads.get(name);
+    return {
+      name,
+      backlog: load?.backlog ?? fromRuns.get(name) ?? 0,
+      inFlight: load?.inFlight ?? 0,
+      workers: workers.get(name) ?? [],
+    };
+  });
+}
+
