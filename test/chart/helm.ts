@@ -3,9 +3,9 @@
  * scripts/install-tools.mjs), rendering, and walking the rendered objects.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseAllDocuments } from "yaml";
 import type { PolicyRule } from "../../operator/src/controller/rbac.js";
@@ -58,6 +58,7 @@ export function helm(args: string[]): HelmResult {
       KUBECONFIG: join(home, "no-kubeconfig"),
     },
   });
+  rmSync(home, { recursive: true, force: true });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -169,5 +170,6 @@ export async function controllerRules(): Promise<readonly PolicyRule[]> {
     file = join(out, "rbac.js");
   }
   const mod = (await import(pathToFileURL(file).href)) as { CONTROLLER_RULES: readonly PolicyRule[] };
+  if (!file.startsWith(ROOT)) rmSync(dirname(file), { recursive: true, force: true });
   return mod.CONTROLLER_RULES;
 }

@@ -49,7 +49,7 @@ describe("offload-controller against the fake API server", () => {
     await ctl?.stop(5000);
     if (process.env.SHOW_CONTROLLER_LOG) process.stderr.write(ctl?.output() ?? "");
     await api?.stop();
-    await fake?.stop();
+    await fake?.close();
   });
 
   it("creates a Deployment with the worker pod spec and an owner reference", async () => {

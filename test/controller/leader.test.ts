@@ -21,7 +21,7 @@ describe("leader election between controller replicas", () => {
   });
   afterAll(async () => {
     await Promise.all(children.map((c) => c.stop(5000)));
-    await fake?.stop();
+    await fake?.close();
   });
 
   it("only the lease holder acts; a killed leader is replaced once its lease expires", async () => {

@@ -49,7 +49,7 @@ describe("TaskRun end to end: real run API, nats-server and worker", () => {
   afterAll(async () => {
     await Promise.all(children.map((c) => c.stop(8000)));
     if (process.env.SHOW_CONTROLLER_LOG) for (const c of children) process.stderr.write(`--- ${c.name}\n${c.output().slice(-5000)}\n`);
-    await Promise.all([nats?.stop(), fake?.stop()]);
+    await Promise.all([nats?.stop(), fake?.close()]);
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 

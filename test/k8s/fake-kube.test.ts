@@ -32,7 +32,7 @@ describe("fake Kubernetes API server", () => {
     custom = kc.makeApiClient(CustomObjectsApi);
   });
   afterAll(async () => {
-    await fake?.stop();
+    await fake?.close();
   });
 
   it("server-side apply creates, tracks managers, and reports conflicts unless forced", async () => {

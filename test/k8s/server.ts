@@ -11,7 +11,7 @@
 import { randomUUID, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -116,6 +116,7 @@ export class FakeKube {
   readonly #sockets = new Set<Socket>();
   readonly #store = new Map<string, Stored>();
   readonly #watchers = new Set<Watcher>();
+  readonly #tempDirs: string[] = [];
   readonly #log: LogEntry[] = [];
   #rv = 100;
   #compactedRv = 0;
@@ -150,7 +151,13 @@ export class FakeKube {
     this.#server = server;
   }
 
-  /** Stops listening and cuts every connection (watches included). The stored objects stay. */
+  /** {@link stop}, for good: also removes the kubeconfig files it wrote. For `afterAll`. */
+  async close(): Promise<void> {
+    await this.stop();
+    await Promise.all(this.#tempDirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  }
+
+  /** Stops listening and cuts every connection (watches included). The stored objects stay, so it can start again. */
   async stop(): Promise<void> {
     for (const w of this.#watchers) w.res.destroy();
     this.#watchers.clear();
@@ -172,9 +179,14 @@ export class FakeKube {
     return kc;
   }
 
-  /** Writes a kubeconfig file for this server (for a child process's KUBECONFIG); returns its path. */
+  /**
+   * Writes a kubeconfig file for this server (for a child process's
+   * KUBECONFIG); returns its path. Without `dir`, it goes in a temporary
+   * folder that {@link close} removes.
+   */
   async writeKubeconfig(dir?: string, namespace = "default"): Promise<string> {
     const d = dir ?? (await mkdtemp(join(tmpdir(), "offload-kubeconfig-")));
+    if (!dir) this.#tempDirs.push(d);
     const path = join(d, "kubeconfig");
     await writeFile(path, this.kubeConfig(namespace).exportConfig());
     return path;
@@ -706,3 +718,4 @@ export async function startFakeKube(extraTypes: ResourceType[] = []): Promise<Fa
   await k.start();
   return k;
 }
+
