@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,7 +7,8 @@ import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Nats, type Heartbeat, type RunEvent, type RunLogLine } from "@offload/sdk/internal";
-import { freePort, startProcess, waitFor, type Child } from "../support/index.js";
+import { afterAll, beforeAll } from "vitest";
+import { freePort, startNats, startPostgres, startProcess, waitFor, type Child, type NatsServer, type PostgresServer } from "../support/index.js";
 
 /** The built bin the tests run, exactly as the image does. */
 export const API_BIN = new URL("../../operator/dist/bin/offload-api.js", import.meta.url).pathname;
@@ -29,6 +31,56 @@ export async function startApiProcess(name: string, env: Record<string, string |
   });
   await child.waitForOutput("offload-api ready", 30_000);
   return { url: `http://127.0.0.1:${port}`, child, stop: () => child.stop(10_000) };
+}
+
+/** What {@link useApiProcess} started for a test file. */
+export interface ApiFixture {
+  readonly nats: NatsServer;
+  readonly postgres: PostgresServer;
+  readonly api: ApiProcess;
+  /** A NATS connection playing the worker. */
+  readonly probe: NatsProbe;
+}
+
+/**
+ * A real nats-server, PostgreSQL (one fresh database) and `offload-api` with
+ * `env`, plus a {@link NatsProbe}: started before the file's tests, stopped
+ * after them (on failure too). Read the parts inside tests and hooks.
+ */
+export function useApiProcess(env: Record<string, string> = {}): ApiFixture {
+  let started: Partial<ApiFixture> = {};
+  beforeAll(async () => {
+    const [nats, postgres] = await Promise.all([startNats(), startPostgres()]);
+    started = { nats, postgres };
+    const db = await postgres.createDatabase(`api_${randomUUID().slice(0, 8)}`);
+    started = { ...started, api: await startApiProcess("offload-api", { OFFLOAD_NATS_URL: nats.url, OFFLOAD_DATABASE_URL: db, ...env }) };
+    started = { ...started, probe: await NatsProbe.connect(nats.url) };
+  });
+  afterAll(async () => {
+    const { probe, api, nats, postgres } = started;
+    await probe?.close().catch(() => undefined);
+    await api?.stop();
+    await Promise.all([nats?.stop(), postgres?.stop()]);
+  });
+  const part = <K extends keyof ApiFixture>(k: K): ApiFixture[K] => {
+    const v = started[k];
+    if (!v) throw new Error(`the run API fixture has no ${k} (see beforeAll)`);
+    return v as ApiFixture[K];
+  };
+  return {
+    get nats() {
+      return part("nats");
+    },
+    get postgres() {
+      return part("postgres");
+    },
+    get api() {
+      return part("api");
+    },
+    get probe() {
+      return part("probe");
+    },
+  };
 }
 
 /** A temporary folder, removed by the returned function. */
@@ -128,6 +180,12 @@ export class NatsProbe {
   async putResult(runId: string, result: unknown): Promise<void> {
     const os = await new Objm(this.nc).open(Nats.resultsBucket);
     await os.putBlob({ name: runId }, new TextEncoder().encode(JSON.stringify(result)));
+  }
+
+  /** Whether the results store holds anything under `key`: the object, or the metadata a deleted one leaves behind. */
+  async hasStoredResult(key: string): Promise<boolean> {
+    const os = await new Objm(this.nc).open(Nats.resultsBucket);
+    return (await os.info(key)) !== null;
   }
 
   /** Publishes log lines of a run as a worker does, in order. */

@@ -190,6 +190,8 @@ describe("the Helm chart", () => {
     expect(env(a, "OFFLOAD_API_PORT").value).toBe("8080");
     expect(at(a, "ports", 0, "containerPort")).toBe(8080);
     expect(env(a, "OFFLOAD_NATS_URL").value).toBe(natsUrl);
+    expect(env(a, "OFFLOAD_RUN_RETENTION_DAYS").value).toBe("30");
+    expect(a.env?.map((e) => e.name)).not.toContain("OFFLOAD_FAILED_RUN_RETENTION_DAYS");
     expect(at(a, "readinessProbe", "httpGet", "path")).toBe("/readyz");
     expect(at(a, "livenessProbe", "httpGet", "path")).toBe("/healthz");
 
@@ -299,6 +301,12 @@ describe("the Helm chart", () => {
     expect(at(byMax.get("PodDisruptionBudget", API), "spec", "minAvailable")).toBeUndefined();
   });
 
+  it("passes the run retention to the API, a FAILED one only when given (0 included: keep forever)", () => {
+    const a = container(template({ "api.runRetentionDays": 0.5, "api.failedRunRetentionDays": 0 }).get("Deployment", API), "api");
+    expect(env(a, "OFFLOAD_RUN_RETENTION_DAYS").value).toBe("0.5");
+    expect(env(a, "OFFLOAD_FAILED_RUN_RETENTION_DAYS").value).toBe("0");
+  });
+
   it("uses a custom registry, repository and tag for every image, and the pull secrets on every pod", () => {
     const r = template({
       image: { registry: "registry.example.com:5000", repository: "platform/offload", tag: "1.2.3", pullPolicy: "Always" },
@@ -372,6 +380,11 @@ describe("the Helm chart", () => {
     it("a negative replica count", () => {
       expect(fails({ "api.replicas": -1 })).toMatch(/api\.replicas: Must be greater than or equal to 0/);
       expect(fails({ "controller.replicas": -2 })).toMatch(/controller\.replicas: Must be greater than or equal to 0/);
+    });
+
+    it("a negative retention", () => {
+      expect(fails({ "api.runRetentionDays": -1 })).toMatch(/api\.runRetentionDays: Must be greater than or equal to 0/);
+      expect(fails({ "api.failedRunRetentionDays": "long" })).toMatch(/api\.failedRunRetentionDays: Invalid type/);
     });
 
     it("a token too short to be a secret", () => {

@@ -14,33 +14,17 @@ import {
   type Run,
   type RunLogLine,
 } from "@offload/sdk/internal";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startNats, startPostgres, waitFor, type NatsServer, type PostgresServer } from "../support/index.js";
-import { call, NatsProbe, readSse, startApiProcess, type ApiProcess } from "../api/helpers.js";
+import { describe, expect, it } from "vitest";
+import { waitFor } from "../support/index.js";
+import { call, readSse, useApiProcess } from "../api/helpers.js";
 
 const taskName = (what: string): string => `${what}-${randomUUID().slice(0, 8)}`;
 
 describe("run API: cancel, cache, results, logs, tasks, events", () => {
-  let nats: NatsServer;
-  let postgres: PostgresServer;
-  let api: ApiProcess;
-  let probe: NatsProbe;
+  const t = useApiProcess();
 
-  beforeAll(async () => {
-    [nats, postgres] = await Promise.all([startNats(), startPostgres()]);
-    const db = await postgres.createDatabase(`sem_${randomUUID().slice(0, 8)}`);
-    api = await startApiProcess("offload-api", { OFFLOAD_NATS_URL: nats.url, OFFLOAD_DATABASE_URL: db });
-    probe = await NatsProbe.connect(nats.url);
-  });
-
-  afterAll(async () => {
-    await probe?.close().catch(() => undefined);
-    await api?.stop();
-    await Promise.all([nats?.stop(), postgres?.stop()]);
-  });
-
-  const post = async (body: object): Promise<Run> => RunSchema.parse((await call(api.url, "POST", "/v1/runs", body)).body);
-  const getRun = async (id: string): Promise<Run> => RunSchema.parse((await call(api.url, "GET", `/v1/runs/${id}`)).body);
+  const post = async (body: object): Promise<Run> => RunSchema.parse((await call(t.api.url, "POST", "/v1/runs", body)).body);
+  const getRun = async (id: string): Promise<Run> => RunSchema.parse((await call(t.api.url, "GET", `/v1/runs/${id}`)).body);
   const runIn = (id: string, state: string): Promise<Run> =>
     waitFor(`run ${id} to be ${state}`, async () => {
       const r = await getRun(id);
@@ -52,18 +36,18 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
       const task = taskName("cancel-early");
       const run = await post({ task });
       expect(run.state).toBe("PENDING");
-      const res = await call(api.url, "POST", `/v1/runs/${run.id}/cancel`);
+      const res = await call(t.api.url, "POST", `/v1/runs/${run.id}/cancel`);
       expect(res.status).toBe(200);
       const cancelled = RunSchema.parse(res.body);
       expect(cancelled).toMatchObject({ id: run.id, state: "CANCELLED" });
       expect(cancelled.finishedAt).not.toBeNull();
-      expect(CancellationSchema.parse(JSON.parse((await probe.cancellation(run.id))!))).toBeDefined();
+      expect(CancellationSchema.parse(JSON.parse((await t.probe.cancellation(run.id))!))).toBeDefined();
       // A worker that started it anyway cannot bring it back; cancelling again is no error.
-      await probe.publishEvent({ runId: run.id, task, type: "RUNNING" });
-      await probe.publishEvent({ runId: run.id, task, type: "COMPLETED", result: 1 });
-      await probe.eventsSettled();
+      await t.probe.publishEvent({ runId: run.id, task, type: "RUNNING" });
+      await t.probe.publishEvent({ runId: run.id, task, type: "COMPLETED", result: 1 });
+      await t.probe.eventsSettled();
       expect((await getRun(run.id)).state).toBe("CANCELLED");
-      const twice = await call(api.url, "POST", `/v1/runs/${run.id}/cancel`);
+      const twice = await call(t.api.url, "POST", `/v1/runs/${run.id}/cancel`);
       expect(twice.status).toBe(200);
       expect(twice.body.state).toBe("CANCELLED");
     });
@@ -71,43 +55,43 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
     it("cancels a scheduled run, which is then never dispatched", async () => {
       const task = taskName("cancel-sched");
       const run = await post({ task, scheduledAt: new Date(Date.now() + 500).toISOString() });
-      expect((await call(api.url, "POST", `/v1/runs/${run.id}/cancel`)).body.state).toBe("CANCELLED");
+      expect((await call(t.api.url, "POST", `/v1/runs/${run.id}/cancel`)).body.state).toBe("CANCELLED");
       await new Promise((r) => setTimeout(r, 1200));
-      expect(await probe.taskMessageCount(task)).toBe(0);
+      expect(await t.probe.taskMessageCount(task)).toBe(0);
       expect((await getRun(run.id)).state).toBe("CANCELLED");
     });
 
     it("asks the worker of a RUNNING run to stop (202), and the worker's CANCELLED ends it", async () => {
       const task = taskName("cancel-running");
       const run = await post({ task });
-      await probe.publishEvent({ runId: run.id, task, type: "RUNNING" });
+      await t.probe.publishEvent({ runId: run.id, task, type: "RUNNING" });
       await runIn(run.id, "RUNNING");
-      const res = await call(api.url, "POST", `/v1/runs/${run.id}/cancel`);
+      const res = await call(t.api.url, "POST", `/v1/runs/${run.id}/cancel`);
       expect(res.status).toBe(202);
       expect(res.body).toMatchObject({ id: run.id, state: "RUNNING" });
-      expect(await probe.cancellation(run.id)).toBeDefined();
-      await probe.publishEvent({ runId: run.id, task, type: "CANCELLED" });
+      expect(await t.probe.cancellation(run.id)).toBeDefined();
+      await t.probe.publishEvent({ runId: run.id, task, type: "CANCELLED" });
       const done = await runIn(run.id, "CANCELLED");
       expect(done.finishedAt).not.toBeNull();
-      await probe.publishEvent({ runId: run.id, task, type: "COMPLETED", result: "late" });
-      await probe.eventsSettled();
+      await t.probe.publishEvent({ runId: run.id, task, type: "COMPLETED", result: "late" });
+      await t.probe.eventsSettled();
       expect((await getRun(run.id)).state).toBe("CANCELLED");
-      expect((await call(api.url, "GET", `/v1/runs/${run.id}/result`)).body.code).toBe("OFFLOAD_RUN_CANCELLED");
+      expect((await call(t.api.url, "GET", `/v1/runs/${run.id}/result`)).body.code).toBe("OFFLOAD_RUN_CANCELLED");
     });
 
     it("refuses to cancel a finished run (409) and an unknown one (404)", async () => {
       const task = taskName("cancel-late");
       const run = await post({ task });
-      await probe.publishEvent({ runId: run.id, task, type: "COMPLETED", result: "done" });
+      await t.probe.publishEvent({ runId: run.id, task, type: "COMPLETED", result: "done" });
       await runIn(run.id, "COMPLETED");
-      const res = await call(api.url, "POST", `/v1/runs/${run.id}/cancel`);
+      const res = await call(t.api.url, "POST", `/v1/runs/${run.id}/cancel`);
       expect(res.status).toBe(409);
       expect(ErrorBodySchema.parse(res.body)).toMatchObject({ code: "OFFLOAD_RUN_FINISHED", statusCode: 409, runId: run.id });
       expect(res.body.message).toContain("COMPLETED");
-      expect(await probe.cancellation(run.id)).toBeUndefined();
+      expect(await t.probe.cancellation(run.id)).toBeUndefined();
       expect((await getRun(run.id)).state).toBe("COMPLETED");
       for (const id of [randomUUID(), "nope"]) {
-        const missing = await call(api.url, "POST", `/v1/runs/${id}/cancel`);
+        const missing = await call(t.api.url, "POST", `/v1/runs/${id}/cancel`);
         expect(missing.status).toBe(404);
         expect(ErrorBodySchema.parse(missing.body).code).toBe("OFFLOAD_RUN_NOT_FOUND");
       }
@@ -120,16 +104,16 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
       const cacheKey = `k-${randomUUID()}`;
       const first = await post({ task, parameters: { x: 1 }, cacheKey });
       expect(first).toMatchObject({ state: "PENDING", cacheKey, cached: false });
-      await probe.publishEvent({ runId: first.id, task, type: "COMPLETED", result: { answer: 42 } });
+      await t.probe.publishEvent({ runId: first.id, task, type: "COMPLETED", result: { answer: 42 } });
       await runIn(first.id, "COMPLETED");
 
-      const res = await call(api.url, "POST", "/v1/runs", { task, parameters: { x: 1 }, cacheKey });
+      const res = await call(t.api.url, "POST", "/v1/runs", { task, parameters: { x: 1 }, cacheKey });
       expect(res.status).toBe(202);
       const second = RunSchema.parse(res.body);
       expect(second.id).not.toBe(first.id);
       expect(second).toMatchObject({ state: "COMPLETED", cached: true, cacheKey, result: { answer: 42 }, attempts: 0 });
       expect(second.finishedAt).not.toBeNull();
-      expect((await call(api.url, "GET", `/v1/runs/${second.id}/result`)).body).toEqual({
+      expect((await call(t.api.url, "GET", `/v1/runs/${second.id}/result`)).body).toEqual({
         id: second.id,
         state: "COMPLETED",
         done: true,
@@ -137,10 +121,10 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
         cached: true,
       });
       // Only the first run was ever dispatched.
-      expect(await probe.taskMessageCount(task)).toBe(1);
+      expect(await t.probe.taskMessageCount(task)).toBe(1);
 
       // The same in a batch; another task's identical key is no hit.
-      const batch = await call(api.url, "POST", "/v1/runs/batch", {
+      const batch = await call(t.api.url, "POST", "/v1/runs/batch", {
         runs: [{ task, cacheKey }, { task, cacheKey: `${cacheKey}-other` }, { task: taskName("cache-other"), cacheKey }],
       });
       expect(batch.body.runs.map((r: Run) => [r.state, r.cached])).toEqual([
@@ -148,21 +132,21 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
         ["PENDING", false],
         ["PENDING", false],
       ]);
-      expect(await probe.taskMessageCount(task)).toBe(2);
+      expect(await t.probe.taskMessageCount(task)).toBe(2);
     });
 
     it("dispatches again once the cached result expired", async () => {
       const task = taskName("cache-exp");
       const cacheKey = `k-${randomUUID()}`;
       const first = await post({ task, cacheKey, cacheExpiresInSeconds: 1 });
-      await probe.publishEvent({ runId: first.id, task, type: "COMPLETED", result: "old" });
+      await t.probe.publishEvent({ runId: first.id, task, type: "COMPLETED", result: "old" });
       const done = await runIn(first.id, "COMPLETED");
       // Still fresh right after; expired a second after it finished.
       expect((await post({ task, cacheKey })).cached).toBe(true);
       await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(done.finishedAt!) + 1300 - Date.now())));
       const later = await post({ task, cacheKey });
       expect(later).toMatchObject({ state: "PENDING", cached: false });
-      expect(await probe.taskMessageCount(task)).toBe(2);
+      expect(await t.probe.taskMessageCount(task)).toBe(2);
     });
   });
 
@@ -171,11 +155,11 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
       const task = taskName("big");
       const run = await post({ task });
       const result = { blob: "x".repeat(5 * 1024 * 1024), n: [1, 2, 3] };
-      await probe.putResult(run.id, result);
-      await probe.publishEvent({ runId: run.id, task, type: "COMPLETED", resultRef: run.id });
+      await t.probe.putResult(run.id, result);
+      await t.probe.publishEvent({ runId: run.id, task, type: "COMPLETED", resultRef: run.id });
       const done = await runIn(run.id, "COMPLETED");
       expect(done).toMatchObject({ result: null, resultRef: run.id });
-      const res = await call(api.url, "GET", `/v1/runs/${run.id}/result`);
+      const res = await call(t.api.url, "GET", `/v1/runs/${run.id}/result`);
       expect(res.status).toBe(200);
       expect(res.body.done).toBe(true);
       expect(res.body.result.blob.length).toBe(5 * 1024 * 1024);
@@ -185,9 +169,9 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
     it("answers 410 when the stored result is gone", async () => {
       const task = taskName("gone");
       const run = await post({ task });
-      await probe.publishEvent({ runId: run.id, task, type: "COMPLETED", resultRef: `missing-${run.id}` });
+      await t.probe.publishEvent({ runId: run.id, task, type: "COMPLETED", resultRef: `missing-${run.id}` });
       await runIn(run.id, "COMPLETED");
-      const res = await call(api.url, "GET", `/v1/runs/${run.id}/result`);
+      const res = await call(t.api.url, "GET", `/v1/runs/${run.id}/result`);
       expect(res.status).toBe(410);
       expect(ErrorBodySchema.parse(res.body).code).toBe("OFFLOAD_RESULT_UNAVAILABLE");
     });
@@ -199,23 +183,23 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
     it("serves each run its own lines, oldest first", async () => {
       const task = taskName("logs");
       const [a, b, quiet] = [await post({ task }), await post({ task }), await post({ task })];
-      await probe.publishLogs(a.id, [line("a1"), line("a2", { level: "warn", data: { k: 1 } }), line("a3", { attempt: 2 })]);
-      await probe.publishLogs(b.id, [line("b1")]);
-      const ra = await call(api.url, "GET", `/v1/runs/${a.id}/logs`);
+      await t.probe.publishLogs(a.id, [line("a1"), line("a2", { level: "warn", data: { k: 1 } }), line("a3", { attempt: 2 })]);
+      await t.probe.publishLogs(b.id, [line("b1")]);
+      const ra = await call(t.api.url, "GET", `/v1/runs/${a.id}/logs`);
       expect(ra.status).toBe(200);
       const la = RunLogsResponseSchema.parse(ra.body);
       expect(la.lines.map((l) => l.msg)).toEqual(["a1", "a2", "a3"]);
       expect(la.lines[1]).toMatchObject({ level: "warn", data: { k: 1 } });
       expect(la.truncated).toBe(false);
-      expect((await call(api.url, "GET", `/v1/runs/${b.id}/logs`)).body.lines.map((l: RunLogLine) => l.msg)).toEqual(["b1"]);
-      expect((await call(api.url, "GET", `/v1/runs/${quiet.id}/logs`)).body).toEqual({ lines: [], truncated: false });
-      expect((await call(api.url, "GET", `/v1/runs/${randomUUID()}/logs`)).body.code).toBe("OFFLOAD_RUN_NOT_FOUND");
+      expect((await call(t.api.url, "GET", `/v1/runs/${b.id}/logs`)).body.lines.map((l: RunLogLine) => l.msg)).toEqual(["b1"]);
+      expect((await call(t.api.url, "GET", `/v1/runs/${quiet.id}/logs`)).body).toEqual({ lines: [], truncated: false });
+      expect((await call(t.api.url, "GET", `/v1/runs/${randomUUID()}/logs`)).body.code).toBe("OFFLOAD_RUN_NOT_FOUND");
     });
 
     it("keeps the newest lines of a chatty run and says it dropped older ones", async () => {
       const run = await post({ task: taskName("chatty") });
-      await probe.publishLogs(run.id, Array.from({ length: MAX_LOG_LINES_PER_RUN + 5 }, (_, i) => line(`l${i}`)));
-      const logs = RunLogsResponseSchema.parse((await call(api.url, "GET", `/v1/runs/${run.id}/logs`)).body);
+      await t.probe.publishLogs(run.id, Array.from({ length: MAX_LOG_LINES_PER_RUN + 5 }, (_, i) => line(`l${i}`)));
+      const logs = RunLogsResponseSchema.parse((await call(t.api.url, "GET", `/v1/runs/${run.id}/logs`)).body);
       expect(logs.truncated).toBe(true);
       expect(logs.lines).toHaveLength(MAX_LOG_LINES_PER_RUN);
       expect(logs.lines[0]!.msg).toBe("l5");
@@ -229,20 +213,20 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
       const served = taskName("t-served");
       const consumed = taskName("t-consumed");
       for (let i = 0; i < 3; i++) await post({ task: idle });
-      await probe.heartbeat({ workerId: "w-1", task: served, concurrency: 4, inFlight: 1, at: new Date().toISOString() });
+      await t.probe.heartbeat({ workerId: "w-1", task: served, concurrency: 4, inFlight: 1, at: new Date().toISOString() });
       // A task whose shared consumer exists: its numbers come from JetStream.
-      await probe.jsm.consumers.add(Nats.tasksStream, {
+      await t.probe.jsm.consumers.add(Nats.tasksStream, {
         durable_name: Nats.taskConsumer(consumed),
         filter_subject: Nats.taskSubject(consumed),
         ack_policy: AckPolicy.Explicit,
       });
       try {
         for (let i = 0; i < 2; i++) await post({ task: consumed });
-        const consumer = await probe.js.consumers.get(Nats.tasksStream, Nats.taskConsumer(consumed));
+        const consumer = await t.probe.js.consumers.get(Nats.tasksStream, Nats.taskConsumer(consumed));
         expect(await consumer.next({ expires: 5000 })).not.toBeNull();
 
         const list = await waitFor("the heartbeat to be heard", async () => {
-          const res = await call(api.url, "GET", "/v1/tasks");
+          const res = await call(t.api.url, "GET", "/v1/tasks");
           const body = ListTasksResponseSchema.parse(res.body);
           return body.tasks.some((t) => t.name === served) ? body : undefined;
         });
@@ -251,7 +235,7 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
         expect(byName.get(served)).toMatchObject({ backlog: 0, inFlight: 0, workers: [{ workerId: "w-1", concurrency: 4, inFlight: 1 }] });
         expect(byName.get(consumed)).toEqual({ name: consumed, backlog: 1, inFlight: 1, workers: [] });
       } finally {
-        await probe.jsm.consumers.delete(Nats.tasksStream, Nats.taskConsumer(consumed));
+        await t.probe.jsm.consumers.delete(Nats.tasksStream, Nats.taskConsumer(consumed));
       }
     });
   });
@@ -261,15 +245,15 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
       const task = taskName("sse");
       const run = await post({ task });
       const states: string[] = [];
-      const stream = readSse(`${api.url}/v1/runs/${run.id}/events`, async (e) => {
+      const stream = readSse(`${t.api.url}/v1/runs/${run.id}/events`, async (e) => {
         const r = RunSchema.parse(JSON.parse(e.data));
         states.push(r.state);
         // Play the worker once the stream has shown where the run stands.
-        if (r.state === "PENDING") await probe.publishEvent({ runId: run.id, task, type: "RUNNING" });
+        if (r.state === "PENDING") await t.probe.publishEvent({ runId: run.id, task, type: "RUNNING" });
       });
       // COMPLETED only once the stream showed RUNNING, so each change is its own event.
       await waitFor("RUNNING on the stream", () => states.includes("RUNNING"), 20_000);
-      await probe.publishEvent({ runId: run.id, task, type: "COMPLETED", result: "fin" });
+      await t.probe.publishEvent({ runId: run.id, task, type: "COMPLETED", result: "fin" });
       const out = await stream;
       expect(out.status).toBe(200);
       expect(out.contentType).toMatch(/^text\/event-stream/);
@@ -278,9 +262,9 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
       expect(JSON.parse(out.events.at(-1)!.data)).toMatchObject({ state: "COMPLETED", result: "fin" });
 
       // A finished run: its state, then the end.
-      const again = await readSse(`${api.url}/v1/runs/${run.id}/events`, () => undefined);
+      const again = await readSse(`${t.api.url}/v1/runs/${run.id}/events`, () => undefined);
       expect(again.events.map((e) => JSON.parse(e.data).state)).toEqual(["COMPLETED"]);
-      const missing = await call(api.url, "GET", `/v1/runs/${randomUUID()}/events`);
+      const missing = await call(t.api.url, "GET", `/v1/runs/${randomUUID()}/events`);
       expect(missing.status).toBe(404);
       expect(ErrorBodySchema.parse(missing.body).code).toBe("OFFLOAD_RUN_NOT_FOUND");
     });
@@ -291,7 +275,7 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
     const waiting = taskName("scale-me");
     await post({ task: waiting });
     await post({ task: waiting });
-    const res = await fetch(`${api.url}/metrics`);
+    const res = await fetch(`${t.api.url}/metrics`);
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toMatch(/offload_runs_created_total\{task="cache-[^"]+"\} \d+/);
@@ -299,7 +283,7 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
     expect(text).toMatch(/offload_http_request_duration_seconds_count\{method="POST",route="\/v1\/runs",status="202"\} \d+/);
     expect(text).toContain(`offload_task_backlog{task="${waiting}"} 2`);
     expect(text).toContain(`offload_task_workers{task="${waiting}"} 0`);
-    const doc = (await call(api.url, "GET", "/docs/json")).body;
+    const doc = (await call(t.api.url, "GET", "/docs/json")).body;
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining(["/v1/runs/{id}/cancel", "/v1/runs/{id}/retry", "/v1/runs/{id}/logs", "/v1/runs/{id}/events", "/v1/tasks"]),
     );
@@ -310,11 +294,11 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
   it("ends open event streams at shutdown and still stops gracefully", async () => {
     const run = await post({ task: taskName("sse-stop") });
     let seen = 0;
-    const stream = readSse(`${api.url}/v1/runs/${run.id}/events`, () => {
+    const stream = readSse(`${t.api.url}/v1/runs/${run.id}/events`, () => {
       seen++;
     });
     await waitFor("the first event", () => seen > 0, 10_000);
-    expect(await api.stop()).toBe(0);
+    expect(await t.api.stop()).toBe(0);
     const out = await stream;
     expect(out.events.map((e) => JSON.parse(e.data).state)).toEqual(["PENDING"]);
   });

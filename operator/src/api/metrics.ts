@@ -1,4 +1,4 @@
-import type { RunEvent, TaskInfo } from "@offload/sdk/internal";
+import type { RunEvent, RunState, TaskInfo } from "@offload/sdk/internal";
 import type { FastifyInstance } from "fastify";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
@@ -15,6 +15,12 @@ export class ApiMetrics {
     name: "offload_run_events_total",
     help: "Worker events handled by this replica, by type, and whether they changed the run (late or duplicated ones do not).",
     labelNames: ["type", "applied"] as const,
+    registers: [this.registry],
+  });
+  readonly #runsDeleted = new Counter({
+    name: "offload_runs_deleted_total",
+    help: "Finished runs deleted by this replica because they were past retention, by state.",
+    labelNames: ["state"] as const,
     registers: [this.registry],
   });
   readonly #http = new Histogram({
@@ -61,6 +67,10 @@ export class ApiMetrics {
 
   runCreated(task: string): void {
     this.#runsCreated.inc({ task });
+  }
+
+  runsDeleted(state: RunState, count: number): void {
+    this.#runsDeleted.inc({ state }, count);
   }
 
   eventHandled(event: RunEvent, applied: boolean): void {

@@ -12,6 +12,7 @@ import { startMaxDeliveriesWatch } from "../dispatch/advisories.js";
 import { startEventMaterializer } from "../dispatch/events.js";
 import { WorkerDirectory } from "../dispatch/heartbeats.js";
 import { ensureBuckets, ensureStreams } from "../dispatch/streams.js";
+import { startRetention } from "../dispatch/retention.js";
 import { startSweeper } from "../dispatch/sweeper.js";
 import { openDb, type Db } from "../store/db.js";
 import { migrate } from "../store/migrations.js";
@@ -34,8 +35,8 @@ export interface RunningApi {
   readonly log: Logger;
   /**
    * Graceful stop: stops accepting, lets requests in flight finish (long-polls
-   * answer at once), stops the sweeper and the event consumer, drains NATS and
-   * closes the database. Safe to call twice.
+   * answer at once), stops the sweeper, retention and the event consumer,
+   * drains NATS and closes the database. Safe to call twice.
    */
   close(): Promise<void>;
 }
@@ -48,9 +49,9 @@ export interface StartApiOptions {
 
 /**
  * Starts the run API: applies migrations, ensures the NATS streams, buckets
- * and the events consumer, starts the event materializer, the sweeper and
- * the listeners (max-deliveries advisories, worker heartbeats), and listens
- * for HTTP. Rejects (having undone what it started) if any step fails.
+ * and the events consumer, starts the event materializer, the sweeper,
+ * retention (deleting finished runs past it) and the listeners
+ * (max-deliveries advisories, worker heartbeats), and listens for HTTP. Rejects (having undone what it started) if any step fails.
  */
 export async function startApi(config: Readonly<ApiConfig>, options: StartApiOptions = {}): Promise<RunningApi> {
   const log = options.logger ?? pino({ name: "offload-api", level: config.logLevel });
@@ -89,6 +90,18 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
       log,
     );
     undo.push(() => sweeper.stop());
+    const retention = startRetention(
+      db,
+      { results, jsm },
+      {
+        runRetentionSeconds: config.runRetentionSeconds,
+        failedRunRetentionSeconds: config.failedRunRetentionSeconds,
+        intervalMs: config.retentionIntervalMs,
+        onDeleted: (state, count) => metrics.runsDeleted(state, count),
+      },
+      log,
+    );
+    undo.push(() => retention.stop());
     const advisories = startMaxDeliveriesWatch(nc, jsm, db, notify, log);
     undo.push(() => advisories.stop());
     const workers = new WorkerDirectory();
@@ -104,6 +117,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
       js,
       log,
       testFault: config.testFault,
+      runRetentionSeconds: config.runRetentionSeconds,
       notifier,
       resultRecheckMs: config.resultRecheckMs,
       closing: closing.signal,

@@ -24,8 +24,12 @@ export const ApiEnvSchema = z.object({
   OFFLOAD_API_BODY_LIMIT: z.coerce.number().int().min(1024, "must be at least 1024 bytes").default(1024 * 1024),
   OFFLOAD_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   OFFLOAD_REPUBLISH_AFTER_SECONDS: z.coerce.number().min(0).default(5),
+  OFFLOAD_RUN_RETENTION_DAYS: z.coerce.number().min(0).default(30),
+  OFFLOAD_FAILED_RUN_RETENTION_DAYS: z.coerce.number().min(0).optional(),
+  OFFLOAD_RETENTION_INTERVAL_SECONDS: z.coerce.number().positive().default(300),
   OFFLOAD_TEST_FAULT: z.enum(TEST_FAULTS).optional(),
 });
+const DAY_SECONDS = 24 * 60 * 60;
 type ApiEnvName = keyof z.infer<typeof ApiEnvSchema>;
 
 /**
@@ -43,6 +47,12 @@ export const API_ENV_DOC: Record<ApiEnvName, string> = {
   OFFLOAD_LOG_LEVEL: `Log level: ${LOG_LEVELS.join(", ")}. Default info.`,
   OFFLOAD_REPUBLISH_AFTER_SECONDS:
     "How old a due run still SCHEDULED (recorded but never published) must be before the sweeper publishes it. Default 5.",
+  OFFLOAD_RUN_RETENTION_DAYS:
+    "Finished runs (COMPLETED, FAILED, CANCELLED) are deleted, with their stored results, this many days after they finished; " +
+    "fractions allowed; 0 keeps them forever. Older completed runs are no longer cache hits. Default 30.",
+  OFFLOAD_FAILED_RUN_RETENTION_DAYS:
+    "Overrides OFFLOAD_RUN_RETENTION_DAYS for FAILED runs (often worth keeping longer); 0 keeps them forever. Default: OFFLOAD_RUN_RETENTION_DAYS.",
+  OFFLOAD_RETENTION_INTERVAL_SECONDS: "Pause between two passes deleting expired runs. Default 300.",
   OFFLOAD_TEST_FAULT: `Test only, never in production. ${TEST_FAULTS.join(", ")}: exit(1) right after a run is recorded, before it is published.`,
 };
 
@@ -66,6 +76,15 @@ export interface ApiConfig {
   logLevel: LogLevel;
   /** Age of a due, still-SCHEDULED run before the sweeper republishes it. @defaultValue 5 */
   republishAfterSeconds: number;
+  /**
+   * Seconds after `finished_at` that COMPLETED and CANCELLED runs are deleted (with their stored results);
+   * 0 keeps them forever. Completed runs older than this are no cache hits either. @defaultValue 30 days
+   */
+  runRetentionSeconds: number;
+  /** The same for FAILED runs. @defaultValue `runRetentionSeconds` */
+  failedRunRetentionSeconds: number;
+  /** Pause between retention passes, in ms. @defaultValue 300000 */
+  retentionIntervalMs: number;
   /** How often the sweeper looks for due runs (scheduled ones and retries), in ms; a due run waits at most about this long. @defaultValue 250 */
   sweepIntervalMs: number;
   /** How often a result long-poll re-reads the database (for events materialized by another replica), in ms. @defaultValue 1000 */
@@ -89,6 +108,9 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Ap
     bodyLimit: e.OFFLOAD_API_BODY_LIMIT,
     logLevel: e.OFFLOAD_LOG_LEVEL,
     republishAfterSeconds: e.OFFLOAD_REPUBLISH_AFTER_SECONDS,
+    runRetentionSeconds: e.OFFLOAD_RUN_RETENTION_DAYS * DAY_SECONDS,
+    failedRunRetentionSeconds: (e.OFFLOAD_FAILED_RUN_RETENTION_DAYS ?? e.OFFLOAD_RUN_RETENTION_DAYS) * DAY_SECONDS,
+    retentionIntervalMs: e.OFFLOAD_RETENTION_INTERVAL_SECONDS * 1000,
     sweepIntervalMs: 250,
     resultRecheckMs: 1000,
     testFault: e.OFFLOAD_TEST_FAULT,

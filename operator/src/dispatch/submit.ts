@@ -12,6 +12,8 @@ export interface SubmitDeps {
   js: JetStreamClient;
   log: Logger;
   testFault: TestFault | undefined;
+  /** Completed runs older than this (seconds; 0: no limit) are past retention and lend no cached result. */
+  runRetentionSeconds: number;
 }
 
 /** A submitted run, and whether this call created it (false: an idempotent replay). */
@@ -28,7 +30,7 @@ export interface Submitted {
  * and a client retrying would only make a second one.
  */
 export async function submitRuns(deps: SubmitDeps, bodies: readonly CreateRunBody[]): Promise<Submitted[]> {
-  const recorded = await recordRuns(deps.db, bodies);
+  const recorded = await recordRuns(deps.db, bodies, { retentionSeconds: deps.runRetentionSeconds });
   const due = recorded.filter((r) => r.created && r.due);
   if (deps.testFault === "exit-after-record" && recorded.some((r) => r.created)) {
     deps.log.fatal({ runs: recorded.map((r) => r.run.id) }, "OFFLOAD_TEST_FAULT=exit-after-record: exiting after recording, before publishing");

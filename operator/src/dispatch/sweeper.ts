@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Db } from "../store/db.js";
 import type { Run } from "@offload/sdk/internal";
 import { sweepDue } from "../store/sweep.js";
+import { startPeriodic, type Periodic } from "./periodic.js";
 import { publishRuns } from "./publisher.js";
 
 /** Options of {@link startSweeper}. */
@@ -27,11 +28,8 @@ export interface SweeperOptions {
  * twice is dropped by JetStream's message-id dedup. Resolves `stop()` once the
  * sweep in progress has finished.
  */
-export function startSweeper(db: Db, js: JetStreamClient, opts: SweeperOptions, log: Logger): { stop(): Promise<void> } {
+export function startSweeper(db: Db, js: JetStreamClient, opts: SweeperOptions, log: Logger): Periodic {
   const batch = opts.batch ?? 500;
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let current: Promise<void> = Promise.resolve();
 
   const sweepOnce = async (): Promise<number> => {
     const moved = await sweepDue(db, { republishAfterSeconds: opts.republishAfterSeconds, limit: batch }, async (runs) => {
@@ -43,29 +41,15 @@ export function startSweeper(db: Db, js: JetStreamClient, opts: SweeperOptions, 
     return moved.length;
   };
 
-  const tick = async (): Promise<void> => {
+  return startPeriodic(opts.intervalMs, async (stopping) => {
     try {
       let n: number;
       do {
         n = await sweepOnce();
         if (n) log.info({ runs: n }, "sweeper published due runs");
-      } while (n >= batch && !stopped);
+      } while (n >= batch && !stopping());
     } catch (err) {
       log.warn({ err }, "sweep failed; trying again shortly");
     }
-  };
-  const schedule = (): void => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      current = tick().finally(schedule);
-    }, opts.intervalMs);
-  };
-  schedule();
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await current;
-    },
-  };
+  });
 }

@@ -1,6 +1,6 @@
 import type { Json } from "@offload/sdk/internal";
 import type { Queryable } from "./db.js";
-import { CHUNK, placeholders } from "./rows.js";
+import { CHUNK } from "./rows.js";
 
 /** What a cache hit lends a new run: the earlier run's outcome. */
 export interface CacheHit {
@@ -17,21 +17,39 @@ export const cacheSlot = (task: string, cacheKey: string): string => JSON.string
  * The newest unexpired `COMPLETED` run for each `(task, cacheKey)`, keyed by
  * {@link cacheSlot}. Only runs that computed their result count: a run that
  * was itself a cache hit would otherwise restart the expiry clock, and a
- * result could then outlive its `cacheExpiresInSeconds` forever.
+ * result could then outlive its `cacheExpiresInSeconds` forever. Runs that
+ * finished more than `retentionSeconds` ago (0: no limit) do not count either:
+ * retention is about to delete them and their stored result.
+ *
+ * Each hit's row is locked `FOR KEY SHARE` until the caller's transaction
+ * ends, so retention (which skips locked rows) cannot delete it, nor decide
+ * its stored result is unreferenced, while the run borrowing it is not yet
+ * committed. Call it inside the transaction that records those runs.
  */
-export async function findCacheHits(q: Queryable, wanted: readonly { task: string; cacheKey: string }[]): Promise<Map<string, CacheHit>> {
+export async function findCacheHits(
+  q: Queryable,
+  wanted: readonly { task: string; cacheKey: string }[],
+  opts: { retentionSeconds: number },
+): Promise<Map<string, CacheHit>> {
   const hits = new Map<string, CacheHit>();
   const unique = [...new Map(wanted.map((w) => [cacheSlot(w.task, w.cacheKey), w])).values()];
+  const retention = opts.retentionSeconds > 0 ? opts.retentionSeconds : null;
   for (let start = 0; start < unique.length; start += CHUNK) {
     const chunk = unique.slice(start, start + CHUNK);
-    const params = chunk.flatMap((w) => [w.task, w.cacheKey]);
-    const pairs = chunk.map((_, i) => `(${placeholders(2 * i + 1, 2)})`).join(", ");
+    const params: unknown[] = [retention, ...chunk.flatMap((w) => [w.task, w.cacheKey])];
+    const pairs = chunk.map((_, i) => `($${2 * i + 2}::text, $${2 * i + 3}::text)`).join(", ");
+    // A lateral subquery per slot rather than DISTINCT ON, which allows no locking clause.
     const rows = await q.query<{ id: string; task: string; cache_key: string; result: Json | null; result_ref: string | null }>(
-      `SELECT DISTINCT ON (task, cache_key) id, task, cache_key, result, result_ref FROM runs
-       WHERE (task, cache_key) IN (${pairs})
-         AND state = 'COMPLETED' AND NOT cached
-         AND (cache_expires_in_seconds IS NULL OR finished_at + make_interval(secs => cache_expires_in_seconds) > now())
-       ORDER BY task, cache_key, finished_at DESC`,
+      `SELECT h.id, w.task, w.cache_key, h.result, h.result_ref FROM (VALUES ${pairs}) AS w(task, cache_key)
+       CROSS JOIN LATERAL (
+         SELECT id, result, result_ref FROM runs r
+         WHERE r.task = w.task AND r.cache_key = w.cache_key
+           AND r.state = 'COMPLETED' AND NOT r.cached
+           AND (r.cache_expires_in_seconds IS NULL OR r.finished_at + make_interval(secs => r.cache_expires_in_seconds) > now())
+           AND ($1::double precision IS NULL OR r.finished_at > now() - make_interval(secs => $1::double precision))
+         ORDER BY r.finished_at DESC LIMIT 1
+         FOR KEY SHARE
+       ) h`,
       params,
     );
     for (const r of rows) hits.set(cacheSlot(r.task, r.cache_key), { sourceId: r.id, result: r.result ?? null, resultRef: r.result_ref });

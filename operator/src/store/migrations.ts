@@ -57,6 +57,16 @@ export const MIGRATIONS: readonly { version: number; name: string; statements: r
       "CREATE INDEX runs_cache_hit ON runs (task, cache_key, finished_at DESC) WHERE state = 'COMPLETED' AND cache_key IS NOT NULL AND NOT cached",
     ],
   },
+  {
+    version: 3,
+    name: "retention",
+    statements: [
+      // Retention's scan: the finished runs of one state, oldest first.
+      "CREATE INDEX runs_finished ON runs (state, finished_at) WHERE state IN ('COMPLETED', 'FAILED', 'CANCELLED')",
+      // Whether a stored result is still pointed at (by a cached run) before retention removes it. Few runs have one.
+      "CREATE INDEX runs_result_ref ON runs (result_ref) WHERE result_ref IS NOT NULL",
+    ],
+  },
 ];
 
 /**

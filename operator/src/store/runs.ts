@@ -22,16 +22,17 @@ export interface Recorded extends StoredRun {
  * existing run is answered with `created: false`. A run due now whose
  * `cacheKey` has an unexpired completed run is recorded `COMPLETED` with
  * `cached: true` and that run's result, and never dispatched; the others are
- * recorded `SCHEDULED`.
+ * recorded `SCHEDULED`. Completed runs older than `retentionSeconds` (0: no
+ * limit) lend no result: retention is about to delete them.
  */
-export async function recordRuns(db: Db, bodies: readonly CreateRunBody[]): Promise<Recorded[]> {
+export async function recordRuns(db: Db, bodies: readonly CreateRunBody[], opts: { retentionSeconds: number }): Promise<Recorded[]> {
   const ids = bodies.map(() => randomUUID());
   const now = Date.now();
   // A run scheduled for later asks for a result computed then, not the one cached now.
   const cacheable = (b: CreateRunBody): b is CreateRunBody & { cacheKey: string } =>
     b.cacheKey !== undefined && (b.scheduledAt === undefined || Date.parse(b.scheduledAt) <= now);
   const work = async (q: Queryable): Promise<Recorded[]> => {
-    const hits = await findCacheHits(q, bodies.filter(cacheable).map((b) => ({ task: b.task, cacheKey: b.cacheKey })));
+    const hits = await findCacheHits(q, bodies.filter(cacheable).map((b) => ({ task: b.task, cacheKey: b.cacheKey })), opts);
     const inserted = new Map<string, Recorded>();
     for (let start = 0; start < bodies.length; start += CHUNK) {
       const chunk = bodies.slice(start, start + CHUNK);
