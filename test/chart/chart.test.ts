@@ -4,13 +4,15 @@
  * wires NATS, PostgreSQL and the API token into the processes consistently,
  * keeps every pod locked down, and rejects wrong values with a clear message.
  */
-import { readdirSync, readFileSync, existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { PolicyRule } from "../../operator/src/controller/rbac.js";
 import {
   CHART, NAMESPACE, RELEASE, ROOT,
-  allContainers, at, container, controllerRules, ensureHelm, env, helm, podSpec, secretValue, template, templateRaw,
+  allContainers, at, container, controllerRules, ensureHelm, env, helm, podSpec, resolveEnv, secretValue, template, templateRaw,
   type K8sObject, type Rendered,
 } from "./helm.js";
 
@@ -20,6 +22,8 @@ const API = `${FULL}-api`;
 const NATS = `${FULL}-nats`;
 const POSTGRES = `${FULL}-postgresql`;
 const TOKEN_SECRET = `${FULL}-api-token`;
+const NATS_AUTH = `${NATS}-auth`;
+const CREDS_URL = (hosts: string): string => hosts.split(",").map((h) => h.replace("://", "://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@")).join(",");
 const CHART_APP_VERSION = "0.1.0";
 
 /** apiVersion/kind pairs a Kubernetes 1.25+ API server serves (and that this chart may use). */
@@ -130,6 +134,17 @@ function checkInvariants(r: Rendered, rules: readonly PolicyRule[]): void {
     }
   }
 
+  // Every $(NAME) in an env value names a variable defined before it (else Kubernetes leaves it as is).
+  for (const w of workloads(r)) {
+    for (const c of allContainers(w)) {
+      const seen = new Set<string>();
+      for (const e of c.env ?? []) {
+        for (const m of (e.value ?? "").matchAll(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g)) expect(seen, `${w.kind}/${w.metadata.name} ${c.name} ${e.name} refers to $(${m[1]})`).toContain(m[1]);
+        seen.add(e.name);
+      }
+    }
+  }
+
   // The controller and the API share the token Secret.
   const api = r.get("Deployment", API);
   const tokenRef = env(container(controller, "controller"), "OFFLOAD_API_TOKEN").valueFrom?.secretKeyRef;
@@ -150,7 +165,7 @@ describe("the Helm chart", () => {
   });
 
   it("passes helm lint, strict, with the default and the other main values", () => {
-    for (const set of [[], ["--set", "nats.replicas=3"], ["--set-json", `nats=${JSON.stringify({ mode: "external", url: "nats://n:4222" })}`, "--set", "postgresql.mode=external,postgresql.existingSecret=db"], ["--set", "api.autoscaling.enabled=true,api.podDisruptionBudget.enabled=true"]]) {
+    for (const set of [[], ["--set", "nats.replicas=3"], ["--set-json", `nats=${JSON.stringify({ mode: "external", url: "nats://n:4222" })}`, "--set", "postgresql.mode=external,postgresql.existingSecret=db"], ["--set", "api.autoscaling.enabled=true,api.podDisruptionBudget.enabled=true"], ["--set", "nats.auth.enabled=false,nats.replicas=3"], ["--set", "nats.auth.existingSecret=nats-creds"]]) {
       const r = helm(["lint", "--strict", CHART, "--namespace", NAMESPACE, ...set]);
       expect(r.status, `${set.join(" ")}\n${r.stdout}\n${r.stderr}`).toBe(0);
       expect(r.stdout).toContain("0 chart(s) failed");
@@ -166,7 +181,7 @@ describe("the Helm chart", () => {
     expect(c.command).toEqual(["node", "operator/dist/bin/offload-controller.js"]);
     expect(c.image).toBe(`ghcr.io/offload-dev/offload-control-plane:${CHART_APP_VERSION}`);
     expect(at(controller, "spec", "replicas")).toBe(1);
-    const natsUrl = `nats://${NATS}.${NAMESPACE}.svc:4222`;
+    const natsUrl = `nats://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@${NATS}.${NAMESPACE}.svc:4222`;
     expect(env(c, "OFFLOAD_NATS_URL").value).toBe(natsUrl);
     expect(env(c, "OFFLOAD_API_URL").value).toBe(`http://${API}.${NAMESPACE}.svc:8080`);
     expect(env(c, "POD_NAME").valueFrom?.fieldRef?.fieldPath).toBe("metadata.name");
@@ -258,7 +273,7 @@ describe("the Helm chart", () => {
     expect(routes).toEqual([0, 1, 2].map((i) => `${NATS}-${i}.${NATS}-headless.${NAMESPACE}.svc.cluster.local`));
     expect(env(container(nats, "nats"), "SERVER_NAME").valueFrom?.fieldRef?.fieldPath).toBe("metadata.name");
     // Clients still use the one client Service.
-    expect(env(container(r.get("Deployment", API), "api"), "OFFLOAD_NATS_URL").value).toBe(`nats://${NATS}.${NAMESPACE}.svc:4222`);
+    expect(env(container(r.get("Deployment", API), "api"), "OFFLOAD_NATS_URL").value).toBe(`nats://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@${NATS}.${NAMESPACE}.svc:4222`);
   });
 
   it("renders external NATS and PostgreSQL: no bundled objects, the processes get the given URL and Secret", () => {
@@ -356,6 +371,165 @@ describe("the Helm chart", () => {
     });
   });
 
+  describe("NATS authentication", () => {
+    const NATS_BIN = process.env.NATS_SERVER_BIN ?? "nats-server";
+    const natsEnvNames = ["OFFLOAD_NATS_USER", "OFFLOAD_NATS_PASSWORD", "OFFLOAD_NATS_URL"];
+
+    /** The rendered nats.conf checked by `nats-server -t`, with the env the kubelet would give pod `pod`. */
+    function natsConfigTest(r: Rendered, envOverride?: Record<string, string>): { status: number | null; output: string } {
+      const nats = r.get("StatefulSet", NATS);
+      const podEnv = envOverride ?? resolveEnv(r, container(nats, "nats"), { "metadata.name": `${NATS}-0` });
+      const dir = mkdtempSync(join(tmpdir(), "offload-nats-conf-"));
+      try {
+        const file = join(dir, "nats.conf");
+        writeFileSync(file, String(at(r.get("ConfigMap", NATS), "data", "nats.conf")));
+        const t = spawnSync(NATS_BIN, ["-c", file, "-t"], { encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...podEnv } });
+        if (t.error) throw t.error;
+        return { status: t.status, output: `${t.stdout}${t.stderr}` };
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+
+    it("is on by default: a generated password in a Secret, nats.conf requires it, the API and the controller present it", () => {
+      const r = template();
+      checkInvariants(r, rules);
+      const secret = r.get("Secret", NATS_AUTH);
+      expect(secretValue(secret, "user")).toBe("offload");
+      const password = secretValue(secret, "password") ?? "";
+      expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+
+      const conf = String(at(r.get("ConfigMap", NATS), "data", "nats.conf"));
+      expect(conf).toMatch(/\nauthorization\s*{\s*user:\s*\$NATS_USER\s+password:\s*\$NATS_PASSWORD\s*}/);
+      expect(conf).not.toContain(password);
+      // The NATS container: the raw credentials from the Secret, then the quoted forms nats.conf reads.
+      const n = container(r.get("StatefulSet", NATS), "nats");
+      expect(env(n, "NATS_AUTH_USER").valueFrom?.secretKeyRef).toEqual({ name: NATS_AUTH, key: "user" });
+      expect(env(n, "NATS_AUTH_PASSWORD").valueFrom?.secretKeyRef).toEqual({ name: NATS_AUTH, key: "password" });
+      expect(env(n, "NATS_USER").value).toBe('"$(NATS_AUTH_USER)"');
+      expect(env(n, "NATS_PASSWORD").value).toBe('"$(NATS_AUTH_PASSWORD)"');
+      expect(n.env?.map((e) => e.name)).not.toContain("NATS_ROUTES");
+      expect(at(r.get("StatefulSet", NATS), "spec", "template", "metadata", "annotations", "checksum/nats-auth")).toMatch(/^[0-9a-f]{16}$/);
+
+      const url = `nats://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@${NATS}.${NAMESPACE}.svc:4222`;
+      for (const [name, cname] of [[API, "api"], [CONTROLLER, "controller"]] as const) {
+        const w = r.get("Deployment", name);
+        const c = container(w, cname);
+        const names = (c.env ?? []).map((e) => e.name);
+        expect(env(c, "OFFLOAD_NATS_USER").valueFrom?.secretKeyRef, name).toEqual({ name: NATS_AUTH, key: "user" });
+        expect(env(c, "OFFLOAD_NATS_PASSWORD").valueFrom?.secretKeyRef, name).toEqual({ name: NATS_AUTH, key: "password" });
+        expect(env(c, "OFFLOAD_NATS_URL").value, name).toBe(url);
+        // The URL after the two it refers to: Kubernetes only expands variables defined earlier.
+        expect(natsEnvNames.map((x) => names.indexOf(x)), name).toEqual([...natsEnvNames.map((x) => names.indexOf(x))].sort((a, b) => a - b));
+        expect(resolveEnv(r, c, { "metadata.name": "p" }).OFFLOAD_NATS_URL, name).toBe(`nats://offload:${password}@${NATS}.${NAMESPACE}.svc:4222`);
+        expect(at(w, "spec", "template", "metadata", "annotations", "checksum/nats-auth"), name).toMatch(/^[0-9a-f]{16}$/);
+      }
+      // The controller names a rendered Secret with both keys for the worker pods.
+      const credsSecret = env(container(r.get("Deployment", CONTROLLER), "controller"), "OFFLOAD_NATS_CREDENTIALS_SECRET").value ?? "";
+      expect(credsSecret).toBe(NATS_AUTH);
+      expect(secretValue(r.get("Secret", credsSecret), "user")).toBeTruthy();
+      expect(secretValue(r.get("Secret", credsSecret), "password")).toBeTruthy();
+      // The password is nowhere in plain sight but the Secret.
+      expect(r.objects.filter((o) => o.kind !== "Secret" && JSON.stringify(o).includes(password))).toEqual([]);
+    });
+
+    it("the password is looked up before generating, so an upgrade keeps it", () => {
+      const text = readFileSync(join(CHART, "templates", "secret-nats-auth.yaml"), "utf8");
+      expect(text).toMatch(/lookup "v1" "Secret" \.Release\.Namespace \$name/);
+      expect(text).toContain("randAlphaNum 32");
+    });
+
+    it("the single-node nats.conf passes nats-server -t with the pod's env, and fails without the password", () => {
+      const r = template();
+      const ok = natsConfigTest(r);
+      expect(ok.status, ok.output).toBe(0);
+      expect(ok.output).toMatch(/is valid/);
+      const missing = natsConfigTest(r, { SERVER_NAME: `${NATS}-0`, NATS_USER: '"offload"' });
+      expect(missing.status, missing.output).not.toBe(0);
+      expect(missing.output).toMatch(/NATS_PASSWORD/);
+    });
+
+    it("the three-node cluster: routes carry the credentials and its nats.conf passes nats-server -t", () => {
+      const r = template({ "nats.replicas": 3, "nats.auth.password": "1e10-looks.like_a~number" });
+      checkInvariants(r, rules);
+      const conf = String(at(r.get("ConfigMap", NATS), "data", "nats.conf"));
+      expect(conf).toMatch(/cluster\s*{[^}]*authorization\s*{\s*user:\s*\$NATS_USER\s+password:\s*\$NATS_PASSWORD\s*}\s*routes:\s*\$NATS_ROUTES/);
+      const n = container(r.get("StatefulSet", NATS), "nats");
+      const hosts = [0, 1, 2].map((i) => `${NATS}-${i}.${NATS}-headless.${NAMESPACE}.svc.cluster.local:6222`);
+      expect(env(n, "NATS_ROUTES").value).toBe(`[${hosts.map((h) => `"nats://$(NATS_AUTH_USER):$(NATS_AUTH_PASSWORD)@${h}"`).join(", ")}]`);
+      const podEnv = resolveEnv(r, n, { "metadata.name": `${NATS}-1` });
+      expect(podEnv.NATS_ROUTES).toContain(`"nats://offload:1e10-looks.like_a~number@${hosts[0]}"`);
+      // Quoted, a password nats-server would otherwise read as a number is still a string.
+      expect(podEnv.NATS_PASSWORD).toBe('"1e10-looks.like_a~number"');
+      const t = natsConfigTest(r);
+      expect(t.status, t.output).toBe(0);
+      expect(t.output).toMatch(/is valid/);
+    });
+
+    it("takes the user and password from values", () => {
+      const r = template({ "nats.auth.user": "tasks", "nats.auth.password": "Given-pass.word_0123" });
+      checkInvariants(r, rules);
+      expect(secretValue(r.get("Secret", NATS_AUTH), "user")).toBe("tasks");
+      expect(secretValue(r.get("Secret", NATS_AUTH), "password")).toBe("Given-pass.word_0123");
+      expect(resolveEnv(r, container(r.get("Deployment", API), "api")).OFFLOAD_NATS_URL).toBe(`nats://tasks:Given-pass.word_0123@${NATS}.${NAMESPACE}.svc:4222`);
+    });
+
+    it("honors an existing Secret for the bundled server: none is made and every reference names it", () => {
+      const r = template({ "nats.auth.existingSecret": "nats-creds", "nats.replicas": 3 });
+      checkInvariants(r, rules);
+      expect(r.find("Secret", NATS_AUTH)).toBeUndefined();
+      const n = container(r.get("StatefulSet", NATS), "nats");
+      expect(env(n, "NATS_AUTH_PASSWORD").valueFrom?.secretKeyRef).toEqual({ name: "nats-creds", key: "password" });
+      for (const [name, cname] of [[API, "api"], [CONTROLLER, "controller"]] as const) {
+        expect(env(container(r.get("Deployment", name), cname), "OFFLOAD_NATS_PASSWORD").valueFrom?.secretKeyRef).toEqual({ name: "nats-creds", key: "password" });
+      }
+      expect(env(container(r.get("Deployment", CONTROLLER), "controller"), "OFFLOAD_NATS_CREDENTIALS_SECRET").value).toBe("nats-creds");
+    });
+
+    it("nats.auth.enabled=false renders none of it", () => {
+      for (const replicas of [1, 3]) {
+        const r = template({ "nats.auth.enabled": false, "nats.replicas": replicas });
+        checkInvariants(r, rules);
+        expect(r.find("Secret", NATS_AUTH)).toBeUndefined();
+        const conf = String(at(r.get("ConfigMap", NATS), "data", "nats.conf"));
+        expect(conf).not.toContain("authorization");
+        expect(conf).not.toContain("$NATS_");
+        const n = container(r.get("StatefulSet", NATS), "nats");
+        expect((n.env ?? []).map((e) => e.name)).toEqual(["SERVER_NAME"]);
+        expect(at(r.get("StatefulSet", NATS), "spec", "template", "metadata", "annotations", "checksum/nats-auth")).toBeUndefined();
+        for (const [name, cname] of [[API, "api"], [CONTROLLER, "controller"]] as const) {
+          const c = container(r.get("Deployment", name), cname);
+          expect(env(c, "OFFLOAD_NATS_URL").value).toBe(`nats://${NATS}.${NAMESPACE}.svc:4222`);
+          const names = (c.env ?? []).map((e) => e.name);
+          for (const x of ["OFFLOAD_NATS_USER", "OFFLOAD_NATS_PASSWORD", "OFFLOAD_NATS_CREDENTIALS_SECRET"]) expect(names).not.toContain(x);
+        }
+        const t = natsConfigTest(r);
+        expect(t.status, t.output).toBe(0);
+        if (replicas === 3) expect([...conf.matchAll(/nats:\/\/(\S+):6222/g)].length).toBe(3);
+      }
+    });
+
+    it("external NATS: credentials from an existing Secret in every URL (replacing any given in it), or the URL as given", () => {
+      const url = "nats://old:creds@nats-a.messaging.svc:4222,tls://nats-b.messaging.svc:4222";
+      const r = template({ ...EXTERNAL, "nats.url": url, "nats.auth.existingSecret": "ext-nats" });
+      checkInvariants(r, rules);
+      expect(r.ofKind("Secret").map((s) => s.metadata.name)).toEqual([TOKEN_SECRET]);
+      for (const [name, cname] of [[API, "api"], [CONTROLLER, "controller"]] as const) {
+        const c = container(r.get("Deployment", name), cname);
+        expect(env(c, "OFFLOAD_NATS_USER").valueFrom?.secretKeyRef).toEqual({ name: "ext-nats", key: "user" });
+        expect(env(c, "OFFLOAD_NATS_PASSWORD").valueFrom?.secretKeyRef).toEqual({ name: "ext-nats", key: "password" });
+        expect(env(c, "OFFLOAD_NATS_URL").value).toBe(CREDS_URL("nats://nats-a.messaging.svc:4222,tls://nats-b.messaging.svc:4222"));
+      }
+      expect(env(container(r.get("Deployment", CONTROLLER), "controller"), "OFFLOAD_NATS_CREDENTIALS_SECRET").value).toBe("ext-nats");
+
+      const plain = template(EXTERNAL);
+      const c = container(plain.get("Deployment", CONTROLLER), "controller");
+      expect(env(c, "OFFLOAD_NATS_URL").value).toBe(EXTERNAL["nats.url"]);
+      expect((c.env ?? []).map((e) => e.name)).not.toContain("OFFLOAD_NATS_CREDENTIALS_SECRET");
+      expect(plain.find("Secret", NATS_AUTH)).toBeUndefined();
+    });
+  });
+
   it("ships the repository's CRDs unchanged, byte for byte", () => {
     const repo = join(ROOT, "crds");
     const chart = join(CHART, "crds");
@@ -385,6 +559,13 @@ describe("the Helm chart", () => {
     it("a negative retention", () => {
       expect(fails({ "api.runRetentionDays": -1 })).toMatch(/api\.runRetentionDays: Must be greater than or equal to 0/);
       expect(fails({ "api.failedRunRetentionDays": "long" })).toMatch(/api\.failedRunRetentionDays: Invalid type/);
+    });
+
+    it("a NATS password too short or not URL-safe, and a NATS user that is not URL-safe", () => {
+      expect(fails({ "nats.auth.password": "short" })).toMatch(/nats\.auth\.password must be at least 16 URL-safe characters/);
+      expect(fails({ "nats.auth.password": "long-enough-but-has@" })).toMatch(/nats\.auth\.password must be at least 16 URL-safe characters/);
+      expect(fails({ "nats.auth.user": "a:b" })).toMatch(/nats\.auth\.user: Does not match pattern/);
+      expect(fails({ "nats.auth.enabled": "yes" })).toMatch(/nats\.auth\.enabled: Invalid type/);
     });
 
     it("a token too short to be a secret", () => {

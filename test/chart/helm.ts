@@ -173,3 +173,24 @@ export async function controllerRules(): Promise<readonly PolicyRule[]> {
   if (!file.startsWith(ROOT)) rmSync(dirname(file), { recursive: true, force: true });
   return mod.CONTROLLER_RULES;
 }
+
+/**
+ * A container's environment as the kubelet makes it: values from the rendered
+ * Secrets (secretKeyRef) and `fields` (fieldRef), then `$(NAME)` expanded for
+ * every NAME defined earlier in the list (a later or unknown one stays as is).
+ */
+export function resolveEnv(r: Rendered, c: Container, fields: Record<string, string> = {}): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of c.env ?? []) {
+    let v: string | undefined;
+    if (e.value !== undefined) v = e.value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (ref, name: string) => out[name] ?? ref);
+    else if (e.valueFrom?.secretKeyRef) {
+      const ref = e.valueFrom.secretKeyRef;
+      const secret = r.find("Secret", ref.name);
+      v = secret ? secretValue(secret, ref.key) : undefined;
+    } else if (e.valueFrom?.fieldRef) v = fields[e.valueFrom.fieldRef.fieldPath];
+    if (v === undefined) throw new Error(`container ${c.name}: cannot resolve env ${e.name}`);
+    out[e.name] = v;
+  }
+  return out;
+}

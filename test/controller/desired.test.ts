@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { TaskWorkerSchema, type TaskWorker } from "../../operator/src/crds/schemas.js";
-import { desiredDeployment, TERMINATION_MARGIN_SECONDS, WORKER_HEALTH_PORT } from "../../operator/src/controller/desired.js";
+import { desiredDeployment, TERMINATION_MARGIN_SECONDS, WORKER_HEALTH_PORT, withNatsCredentials } from "../../operator/src/controller/desired.js";
 
 type Container = { name: string; image: string; env: { name: string; value?: string; valueFrom?: unknown }[]; resources?: unknown; volumeMounts?: unknown; ports: unknown; livenessProbe: unknown; readinessProbe: unknown };
 type PodSpec = { containers: Container[]; terminationGracePeriodSeconds: number; serviceAccountName?: string; nodeSelector?: unknown; tolerations?: unknown; affinity?: unknown; volumes?: unknown };
@@ -105,6 +105,40 @@ describe("desiredDeployment (pure)", () => {
     expect(env).not.toHaveProperty("OFFLOAD_NATS_URL");
     expect(env).not.toHaveProperty("OFFLOAD_API_URL");
     expect(env).not.toHaveProperty("OFFLOAD_API_TOKEN");
+  });
+
+  it("env: NATS credentials from a Secret, defined before the URL that refers to them; no password in the Deployment", () => {
+    const d = build({}, { natsUrl: "nats://offload:s3cret@nats.offload.svc:4222", natsCredentialsSecret: "nats-auth" });
+    const env = envOf(d);
+    expect(env.OFFLOAD_NATS_USER).toEqual({ secretKeyRef: { name: "nats-auth", key: "user" } });
+    expect(env.OFFLOAD_NATS_PASSWORD).toEqual({ secretKeyRef: { name: "nats-auth", key: "password" } });
+    expect(env.OFFLOAD_NATS_URL).toBe("nats://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@nats.offload.svc:4222");
+    const names = container(d).env.map((e) => e.name);
+    // Kubernetes expands $(VAR) only for variables defined earlier in the list.
+    expect(names.indexOf("OFFLOAD_NATS_USER")).toBeLessThan(names.indexOf("OFFLOAD_NATS_URL"));
+    expect(names.indexOf("OFFLOAD_NATS_PASSWORD")).toBeLessThan(names.indexOf("OFFLOAD_NATS_URL"));
+    expect(JSON.stringify(d)).not.toContain("s3cret");
+    // Deterministic, as every other field.
+    expect(build({}, { natsUrl: "nats://n:4222", natsCredentialsSecret: "nats-auth" })).toEqual(build({}, { natsUrl: "nats://n:4222", natsCredentialsSecret: "nats-auth" }));
+  });
+
+  it("env: every URL of a list gets the credentials; a user's own OFFLOAD_NATS_URL still wins, after the credentials", () => {
+    expect(envOf(build({}, { natsUrl: "nats://a:4222,tls://b:4222, c:4222", natsCredentialsSecret: "s" })).OFFLOAD_NATS_URL).toBe(
+      "nats://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@a:4222,tls://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@b:4222,nats://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@c:4222",
+    );
+    const mine = "nats://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@mine:4222";
+    const d = build({ env: [{ name: "OFFLOAD_NATS_URL", value: mine }] }, { natsUrl: "nats://n:4222", natsCredentialsSecret: "s" });
+    expect(envOf(d).OFFLOAD_NATS_URL).toBe(mine);
+    const names = container(d).env.map((e) => e.name);
+    expect(names.slice(0, 3)).toEqual(["OFFLOAD_NATS_USER", "OFFLOAD_NATS_PASSWORD", "OFFLOAD_NATS_URL"]);
+    expect(withNatsCredentials("wss://u:p@x@h:443", "U")).toBe("wss://U@h:443");
+  });
+
+  it("env: without a NATS credentials Secret, the URL as given and no credential variables", () => {
+    const env = envOf(build({}, { natsUrl: "nats://n:4222" }));
+    expect(env.OFFLOAD_NATS_URL).toBe("nats://n:4222");
+    expect(env).not.toHaveProperty("OFFLOAD_NATS_USER");
+    expect(env).not.toHaveProperty("OFFLOAD_NATS_PASSWORD");
   });
 
   it("resources", () => {

@@ -88,6 +88,60 @@ app.kubernetes.io/component: {{ . }}
 {{- end -}}
 {{- end -}}
 
+{{/*
+The Secret (keys `user` and `password`) with the NATS credentials the clients present, or "" for none:
+`nats.auth.existingSecret`, else for bundled NATS the one the chart makes. Nothing when auth is off.
+*/}}
+{{- define "offload.nats.auth.secretName" -}}
+{{- if .Values.nats.auth.enabled -}}
+{{- if .Values.nats.auth.existingSecret -}}
+{{- .Values.nats.auth.existingSecret -}}
+{{- else if eq .Values.nats.mode "bundled" -}}
+{{- printf "%s-auth" (include "offload.nats.name" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The NATS env of the run API and the controller. With credentials: OFFLOAD_NATS_USER and
+OFFLOAD_NATS_PASSWORD from the Secret, then OFFLOAD_NATS_URL with
+`$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@` in each URL (any credentials given in the
+URL replaced), which Kubernetes expands because both are defined before it.
+*/}}
+{{- define "offload.nats.env" -}}
+{{- $secret := include "offload.nats.auth.secretName" . -}}
+{{- if $secret -}}
+{{- $urls := list -}}
+{{- range (splitList "," (include "offload.nats.url" .)) -}}
+{{- $u := trim . -}}
+{{- if $u -}}
+{{- $scheme := "nats" -}}
+{{- if contains "://" $u -}}
+{{- $scheme = regexReplaceAll "://.*$" $u "" -}}
+{{- $u = regexReplaceAll "^[^:]*://" $u "" -}}
+{{- end -}}
+{{- $u = regexReplaceAll "^.*@" $u "" -}}
+{{- $urls = append $urls (printf "%s://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@%s" $scheme $u) -}}
+{{- end -}}
+{{- end -}}
+- name: OFFLOAD_NATS_USER
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: user
+- name: OFFLOAD_NATS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: password
+- name: OFFLOAD_NATS_URL
+  value: {{ join "," $urls | quote }}
+{{- else -}}
+- name: OFFLOAD_NATS_URL
+  value: {{ include "offload.nats.url" . | quote }}
+{{- end -}}
+{{- end -}}
+
 {{/* The Secret and key that hold the PostgreSQL connection URL. */}}
 {{- define "offload.database.secretName" -}}
 {{- if eq .Values.postgresql.mode "external" -}}

@@ -24,6 +24,8 @@ Environment:
   OFFLOAD_API_URL                 run API: TaskRuns are submitted here; also given to worker pods
   OFFLOAD_API_TOKEN               bearer token for the controller's run API calls
   OFFLOAD_API_TOKEN_SECRET        Secret (key "token") whose value worker pods get as OFFLOAD_API_TOKEN
+  OFFLOAD_NATS_CREDENTIALS_SECRET Secret (keys "user", "password") worker pods get as OFFLOAD_NATS_USER/
+                                  OFFLOAD_NATS_PASSWORD, with OFFLOAD_NATS_URL nats://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@host
   OFFLOAD_LEADER_ELECTION         campaign for a Lease before acting (default true)
   OFFLOAD_LEASE_NAMESPACE         namespace of the Lease (default: the pod's, else the kubeconfig's, else "default")
   OFFLOAD_LEASE_NAME              name of the Lease (default offload-controller)
@@ -67,7 +69,7 @@ async function main(): Promise<void> {
     log,
     identity: env.identity,
     namespace: env.OFFLOAD_WATCH_NAMESPACE,
-    workerDefaults: { natsUrl: env.OFFLOAD_NATS_URL, apiUrl: env.OFFLOAD_API_URL, apiTokenSecret: env.OFFLOAD_API_TOKEN_SECRET },
+    workerDefaults: { natsUrl: env.OFFLOAD_NATS_URL, apiUrl: env.OFFLOAD_API_URL, apiTokenSecret: env.OFFLOAD_API_TOKEN_SECRET, natsCredentialsSecret: env.OFFLOAD_NATS_CREDENTIALS_SECRET },
     api: env.OFFLOAD_API_URL ? { url: env.OFFLOAD_API_URL, token: env.OFFLOAD_API_TOKEN } : undefined,
     resyncMs: env.OFFLOAD_RESYNC_SECONDS * 1000,
     pollMs: env.OFFLOAD_TASKRUN_POLL_SECONDS * 1000,

@@ -17,7 +17,10 @@ const bool = (def: "true" | "false") =>
 export const ControllerEnvSchema = z.object({
   /** Namespace to watch; empty watches every namespace. @defaultValue "" */
   OFFLOAD_WATCH_NAMESPACE: z.string().default(""),
-  /** NATS URL(s) given to worker pods as OFFLOAD_NATS_URL (not used by the controller itself). */
+  /**
+   * NATS URL(s) given to worker pods as OFFLOAD_NATS_URL (not used by the controller itself). With
+   * OFFLOAD_NATS_CREDENTIALS_SECRET, any credentials in it are replaced by references to that Secret.
+   */
   OFFLOAD_NATS_URL: natsUrls.transform((l) => l.join(",")).optional(),
   /** The run API: TaskRuns are submitted here, and worker pods get it as OFFLOAD_API_URL. Without it, TaskRuns wait. */
   OFFLOAD_API_URL: httpUrl.optional(),
@@ -25,6 +28,13 @@ export const ControllerEnvSchema = z.object({
   OFFLOAD_API_TOKEN: z.string().min(1).optional(),
   /** A Secret (key `token`) in each TaskWorker's namespace: worker pods get it as OFFLOAD_API_TOKEN. */
   OFFLOAD_API_TOKEN_SECRET: z.string().min(1).optional(),
+  /**
+   * A Secret (keys `user` and `password`) in each TaskWorker's namespace: worker pods get them as
+   * OFFLOAD_NATS_USER / OFFLOAD_NATS_PASSWORD, and OFFLOAD_NATS_URL as
+   * `nats://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@host:port` (expanded by Kubernetes).
+   * Unset: worker pods get OFFLOAD_NATS_URL as it is.
+   */
+  OFFLOAD_NATS_CREDENTIALS_SECRET: z.string().min(1).optional(),
   /** Campaign for a Lease before acting, so that only one replica reconciles. @defaultValue true */
   OFFLOAD_LEADER_ELECTION: bool("true"),
   /** Namespace of the leader-election Lease. @defaultValue the pod's namespace, else the kubeconfig's, else "default" */

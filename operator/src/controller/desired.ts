@@ -9,6 +9,34 @@ export interface WorkerDefaults {
   apiUrl?: string;
   /** Name of a Secret (in the TaskWorker's namespace) whose key `token` becomes OFFLOAD_API_TOKEN. */
   apiTokenSecret?: string;
+  /**
+   * Name of a Secret (in the TaskWorker's namespace) with keys `user` and `password`: they become
+   * OFFLOAD_NATS_USER / OFFLOAD_NATS_PASSWORD, and every URL in OFFLOAD_NATS_URL carries
+   * `$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@` (Kubernetes expands it in the pod), so the
+   * password is never in the Deployment. Credentials already in `natsUrl` are dropped.
+   */
+  natsCredentialsSecret?: string;
+}
+
+/** The userinfo worker pods' NATS URLs carry when the controller has a NATS credentials Secret. */
+export const NATS_URL_CREDENTIALS = "$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)";
+
+/**
+ * `urls` (comma-separated) with each URL's credentials, if any, replaced by `userinfo`
+ * (`host:port` becomes `nats://userinfo@host:port`).
+ */
+export function withNatsCredentials(urls: string, userinfo: string): string {
+  return urls
+    .split(",")
+    .map((u) => u.trim())
+    .filter(Boolean)
+    .map((u) => {
+      const m = /^([a-z][\w+.-]*):\/\/(.*)$/is.exec(u);
+      const scheme = m ? (m[1] as string) : "nats";
+      const rest = m ? (m[2] as string) : u;
+      return `${scheme}://${userinfo}@${rest.slice(rest.lastIndexOf("@") + 1)}`;
+    })
+    .join(",");
 }
 
 /** Port of the worker's health server: `/healthz` (liveness) and `/readyz` (readiness). */
@@ -39,7 +67,21 @@ export function desiredDeployment(tw: TaskWorker, defaults: WorkerDefaults = {})
 
   const env = mergeEnv(
     [
-      ...(defaults.natsUrl ? [{ name: "OFFLOAD_NATS_URL", value: defaults.natsUrl }] : []),
+      // The credentials first: OFFLOAD_NATS_URL refers to them, and $(VAR) only expands variables defined earlier.
+      ...(defaults.natsCredentialsSecret
+        ? [
+            { name: "OFFLOAD_NATS_USER", valueFrom: { secretKeyRef: { name: defaults.natsCredentialsSecret, key: "user" } } },
+            { name: "OFFLOAD_NATS_PASSWORD", valueFrom: { secretKeyRef: { name: defaults.natsCredentialsSecret, key: "password" } } },
+          ]
+        : []),
+      ...(defaults.natsUrl
+        ? [
+            {
+              name: "OFFLOAD_NATS_URL",
+              value: defaults.natsCredentialsSecret ? withNatsCredentials(defaults.natsUrl, NATS_URL_CREDENTIALS) : defaults.natsUrl,
+            },
+          ]
+        : []),
       ...(defaults.apiUrl ? [{ name: "OFFLOAD_API_URL", value: defaults.apiUrl }] : []),
       ...(defaults.apiTokenSecret
         ? [{ name: "OFFLOAD_API_TOKEN", valueFrom: { secretKeyRef: { name: defaults.apiTokenSecret, key: "token" } } }]
