@@ -29,6 +29,8 @@ import { Slots } from "./slots.js";
 import { ensureTaskConsumer, type TaskConsumerSettings } from "./streams.js";
 
 const MAX_ACK_PENDING = 10_000;
+// How long stop() still waits, past the drain time, for abandoned runs that are busy reporting.
+const ABANDON_GRACE_MS = 3_000;
 
 export async function startServer(tasks: readonly Task[], options: ServeOptions): Promise<Server> {
   const opts = compileOptions(tasks, options);
@@ -148,7 +150,16 @@ class TaskServer implements Server {
       if (first === "timeout" && this.#inFlight.size > 0) {
         this.#log.warn({ abandoned: this.#inFlight.size }, "drain time is up: abandoning the runs still in flight (they will be redelivered)");
         this.#inFlight.abandonAll();
-        await this.#inFlight.done();
+        // An abandoned run inside the task function ends at once; one that is
+        // publishing its outcome (retried for up to ~20 s) does not listen.
+        // Give those a short grace, then close anyway: unacked, they are redelivered.
+        let grace: NodeJS.Timeout | undefined;
+        const settled = await Promise.race([
+          this.#inFlight.done().then(() => true),
+          new Promise<false>((resolve) => (grace = setTimeout(() => resolve(false), ABANDON_GRACE_MS))),
+        ]);
+        clearTimeout(grace);
+        if (!settled) this.#log.warn({ runs: this.#inFlight.size }, "runs still reporting their outcome after the drain time: closing anyway (they will be redelivered)");
       }
     }
     if (this.#hooks.taskHooksRunning > 0) {
