@@ -39,8 +39,11 @@ describe("run API on PostgreSQL", () => {
     expect(code).toBe(0);
   });
 
-  it("records a run, puts exactly one task message on its subject, and answers 202 PENDING", async () => {
+  it("records a run, puts exactly one task message on its subject, nudges the task's workers, and answers 202 PENDING", async () => {
     const task = taskName("one");
+    // Idle workers wake on an empty nudge, not on copies of the task messages.
+    const nudges = probe.nc.subscribe(Nats.nudgeSubject(task), { max: 1, timeout: 10_000 });
+    await probe.nc.flush();
     const res = await call(api.url, "POST", "/v1/runs", { task, parameters: { n: 1 } });
     expect(res.status).toBe(202);
     const run = RunSchema.parse(res.body);
@@ -52,6 +55,8 @@ describe("run API on PostgreSQL", () => {
     expect(msgs[0]!.subject).toBe(Nats.taskSubject(task));
     expect(msgs[0]!.headers?.get("Nats-Msg-Id")).toBe(Nats.dispatchMsgId(run.id, 0));
     expect(TaskMessageSchema.parse(msgs[0]!.json())).toEqual({ runId: run.id, task, parameters: { n: 1 }, attemptsBefore: 0, dispatch: 0 });
+    for await (const nudge of nudges) expect(nudge.data).toHaveLength(0);
+    expect(nudges.getProcessed()).toBe(1);
 
     const got = await call(api.url, "GET", `/v1/runs/${run.id}`);
     expect(got.status).toBe(200);

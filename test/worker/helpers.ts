@@ -68,10 +68,12 @@ export async function openBus(natsUrl: string): Promise<Bus> {
       const dispatch = extra.dispatch ?? 0;
       const message = { runId, task, parameters, attemptsBefore: extra.attemptsBefore ?? 0, dispatch, ...(extra.timeoutSeconds ? { timeoutSeconds: extra.timeoutSeconds } : {}) };
       await js.publish(Nats.taskSubject(task), JSON.stringify(message), { msgID: Nats.dispatchMsgId(runId, dispatch) });
+      nc.publish(Nats.nudgeSubject(task)); // as the run API does after publishing
       return runId;
     },
     async publishRaw(task, data, msgID) {
       await js.publish(Nats.taskSubject(task), data, msgID ? { msgID } : undefined);
+      nc.publish(Nats.nudgeSubject(task));
     },
     eventsOf,
     outcome(runId, timeoutMs = 20_000) {

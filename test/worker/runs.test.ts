@@ -111,7 +111,7 @@ describe("offload-worker: runs", () => {
   });
 
   it("never has more runs in flight than its concurrency", async () => {
-    const ids = await Promise.all(Array.from({ length: 12 }, () => bus.dispatch("slow", { ms: 150 })));
+    const ids = await Promise.all(Array.from({ length: 12 }, () => bus.dispatch("slow", { ms: 150, track: "concurrency" })));
     const outcomes = await Promise.all(ids.map((id) => bus.outcome(id, 30_000)));
     const seen = outcomes.map((e) => (e.result as { maxSeen: number }).maxSeen);
     expect(Math.max(...seen)).toBeLessThanOrEqual(3);

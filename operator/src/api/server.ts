@@ -85,7 +85,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     undo.push(() => materializer.stop());
     const sweeper = startSweeper(
       db,
-      js,
+      { js, nc },
       { republishAfterSeconds: config.republishAfterSeconds, intervalMs: config.sweepIntervalMs, onDispatched: notify },
       log,
     );
@@ -115,6 +115,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     registerRunRoutes(app, {
       db,
       js,
+      nc,
       log,
       testFault: config.testFault,
       runRetentionSeconds: config.runRetentionSeconds,
@@ -124,7 +125,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
       results,
       metrics,
     });
-    registerRunActionRoutes(app, { db, js, cancellations, notifier, log });
+    registerRunActionRoutes(app, { db, js, nc, cancellations, notifier, log });
     registerRunLogRoutes(app, { db, js, jsm });
     registerRunEventRoutes(app, { db, notifier, recheckMs: config.resultRecheckMs, closing: closing.signal });
     registerTaskRoutes(app, { db, jsm, workers });

@@ -1,10 +1,9 @@
-import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { isTerminal, type Cancellation, type Run } from "@offload/sdk/internal";
 import type { Db } from "../store/db.js";
 import { getRun } from "../store/runs.js";
 import { cancelWaitingRun, retryFailedRun } from "../store/transitions.js";
-import { publishRun } from "./publisher.js";
+import { publishRun, type DispatchBus } from "./publisher.js";
 
 /** What a cancel request did. */
 export type CancelOutcome =
@@ -39,6 +38,6 @@ export async function cancelRun(deps: { db: Db; cancellations: KV }, id: string)
 }
 
 /** Gives a `FAILED` run its next dispatch (see {@link retryFailedRun}); answers undefined when it is not `FAILED`. */
-export function retryRun(deps: { db: Db; js: JetStreamClient }, id: string): Promise<Run | undefined> {
-  return retryFailedRun(deps.db, id, (run) => publishRun(deps.js, run));
+export function retryRun(deps: DispatchBus & { db: Db }, id: string): Promise<Run | undefined> {
+  return retryFailedRun(deps.db, id, (run) => publishRun(deps, run));
 }

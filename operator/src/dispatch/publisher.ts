@@ -1,4 +1,5 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { Nats, type TaskMessage } from "@offload/sdk/internal";
 import type { StoredRun } from "../store/runs.js";
 
@@ -9,17 +10,24 @@ export function taskMessage({ run, dispatch, timeoutSeconds }: StoredRun): TaskM
   return msg;
 }
 
+/** What dispatching needs: JetStream for the task messages, the core connection for the nudges. */
+export interface DispatchBus {
+  readonly js: JetStreamClient;
+  readonly nc: NatsConnection;
+}
+
 /**
  * Publishes one task message per run on `offload.tasks.<task>`, all in flight
  * at once (a batch of thousands takes one round trip's worth of time, not
  * thousands). The message id makes a second publish of the same dispatch a
  * no-op for JetStream. Answers the ids of the runs that were published; the
- * others stay `SCHEDULED` and the sweeper tries them again.
+ * others stay `SCHEDULED` and the sweeper tries them again. Then nudges
+ * the idle workers of each task that got work.
  */
-export async function publishRuns(js: JetStreamClient, runs: readonly StoredRun[]): Promise<{ published: string[]; failed: unknown[] }> {
+export async function publishRuns(bus: DispatchBus, runs: readonly StoredRun[]): Promise<{ published: string[]; failed: unknown[] }> {
   const results = await Promise.allSettled(
     runs.map((r) =>
-      js.publish(Nats.taskSubject(r.run.task), JSON.stringify(taskMessage(r)), {
+      bus.js.publish(Nats.taskSubject(r.run.task), JSON.stringify(taskMessage(r)), {
         msgID: Nats.dispatchMsgId(r.run.id, r.dispatch),
         timeout: 10_000,
       }),
@@ -27,12 +35,30 @@ export async function publishRuns(js: JetStreamClient, runs: readonly StoredRun[
   );
   const published: string[] = [];
   const failed: unknown[] = [];
-  results.forEach((res, i) => (res.status === "fulfilled" ? published.push(runs[i]!.run.id) : failed.push(res.reason)));
+  const tasks = new Set<string>();
+  results.forEach((res, i) => {
+    if (res.status === "rejected") return void failed.push(res.reason);
+    published.push(runs[i]!.run.id);
+    tasks.add(runs[i]!.run.task);
+  });
+  nudge(bus.nc, tasks);
   return { published, failed };
 }
 
+// A nudge is a hint, never the only way work is found (idle workers also check
+// their consumer every few seconds): a lost one costs latency, not a run.
+function nudge(nc: NatsConnection, tasks: Iterable<string>): void {
+  for (const task of tasks) {
+    try {
+      nc.publish(Nats.nudgeSubject(task));
+    } catch {
+      // closed or draining: the workers' own checks will find the work
+    }
+  }
+}
+
 /** Publishes one run's dispatch; rejects when JetStream does not confirm it. */
-export async function publishRun(js: JetStreamClient, run: StoredRun): Promise<void> {
-  const { failed } = await publishRuns(js, [run]);
+export async function publishRun(bus: DispatchBus, run: StoredRun): Promise<void> {
+  const { failed } = await publishRuns(bus, [run]);
   if (failed.length) throw failed[0];
 }

@@ -1,15 +1,13 @@
-import type { JetStreamClient } from "@nats-io/jetstream";
 import type { CreateRunBody, Run } from "@offload/sdk/internal";
 import type { Logger } from "pino";
 import type { TestFault } from "../config/api.js";
 import type { Db } from "../store/db.js";
 import { markPending, recordRuns } from "../store/runs.js";
-import { publishRuns } from "./publisher.js";
+import { publishRuns, type DispatchBus } from "./publisher.js";
 
 /** What {@link submitRuns} needs. */
-export interface SubmitDeps {
+export interface SubmitDeps extends DispatchBus {
   db: Db;
-  js: JetStreamClient;
   log: Logger;
   testFault: TestFault | undefined;
   /** Completed runs older than this (seconds; 0: no limit) are past retention and lend no cached result. */
@@ -37,7 +35,7 @@ export async function submitRuns(deps: SubmitDeps, bodies: readonly CreateRunBod
     process.exit(1);
   }
   if (due.length === 0) return recorded.map(({ run, created }) => ({ run, created }));
-  const { published, failed } = await publishRuns(deps.js, due);
+  const { published, failed } = await publishRuns(deps, due);
   if (failed.length) deps.log.warn({ err: failed[0], failed: failed.length }, "could not publish runs; the sweeper will retry them");
   const moved = await markPending(deps.db, published);
   return recorded.map(({ run, created }) => ({ run: moved.get(run.id)?.run ?? run, created }));

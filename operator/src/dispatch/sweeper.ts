@@ -1,10 +1,9 @@
-import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { Db } from "../store/db.js";
 import type { Run } from "@offload/sdk/internal";
 import { sweepDue } from "../store/sweep.js";
 import { startPeriodic, type Periodic } from "./periodic.js";
-import { publishRuns } from "./publisher.js";
+import { publishRuns, type DispatchBus } from "./publisher.js";
 
 /** Options of {@link startSweeper}. */
 export interface SweeperOptions {
@@ -28,12 +27,12 @@ export interface SweeperOptions {
  * twice is dropped by JetStream's message-id dedup. Resolves `stop()` once the
  * sweep in progress has finished.
  */
-export function startSweeper(db: Db, js: JetStreamClient, opts: SweeperOptions, log: Logger): Periodic {
+export function startSweeper(db: Db, bus: DispatchBus, opts: SweeperOptions, log: Logger): Periodic {
   const batch = opts.batch ?? 500;
 
   const sweepOnce = async (): Promise<number> => {
     const moved = await sweepDue(db, { republishAfterSeconds: opts.republishAfterSeconds, limit: batch }, async (runs) => {
-      const { failed } = await publishRuns(js, runs);
+      const { failed } = await publishRuns(bus, runs);
       // Roll back rather than mark half a batch PENDING; the published ones are deduplicated next time.
       if (failed.length) throw new AggregateError(failed, `could not publish ${failed.length} of ${runs.length} due runs`);
     });

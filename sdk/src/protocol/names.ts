@@ -38,6 +38,12 @@ export const Nats = {
   logsWildcard: "offload.logs.>",
   /** JetStream's advisory when a task message reached its consumer's max deliveries. */
   maxDeliveriesAdvisory: "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.OFFLOAD_TASKS.*",
+  /**
+   * Core (non-stream) subject, no payload: the run API's "there is new work"
+   * for `task` after it publishes runs of it. Idle workers wake on it instead
+   * of on copies of every task message.
+   */
+  nudgeSubject: (task: string): string => `offload.nudge.${task}`,
   /** Core (non-stream) subject on which workers announce themselves, for `GET /v1/tasks`. */
   heartbeatSubject: (task: string): string => `offload.heartbeat.${task}`,
   heartbeatWildcard: "offload.heartbeat.>",

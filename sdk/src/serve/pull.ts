@@ -2,7 +2,7 @@
  * The pull loop of one task. It fetches only as many messages as there are
  * free slots, so no message waits in a buffer while its ack wait runs. A
  * task that found nothing holds no slot while idle: it waits for a hint that
- * there may be work (a new message seen on its subject, or its consumer
+ * there may be work (a nudge from the run API, or its consumer
  * showing pending or unacked messages), so that idle tasks never starve busy
  * ones.
  */
@@ -52,7 +52,9 @@ export interface PullDeps {
 export async function pullLoop(task: Task, hint: Hint, deps: PullDeps): Promise<void> {
   const { nc, js, slots, stopping } = deps;
   const log = deps.log.child({ task: task.name });
-  const sub = nc.subscribe(Nats.taskSubject(task.name), { callback: () => hint.set() });
+  // The run API nudges a task's workers when it publishes work for it: an
+  // empty message, so a pool of workers is not sent a copy of every payload.
+  const sub = nc.subscribe(Nats.nudgeSubject(task.name), { callback: () => hint.set() });
   // Start idle: a task with no backlog should not hold slots other tasks' backlog could use.
   let idle = true;
   let consumer: Consumer | undefined;

@@ -1,4 +1,3 @@
-import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { RunSchema } from "@offload/sdk/internal";
 import type { FastifyInstance } from "fastify";
@@ -12,11 +11,11 @@ import { ApiHttpError } from "../errors.js";
 import type { RunNotifier } from "../notifier.js";
 import { IdParams, notFound } from "./runs.js";
 import { errorResponses } from "./schemas.js";
+import type { DispatchBus } from "../../dispatch/publisher.js";
 
 /** What the run action routes need. */
-export interface RunActionDeps {
+export interface RunActionDeps extends DispatchBus {
   db: Db;
-  js: JetStreamClient;
   cancellations: KV;
   notifier: RunNotifier;
   log: Logger;
