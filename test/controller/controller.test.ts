@@ -5,6 +5,8 @@ import { startFakeKube, type FakeKube, type Obj } from "../k8s/index.js";
 import { startController, startStubApi, taskRun, taskWorker, type StubApi } from "./support.js";
 
 const NS = "team-a";
+const FINALIZER = "offload.dev/cancel-run";
+const finalizers = (o: Obj | undefined): unknown => (o?.metadata as Obj | undefined)?.finalizers;
 
 type Dep = {
   metadata: { ownerReferences?: { kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }[]; labels?: Record<string, string>; generation?: number; annotations?: Record<string, string> };
@@ -169,6 +171,32 @@ describe("offload-controller against the fake API server", () => {
     expect(st.resultSummary as string).toMatch(/^\{"echoed":\{"url"/);
     expect(cond(st as Status, "Succeeded")).toMatchObject({ status: "True", reason: "Completed" });
     expect(cond(st as Status, "Accepted")).toMatchObject({ status: "True", reason: "Submitted" });
+    // Nothing left to cancel: the finalizer it was submitted with goes.
+    await waitFor("the finalizer to go", () => finalizers(fake.get("taskruns", NS, "backfill-1")) === undefined);
+  });
+
+  it("deleting a TaskRun whose run is going cancels the run; while the run API is unreachable it keeps trying, and the TaskRun stays", async () => {
+    fake.create(taskRun("long-1", NS, { task: "slow-task", parameters: {} }));
+    const running = await waitFor("RUNNING", () => {
+      const o = fake.get("taskruns", NS, "long-1");
+      return (o?.status as { state?: string } | undefined)?.state === "RUNNING" ? o : undefined;
+    });
+    expect(finalizers(running)).toEqual([FINALIZER]);
+    const runId = (running!.status as { runId: string }).runId;
+    const cancel = `POST /v1/runs/${runId}/cancel`;
+
+    api.down = true;
+    await custom.deleteNamespacedCustomObject({ group: "offload.dev", version: "v1alpha1", namespace: NS, plural: "taskruns", name: "long-1" });
+    await waitFor("a few cancel attempts", () => api.refused.filter((r) => r === cancel).length >= 3);
+    const held = fake.get("taskruns", NS, "long-1")!.metadata as Obj;
+    expect(held.deletionTimestamp).toBeTruthy();
+    expect(held.finalizers).toEqual([FINALIZER]);
+    expect(api.cancels).not.toContain(runId);
+
+    api.down = false;
+    await waitFor("the TaskRun to go once its run is cancelled", () => !fake.get("taskruns", NS, "long-1"), 30_000);
+    expect(api.cancels.filter((id) => id === runId)).toHaveLength(1);
+    expect(events().find((e) => e.reason === "Cancelled" && (e.regarding as Obj).name === "long-1")).toMatchObject({ type: "Normal" });
   });
 
   it("marks a TaskRun the run API refuses Accepted=False/Invalid, without retrying", async () => {
@@ -184,6 +212,9 @@ describe("offload-controller against the fake API server", () => {
     expect(c2.message).toMatch(/task/);
     expect(api.posts.filter((p) => p.task === "rejected-task")).toHaveLength(1);
     expect(api.posts.filter((p) => p.task === "Not A Task!")).toHaveLength(0);
+    // No run was made: nothing to cancel, no finalizer.
+    await waitFor("bad-1 without the finalizer", () => finalizers(fake.get("taskruns", NS, "bad-1")) === undefined);
+    expect(finalizers(fake.get("taskruns", NS, "bad-2"))).toBeUndefined();
     await waitFor("a Rejected event", () => events().find((e) => e.reason === "Rejected" && (e.regarding as Obj).name === "bad-1"));
   });
 
@@ -214,5 +245,53 @@ describe("offload-controller against the fake API server", () => {
     expect(code).toBe(0);
     const after = fake.get("leases", "offload-system", "offload-controller") as { spec: { holderIdentity?: string } };
     expect(after.spec.holderIdentity).toBeUndefined();
+  });
+});
+
+describe("deleting TaskRuns: a run API that stays unreachable, and no run API", () => {
+  let fake: FakeKube;
+  let api: StubApi;
+  const ctls: Child[] = [];
+  const finalizers = (o: Obj | undefined): unknown => (o?.metadata as Obj | undefined)?.finalizers;
+  const del = (namespace: string, name: string) =>
+    fake.kubeConfig().makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject({ group: "offload.dev", version: "v1alpha1", namespace, plural: "taskruns", name });
+
+  beforeAll(async () => {
+    fake = await startFakeKube();
+    api = await startStubApi();
+    const common = { OFFLOAD_LEADER_ELECTION: "false" };
+    ctls.push(await startController(fake, "ctl-give-up", { ...common, OFFLOAD_WATCH_NAMESPACE: "give-up", OFFLOAD_API_URL: api.url, OFFLOAD_TASKRUN_CANCEL_GIVE_UP_SECONDS: "1" }));
+    ctls.push(await startController(fake, "ctl-no-api", { ...common, OFFLOAD_WATCH_NAMESPACE: "no-api" }));
+    await Promise.all(ctls.map((c) => c.waitForOutput("controller acting", 20_000)));
+  });
+
+  afterAll(async () => {
+    await Promise.all(ctls.map((c) => c.stop(5000)));
+    if (process.env.SHOW_CONTROLLER_LOG) for (const c of ctls) process.stderr.write(c.output());
+    await api?.stop();
+    await fake?.close();
+  });
+
+  it("gives up on cancelling after OFFLOAD_TASKRUN_CANCEL_GIVE_UP_SECONDS and lets the TaskRun go, with a Warning event", async () => {
+    fake.create(taskRun("stuck", "give-up", { task: "slow-task" }));
+    const runId = await waitFor("RUNNING", () => {
+      const s = fake.get("taskruns", "give-up", "stuck")?.status as { state?: string; runId?: string } | undefined;
+      return s?.state === "RUNNING" ? s.runId : undefined;
+    });
+    api.down = true;
+    await del("give-up", "stuck");
+    await waitFor("the TaskRun to go", () => !fake.get("taskruns", "give-up", "stuck"), 30_000);
+    expect(api.refused).toContain(`POST /v1/runs/${runId}/cancel`);
+    expect(api.cancels).toEqual([]);
+    const warning = fake.list("events.events.k8s.io", "give-up").find((e) => e.reason === "CancelFailed");
+    expect(warning).toMatchObject({ type: "Warning", note: expect.stringContaining(`could not cancel run ${runId}`) });
+  });
+
+  it("without OFFLOAD_API_URL, a TaskRun gets no finalizer and deletes at once", async () => {
+    fake.create(taskRun("waits", "no-api", { task: "anything" }));
+    await waitFor("ApiNotConfigured", () => (fake.get("taskruns", "no-api", "waits")?.status as Status | undefined)?.conditions?.find((c) => c.reason === "ApiNotConfigured"));
+    expect(finalizers(fake.get("taskruns", "no-api", "waits"))).toBeUndefined();
+    await del("no-api", "waits");
+    expect(fake.get("taskruns", "no-api", "waits")).toBeUndefined();
   });
 });

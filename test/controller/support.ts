@@ -28,17 +28,34 @@ export async function startController(fake: FakeKube, name: string, env: Record<
   });
 }
 
-/** A stand-in run API: POST /v1/runs refuses `rejected-task` with 400 and accepts anything else; GET answers COMPLETED. */
+/**
+ * A stand-in run API: POST /v1/runs refuses `rejected-task` with 400 and
+ * accepts anything else; GET answers COMPLETED, except for a task named
+ * `slow-…`, which stays RUNNING; POST /v1/runs/:id/cancel cancels a run not
+ * finished (409 for a COMPLETED one). While `down`, it cuts every connection
+ * (as an unreachable API), noting each request in `refused`.
+ */
 export interface StubApi {
   url: string;
   posts: { task: string; idempotencyKey?: string; parameters?: unknown; auth?: string }[];
+  /** Run ids that POST /v1/runs/:id/cancel was answered for. */
+  cancels: string[];
+  /** `METHOD path` of the requests cut while `down`. */
+  refused: string[];
+  down: boolean;
   stop(): Promise<void>;
 }
 
 export async function startStubApi(): Promise<StubApi> {
-  const posts: StubApi["posts"] = [];
   const runs = new Map<string, Record<string, unknown>>();
+  const stub: Omit<StubApi, "url" | "stop"> = { posts: [], cancels: [], refused: [], down: false };
+  const { posts } = stub;
   const server: Server = createServer((req, res) => {
+    if (stub.down) {
+      stub.refused.push(`${req.method} ${req.url}`);
+      req.socket.destroy();
+      return;
+    }
     let body = "";
     req.on("data", (c: Buffer) => (body += c.toString()));
     req.on("end", () => {
@@ -63,12 +80,20 @@ export async function startStubApi(): Promise<StubApi> {
         runs.set(id, run);
         return json(202, run);
       }
-      const m = /^\/v1\/runs\/([^/]+)$/.exec(req.url ?? "");
-      if (req.method === "GET" && m) {
-        const run = runs.get(m[1]!);
-        if (!run) return json(404, { code: "OFFLOAD_RUN_NOT_FOUND", message: "no such run", statusCode: 404 });
-        const t = new Date().toISOString();
-        Object.assign(run, { state: "COMPLETED", attempts: 1, startedAt: run.startedAt ?? t, finishedAt: run.finishedAt ?? t, result: { echoed: run.parameters, big: "x".repeat(400) } });
+      const m = /^\/v1\/runs\/([^/]+)(\/cancel)?$/.exec(req.url ?? "");
+      const run = m ? runs.get(m[1]!) : undefined;
+      if (m && !run) return json(404, { code: "OFFLOAD_RUN_NOT_FOUND", message: "no such run", statusCode: 404 });
+      const t = new Date().toISOString();
+      if (req.method === "POST" && m?.[2] && run) {
+        stub.cancels.push(run.id as string);
+        if (run.state === "COMPLETED") return json(409, { code: "OFFLOAD_RUN_FINISHED", message: "the run already finished", statusCode: 409 });
+        Object.assign(run, { state: "CANCELLED", finishedAt: run.finishedAt ?? t });
+        return json(200, run);
+      }
+      if (req.method === "GET" && m && !m[2] && run) {
+        if (run.state === "CANCELLED") return json(200, run);
+        if (String(run.task).startsWith("slow-")) Object.assign(run, { state: "RUNNING", attempts: 1, startedAt: run.startedAt ?? t });
+        else Object.assign(run, { state: "COMPLETED", attempts: 1, startedAt: run.startedAt ?? t, finishedAt: run.finishedAt ?? t, result: { echoed: run.parameters, big: "x".repeat(400) } });
         return json(200, run);
       }
       json(404, { code: "OFFLOAD_ROUTE_NOT_FOUND", message: "no route", statusCode: 404 });
@@ -77,15 +102,14 @@ export async function startStubApi(): Promise<StubApi> {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const addr = server.address();
   const port = typeof addr === "object" && addr ? addr.port : 0;
-  return {
+  return Object.assign(stub, {
     url: `http://127.0.0.1:${port}`,
-    posts,
     stop: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
         server.close(() => r());
       }),
-  };
+  });
 }
 
 /** A TaskWorker object. */

@@ -2,12 +2,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CustomObjectsApi } from "@kubernetes/client-node";
 import { freePort, startNats, startProcess, waitFor, type Child, type NatsServer } from "../support/index.js";
 import { startFakeKube, type FakeKube, type Obj } from "../k8s/index.js";
 import { ROOT, startController, taskRun } from "./support.js";
 
 const NS = "runs";
 const TOKEN = "e2e-token";
+const FINALIZER = "offload.dev/cancel-run";
 
 type TrStatus = { state?: string; runId?: string; attempts?: number; startedAt?: string; finishedAt?: string; resultSummary?: string; error?: { type: string; message: string }; conditions?: { type: string; status: string; reason: string; message: string }[] };
 
@@ -19,6 +21,11 @@ describe("TaskRun end to end: real run API, nats-server and worker", () => {
   let apiUrl = "";
 
   const status = (name: string): TrStatus => (fake!.get("taskruns", NS, name)?.status ?? {}) as TrStatus;
+  const finalizers = (name: string): unknown => (fake!.get("taskruns", NS, name)?.metadata as Obj | undefined)?.finalizers;
+  const getRun = async (id: string): Promise<{ state: string }> => (await (await fetch(`${apiUrl}/v1/runs/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { state: string };
+  // As kubectl delete does it: through the API server.
+  const deleteTaskRun = (name: string) =>
+    fake!.kubeConfig().makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject({ group: "offload.dev", version: "v1alpha1", namespace: NS, plural: "taskruns", name });
 
   beforeAll(async () => {
     [nats, fake] = await Promise.all([startNats(), startFakeKube()]);
@@ -100,5 +107,27 @@ describe("TaskRun end to end: real run API, nats-server and worker", () => {
     const st = await waitFor("FAILED", () => (status("boom").state === "FAILED" ? status("boom") : undefined), 45_000, 100);
     expect(st.error).toMatchObject({ type: "TypeError", message: expect.stringContaining("boom on purpose") });
     expect(st.conditions?.find((c) => c.type === "Succeeded")).toMatchObject({ status: "False", reason: "Failed" });
+  });
+
+  it("a COMPLETED TaskRun has no finalizer left and deletes at once", async () => {
+    expect(status("add-2-3").state).toBe("COMPLETED");
+    await waitFor("the finalizer to go", () => finalizers("add-2-3") === undefined, 15_000, 100);
+    await deleteTaskRun("add-2-3");
+    expect(fake!.get("taskruns", NS, "add-2-3")).toBeUndefined();
+  });
+
+  it("deleting a TaskRun whose run is RUNNING cancels the run, then the TaskRun goes", async () => {
+    fake!.create(taskRun("sleepy", NS, { task: "e2e-sleep", parameters: { seconds: 600 } }));
+    const st = await waitFor("RUNNING", () => (status("sleepy").state === "RUNNING" ? status("sleepy") : undefined), 45_000, 100);
+    expect(finalizers("sleepy")).toEqual([FINALIZER]);
+    await deleteTaskRun("sleepy");
+    await waitFor("the TaskRun to go", () => !fake!.get("taskruns", NS, "sleepy"), 30_000, 100);
+    const run = await waitFor("the run to end CANCELLED", async () => {
+      const r = await getRun(st.runId!);
+      return r.state === "CANCELLED" ? r : undefined;
+    }, 30_000, 100);
+    expect(run.state).toBe("CANCELLED");
+    const ev = fake!.list("events.events.k8s.io", NS).find((e) => e.reason === "Cancelled" && (e.regarding as Obj).name === "sleepy");
+    expect(ev).toMatchObject({ type: "Normal", note: expect.stringContaining(st.runId!) });
   });
 });

@@ -104,4 +104,76 @@ describe("fake Kubernetes API server", () => {
     expect(fake.get("deployments", NS, "owned")).toBeUndefined();
     expect(fake.get("deployments", NS, "d1")).toBeDefined();
   });
+
+  describe("finalizers", () => {
+    const TR = { group: "offload.dev", version: "v1alpha1", namespace: NS, plural: "taskruns" };
+    const taskRun = (name: string, metadata: Obj = {}): Obj => ({ apiVersion: "offload.dev/v1alpha1", kind: "TaskRun", metadata: { name, namespace: NS, ...metadata }, spec: { task: "t" } });
+    const m = (name: string): Obj | undefined => fake.get("taskruns", NS, name)?.metadata as Obj | undefined;
+    const mergePatch = (name: string, body: Obj) => custom.patchNamespacedCustomObject({ ...TR, name, body }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    const watchTaskRuns = async (seen: string[]) => {
+      const rv = (await custom.listNamespacedCustomObject({ ...TR })) as { metadata: { resourceVersion: string } };
+      return new Watch(fake.kubeConfig()).watch(`/apis/offload.dev/v1alpha1/namespaces/${NS}/taskruns`, { resourceVersion: rv.metadata.resourceVersion }, (type, obj: Obj) => seen.push(`${type}:${String((obj.metadata as Obj).name)}:${(obj.metadata as Obj).deletionTimestamp ? "deleting" : "live"}`), () => undefined);
+    };
+
+    it("DELETE marks an object with finalizers; it goes when a write removes the last one, and none may be added meanwhile", async () => {
+      fake.create(taskRun("held", { finalizers: ["a.example/one", "b.example/two"] }));
+      const seen: string[] = [];
+      const ctl = await watchTaskRuns(seen);
+      await custom.deleteNamespacedCustomObject({ ...TR, name: "held" });
+      const marked = m("held")!;
+      expect(marked.deletionTimestamp).toEqual(expect.any(String));
+      expect(marked.deletionGracePeriodSeconds).toBe(0);
+      // Deleting again changes nothing.
+      await custom.deleteNamespacedCustomObject({ ...TR, name: "held" });
+      expect(m("held")!.resourceVersion).toBe(marked.resourceVersion);
+      // A write can neither add a finalizer nor clear deletionTimestamp.
+      expect(await code(mergePatch("held", { metadata: { finalizers: ["a.example/one", "b.example/two", "c.example/three"] } }))).toBe(422);
+      await mergePatch("held", { metadata: { finalizers: ["b.example/two"], deletionTimestamp: null, labels: { x: "y" } } });
+      expect(m("held")).toMatchObject({ finalizers: ["b.example/two"], deletionTimestamp: marked.deletionTimestamp, labels: { x: "y" } });
+      // A JSON patch (with a test) that removes the last one deletes it.
+      await custom.patchNamespacedCustomObject(
+        { ...TR, name: "held", body: [{ op: "test", path: "/metadata/finalizers/0", value: "b.example/two" }, { op: "remove", path: "/metadata/finalizers/0" }] },
+        setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
+      );
+      expect(m("held")).toBeUndefined();
+      expect(await code(custom.getNamespacedCustomObject({ ...TR, name: "held" }))).toBe(404);
+      await new Promise((r) => setTimeout(r, 100));
+      ctl.abort();
+      expect(seen).toEqual(["MODIFIED:held:deleting", "MODIFIED:held:deleting", "DELETED:held:deleting"]);
+    });
+
+    it("a client cannot set deletionTimestamp; an object without finalizers goes at once", async () => {
+      fake.create(taskRun("plain", { deletionTimestamp: "2020-01-01T00:00:00Z" }));
+      expect(m("plain")!.deletionTimestamp).toBeUndefined();
+      await mergePatch("plain", { metadata: { deletionTimestamp: "2020-01-01T00:00:00Z" } });
+      expect(m("plain")!.deletionTimestamp).toBeUndefined();
+      await custom.deleteNamespacedCustomObject({ ...TR, name: "plain" });
+      expect(m("plain")).toBeUndefined();
+    });
+
+    it("the garbage collector deletes a dependent with finalizers as any delete does: marked, gone once they are removed", async () => {
+      const owner = fake.create(taskRun("owner"));
+      const ref = { apiVersion: "offload.dev/v1alpha1", kind: "TaskRun", name: "owner", uid: (owner.metadata as Obj).uid };
+      fake.create(taskRun("dependent", { ownerReferences: [ref], finalizers: ["a.example/one"] }));
+      fake.create(taskRun("free-dependent", { ownerReferences: [ref] }));
+      fake.delete("taskruns", NS, "owner");
+      await new Promise((r) => setTimeout(r, 50));
+      expect(m("free-dependent")).toBeUndefined();
+      expect(m("dependent")!.deletionTimestamp).toEqual(expect.any(String));
+      fake.patch("taskruns", NS, "dependent", { metadata: { finalizers: null } });
+      expect(m("dependent")).toBeUndefined();
+    });
+
+    it("an owner with finalizers keeps its dependents until it is gone (background propagation)", async () => {
+      const owner = fake.create(taskRun("slow-owner", { finalizers: ["a.example/one"] }));
+      fake.create(taskRun("child", { ownerReferences: [{ apiVersion: "offload.dev/v1alpha1", kind: "TaskRun", name: "slow-owner", uid: (owner.metadata as Obj).uid }] }));
+      fake.delete("taskruns", NS, "slow-owner");
+      await new Promise((r) => setTimeout(r, 50));
+      expect(m("child")).toBeDefined();
+      fake.patch("taskruns", NS, "slow-owner", { metadata: { finalizers: [] } });
+      expect(m("slow-owner")).toBeUndefined();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(m("child")).toBeUndefined();
+    });
+  });
 });

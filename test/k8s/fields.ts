@@ -120,9 +120,9 @@ export function jsonPatch(target: Obj, ops: { op: string; path: string; value?: 
   for (const op of ops) {
     const parts = op.path.split("/").slice(1).map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
     const last = parts[parts.length - 1]!;
-    const parent = getAt(doc, parts.slice(0, -1));
+    const parent = pointerGet(doc, parts.slice(0, -1));
     if (op.op === "test") {
-      if (!deepEqual(getAt(doc, parts), op.value)) throw new Error(`test failed at ${op.path}`);
+      if (!deepEqual(pointerGet(doc, parts), op.value)) throw new Error(`test failed at ${op.path}`);
     } else if (Array.isArray(parent)) {
       const i = last === "-" ? parent.length : Number(last);
       if (op.op === "add") parent.splice(i, 0, clone(op.value));
@@ -134,6 +134,17 @@ export function jsonPatch(target: Obj, ops: { op: string; path: string; value?: 
     } else throw new Error(`no parent at ${op.path}`);
   }
   return doc;
+}
+
+/** The value at a JSON pointer's parts, through objects and arrays alike. */
+function pointerGet(doc: unknown, parts: string[]): unknown {
+  let cur = doc;
+  for (const k of parts) {
+    if (Array.isArray(cur)) cur = cur[Number(k)];
+    else if (isObj(cur)) cur = cur[k];
+    else return undefined;
+  }
+  return cur;
 }
 
 /** managedFields' FieldsV1 tree for a set of paths (lists shown as a whole). */

@@ -4,8 +4,9 @@
  * ordinary code paths against: list with resourceVersion, watch streams
  * (newline-delimited JSON) with 410 Gone for expired versions, 409 on stale
  * writes, JSON merge / JSON / apply patches with field managers, the status
- * and scale subresources, generation, owner references with a garbage
- * collector, Leases and Events. No product code: the resource types it
+ * and scale subresources, generation, finalizers (a DELETE marks an object
+ * that has some with `deletionTimestamp`; it goes once they are all removed),
+ * owner references with a garbage collector, Leases and Events. No product code: the resource types it
  * knows are listed here.
  */
 import { randomUUID, randomBytes } from "node:crypto";
@@ -259,7 +260,10 @@ export class FakeKube {
     return this.#update(t, cur, mergePatch(cur.obj, patch) as Obj, manager, t.status ? "main" : "all");
   }
 
-  /** Deletes an object (and, through the garbage collector, what it owns). */
+  /**
+   * Deletes an object (and, through the garbage collector, what it owns); one
+   * with finalizers only gets `metadata.deletionTimestamp` until they are removed.
+   */
   delete(plural: string, namespace: string, name: string): void {
     const t = this.type(plural);
     this.#delete(t, this.#mustGet(t, namespace, name));
@@ -452,6 +456,8 @@ export class FakeKube {
     if (t.status) delete obj.status;
     delete m.managedFields;
     delete m.generateName;
+    delete m.deletionTimestamp;
+    delete m.deletionGracePeriodSeconds;
     obj.metadata = { ...m, namespace, uid: randomUUID(), creationTimestamp: now(), generation: 1, resourceVersion: String(++this.#rv) };
     const stored: Stored = { obj, managers: new Map() };
     const scopeFilter = scope(t.status ? "main" : "all");
@@ -471,6 +477,9 @@ export class FakeKube {
     const prev = s.obj;
     const cleanNext: Obj = { ...clone(next), apiVersion: prev.apiVersion, kind: prev.kind };
     cleanNext.metadata = { ...meta(next), ...pickSystem(meta(prev)) };
+    // Set by DELETE only: a write can neither set nor clear them.
+    for (const k of ["deletionTimestamp", "deletionGracePeriodSeconds"]) if (meta(prev)[k] === undefined) delete meta(cleanNext)[k];
+    refuseNewFinalizers(t, prev, cleanNext);
     const inScope = scope(sc);
     const changed = [...changedLeaves(prev, cleanNext)].filter(inScope);
     if (changed.length === 0 && deepEqual(stripSystem(prev), stripSystem(cleanNext))) return clone(prev);
@@ -530,6 +539,7 @@ export class FakeKube {
     delete bodyNoSys.apiVersion;
     delete bodyNoSys.kind;
     mergeApply(next, bodyNoSys);
+    refuseNewFinalizers(t, s.obj, next);
     // Fields applied with a value another manager set too are shared; those whose value changed move to this manager.
     for (const [m, e] of s.managers) {
       if (m === manager) continue;
@@ -553,6 +563,8 @@ export class FakeKube {
     m.resourceVersion = String(++this.#rv);
     s.obj = next;
     this.#renderManaged(s, t);
+    // The write that removes the last finalizer of an object being deleted deletes it.
+    if (m.deletionTimestamp !== undefined && finalizersOf(next).length === 0) return this.#remove(t, s);
     this.#emit("MODIFIED", t, next);
     return clone(next);
   }
@@ -568,7 +580,23 @@ export class FakeKube {
     }));
   }
 
+  /**
+   * DELETE: an object with finalizers is only marked (`deletionTimestamp`,
+   * grace period 0, a MODIFIED event; again a no-op); one without goes.
+   */
   #delete(t: ResourceType, s: Stored): Obj {
+    const m = meta(s.obj);
+    if (finalizersOf(s.obj).length === 0) return this.#remove(t, s);
+    if (m.deletionTimestamp === undefined) {
+      m.deletionTimestamp = now();
+      m.deletionGracePeriodSeconds = 0;
+      m.resourceVersion = String(++this.#rv);
+      this.#emit("MODIFIED", t, s.obj);
+    }
+    return clone(s.obj);
+  }
+
+  #remove(t: ResourceType, s: Stored): Obj {
     const m = meta(s.obj);
     this.#store.delete(this.#key(t, m.namespace as string, m.name as string));
     const gone = clone(s.obj);
@@ -583,7 +611,8 @@ export class FakeKube {
     const uids = new Set([...this.#store.values()].map((s) => meta(s.obj).uid as string));
     for (const s of [...this.#store.values()]) {
       const refs = (meta(s.obj).ownerReferences as { uid: string }[] | undefined) ?? [];
-      if (refs.length && refs.every((r) => !uids.has(r.uid))) {
+      // A dependent with finalizers is deleted as any object is: marked, and gone once they are removed.
+      if (refs.length && meta(s.obj).deletionTimestamp === undefined && refs.every((r) => !uids.has(r.uid))) {
         const t = this.#typeOfObj(s.obj);
         if (this.#store.has(this.#key(t, meta(s.obj).namespace as string, meta(s.obj).name as string))) this.#delete(t, s);
       }
@@ -626,8 +655,21 @@ function meta(o: Obj): Obj {
 }
 function pickSystem(m: Obj): Obj {
   const out: Obj = {};
-  for (const k of ["name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp"]) if (m[k] !== undefined) out[k] = m[k];
+  for (const k of ["name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"]) if (m[k] !== undefined) out[k] = m[k];
   return out;
+}
+function finalizersOf(o: Obj): string[] {
+  const f = meta(o).finalizers;
+  return Array.isArray(f) ? (f as string[]) : [];
+}
+/** Kubernetes lets a write to an object being deleted remove finalizers, never add one (422). */
+function refuseNewFinalizers(t: ResourceType, prev: Obj, next: Obj): void {
+  if (meta(prev).deletionTimestamp === undefined) return;
+  const had = new Set(finalizersOf(prev));
+  const added = finalizersOf(next).filter((f) => !had.has(f));
+  if (added.length) {
+    throw new HttpError(422, "Invalid", `${t.kind} "${String(meta(prev).name)}" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}`);
+  }
 }
 function stripSystem(o: Obj): Obj {
   const c = clone(o);

@@ -35,6 +35,9 @@ Environment:
   OFFLOAD_LOG_LEVEL               trace|debug|info|warn|error|fatal|silent (default info)
   OFFLOAD_RESYNC_SECONDS          full resync period (default 300)
   OFFLOAD_TASKRUN_POLL_SECONDS    poll period of unfinished TaskRuns (default 2)
+  OFFLOAD_TASKRUN_CANCEL_GIVE_UP_SECONDS
+                                  how long a deleted TaskRun waits for its run to be cancelled while the run API
+                                  cannot be reached, before it is let go uncancelled (default 300)
   OFFLOAD_BACKLOG_SECONDS         refresh period of TaskWorker status.backlog from the run API (default 15)
   OFFLOAD_CONTROLLER_WORKERS      concurrent reconciles (default 4)
 `;
@@ -73,6 +76,7 @@ async function main(): Promise<void> {
     api: env.OFFLOAD_API_URL ? { url: env.OFFLOAD_API_URL, token: env.OFFLOAD_API_TOKEN } : undefined,
     resyncMs: env.OFFLOAD_RESYNC_SECONDS * 1000,
     pollMs: env.OFFLOAD_TASKRUN_POLL_SECONDS * 1000,
+    cancelGiveUpMs: env.OFFLOAD_TASKRUN_CANCEL_GIVE_UP_SECONDS * 1000,
     workers: env.OFFLOAD_CONTROLLER_WORKERS,
     backlogMs: env.OFFLOAD_BACKLOG_SECONDS * 1000,
     leaderElection: {

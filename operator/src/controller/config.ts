@@ -53,6 +53,12 @@ export const ControllerEnvSchema = z.object({
   OFFLOAD_RESYNC_SECONDS: positive.default(300),
   /** Seconds between polls of an unfinished TaskRun's run. @defaultValue 2 */
   OFFLOAD_TASKRUN_POLL_SECONDS: positive.default(2),
+  /**
+   * Seconds after a TaskRun's deletion during which the controller keeps trying to cancel its run while the run
+   * API cannot be reached; then it lets the TaskRun go (a Warning event says so), so a dead API never holds up a
+   * namespace's deletion. @defaultValue 300
+   */
+  OFFLOAD_TASKRUN_CANCEL_GIVE_UP_SECONDS: positive.default(300),
   /** Seconds between refreshes of each TaskWorker's `status.backlog` from the run API. @defaultValue 15 */
   OFFLOAD_BACKLOG_SECONDS: positive.default(15),
   /** Reconciles run at once. @defaultValue 4 */

@@ -30,6 +30,8 @@ export interface ControllerOptions {
   resyncMs?: number;
   /** TaskRun poll period. @defaultValue 2000 */
   pollMs?: number;
+  /** How long a deleted TaskRun waits for its run to be cancelled while the run API cannot be reached. @defaultValue 300000 */
+  cancelGiveUpMs?: number;
   /** Concurrent reconciles. @defaultValue 4 */
   workers?: number;
   /** How often a TaskWorker's backlog is refreshed from the run API (needs `api`). @defaultValue 15000 */
@@ -220,7 +222,11 @@ class Term {
         if (r.requeueAfterMs !== undefined) this.queue.addAfter(key, r.requeueAfterMs);
       } catch (err) {
         this.stats.errors++;
-        const delay = this.queue.addRateLimited(key);
+        let delay = this.queue.addRateLimited(key);
+        if (err instanceof RetryableError && err.retryWithinMs !== undefined && err.retryWithinMs < delay) {
+          delay = err.retryWithinMs;
+          this.queue.addAfter(key, delay); // the earlier delay wins
+        }
         const level = err instanceof RetryableError ? "info" : "warn";
         this.o.log[level]({ key, err: messageOf(err), retryInMs: delay }, "reconcile failed; will retry");
       } finally {
@@ -273,7 +279,15 @@ class Term {
       ).then((r) => (this.o.api ? { requeueAfterMs: this.o.backlogMs ?? 15_000, ...r } : r));
     }
     return reconcileTaskRun(
-      { kube: this.kube, events: this.events, api: this.api, getTaskRun: (ns, name) => this.#tr.get(name, ns), pollMs: this.o.pollMs ?? 2000, now },
+      {
+        kube: this.kube,
+        events: this.events,
+        api: this.api,
+        getTaskRun: (ns, name) => this.#tr.get(name, ns),
+        pollMs: this.o.pollMs ?? 2000,
+        cancelGiveUpMs: this.o.cancelGiveUpMs ?? 300_000,
+        now,
+      },
       k.namespace,
       k.name,
     );

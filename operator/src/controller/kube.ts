@@ -18,6 +18,7 @@ import { FIELD_MANAGER, MANAGED_SELECTOR } from "./labels.js";
  * Every Kubernetes API call the controller makes, in one place, so that the
  * list can be checked against `rbac.ts` by reading one file:
  * - offload.dev taskworkers, taskruns: list, watch (informers)
+ * - offload.dev taskruns: patch (their `metadata.finalizers`)
  * - offload.dev taskworkers/status, taskruns/status: patch
  * - apps deployments: list, watch (informer), get, patch (server-side apply)
  * - events.k8s.io events: create, patch
@@ -75,6 +76,19 @@ export class Kube {
       { name: meta.name, namespace: meta.namespace, body, fieldManager: FIELD_MANAGER, force: true },
       setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
     );
+  }
+
+  /**
+   * JSON merge patch of an object's whole `metadata.finalizers` list (a merge
+   * patch replaces lists), on the condition that it is still at
+   * `resourceVersion`: 409 if it changed since, so that another writer's
+   * finalizer is never lost.
+   */
+  patchFinalizers(plural: string, namespace: string, name: string, finalizers: readonly string[], resourceVersion: string): Promise<KubernetesObject> {
+    return this.custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace, plural, name, body: { metadata: { finalizers: finalizers.length ? finalizers : null, resourceVersion } }, fieldManager: FIELD_MANAGER },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    ) as Promise<KubernetesObject>;
   }
 
   /** JSON merge patch of `{status}` through the status subresource. */

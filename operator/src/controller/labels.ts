@@ -9,6 +9,12 @@ export const L = {
   taskworker: "offload.dev/taskworker",
 } as const;
 
+/**
+ * The finalizer the controller puts on a TaskRun it submits, so that deleting
+ * the TaskRun cancels its run first; removed once the run has finished.
+ */
+export const CANCEL_RUN_FINALIZER = "offload.dev/cancel-run";
+
 /** The label selector that picks the Deployments this controller manages. */
 export const MANAGED_SELECTOR = `${L.managedBy}=${MANAGED_BY}`;
 

@@ -13,6 +13,8 @@ export const CONTROLLER_RULES: readonly PolicyRule[] = [
   // Informers on TaskWorkers and TaskRuns; status written through the status subresource.
   { apiGroups: ["offload.dev"], resources: ["taskworkers", "taskruns"], verbs: ["get", "list", "watch"] },
   { apiGroups: ["offload.dev"], resources: ["taskworkers/status", "taskruns/status"], verbs: ["get", "patch", "update"] },
+  // The offload.dev/cancel-run finalizer on TaskRuns, added and removed by JSON merge patch.
+  { apiGroups: ["offload.dev"], resources: ["taskruns"], verbs: ["patch"] },
   // One Deployment per TaskWorker, applied server-side (apply is a PATCH); deletion is left to garbage collection.
   { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "list", "watch", "create", "patch"] },
   // Kubernetes Events about what the controller did.

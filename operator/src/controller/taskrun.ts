@@ -1,9 +1,10 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { ApiError, isTerminal, type OffloadClient, type Run } from "@offload/sdk/internal";
+import { ApiError, RunFinishedError, isTerminal, type OffloadClient, type Run } from "@offload/sdk/internal";
 import { API_VERSION, TASKRUN, TaskRunSchema, type TaskRun, type TaskRunStatus } from "../crds/schemas.js";
 import { findCondition, jsonEqual, mergeConditions, type ConditionUpdate } from "./conditions.js";
 import type { EventRecorder } from "./events.js";
-import type { Kube } from "./kube.js";
+import { messageOf, statusOf, type Kube } from "./kube.js";
+import { CANCEL_RUN_FINALIZER } from "./labels.js";
 import { RetryableError, type ReconcileResult } from "./result.js";
 
 /** How much of a result a TaskRun's status shows. */
@@ -17,27 +18,40 @@ export interface TaskRunDeps {
   getTaskRun(namespace: string, name: string): KubernetesObject | undefined;
   /** Delay between polls of a run that is not finished. */
   pollMs: number;
+  /**
+   * How long after its `deletionTimestamp` a TaskRun whose run cannot be
+   * cancelled (the run API unreachable) loses its finalizer anyway.
+   */
+  cancelGiveUpMs: number;
   now(): Date;
 }
+
+type Subject = { apiVersion: string; kind: string; metadata: { name: string; namespace: string; uid?: string } };
 
 /**
  * Submits a TaskRun to the run API once (its UID is the idempotency key, so
  * a retry after a crash finds the same run) and mirrors the run into status
  * until it finishes. A run the API refuses (400) is marked `Accepted=False`,
  * reason `Invalid`, and left alone: retrying cannot fix it.
+ *
+ * With a run API, the TaskRun gets the {@link CANCEL_RUN_FINALIZER} before it
+ * is submitted, and loses it once its run has finished: deleting a TaskRun
+ * whose run is still going cancels the run first (see {@link finalize}).
  */
 export async function reconcileTaskRun(deps: TaskRunDeps, namespace: string, name: string): Promise<ReconcileResult> {
   const raw = deps.getTaskRun(namespace, name);
-  if (!raw || raw.metadata?.deletionTimestamp) return {};
+  if (!raw) return {};
   const parsed = TaskRunSchema.safeParse(raw);
   const prev: TaskRunStatus = ((raw as { status?: TaskRunStatus }).status ?? {}) as TaskRunStatus;
   const generation = raw.metadata?.generation;
   const og = generation !== undefined ? { observedGeneration: generation } : {};
-  const subject = { apiVersion: API_VERSION, kind: TASKRUN.kind, metadata: { name, namespace, uid: raw.metadata?.uid } };
+  const subject: Subject = { apiVersion: API_VERSION, kind: TASKRUN.kind, metadata: { name, namespace, uid: raw.metadata?.uid } };
 
-  if (prev.state && isTerminal(prev.state)) return {};
+  if (raw.metadata?.deletionTimestamp) return finalize(deps, raw, prev, subject);
+  // Finished, or refused before any run was made: nothing is left to cancel.
+  if (prev.state && isTerminal(prev.state)) return dropFinalizer(deps, raw);
   const accepted = findCondition(prev.conditions, "Accepted");
-  if (accepted?.status === "False" && accepted.observedGeneration === generation) return {};
+  if (accepted?.status === "False" && accepted.observedGeneration === generation) return prev.runId ? {} : dropFinalizer(deps, raw);
 
   if (!parsed.success) {
     const message = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
@@ -49,6 +63,10 @@ export async function reconcileTaskRun(deps: TaskRunDeps, namespace: string, nam
     await write(deps, tr, prev, { ...prev, ...og, conditions: mergeConditions(prev.conditions, [{ type: "Accepted", status: "Unknown", reason: "ApiNotConfigured", message: "the controller has no OFFLOAD_API_URL; it cannot submit TaskRuns", ...og }], deps.now()) });
     return {};
   }
+
+  // Before the run exists, so that no run is ever left without a way to cancel it.
+  const current = await addFinalizer(deps, raw);
+  if (!current) return {};
 
   let run: Run;
   let submitted = false;
@@ -80,14 +98,83 @@ export async function reconcileTaskRun(deps: TaskRunDeps, namespace: string, nam
   // applied) waits without end: say so, rather than just "PENDING".
   const unserved = run.state === "PENDING" && (await hasNoWorker(deps.api, run.task));
   const next = mirror(prev, run, og, deps.now(), unserved);
-  await write(deps, tr, prev, next);
+  const written = await write(deps, tr, prev, next);
   if (submitted) await deps.events.record(subject, "Normal", "Submitted", "Submit", `submitted to the run API as run ${run.id}`);
   if (isTerminal(run.state)) {
     const note = run.state === "COMPLETED" ? `run ${run.id} completed after ${run.attempts} attempt(s)` : `run ${run.id} ended ${run.state}${run.error ? `: ${run.error.type}: ${run.error.message}` : ""}`;
     await deps.events.record(subject, run.state === "COMPLETED" ? "Normal" : "Warning", run.state === "COMPLETED" ? "Completed" : run.state === "FAILED" ? "Failed" : "Cancelled", "Observe", note);
-    return {};
+    return dropFinalizer(deps, written ?? current);
   }
   return { requeueAfterMs: deps.pollMs };
+}
+
+/**
+ * A TaskRun being deleted: if it carries our finalizer and its run may still
+ * be going, cancels the run, then removes the finalizer so that Kubernetes
+ * can delete it. While the run API cannot be reached it retries with backoff,
+ * until {@link TaskRunDeps.cancelGiveUpMs} after the deletion was asked for:
+ * then it lets the TaskRun go anyway (with a Warning event), so that a dead
+ * run API never holds up the deletion of a namespace.
+ */
+async function finalize(deps: TaskRunDeps, raw: KubernetesObject, prev: TaskRunStatus, subject: Subject): Promise<ReconcileResult> {
+  if (!finalizersOf(raw).includes(CANCEL_RUN_FINALIZER)) return {};
+  const runId = prev.runId;
+  // Without a runId no run is known: the finalizer was added, but the submit never recorded one.
+  if (runId && !(prev.state && isTerminal(prev.state))) {
+    if (!deps.api) {
+      await deps.events.record(subject, "Warning", "NotCancelled", "Cancel", `the controller has no OFFLOAD_API_URL: run ${runId} was not cancelled`);
+    } else {
+      try {
+        const run = await deps.api.cancelRun(runId);
+        await deps.events.record(subject, "Normal", "Cancelled", "Cancel", `the TaskRun was deleted: cancelled run ${runId} (${run.state})`);
+      } catch (err) {
+        // Finished meanwhile (409), or unknown to the run API (404): nothing to cancel.
+        if (!(err instanceof RunFinishedError || (err instanceof ApiError && err.status === 404))) {
+          const message = `could not cancel run ${runId}: ${err instanceof Error ? err.message : String(err)}`;
+          const left = deps.cancelGiveUpMs - (deps.now().getTime() - new Date(raw.metadata!.deletionTimestamp!).getTime());
+          if (left > 0) throw new RetryableError(message, left);
+          await deps.events.record(subject, "Warning", "CancelFailed", "Cancel", `${message}; gave up after ${Math.round(deps.cancelGiveUpMs / 1000)}s and let the TaskRun go: the run may still be going`);
+        }
+      }
+    }
+  }
+  return dropFinalizer(deps, raw);
+}
+
+function finalizersOf(obj: KubernetesObject): string[] {
+  return obj.metadata?.finalizers ?? [];
+}
+
+/**
+ * Adds our finalizer to `obj` unless it has it; answers the object as it is
+ * now, or undefined if it is gone. The whole list goes with the
+ * resourceVersion read, so that a concurrent change makes it fail (409) and
+ * retry rather than drop another finalizer.
+ */
+async function addFinalizer(deps: TaskRunDeps, obj: KubernetesObject): Promise<KubernetesObject | undefined> {
+  const list = finalizersOf(obj);
+  if (list.includes(CANCEL_RUN_FINALIZER)) return obj;
+  return patchFinalizers(deps, obj, [...list, CANCEL_RUN_FINALIZER]);
+}
+
+/** Removes our finalizer from `obj` if it has it (as {@link addFinalizer}, with the same care). */
+async function dropFinalizer(deps: TaskRunDeps, obj: KubernetesObject): Promise<ReconcileResult> {
+  const list = finalizersOf(obj);
+  if (list.includes(CANCEL_RUN_FINALIZER)) await patchFinalizers(deps, obj, list.filter((f) => f !== CANCEL_RUN_FINALIZER));
+  return {};
+}
+
+async function patchFinalizers(deps: TaskRunDeps, obj: KubernetesObject, finalizers: string[]): Promise<KubernetesObject | undefined> {
+  const m = obj.metadata ?? {};
+  try {
+    return await deps.kube.patchFinalizers(TASKRUN.plural, m.namespace ?? "default", m.name ?? "", finalizers, m.resourceVersion ?? "");
+  } catch (err) {
+    const code = statusOf(err);
+    if (code === 404) return undefined;
+    // 409: changed since it was read; 422: deletion began meanwhile (no finalizer may be added). The next try sees it as it is.
+    if (code === 409 || code === 422) throw new RetryableError(`could not update the finalizers: ${messageOf(err)}`);
+    throw err;
+  }
 }
 
 function submit(api: OffloadClient, tr: TaskRun): Promise<Run> {
@@ -149,7 +236,7 @@ async function reject(
   raw: KubernetesObject,
   prev: TaskRunStatus,
   og: { observedGeneration?: number },
-  subject: { apiVersion: string; kind: string; metadata: { name: string; namespace: string; uid?: string } },
+  subject: Subject,
   reason: string,
   message: string,
 ): Promise<void> {
@@ -163,7 +250,8 @@ async function reject(
   await deps.events.record(subject, "Warning", "Rejected", "Submit", message);
 }
 
-async function write(deps: TaskRunDeps, tr: TaskRun, prev: TaskRunStatus, next: TaskRunStatus): Promise<void> {
-  if (jsonEqual(next, prev)) return;
-  await deps.kube.patchStatus(TASKRUN.plural, tr.metadata.namespace ?? "default", tr.metadata.name, next);
+/** Writes `next` unless it equals `prev`; answers the object as written, if it was. */
+async function write(deps: TaskRunDeps, tr: TaskRun, prev: TaskRunStatus, next: TaskRunStatus): Promise<KubernetesObject | undefined> {
+  if (jsonEqual(next, prev)) return undefined;
+  return (await deps.kube.patchStatus(TASKRUN.plural, tr.metadata.namespace ?? "default", tr.metadata.name, next)) as KubernetesObject;
 }
