@@ -69,9 +69,17 @@ export function cacheKeyOf(task: string, fn: (...args: never[]) => unknown, cach
       inputs = `json:${canonicalJson(input)}`;
     }
   }
-  const source = policy.includes("source") ? fn.toString() : null;
+  const source = policy.includes("source") ? sourceOf(fn) : null;
   // A JSON array frames the parts: no two different combinations hash the same text.
   return createHash("sha256").update(JSON.stringify(["offload-cache-1", task, inputs, source])).digest("hex");
+}
+
+// A task's function never changes: map() of thousands of inputs reads its source once.
+const sources = new WeakMap<object, string>();
+function sourceOf(fn: (...args: never[]) => unknown): string {
+  let text = sources.get(fn);
+  if (text === undefined) sources.set(fn, (text = fn.toString()));
+  return text;
 }
 
 /**

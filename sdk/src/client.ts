@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { z } from "zod";
 import { ClientEnvSchema, parseEnv } from "./config.js";
 import { readServerSentEvents } from "./sse.js";
@@ -39,9 +40,14 @@ export class OffloadClient {
   readonly #timeoutMs: number;
 
   constructor(options: ClientOptions = {}) {
-    const env = options.apiUrl && options.token !== undefined ? undefined : parseEnv(ClientEnvSchema, process.env, "Offload SDK");
-    this.apiUrl = (options.apiUrl ?? env?.OFFLOAD_API_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
-    this.#token = options.token ?? env?.OFFLOAD_API_TOKEN;
+    // An option given in code is not read (nor checked) from the environment.
+    const env = parseEnv(
+      ClientEnvSchema,
+      { ...process.env, ...(options.apiUrl ? { OFFLOAD_API_URL: undefined } : {}), ...(options.token !== undefined ? { OFFLOAD_API_TOKEN: undefined } : {}) },
+      "Offload SDK",
+    );
+    this.apiUrl = (options.apiUrl ?? env.OFFLOAD_API_URL).replace(/\/+$/, "");
+    this.#token = options.token ?? env.OFFLOAD_API_TOKEN;
     this.#timeoutMs = options.requestTimeoutMs ?? 30_000;
   }
 
@@ -76,16 +82,7 @@ export class OffloadClient {
   async getResult(id: string, waitSeconds = 0): Promise<ResultResponse> {
     const wait = Math.max(0, Math.min(60, waitSeconds));
     const path = `/v1/runs/${encodeURIComponent(id)}/result?wait=${wait}`;
-    try {
-      return ResultResponseSchema.parse(await this.#request("GET", path, undefined, wait * 1000));
-    } catch (err) {
-      if (err instanceof ApiError && err.code === "OFFLOAD_RUN_FAILED") {
-        const body = (err as ApiError & { body?: z.infer<typeof ErrorBodySchema> }).body;
-        throw new RunFailedError(id, body?.error ?? { type: "Error", message: err.message });
-      }
-      if (err instanceof ApiError && err.code === "OFFLOAD_RUN_CANCELLED") throw new RunCancelledError(id);
-      throw err;
-    }
+    return ResultResponseSchema.parse(await this.#runRequest(id, "GET", path, wait * 1000));
   }
 
   /**
@@ -96,12 +93,7 @@ export class OffloadClient {
    * already completed or failed.
    */
   async cancelRun(id: string): Promise<Run> {
-    try {
-      return RunSchema.parse(await this.#request("POST", `/v1/runs/${encodeURIComponent(id)}/cancel`));
-    } catch (err) {
-      if (err instanceof ApiError && err.code === "OFFLOAD_RUN_FINISHED") throw new RunFinishedError(id, err.message);
-      throw err;
-    }
+    return RunSchema.parse(await this.#runRequest(id, "POST", `/v1/runs/${encodeURIComponent(id)}/cancel`));
   }
 
   /**
@@ -110,12 +102,7 @@ export class OffloadClient {
    * any other state.
    */
   async retryRun(id: string): Promise<Run> {
-    try {
-      return RunSchema.parse(await this.#request("POST", `/v1/runs/${encodeURIComponent(id)}/retry`));
-    } catch (err) {
-      if (err instanceof ApiError && err.code === "OFFLOAD_RUN_NOT_RETRYABLE") throw new RunNotRetryableError(id, err.message);
-      throw err;
-    }
+    return RunSchema.parse(await this.#runRequest(id, "POST", `/v1/runs/${encodeURIComponent(id)}/retry`));
   }
 
   /** `GET /v1/runs/:id/logs`: what the run logged through `ctx.log`, every try, oldest first. */
@@ -142,14 +129,14 @@ export class OffloadClient {
       let res: Response;
       try {
         res = await fetch(`${this.apiUrl}/v1/runs/${encodeURIComponent(id)}/events`, {
-          headers: { accept: "text/event-stream", ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}) },
+          headers: this.#headers("text/event-stream"),
           ...(options.signal ? { signal: options.signal } : {}),
         });
       } catch (err) {
         if (options.signal?.aborted) return;
         // The API may be restarting: a few tries, then say it is unreachable.
         if (++failures > 5) throw new ApiUnreachableError(this.apiUrl, err);
-        await new Promise((r) => setTimeout(r, 500 * failures));
+        await sleep(500 * failures);
         continue;
       }
       if (!res.ok || !res.body) throw this.#errorOf(res.status, await res.text());
@@ -170,10 +157,37 @@ export class OffloadClient {
     }
   }
 
+  // A call about one run: the API's answers about the run's own state become
+  // the typed errors callers catch (RunFailedError, RunFinishedError, …).
+  async #runRequest(id: string, method: string, path: string, extraTimeoutMs = 0): Promise<unknown> {
+    try {
+      return await this.#request(method, path, undefined, extraTimeoutMs);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      switch (err.code) {
+        case "OFFLOAD_RUN_FAILED": {
+          const body = (err as ApiError & { body?: z.infer<typeof ErrorBodySchema> }).body;
+          throw new RunFailedError(id, body?.error ?? { type: "Error", message: err.message });
+        }
+        case "OFFLOAD_RUN_CANCELLED":
+          throw new RunCancelledError(id);
+        case "OFFLOAD_RUN_FINISHED":
+          throw new RunFinishedError(id, err.message);
+        case "OFFLOAD_RUN_NOT_RETRYABLE":
+          throw new RunNotRetryableError(id, err.message);
+        default:
+          throw err;
+      }
+    }
+  }
+
+  #headers(accept: string): Record<string, string> {
+    return { accept, ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}) };
+  }
+
   async #request(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<unknown> {
-    const headers: Record<string, string> = { accept: "application/json" };
+    const headers = this.#headers("application/json");
     if (body !== undefined) headers["content-type"] = "application/json";
-    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
     let res: Response;
     try {
       res = await fetch(this.apiUrl + path, {

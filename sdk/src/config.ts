@@ -1,14 +1,39 @@
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
 
+/** The levels of every Offload logger (pino's). */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 /**
- * Parses `env` with `schema` and throws a {@link ConfigError} that names every
- * bad variable and what is wrong with it. Used by every Offload process at start.
+ * The variables of `env` that are set: an empty one (`FOO=`, as Helm and
+ * shells often render an unset value) counts as unset, so its default applies.
  */
-export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env, what = "Offload"): z.infer<S> {
-  const parsed = schema.safeParse(env);
+export function setVariables(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== "") out[k] = v;
+  return out;
+}
+
+/**
+ * Parses `env` (empty variables counting as unset) with `schema` and throws a
+ * {@link ConfigError} that names every bad variable and what is wrong with it.
+ * `label` may add to a variable's name in the message (e.g. the flag that sets
+ * it). Used by every Offload process at start.
+ */
+export function parseEnv<S extends z.ZodType>(
+  schema: S,
+  env: NodeJS.ProcessEnv = process.env,
+  what = "Offload",
+  label: (variable: string) => string = (v) => v,
+): z.infer<S> {
+  const vars = setVariables(env);
+  const parsed = schema.safeParse(vars);
   if (parsed.success) return parsed.data;
-  const lines = parsed.error.issues.map((i) => `  ${i.path.join(".") || "(environment)"}: ${explainIssue(i, env[String(i.path[0])])}`);
+  const lines = parsed.error.issues.map((i) => {
+    const key = i.path.length ? String(i.path[0]) : undefined;
+    return `  ${key ? label(key) : "(environment)"}: ${explainIssue(i, key ? vars[key] : undefined)}`;
+  });
   throw new ConfigError(`${what}: invalid configuration:\n${lines.join("\n")}`);
 }
 
@@ -51,14 +76,19 @@ export type ClientEnv = z.infer<typeof ClientEnvSchema>;
  * without `scheme://…@` (e.g. `host:4222`) comes back unchanged.
  */
 export function redactUrl(url: string): string {
+  const u = splitUserinfo(url);
+  if (!u) return url;
+  const colon = u.info.indexOf(":");
+  return `${u.scheme}${colon < 0 ? "***" : `${u.info.slice(0, colon)}:***`}@${u.host}`;
+}
+
+/** `scheme://info@host…` split at the last `@`; undefined when the URL carries no userinfo. */
+function splitUserinfo(url: string): { scheme: string; info: string; host: string } | undefined {
   const m = /^([a-z][\w+.-]*:\/\/)(.*)$/is.exec(url);
-  if (!m) return url;
-  const [, scheme, rest] = m as unknown as [string, string, string];
+  if (!m) return undefined;
+  const rest = m[2]!;
   const at = rest.lastIndexOf("@");
-  if (at < 0) return url;
-  const info = rest.slice(0, at);
-  const colon = info.indexOf(":");
-  return `${scheme}${colon < 0 ? "***" : `${info.slice(0, colon)}:***`}${rest.slice(at)}`;
+  return at < 0 ? undefined : { scheme: m[1]!, info: rest.slice(0, at), host: rest.slice(at + 1) };
 }
 
 /** NATS servers and the credentials to present, as nats.js's `connect()` takes them. */
@@ -82,15 +112,13 @@ export function natsServerOptions(urls: string | readonly string[]): NatsServerO
   let creds: { user?: string; pass?: string; token?: string } | undefined;
   let credsFrom = "";
   for (const url of list) {
-    const m = /^([a-z][\w+.-]*:\/\/)(.*)$/is.exec(url);
-    const at = m ? (m[2] as string).lastIndexOf("@") : -1;
-    if (!m || at < 0) {
+    const u = splitUserinfo(url);
+    if (!u) {
       servers.push(url);
       continue;
     }
-    const [, scheme, rest] = m as unknown as [string, string, string];
-    servers.push(`${scheme}${rest.slice(at + 1)}`);
-    const info = rest.slice(0, at);
+    servers.push(`${u.scheme}${u.host}`);
+    const info = u.info;
     const colon = info.indexOf(":");
     const these = colon < 0 ? { token: decode(info) } : { user: decode(info.slice(0, colon)), pass: decode(info.slice(colon + 1)) };
     if (creds && (creds.user !== these.user || creds.pass !== these.pass || creds.token !== these.token)) {

@@ -33,6 +33,11 @@ export class InputValidationError extends OffloadError {
     super("OFFLOAD_INPUT", `invalid input for task "${task}": ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`);
     this.issues = issues;
   }
+
+  /** The error for input that failed a task's zod schema (in delay() or in the worker). */
+  static fromZod(task: string, error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] }): InputValidationError {
+    return new InputValidationError(task, error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message })));
+  }
 }
 
 /** The run API answered with an error. `status` is the HTTP status, `code` the API's error code. */

@@ -3,7 +3,7 @@ import type { z } from "zod";
 import { cacheKeyOf, checkCacheOptions, type CacheOptions } from "./cache.js";
 import { defaultClient, type OffloadClient, type RunLogs } from "./client.js";
 import { InputValidationError, ResultTimeoutError, ConfigError } from "./errors.js";
-import { MAX_BATCH, MAX_TIMEOUT_SECONDS, TaskNameSchema, type Json, type Run, type RunState } from "./protocol/index.js";
+import { MAX_BATCH, MAX_TIMEOUT_SECONDS, TaskNameSchema, type Json, type Run } from "./protocol/index.js";
 import { checkRetrySettings, type RetryDelay, type RetryOn } from "./retries.js";
 
 export type { CacheOptions, CachePolicyPart } from "./cache.js";
@@ -195,9 +195,7 @@ export function task<S extends z.ZodType, O>(
   const name = TaskNameSchema.safeParse(options.name);
   if (!name.success) throw new ConfigError(`task name "${options.name}" is invalid: ${name.error.issues[0]?.message}`);
   if (typeof fn !== "function") throw new ConfigError(`task "${options.name}": the second argument must be the task's function`);
-  if (options.timeoutSeconds !== undefined && !(options.timeoutSeconds > 0 && options.timeoutSeconds <= MAX_TIMEOUT_SECONDS)) {
-    throw new ConfigError(`task "${options.name}": timeoutSeconds must be a positive number of seconds, at most ${MAX_TIMEOUT_SECONDS} (a week)`);
-  }
+  checkTimeout(`task "${options.name}"`, options.timeoutSeconds);
   checkRetrySettings(options.name, options);
   if (options.cache !== undefined) checkCacheOptions(options.name, options.cache);
   for (const hook of ["onCompletion", "onFailure"] as const) {
@@ -214,7 +212,7 @@ export function task<S extends z.ZodType, O>(
   const validate = (input: unknown): unknown => {
     const parsed = frozen.input.safeParse(input);
     if (!parsed.success) {
-      throw new InputValidationError(frozen.name, parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })));
+      throw InputValidationError.fromZod(frozen.name, parsed.error);
     }
     return parsed.data;
   };
@@ -231,9 +229,7 @@ export function task<S extends z.ZodType, O>(
     fn: fn as Task<S, Awaited<O>>["fn"],
     async delay(input, delayOptions = {}) {
       const parameters = validate(input) as never;
-      if (delayOptions.timeoutSeconds !== undefined && !(delayOptions.timeoutSeconds > 0 && delayOptions.timeoutSeconds <= MAX_TIMEOUT_SECONDS)) {
-        throw new ConfigError(`delay(): timeoutSeconds must be a positive number of seconds, at most ${MAX_TIMEOUT_SECONDS} (a week)`);
-      }
+      checkTimeout("delay()", delayOptions.timeoutSeconds);
       const run = await client().createRun({
         task: frozen.name,
         parameters,
@@ -262,6 +258,12 @@ export function task<S extends z.ZodType, O>(
   };
   Object.defineProperty(self, TASK_BRAND, { value: true, enumerable: false });
   return Object.freeze(self);
+}
+
+function checkTimeout(where: string, seconds: number | undefined): void {
+  if (seconds !== undefined && !(seconds > 0 && seconds <= MAX_TIMEOUT_SECONDS)) {
+    throw new ConfigError(`${where}: timeoutSeconds must be a positive number of seconds, at most ${MAX_TIMEOUT_SECONDS} (a week)`);
+  }
 }
 
 /** True if `value` is a task made by {@link task} (from any copy of the SDK). */
@@ -301,5 +303,3 @@ export function makeHandle<O>(client: OffloadClient, id: string, taskName: strin
   };
 }
 
-/** The states in which a run has not finished. */
-export type OpenRunState = Exclude<RunState, "COMPLETED" | "FAILED" | "CANCELLED">;

@@ -1,9 +1,9 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { ConfigError, explainIssue, DEFAULT_MAX_DELIVER, DEFAULT_RESULT_INLINE_LIMIT, TaskNameSchema, natsUrls, port } from "@offload/sdk/internal";
+import { ConfigError, ServeEnvSchema, TaskNameSchema, parseEnv, port } from "@offload/sdk/internal";
 
-/** What `offload-worker` reads from the environment; each flag of {@link FLAGS} overrides its variable. */
-export const WorkerEnvSchema = z.object({
+/** What `offload-worker` reads from the environment (serve()'s variables and its own); each flag of {@link FLAGS} overrides its variable. */
+export const WorkerEnvSchema = ServeEnvSchema.extend({
   /** The task module: a path to an ES module (or CommonJS file) relative to the working directory. Required. */
   OFFLOAD_MODULE: z.string({ error: "required: the module of tasks to serve (--module PATH or OFFLOAD_MODULE)" }).min(1),
   /** Comma-separated task names to serve. @defaultValue every task the module exports */
@@ -20,24 +20,8 @@ export const WorkerEnvSchema = z.object({
   OFFLOAD_WORKER_PORT: port.default(8081),
   /** Address the HTTP server binds. @defaultValue 0.0.0.0 */
   OFFLOAD_WORKER_HOST: z.string().min(1).default("0.0.0.0"),
-  /** NATS servers, comma-separated. @defaultValue nats://127.0.0.1:4222 */
-  OFFLOAD_NATS_URL: natsUrls.default(["nats://127.0.0.1:4222"]),
-  /** Seconds before an unacked run goes to another worker. @defaultValue 30 */
-  OFFLOAD_ACK_WAIT_SECONDS: z.coerce.number().min(1).default(30),
-  /** pino level. @defaultValue info */
-  OFFLOAD_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** This process's id in run records. @defaultValue `<hostname>-<pid>-<random>` (the pod name comes first in Kubernetes) */
   OFFLOAD_WORKER_ID: z.string().min(1).max(256).optional(),
-  /** Deliveries of one task message before JetStream gives up on it (the run fails `MaxDeliveriesExceeded`); -1: no limit. @defaultValue 10 */
-  OFFLOAD_MAX_DELIVER: z.coerce
-    .number()
-    .int()
-    .refine((n) => n === -1 || n >= 1, "must be at least 1 (or -1 for no limit)")
-    .default(DEFAULT_MAX_DELIVER),
-  /** Results larger than this many bytes (as JSON) go to the object store instead of into the event. @defaultValue 262144 */
-  OFFLOAD_RESULT_INLINE_LIMIT: z.coerce.number().int().min(0).max(64 * 1024 * 1024).default(DEFAULT_RESULT_INLINE_LIMIT),
-  /** Lines runs log through `ctx.log` at this level or above are kept with the run. @defaultValue info */
-  OFFLOAD_RUN_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type WorkerConfig = z.infer<typeof WorkerEnvSchema>;
 
@@ -95,20 +79,13 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   }
   if (values.help) return { help: true };
 
-  // Empty variables count as unset; flags win over variables.
-  const merged: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (k.startsWith("OFFLOAD_") && v !== undefined && v !== "") merged[k] = v;
+  // Flags win over variables.
+  const merged: NodeJS.ProcessEnv = { ...env };
   for (const [flag, f] of Object.entries(FLAGS)) {
     const v = values[flag];
     if (typeof v === "string") merged[f.env] = v;
   }
-  const parsed = WorkerEnvSchema.safeParse(merged);
-  if (parsed.success) return { help: false, config: parsed.data };
   const flagOf = new Map<string, string>(Object.entries(FLAGS).map(([flag, f]) => [f.env, flag]));
-  const lines = parsed.error.issues.map((i) => {
-    const key = String(i.path[0] ?? "(environment)");
-    const flag = flagOf.get(key);
-    return `  ${key}${flag ? ` (--${flag})` : ""}: ${explainIssue(i, merged[key])}`;
-  });
-  throw new ConfigError(`offload-worker: invalid configuration:\n${lines.join("\n")}`);
+  const config = parseEnv(WorkerEnvSchema, merged, "offload-worker", (v) => (flagOf.has(v) ? `${v} (--${flagOf.get(v)})` : v));
+  return { help: false, config };
 }

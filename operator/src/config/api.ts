@@ -1,14 +1,12 @@
 import { z } from "zod";
-import { natsUrls, parseEnv, port } from "@offload/sdk/internal";
+import { LOG_LEVELS, natsUrls, parseEnv, port, positive, type LogLevel } from "@offload/sdk/internal";
 
-/** Log levels pino understands, plus `silent`. */
-export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export { LOG_LEVELS, type LogLevel };
 
 /** Values of `OFFLOAD_TEST_FAULT`: fault injection for system tests only. */
 export const TEST_FAULTS = ["exit-after-record"] as const;
 
 export type TestFault = (typeof TEST_FAULTS)[number];
-export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** The environment of `offload-api`, validated once at start. */
 export const ApiEnvSchema = z.object({
@@ -26,7 +24,7 @@ export const ApiEnvSchema = z.object({
   OFFLOAD_REPUBLISH_AFTER_SECONDS: z.coerce.number().min(0).default(5),
   OFFLOAD_RUN_RETENTION_DAYS: z.coerce.number().min(0).default(30),
   OFFLOAD_FAILED_RUN_RETENTION_DAYS: z.coerce.number().min(0).optional(),
-  OFFLOAD_RETENTION_INTERVAL_SECONDS: z.coerce.number().positive().default(300),
+  OFFLOAD_RETENTION_INTERVAL_SECONDS: positive.default(300),
   OFFLOAD_TEST_FAULT: z.enum(TEST_FAULTS).optional(),
 });
 const DAY_SECONDS = 24 * 60 * 60;
@@ -95,9 +93,7 @@ export interface ApiConfig {
 
 /** Reads and checks the environment; throws a `ConfigError` naming every bad variable. */
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): Readonly<ApiConfig> {
-  // An empty variable (FOO=) means "unset", as in most shells' and Helm's eyes.
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
-  const e = parseEnv(ApiEnvSchema, present, "offload-api");
+  const e = parseEnv(ApiEnvSchema, env, "offload-api");
   return Object.freeze({
     port: e.OFFLOAD_API_PORT,
     host: e.OFFLOAD_API_HOST,

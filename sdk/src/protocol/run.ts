@@ -63,7 +63,6 @@ export const MAX_BATCH = 5000;
 export const CreateRunsBatchBodySchema = z.strictObject({
   runs: z.array(CreateRunBodySchema).min(1).max(MAX_BATCH),
 });
-export type CreateRunsBatchBody = z.infer<typeof CreateRunsBatchBodySchema>;
 
 /** The answer of `POST /v1/runs/batch`: the runs, in the order asked. */
 export const CreateRunsBatchResponseSchema = z.object({ runs: z.array(RunSchema) });

@@ -8,7 +8,7 @@
  */
 import { KvWatchInclude, type KV, type KvWatchEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
-import { sleep } from "./util.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** A run's stake in the cancellations bucket while this process has it. */
 export interface CancelWatch {

@@ -10,7 +10,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { Nats, type RunEvent, type RunLogLine } from "../protocol/index.js";
 import type { RunInfo } from "./index.js";
-import { sleep } from "./util.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const PUBLISH_TRIES = 4;
 

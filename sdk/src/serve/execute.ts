@@ -22,7 +22,7 @@ import { invoke } from "./invoke.js";
 import { RELEASE_DELAY_MS } from "./pull.js";
 import type { ResultStore } from "./results.js";
 import { runLogger } from "./run-log.js";
-import { settle } from "./util.js";
+import { settle } from "./settle.js";
 
 /** What running a message needs from the server that fetched it. */
 export interface ExecuteDeps {

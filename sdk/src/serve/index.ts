@@ -1,3 +1,4 @@
+import type { LogLevel } from "../config.js";
 import type { Logger } from "pino";
 import type { Task } from "../task.js";
 import { startServer } from "./server.js";
@@ -86,7 +87,7 @@ export interface ServeOptions {
 }
 
 /** The levels of {@link ServeOptions.runLogLevel}. */
-export type RunLogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
+export type RunLogLevel = LogLevel;
 
 /** A running task worker. */
 export interface Server {

@@ -44,7 +44,7 @@ export async function invoke({ task, message, info, log, workerId, abandoned, ca
     if (none.success) input = none;
   }
   if (!input.success) {
-    const err = new InputValidationError(task.name, input.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })));
+    const err = InputValidationError.fromZod(task.name, input.error);
     return { kind: "failed", error: { type: "InputValidationError", message: err.message }, thrown: err };
   }
   const controller = new AbortController();

@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { pino, type Logger } from "pino";
 import { z } from "zod";
-import { natsUrls, parseEnv } from "../config.js";
+import { LOG_LEVELS, natsUrls, parseEnv } from "../config.js";
 import { ConfigError } from "../errors.js";
 import { isTask, type Task } from "../task.js";
 import type { RunLogLevel, ServeHooks, ServeOptions } from "./index.js";
@@ -12,19 +12,34 @@ export const DEFAULT_MAX_DELIVER = 10;
 /** Default of {@link ServeOptions.resultInlineLimitBytes}: 256 KiB. */
 export const DEFAULT_RESULT_INLINE_LIMIT = 256 * 1024;
 
-const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 const maxDeliver = z.number().int().refine((n) => n === -1 || n >= 1, "must be at least 1 (or -1 for no limit)");
 const inlineLimit = z.number().int().min(0).max(64 * 1024 * 1024);
 
-/** The environment `serve()` reads (options given in code take precedence). */
+/** The environment `serve()` reads (options given in code take precedence); `offload-worker` extends it. */
 export const ServeEnvSchema = z.object({
+  /** NATS servers, comma-separated. @defaultValue nats://127.0.0.1:4222 */
   OFFLOAD_NATS_URL: natsUrls.default(["nats://127.0.0.1:4222"]),
+  /** Seconds before an unacked run goes to another worker. @defaultValue 30 */
   OFFLOAD_ACK_WAIT_SECONDS: z.coerce.number().min(1).default(30),
-  OFFLOAD_LOG_LEVEL: z.enum(LEVELS).default("info"),
+  /** pino level. @defaultValue info */
+  OFFLOAD_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+  /** Deliveries of one task message before JetStream gives up on it (the run fails `MaxDeliveriesExceeded`); -1: no limit. @defaultValue 10 */
   OFFLOAD_MAX_DELIVER: z.coerce.number().pipe(maxDeliver).default(DEFAULT_MAX_DELIVER),
+  /** Results larger than this many bytes (as JSON) go to the object store instead of into the event. @defaultValue 262144 */
   OFFLOAD_RESULT_INLINE_LIMIT: z.coerce.number().pipe(inlineLimit).default(DEFAULT_RESULT_INLINE_LIMIT),
-  OFFLOAD_RUN_LOG_LEVEL: z.enum(LEVELS).default("info"),
+  /** Lines runs log through `ctx.log` at this level or above are kept with the run. @defaultValue info */
+  OFFLOAD_RUN_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
 });
+
+// The variable each option stands in for: one given in code is not read (nor checked) from the environment.
+const ENV_OF_OPTION = {
+  natsUrl: "OFFLOAD_NATS_URL",
+  ackWaitSeconds: "OFFLOAD_ACK_WAIT_SECONDS",
+  logger: "OFFLOAD_LOG_LEVEL",
+  maxDeliver: "OFFLOAD_MAX_DELIVER",
+  resultInlineLimitBytes: "OFFLOAD_RESULT_INLINE_LIMIT",
+  runLogLevel: "OFFLOAD_RUN_LOG_LEVEL",
+} as const satisfies Partial<Record<keyof ServeOptions, keyof z.infer<typeof ServeEnvSchema>>>;
 export type ServeEnv = z.infer<typeof ServeEnvSchema>;
 
 const OptionsSchema = z.object({
@@ -35,7 +50,7 @@ const OptionsSchema = z.object({
   workerId: z.string().min(1).max(256).optional(),
   maxDeliver: maxDeliver.optional(),
   resultInlineLimitBytes: inlineLimit.optional(),
-  runLogLevel: z.enum(LEVELS).optional(),
+  runLogLevel: z.enum(LOG_LEVELS).optional(),
 });
 
 /** serve()'s options with defaults filled in and checked. */
@@ -54,7 +69,9 @@ export interface CompiledOptions {
 }
 
 export function compileOptions(tasks: readonly Task[], options: ServeOptions, env: NodeJS.ProcessEnv = process.env): CompiledOptions {
-  const e = parseEnv(ServeEnvSchema, env, "serve()");
+  const unshadowed: NodeJS.ProcessEnv = { ...env };
+  for (const [option, variable] of Object.entries(ENV_OF_OPTION)) if (options[option as keyof ServeOptions] !== undefined) delete unshadowed[variable];
+  const e = parseEnv(ServeEnvSchema, unshadowed, "serve()");
   const parsed = OptionsSchema.safeParse(options);
   if (!parsed.success) {
     throw new ConfigError(`serve(): invalid options: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);

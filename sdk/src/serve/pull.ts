@@ -15,7 +15,8 @@ import type { Task } from "../task.js";
 import type { Hint } from "./hint.js";
 import type { Slots } from "./slots.js";
 import { ensureTaskConsumer, type TaskConsumerSettings } from "./streams.js";
-import { settle, sleep } from "./util.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { settle } from "./settle.js";
 
 const FETCH_EXPIRES_MS = 2_000;
 // An idle task's probe holds a slot while it waits, so it waits less.

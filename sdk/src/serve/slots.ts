@@ -13,15 +13,6 @@ export class Slots {
     this.#free = total;
   }
 
-  get free(): number {
-    return this.#free;
-  }
-
-  /** Loops waiting for a slot now. */
-  get waiting(): number {
-    return this.#waiters.length;
-  }
-
   take(max: number): Promise<number> {
     if (this.#closed) return Promise.resolve(0);
     // Queue behind earlier waiters even if a slot is free, so that one loop cannot keep every slot to itself.

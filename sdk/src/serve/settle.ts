@@ -1,5 +1,3 @@
-/** Two small helpers the serve modules share. */
-
 /**
  * Acks, naks and terms a message, ignoring the throw: they throw once the
  * connection is closed, and the message is redelivered then anyway.
@@ -10,8 +8,4 @@ export function settle(fn: () => void): void {
   } catch {
     // nothing to do
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
