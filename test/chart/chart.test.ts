@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, existsSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { withNatsCredentials } from "../../operator/src/controller/desired.js";
 import type { PolicyRule } from "../../operator/src/controller/rbac.js";
 import {
   CHART, NAMESPACE, RELEASE, ROOT,
@@ -24,6 +25,8 @@ const POSTGRES = `${FULL}-postgresql`;
 const TOKEN_SECRET = `${FULL}-api-token`;
 const NATS_AUTH = `${NATS}-auth`;
 const CREDS_URL = (hosts: string): string => hosts.split(",").map((h) => h.replace("://", "://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@")).join(",");
+/** The NATS URL(s) the controller gives worker pods, from the (credential-free) URL(s) it gets and a credentials Secret. */
+const WORKER_NATS_URL = (controllerUrl: string): string => withNatsCredentials(controllerUrl, "$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)");
 const CHART_APP_VERSION = "0.1.0";
 
 /** apiVersion/kind pairs a Kubernetes 1.25+ API server serves (and that this chart may use). */
@@ -182,7 +185,9 @@ describe("the Helm chart", () => {
     expect(c.image).toBe(`ghcr.io/offload-dev/offload-control-plane:${CHART_APP_VERSION}`);
     expect(at(controller, "spec", "replicas")).toBe(1);
     const natsUrl = `nats://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@${NATS}.${NAMESPACE}.svc:4222`;
-    expect(env(c, "OFFLOAD_NATS_URL").value).toBe(natsUrl);
+    // The controller only passes the URL on to worker pods: it gets it without credentials.
+    expect(env(c, "OFFLOAD_NATS_URL").value).toBe(`nats://${NATS}.${NAMESPACE}.svc:4222`);
+    expect(env(c, "OFFLOAD_NATS_CREDENTIALS_SECRET").value).toBe(NATS_AUTH);
     expect(env(c, "OFFLOAD_API_URL").value).toBe(`http://${API}.${NAMESPACE}.svc:8080`);
     expect(env(c, "POD_NAME").valueFrom?.fieldRef?.fieldPath).toBe("metadata.name");
     expect(env(c, "OFFLOAD_LEASE_NAMESPACE").value).toBe(NAMESPACE);
@@ -412,20 +417,30 @@ describe("the Helm chart", () => {
       expect(at(r.get("StatefulSet", NATS), "spec", "template", "metadata", "annotations", "checksum/nats-auth")).toMatch(/^[0-9a-f]{16}$/);
 
       const url = `nats://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@${NATS}.${NAMESPACE}.svc:4222`;
-      for (const [name, cname] of [[API, "api"], [CONTROLLER, "controller"]] as const) {
-        const w = r.get("Deployment", name);
-        const c = container(w, cname);
-        const names = (c.env ?? []).map((e) => e.name);
-        expect(env(c, "OFFLOAD_NATS_USER").valueFrom?.secretKeyRef, name).toEqual({ name: NATS_AUTH, key: "user" });
-        expect(env(c, "OFFLOAD_NATS_PASSWORD").valueFrom?.secretKeyRef, name).toEqual({ name: NATS_AUTH, key: "password" });
-        expect(env(c, "OFFLOAD_NATS_URL").value, name).toBe(url);
-        // The URL after the two it refers to: Kubernetes only expands variables defined earlier.
-        expect(natsEnvNames.map((x) => names.indexOf(x)), name).toEqual([...natsEnvNames.map((x) => names.indexOf(x))].sort((a, b) => a - b));
-        expect(resolveEnv(r, c, { "metadata.name": "p" }).OFFLOAD_NATS_URL, name).toBe(`nats://offload:${password}@${NATS}.${NAMESPACE}.svc:4222`);
-        expect(at(w, "spec", "template", "metadata", "annotations", "checksum/nats-auth"), name).toMatch(/^[0-9a-f]{16}$/);
-      }
+      // The run API presents them.
+      const api = r.get("Deployment", API);
+      const a = container(api, "api");
+      const names = (a.env ?? []).map((e) => e.name);
+      expect(env(a, "OFFLOAD_NATS_USER").valueFrom?.secretKeyRef).toEqual({ name: NATS_AUTH, key: "user" });
+      expect(env(a, "OFFLOAD_NATS_PASSWORD").valueFrom?.secretKeyRef).toEqual({ name: NATS_AUTH, key: "password" });
+      expect(env(a, "OFFLOAD_NATS_URL").value).toBe(url);
+      // The URL after the two it refers to: Kubernetes only expands variables defined earlier.
+      expect(natsEnvNames.map((x) => names.indexOf(x))).toEqual([...natsEnvNames.map((x) => names.indexOf(x))].sort((a, b) => a - b));
+      expect(resolveEnv(r, a, { "metadata.name": "p" }).OFFLOAD_NATS_URL).toBe(`nats://offload:${password}@${NATS}.${NAMESPACE}.svc:4222`);
+      expect(at(api, "spec", "template", "metadata", "annotations", "checksum/nats-auth")).toMatch(/^[0-9a-f]{16}$/);
+      // The controller never connects to NATS: the URL without credentials and no password, only the Secret's name,
+      // from which the worker pods it makes get the same URL as the run API.
+      const ctl = r.get("Deployment", CONTROLLER);
+      const c = container(ctl, "controller");
+      const ctlNames = (c.env ?? []).map((e) => e.name);
+      expect(ctlNames).not.toContain("OFFLOAD_NATS_USER");
+      expect(ctlNames).not.toContain("OFFLOAD_NATS_PASSWORD");
+      expect(env(c, "OFFLOAD_NATS_URL").value).toBe(`nats://${NATS}.${NAMESPACE}.svc:4222`);
+      expect(WORKER_NATS_URL(env(c, "OFFLOAD_NATS_URL").value ?? "")).toBe(url);
+      expect(JSON.stringify(c.env)).not.toMatch(/password/i);
+      expect(at(ctl, "spec", "template", "metadata", "annotations", "checksum/nats-auth")).toMatch(/^[0-9a-f]{16}$/);
       // The controller names a rendered Secret with both keys for the worker pods.
-      const credsSecret = env(container(r.get("Deployment", CONTROLLER), "controller"), "OFFLOAD_NATS_CREDENTIALS_SECRET").value ?? "";
+      const credsSecret = env(c, "OFFLOAD_NATS_CREDENTIALS_SECRET").value ?? "";
       expect(credsSecret).toBe(NATS_AUTH);
       expect(secretValue(r.get("Secret", credsSecret), "user")).toBeTruthy();
       expect(secretValue(r.get("Secret", credsSecret), "password")).toBeTruthy();
@@ -480,10 +495,10 @@ describe("the Helm chart", () => {
       expect(r.find("Secret", NATS_AUTH)).toBeUndefined();
       const n = container(r.get("StatefulSet", NATS), "nats");
       expect(env(n, "NATS_AUTH_PASSWORD").valueFrom?.secretKeyRef).toEqual({ name: "nats-creds", key: "password" });
-      for (const [name, cname] of [[API, "api"], [CONTROLLER, "controller"]] as const) {
-        expect(env(container(r.get("Deployment", name), cname), "OFFLOAD_NATS_PASSWORD").valueFrom?.secretKeyRef).toEqual({ name: "nats-creds", key: "password" });
-      }
-      expect(env(container(r.get("Deployment", CONTROLLER), "controller"), "OFFLOAD_NATS_CREDENTIALS_SECRET").value).toBe("nats-creds");
+      expect(env(container(r.get("Deployment", API), "api"), "OFFLOAD_NATS_PASSWORD").valueFrom?.secretKeyRef).toEqual({ name: "nats-creds", key: "password" });
+      const c = container(r.get("Deployment", CONTROLLER), "controller");
+      expect((c.env ?? []).map((e) => e.name)).not.toContain("OFFLOAD_NATS_PASSWORD");
+      expect(env(c, "OFFLOAD_NATS_CREDENTIALS_SECRET").value).toBe("nats-creds");
     });
 
     it("nats.auth.enabled=false renders none of it", () => {
@@ -514,13 +529,18 @@ describe("the Helm chart", () => {
       const r = template({ ...EXTERNAL, "nats.url": url, "nats.auth.existingSecret": "ext-nats" });
       checkInvariants(r, rules);
       expect(r.ofKind("Secret").map((s) => s.metadata.name)).toEqual([TOKEN_SECRET]);
-      for (const [name, cname] of [[API, "api"], [CONTROLLER, "controller"]] as const) {
-        const c = container(r.get("Deployment", name), cname);
-        expect(env(c, "OFFLOAD_NATS_USER").valueFrom?.secretKeyRef).toEqual({ name: "ext-nats", key: "user" });
-        expect(env(c, "OFFLOAD_NATS_PASSWORD").valueFrom?.secretKeyRef).toEqual({ name: "ext-nats", key: "password" });
-        expect(env(c, "OFFLOAD_NATS_URL").value).toBe(CREDS_URL("nats://nats-a.messaging.svc:4222,tls://nats-b.messaging.svc:4222"));
-      }
-      expect(env(container(r.get("Deployment", CONTROLLER), "controller"), "OFFLOAD_NATS_CREDENTIALS_SECRET").value).toBe("ext-nats");
+      const hosts = "nats://nats-a.messaging.svc:4222,tls://nats-b.messaging.svc:4222";
+      const a = container(r.get("Deployment", API), "api");
+      expect(env(a, "OFFLOAD_NATS_USER").valueFrom?.secretKeyRef).toEqual({ name: "ext-nats", key: "user" });
+      expect(env(a, "OFFLOAD_NATS_PASSWORD").valueFrom?.secretKeyRef).toEqual({ name: "ext-nats", key: "password" });
+      expect(env(a, "OFFLOAD_NATS_URL").value).toBe(CREDS_URL(hosts));
+      // The controller: every URL without credentials (the given ones dropped too), and the Secret's name for the workers.
+      const ctl = container(r.get("Deployment", CONTROLLER), "controller");
+      expect((ctl.env ?? []).map((e) => e.name)).not.toContain("OFFLOAD_NATS_USER");
+      expect((ctl.env ?? []).map((e) => e.name)).not.toContain("OFFLOAD_NATS_PASSWORD");
+      expect(env(ctl, "OFFLOAD_NATS_URL").value).toBe(hosts);
+      expect(WORKER_NATS_URL(env(ctl, "OFFLOAD_NATS_URL").value ?? "")).toBe(CREDS_URL(hosts));
+      expect(env(ctl, "OFFLOAD_NATS_CREDENTIALS_SECRET").value).toBe("ext-nats");
 
       const plain = template(EXTERNAL);
       const c = container(plain.get("Deployment", CONTROLLER), "controller");

@@ -79,7 +79,7 @@ app.kubernetes.io/component: {{ . }}
 {{- printf "http://%s.%s.svc:%d" (include "offload.api.name" .) .Release.Namespace (int .Values.api.service.port) -}}
 {{- end -}}
 
-{{/* The NATS URL(s) the controller and the run API (and, through the controller, the workers) use. */}}
+{{/* The NATS URL(s) the run API and (through the controller) the workers use. */}}
 {{- define "offload.nats.url" -}}
 {{- if eq .Values.nats.mode "external" -}}
 {{- required "nats.url is required when nats.mode is external" .Values.nats.url | trim -}}
@@ -103,16 +103,13 @@ The Secret (keys `user` and `password`) with the NATS credentials the clients pr
 {{- end -}}
 
 {{/*
-The NATS env of the run API and the controller. With credentials: OFFLOAD_NATS_USER and
-OFFLOAD_NATS_PASSWORD from the Secret, then OFFLOAD_NATS_URL with
-`$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@` in each URL (any credentials given in the
-URL replaced), which Kubernetes expands because both are defined before it.
+The NATS URL(s), comma-separated, each with its credentials (if any) replaced by `userinfo`
+("user:pass@", or "" for none) and a scheme (nats:// when none is given).
+Call with (dict "ctx" $ "userinfo" "...").
 */}}
-{{- define "offload.nats.env" -}}
-{{- $secret := include "offload.nats.auth.secretName" . -}}
-{{- if $secret -}}
+{{- define "offload.nats.url.withUserinfo" -}}
 {{- $urls := list -}}
-{{- range (splitList "," (include "offload.nats.url" .)) -}}
+{{- range (splitList "," (include "offload.nats.url" .ctx)) -}}
 {{- $u := trim . -}}
 {{- if $u -}}
 {{- $scheme := "nats" -}}
@@ -121,9 +118,21 @@ URL replaced), which Kubernetes expands because both are defined before it.
 {{- $u = regexReplaceAll "^[^:]*://" $u "" -}}
 {{- end -}}
 {{- $u = regexReplaceAll "^.*@" $u "" -}}
-{{- $urls = append $urls (printf "%s://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@%s" $scheme $u) -}}
+{{- $urls = append $urls (printf "%s://%s%s" $scheme $.userinfo $u) -}}
 {{- end -}}
 {{- end -}}
+{{- join "," $urls -}}
+{{- end -}}
+
+{{/*
+The NATS env of the run API. With credentials: OFFLOAD_NATS_USER and
+OFFLOAD_NATS_PASSWORD from the Secret, then OFFLOAD_NATS_URL with
+`$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@` in each URL (any credentials given in the
+URL replaced), which Kubernetes expands because both are defined before it.
+*/}}
+{{- define "offload.nats.env" -}}
+{{- $secret := include "offload.nats.auth.secretName" . -}}
+{{- if $secret -}}
 - name: OFFLOAD_NATS_USER
   valueFrom:
     secretKeyRef:
@@ -135,7 +144,7 @@ URL replaced), which Kubernetes expands because both are defined before it.
       name: {{ $secret }}
       key: password
 - name: OFFLOAD_NATS_URL
-  value: {{ join "," $urls | quote }}
+  value: {{ include "offload.nats.url.withUserinfo" (dict "ctx" . "userinfo" "$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@") | quote }}
 {{- else -}}
 - name: OFFLOAD_NATS_URL
   value: {{ include "offload.nats.url" . | quote }}

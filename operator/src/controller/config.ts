@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { httpUrl, natsUrls, parseEnv, port, positive } from "@offload/sdk/internal";
+import { LOG_LEVELS } from "../config/api.js";
 
 const bool = (def: "true" | "false") =>
   z
@@ -48,7 +49,7 @@ export const ControllerEnvSchema = z.object({
   /** Port of /healthz, /readyz and /metrics. @defaultValue 8082 */
   OFFLOAD_CONTROLLER_PORT: port.default(8082),
   /** pino log level. @defaultValue "info" */
-  OFFLOAD_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  OFFLOAD_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   /** Every this many seconds every object is reconciled again, to catch drift. @defaultValue 300 */
   OFFLOAD_RESYNC_SECONDS: positive.default(300),
   /** Seconds between polls of an unfinished TaskRun's run. @defaultValue 2 */

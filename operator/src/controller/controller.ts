@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { KubeConfig, KubernetesObject, V1Deployment } from "@kubernetes/client-node";
-import { ListTasksResponseSchema, OffloadClient, type TaskInfo } from "@offload/sdk/internal";
+import { OffloadClient } from "@offload/sdk/internal";
 import type { Logger } from "pino";
 import { TASKRUN, TASKWORKER } from "../crds/schemas.js";
 import type { WorkerDefaults } from "./desired.js";
@@ -12,6 +12,7 @@ import { LeaderElector } from "./leader.js";
 import { RateLimiter, WorkQueue, realClock, type Clock, type RateLimiterOptions } from "./queue.js";
 import { reconcileTaskRun } from "./taskrun.js";
 import { RetryableError, type ReconcileResult } from "./result.js";
+import { TaskListCache } from "./tasks.js";
 import { reconcileTaskWorker } from "./taskworker.js";
 
 /** Options of {@link Controller}. */
@@ -152,7 +153,8 @@ class Term {
   readonly #workers: Promise<void>[] = [];
   #resync: { cancel(): void } | undefined;
   #stopped = false;
-  #tasks: { at: number; tasks: Promise<TaskInfo[] | undefined> } | undefined;
+  /** The run API's task list, shared by the backlogs and the TaskRuns' NoWorker check; undefined without a run API. */
+  readonly #tasks: TaskListCache | undefined;
 
   constructor(
     private readonly o: ControllerOptions,
@@ -163,6 +165,11 @@ class Term {
     private readonly stats: ControllerStats,
   ) {
     this.queue = new WorkQueue(new RateLimiter(o.rateLimiter, clock), clock);
+    if (o.api) {
+      // Its own client with a short timeout: a slow run API delays a backlog by seconds, not by the default 30.
+      const lister = new OffloadClient({ apiUrl: o.api.url, token: o.api.token ?? "", requestTimeoutMs: 5000 });
+      this.#tasks = new TaskListCache(() => lister.listTasks(), clock);
+    }
     const paths = Kube.paths(o.namespace);
     const common = { kc: o.kc, log: o.log, clock, restartBaseMs: o.informerRestartMs };
     const enqueue = (kind: Key["kind"]) => (_e: InformerEvent, obj: KubernetesObject) => {
@@ -239,21 +246,11 @@ class Term {
   /**
    * Runs waiting for this pool: the backlog of its listed tasks, or (with no
    * list) of the tasks its pods serve, recognised by their worker ids (pod
-   * names). One `GET /v1/tasks` every few seconds serves every TaskWorker.
+   * names). One `GET /v1/tasks` every few seconds serves every TaskWorker
+   * (see {@link TaskListCache}).
    */
   async #backlog(name: string, tasks: readonly string[] | undefined): Promise<number | undefined> {
-    const api = this.o.api;
-    if (!api) return undefined;
-    const t = this.clock.now();
-    if (!this.#tasks || t - this.#tasks.at > 5000) {
-      const headers: Record<string, string> = { accept: "application/json" };
-      if (api.token) headers.authorization = `Bearer ${api.token}`;
-      const p = fetch(`${api.url.replace(/\/+$/, "")}/v1/tasks`, { headers, signal: AbortSignal.timeout(5000) })
-        .then(async (res) => (res.ok ? ListTasksResponseSchema.parse(await res.json()).tasks : undefined))
-        .catch(() => undefined);
-      this.#tasks = { at: t, tasks: p };
-    }
-    const all = await this.#tasks.tasks;
+    const all = await this.#tasks?.get();
     if (!all) return undefined;
     const podName = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-[a-z0-9]+-[a-z0-9]{5}$`);
     const mine = tasks?.length ? all.filter((x) => tasks.includes(x.name)) : all.filter((x) => x.workers.some((w) => podName.test(w.workerId)));
@@ -284,6 +281,7 @@ class Term {
         events: this.events,
         api: this.api,
         getTaskRun: (ns, name) => this.#tr.get(name, ns),
+        tasks: () => this.#tasks?.get() ?? Promise.resolve(undefined),
         pollMs: this.o.pollMs ?? 2000,
         cancelGiveUpMs: this.o.cancelGiveUpMs ?? 300_000,
         now,

@@ -19,11 +19,12 @@ export interface WorkerDefaults {
 }
 
 /** The userinfo worker pods' NATS URLs carry when the controller has a NATS credentials Secret. */
-export const NATS_URL_CREDENTIALS = "$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)";
+const NATS_URL_CREDENTIALS = "$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)";
 
 /**
  * `urls` (comma-separated) with each URL's credentials, if any, replaced by `userinfo`
- * (`host:port` becomes `nats://userinfo@host:port`).
+ * (`host:port` becomes `nats://userinfo@host:port`). The chart gives the controller URLs
+ * without credentials; dropping any is for a URL set by hand that still has them.
  */
 export function withNatsCredentials(urls: string, userinfo: string): string {
   return urls
@@ -44,7 +45,7 @@ export const WORKER_HEALTH_PORT = 8081;
 /** Seconds added to `drainSeconds` for the pod's termination grace period: time to stop after draining. */
 export const TERMINATION_MARGIN_SECONDS = 15;
 /** The worker container's name. */
-export const WORKER_CONTAINER = "worker";
+const WORKER_CONTAINER = "worker";
 
 interface EnvVar {
   name: string;

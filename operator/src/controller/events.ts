@@ -11,7 +11,7 @@ export interface EventSubject {
   metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string };
 }
 
-export const REPORTING_CONTROLLER = "offload.dev/offload-controller";
+const REPORTING_CONTROLLER = "offload.dev/offload-controller";
 
 /** How long a repeat of the same event is folded into the first one's series, as client-go does. */
 const SERIES_WINDOW_MS = 6 * 60_000;

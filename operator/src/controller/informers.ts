@@ -36,15 +36,12 @@ export class ResilientInformer<T extends KubernetesObject> {
   #failures = 0;
   #timer: { cancel(): void } | undefined;
   #synced = false;
-  /** Lists done (the first one and every relist after 410 Gone or a restart). */
-  lists = 0;
 
   constructor(o: ResilientInformerOptions<T>) {
     this.#o = o;
     this.#clock = o.clock ?? realClock;
     const list = async (): Promise<KubernetesListObject<T>> => {
       const l = await o.list();
-      this.lists++;
       this.#synced = true;
       this.#failures = 0;
       return l;

@@ -1,7 +1,7 @@
 /** Labels and names shared by everything the controller makes. */
 export const FIELD_MANAGER = "offload-controller";
 export const MANAGED_BY = "offload-controller";
-export const WORKER_APP = "offload-worker";
+const WORKER_APP = "offload-worker";
 export const L = {
   name: "app.kubernetes.io/name",
   instance: "app.kubernetes.io/instance",

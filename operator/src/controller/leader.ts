@@ -56,10 +56,6 @@ export class LeaderElector {
     };
   }
 
-  get isLeader(): boolean {
-    return this.#leader;
-  }
-
   /** Starts campaigning; returns at once. */
   start(): void {
     this.#stopped = false;

@@ -62,11 +62,6 @@ export class RateLimiter {
     return Math.max(exp, this.#bucketDelay());
   }
 
-  /** Retries counted for `key` since it was last forgotten. */
-  retries(key: string): number {
-    return this.#failures.get(key) ?? 0;
-  }
-
   /** Resets `key`'s backoff (after it succeeded). */
   forget(key: string): void {
     this.#failures.delete(key);
@@ -169,9 +164,5 @@ export class WorkQueue {
     for (const t of this.#timers.values()) t.cancel();
     this.#timers.clear();
     for (const w of this.#waiters.splice(0)) w(undefined);
-  }
-
-  get shuttingDown(): boolean {
-    return this.#shuttingDown;
   }
 }

@@ -10,12 +10,14 @@ export interface PolicyRule {
 }
 
 export const CONTROLLER_RULES: readonly PolicyRule[] = [
-  // Informers on TaskWorkers and TaskRuns; status written through the status subresource.
-  { apiGroups: ["offload.dev"], resources: ["taskworkers", "taskruns"], verbs: ["get", "list", "watch"] },
-  { apiGroups: ["offload.dev"], resources: ["taskworkers/status", "taskruns/status"], verbs: ["get", "patch", "update"] },
+  // Informers on TaskWorkers and TaskRuns (list and watch; reads come from their caches);
+  // status written through the status subresource by JSON merge patch.
+  { apiGroups: ["offload.dev"], resources: ["taskworkers", "taskruns"], verbs: ["list", "watch"] },
+  { apiGroups: ["offload.dev"], resources: ["taskworkers/status", "taskruns/status"], verbs: ["patch"] },
   // The offload.dev/cancel-run finalizer on TaskRuns, added and removed by JSON merge patch.
   { apiGroups: ["offload.dev"], resources: ["taskruns"], verbs: ["patch"] },
-  // One Deployment per TaskWorker, applied server-side (apply is a PATCH); deletion is left to garbage collection.
+  // One Deployment per TaskWorker: read when not yet in the informer's cache, applied server-side (apply is a
+  // PATCH, authorized as create too when it makes the Deployment); deletion is left to garbage collection.
   { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get", "list", "watch", "create", "patch"] },
   // Kubernetes Events about what the controller did.
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },

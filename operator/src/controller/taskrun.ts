@@ -1,5 +1,5 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { ApiError, RunFinishedError, isTerminal, type OffloadClient, type Run } from "@offload/sdk/internal";
+import { ApiError, RunFinishedError, isTerminal, type OffloadClient, type Run, type TaskInfo } from "@offload/sdk/internal";
 import { API_VERSION, TASKRUN, TaskRunSchema, type TaskRun, type TaskRunStatus } from "../crds/schemas.js";
 import { findCondition, jsonEqual, mergeConditions, type ConditionUpdate } from "./conditions.js";
 import type { EventRecorder } from "./events.js";
@@ -8,7 +8,7 @@ import { CANCEL_RUN_FINALIZER } from "./labels.js";
 import { RetryableError, type ReconcileResult } from "./result.js";
 
 /** How much of a result a TaskRun's status shows. */
-export const RESULT_SUMMARY_CHARS = 256;
+const RESULT_SUMMARY_CHARS = 256;
 
 export interface TaskRunDeps {
   kube: Kube;
@@ -16,6 +16,8 @@ export interface TaskRunDeps {
   /** The run API client; undefined when OFFLOAD_API_URL is not configured. */
   api: OffloadClient | undefined;
   getTaskRun(namespace: string, name: string): KubernetesObject | undefined;
+  /** The run API's task list (cached, shared with the TaskWorker backlogs); undefined when it cannot be had. */
+  tasks(): Promise<TaskInfo[] | undefined>;
   /** Delay between polls of a run that is not finished. */
   pollMs: number;
   /**
@@ -96,7 +98,7 @@ export async function reconcileTaskRun(deps: TaskRunDeps, namespace: string, nam
 
   // A PENDING run of a task nobody serves (a typo, or a TaskWorker not yet
   // applied) waits without end: say so, rather than just "PENDING".
-  const unserved = run.state === "PENDING" && (await hasNoWorker(deps.api, run.task));
+  const unserved = run.state === "PENDING" && (await hasNoWorker(deps, run.task));
   const next = mirror(prev, run, og, deps.now(), unserved);
   const written = await write(deps, tr, prev, next);
   if (submitted) await deps.events.record(subject, "Normal", "Submitted", "Submit", `submitted to the run API as run ${run.id}`);
@@ -184,13 +186,9 @@ function submit(api: OffloadClient, tr: TaskRun): Promise<Run> {
 }
 
 /** True when the run API knows of no live worker serving `task`; false when it does, or cannot tell. */
-async function hasNoWorker(api: OffloadClient, task: string): Promise<boolean> {
-  try {
-    const tasks = await api.listTasks();
-    return !tasks.some((t) => t.name === task && t.workers.length > 0);
-  } catch {
-    return false;
-  }
+async function hasNoWorker(deps: TaskRunDeps, task: string): Promise<boolean> {
+  const tasks = await deps.tasks();
+  return tasks !== undefined && !tasks.some((t) => t.name === task && t.workers.length > 0);
 }
 
 /** The TaskRun status that shows `run`; `unserved` when no worker serves its task. Pure. */
