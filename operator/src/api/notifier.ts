@@ -8,7 +8,7 @@ import { isTerminal, type Run } from "@offload/sdk/internal";
  * the database instead.
  */
 export class RunNotifier {
-  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #waiters = new Map<string, Set<(run: Run) => void>>();
   readonly #watchers = new Map<string, Set<(run: Run) => void>>();
 
   /** Tells watchers of `run.id` about its new state, and waiters once it finished. */
@@ -18,20 +18,21 @@ export class RunNotifier {
     const set = this.#waiters.get(run.id);
     if (!set) return;
     this.#waiters.delete(run.id);
-    for (const wake of set) wake();
+    for (const wake of set) wake(run);
   }
 
   /**
    * Registers interest in `id` before the caller reads the run, so a finish
    * between the read and the wait is not missed. `wait(ms)` resolves on the
-   * first of: the run finishes, `ms` passes, `signal` aborts.
+   * first of: the run finishes (with the finished run), `ms` passes, `signal`
+   * aborts (both with undefined). It may be called again after a timeout.
    */
-  subscribe(id: string): { wait(ms: number, signal?: AbortSignal): Promise<void>; cancel(): void } {
-    let woken = false;
-    let wake: () => void = () => {
-      woken = true;
+  subscribe(id: string): { wait(ms: number, signal?: AbortSignal): Promise<Run | undefined>; cancel(): void } {
+    let woken: Run | undefined;
+    let wake = (run: Run): void => {
+      woken = run;
     };
-    const entry = (): void => wake();
+    const entry = (run: Run): void => wake(run);
     const set = this.#waiters.get(id) ?? new Set();
     set.add(entry);
     this.#waiters.set(id, set);
@@ -43,17 +44,17 @@ export class RunNotifier {
     return {
       cancel,
       wait: (ms, signal) =>
-        new Promise<void>((resolve) => {
-          if (woken || signal?.aborted) return resolve();
+        new Promise<Run | undefined>((resolve) => {
+          if (woken || signal?.aborted) return resolve(woken);
           const done = (): void => {
             clearTimeout(timer);
             signal?.removeEventListener("abort", done);
-            resolve();
+            resolve(woken);
           };
           const timer = setTimeout(done, ms);
           signal?.addEventListener("abort", done, { once: true });
-          wake = () => {
-            woken = true;
+          wake = (run) => {
+            woken = run;
             done();
           };
         }),
@@ -69,10 +70,5 @@ export class RunNotifier {
       set.delete(listener);
       if (set.size === 0 && this.#watchers.get(id) === set) this.#watchers.delete(id);
     };
-  }
-
-  /** Number of runs being waited for or watched (for tests and metrics). */
-  get size(): number {
-    return new Set([...this.#waiters.keys(), ...this.#watchers.keys()]).size;
   }
 }

@@ -1,4 +1,5 @@
-import type { JetStreamManager } from "@nats-io/jetstream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { MAX_DELIVERIES_ERROR_TYPE, Nats, TaskMessageSchema, type Run } from "@offload/sdk/internal";
 import type { Logger } from "pino";
@@ -6,12 +7,10 @@ import { z } from "zod";
 import type { Db } from "../store/db.js";
 import { isUuid } from "../store/ids.js";
 import { failUndelivered } from "../store/transitions.js";
+import { parseOrUndefined } from "./logs.js";
 
 /** The fields of JetStream's max-deliveries advisory this needs. */
 const AdvisorySchema = z.object({ stream: z.string(), consumer: z.string(), stream_seq: z.number().int().positive(), deliveries: z.number().int() });
-
-// JetStream's "no message found" when another replica deleted it first.
-const NO_MESSAGE = 10037;
 
 /**
  * Makes sure a run whose task message JetStream gave up on (it reached its
@@ -32,12 +31,10 @@ export function startMaxDeliveriesWatch(
     const adv = AdvisorySchema.safeParse(data);
     if (!adv.success || adv.data.stream !== Nats.tasksStream) return;
     const { stream_seq: seq, deliveries, consumer } = adv.data;
-    const stored = await jsm.streams.getMessage(Nats.tasksStream, { seq }).catch((err: unknown) => {
-      if (isCode(err, NO_MESSAGE)) return null;
-      throw err;
-    });
+    // null when it is gone already (another replica deleted it first).
+    const stored = await jsm.streams.getMessage(Nats.tasksStream, { seq });
     if (!stored) return;
-    const msg = TaskMessageSchema.safeParse(safeJson(stored.string()));
+    const msg = TaskMessageSchema.safeParse(parseOrUndefined(stored.string()));
     if (msg.success && isUuid(msg.data.runId)) {
       const error = {
         type: MAX_DELIVERIES_ERROR_TYPE,
@@ -53,7 +50,8 @@ export function startMaxDeliveriesWatch(
     }
     // Dead either way: no consumer delivers it again, and a work queue would keep it forever.
     await jsm.streams.deleteMessage(Nats.tasksStream, seq, false).catch((err: unknown) => {
-      if (!isCode(err, NO_MESSAGE)) throw err;
+      // Another replica deleted it first.
+      if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.NoMessageFound) throw err;
     });
   };
   const loop = (async () => {
@@ -61,14 +59,14 @@ export function startMaxDeliveriesWatch(
       // The advisory comes once: keep trying through a database or NATS hiccup rather than drop it.
       for (let attempt = 1; ; attempt++) {
         try {
-          await handle(safeJson(m.string()));
+          await handle(parseOrUndefined(m.string()));
           break;
         } catch (err) {
           if (attempt >= 5 || sub.isClosed()) {
             log.error({ err, subject: m.subject }, "could not handle a max-deliveries advisory; its run may stay unfinished");
             break;
           }
-          await new Promise((r) => setTimeout(r, 500 * attempt));
+          await sleep(500 * attempt);
         }
       }
     }
@@ -79,16 +77,4 @@ export function startMaxDeliveriesWatch(
       await loop;
     },
   };
-}
-
-function safeJson(s: string): unknown {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return undefined;
-  }
-}
-
-function isCode(err: unknown, code: number): boolean {
-  return typeof err === "object" && err !== null && "code" in err && (err as { code: unknown }).code === code;
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { Nats, RunEventSchema, type Run, type RunEvent } from "@offload/sdk/internal";
 import type { Logger } from "pino";
@@ -169,8 +170,6 @@ export async function startEventMaterializer(
     },
   };
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A wake-up call: `wait()` resolves at the next `notify()`. */
 function signal(): { wait(): Promise<void>; notify(): void } {

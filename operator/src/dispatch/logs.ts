@@ -50,7 +50,8 @@ export async function readRunLogs(js: JetStreamClient, jsm: JetStreamManager, ru
   return { lines, truncated: count >= MAX_LOG_LINES_PER_RUN };
 }
 
-function parseOrUndefined(s: string): unknown {
+/** `JSON.parse(s)`, or undefined when `s` is not JSON. */
+export function parseOrUndefined(s: string): unknown {
   try {
     return JSON.parse(s);
   } catch {

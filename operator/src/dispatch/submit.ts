@@ -38,5 +38,6 @@ export async function submitRuns(deps: SubmitDeps, bodies: readonly CreateRunBod
   const { published, failed } = await publishRuns(deps, due);
   if (failed.length) deps.log.warn({ err: failed[0], failed: failed.length }, "could not publish runs; the sweeper will retry them");
   const moved = await markPending(deps.db, published);
-  return recorded.map(({ run, created }) => ({ run: moved.get(run.id)?.run ?? run, created }));
+  // A run that moved was still exactly as recorded; only its state changed.
+  return recorded.map(({ run, created }) => ({ run: moved.has(run.id) ? { ...run, state: "PENDING" } : run, created }));
 }

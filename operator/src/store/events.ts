@@ -1,6 +1,6 @@
 import { statesBefore, type Run, type RunEvent, type RunEventType } from "@offload/sdk/internal";
 import type { Queryable } from "./db.js";
-import { isUuid } from "./ids.js";
+import { uuidArray } from "./ids.js";
 import { json, stateList, toStored, type RunRow } from "./rows.js";
 
 /**
@@ -39,14 +39,6 @@ export async function applyEvents(q: Queryable, events: readonly RunEvent[]): Pr
     }
   }
   return after;
-}
-
-/** A `uuid[]` parameter, as the array literal both drivers pass through as text. */
-function uuidArray(ids: readonly string[]): string {
-  // Checked here too: anything else in the literal would change the array, not just fail.
-  const bad = ids.find((id) => !isUuid(id));
-  if (bad !== undefined) throw new Error(`not a run id: ${bad}`);
-  return `{${[...new Set(ids)].join(",")}}`;
 }
 
 /** The events (by index) of one round, by type. */
@@ -98,8 +90,9 @@ const RECORD =
 const BY_TYPE: Record<RunEventType, { set: string[]; guard?: string }> = {
   RUNNING: {
     set: ["started_at = v.at", "worker_id = v.worker_id", "retry_at = NULL"],
-    // A RUNNING of the same (or an older) attempt is a duplicate; only a new attempt restarts a run.
-    guard: "(r.state IN ('SCHEDULED', 'PENDING') OR r.attempts < v.attempt)",
+    // Only a new attempt starts a run, in any state before: a RUNNING of the same (or an older) attempt is a
+    // duplicate or a straggler. (For a run waiting for a dispatch, the general guard below already asks this.)
+    guard: "r.attempts < v.attempt",
   },
   AWAITING_RETRY: {
     // With a time, the dispatcher sends the next try then (and `scheduledAt` says when);

@@ -3,6 +3,7 @@ import type { CreateRunBody, Run, RunState } from "@offload/sdk/internal";
 import { cacheSlot, findCacheHits } from "./cache.js";
 import { encodeCursor, type CursorKey } from "./cursor.js";
 import type { Db, Queryable } from "./db.js";
+import { uuidArray } from "./ids.js";
 import { CHUNK, json, placeholders, toStored, type RunRow, type StoredRun } from "./rows.js";
 
 export type { StoredRun } from "./rows.js";
@@ -82,27 +83,31 @@ export async function recordRuns(db: Db, bodies: readonly CreateRunBody[], opts:
 
 /**
  * Marks published runs `PENDING`. Guarded: only a run still `SCHEDULED` moves,
- * so a worker's event that got there first is never undone. Answers the runs
- * that moved.
+ * so a worker's event that got there first is never undone. Answers the ids
+ * of the runs that moved: nothing but their state changed (`published_at` and
+ * `updated_at` are not part of a run), and a run still `SCHEDULED` is as it
+ * was recorded, so the caller has the rest. `ids` must be UUIDs.
  */
-export async function markPending(db: Queryable, ids: readonly string[]): Promise<Map<string, StoredRun>> {
-  const out = new Map<string, StoredRun>();
-  for (let start = 0; start < ids.length; start += CHUNK) {
-    const chunk = ids.slice(start, start + CHUNK);
-    const rows = await db.query<RunRow>(
-      `UPDATE runs SET state = 'PENDING', published_at = now(), updated_at = now()
-       WHERE id IN (${placeholders(1, chunk.length)}) AND state = 'SCHEDULED' RETURNING *`,
-      chunk,
-    );
-    for (const r of rows) out.set(r.id, toStored(r));
-  }
-  return out;
+export async function markPending(db: Queryable, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db.query<{ id: string }>(
+    `UPDATE runs SET state = 'PENDING', published_at = now(), updated_at = now()
+     WHERE id = ANY($1::uuid[]) AND state = 'SCHEDULED' RETURNING id`,
+    [uuidArray(ids)],
+  );
+  return new Set(rows.map((r) => r.id));
 }
 
 /** The run with this id, or undefined. `id` must be a UUID. */
 export async function getRun(db: Queryable, id: string): Promise<Run | undefined> {
   const rows = await db.query<RunRow>("SELECT * FROM runs WHERE id = $1::uuid", [id]);
   return rows[0] ? toStored(rows[0]).run : undefined;
+}
+
+/** Just the state of the run with this id, or undefined; cheaper than {@link getRun} for polling. `id` must be a UUID. */
+export async function getRunState(db: Queryable, id: string): Promise<RunState | undefined> {
+  const rows = await db.query<{ state: RunState }>("SELECT state FROM runs WHERE id = $1::uuid", [id]);
+  return rows[0]?.state;
 }
 
 /** One page of runs, newest first. */

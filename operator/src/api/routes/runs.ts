@@ -18,7 +18,7 @@ import { readStoredResult } from "../../dispatch/results.js";
 import { submitRuns, type SubmitDeps } from "../../dispatch/submit.js";
 import { decodeCursor } from "../../store/cursor.js";
 import { isUuid } from "../../store/ids.js";
-import { getRun, listRuns } from "../../store/runs.js";
+import { getRun, getRunState, listRuns } from "../../store/runs.js";
 import { ApiHttpError } from "../errors.js";
 import type { ApiMetrics } from "../metrics.js";
 import type { RunNotifier } from "../notifier.js";
@@ -158,15 +158,24 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
       const signal = AbortSignal.any([gone.signal, deps.closing]);
       const deadline = Date.now() + request.query.wait * 1000;
       let run: Run | undefined;
-      for (;;) {
-        const sub = deps.notifier.subscribe(id);
+      // Subscribed before the first read, so a finish in between is not missed.
+      const sub = deps.notifier.subscribe(id);
+      try {
         run = await getRun(db, id);
-        const left = deadline - Date.now();
-        if (!run || isTerminal(run.state) || left <= 0 || signal.aborted) {
-          sub.cancel();
-          break;
+        while (run && !isTerminal(run.state)) {
+          const left = deadline - Date.now();
+          if (left <= 0 || signal.aborted) break;
+          const finished = await sub.wait(Math.min(left, deps.resultRecheckMs), signal);
+          if (finished) {
+            run = finished;
+            break;
+          }
+          // Another replica may have recorded its end: read the state alone, and the whole run only once it finished.
+          // Until then only `state` (and `cached`, fixed while unfinished) of the run is answered.
+          const state = await getRunState(db, id);
+          run = state === undefined ? undefined : isTerminal(state) ? await getRun(db, id) : { ...run, state };
         }
-        await sub.wait(Math.min(left, deps.resultRecheckMs), signal);
+      } finally {
         sub.cancel();
       }
       if (!run) throw notFound(id);
