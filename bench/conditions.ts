@@ -1,8 +1,8 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
-import { ROOT } from "../test/support/index.js";
+import { ROOT, pgBin } from "../test/support/index.js";
 
 /** What the numbers were measured on. */
 export interface Conditions {
@@ -31,7 +31,7 @@ export function collectConditions(): Conditions {
     kernel: release(),
     node: process.version,
     natsServer: tryRun(process.env.NATS_SERVER_BIN ?? "nats-server", ["--version"]),
-    postgres: tryRun(postgresBin(), ["--version"]),
+    postgres: tryRun(pgBin("postgres"), ["--version"]),
     pglite: packageVersion("@electric-sql/pglite"),
     gitCommit: gitCommit(),
     loadAvgStart: loadAvg1(),
@@ -40,19 +40,6 @@ export function collectConditions(): Conditions {
 
 export function loadAvg1(): number {
   return Math.round((loadavg()[0] ?? 0) * 100) / 100;
-}
-
-/** The `postgres` binary the harness would use (Debian keeps it in a versioned folder, as test/support/postgres.ts knows). */
-function postgresBin(): string {
-  if (process.env.PG_BIN_DIR) return join(process.env.PG_BIN_DIR, "postgres");
-  const root = "/usr/lib/postgresql";
-  if (existsSync(root)) {
-    for (const v of readdirSync(root).sort((a, b) => Number(b) - Number(a))) {
-      const bin = join(root, v, "bin", "postgres");
-      if (existsSync(bin)) return bin;
-    }
-  }
-  return "postgres";
 }
 
 function tryRun(cmd: string, args: string[]): string {

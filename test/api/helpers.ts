@@ -8,7 +8,7 @@ import { Objm } from "@nats-io/obj";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Nats, type Heartbeat, type RunEvent, type RunLogLine } from "@offload/sdk/internal";
 import { afterAll, beforeAll } from "vitest";
-import { freePort, startNats, startPostgres, startProcess, waitFor, type Child, type NatsServer, type PostgresServer } from "../support/index.js";
+import { freePort, startProcess, startServers, waitFor, type Child, type NatsServer, type PostgresServer } from "../support/index.js";
 
 /** The built bin the tests run, exactly as the image does. */
 export const API_BIN = new URL("../../operator/dist/bin/offload-api.js", import.meta.url).pathname;
@@ -50,7 +50,7 @@ export interface ApiFixture {
 export function useApiProcess(env: Record<string, string> = {}): ApiFixture {
   let started: Partial<ApiFixture> = {};
   beforeAll(async () => {
-    const [nats, postgres] = await Promise.all([startNats(), startPostgres()]);
+    const { nats, postgres } = await startServers();
     started = { nats, postgres };
     const db = await postgres.createDatabase(`api_${randomUUID().slice(0, 8)}`);
     started = { ...started, api: await startApiProcess("offload-api", { OFFLOAD_NATS_URL: nats.url, OFFLOAD_DATABASE_URL: db, ...env }) };
@@ -133,8 +133,11 @@ export class NatsProbe {
     return info.state.subjects?.[subject] ?? 0;
   }
 
-  /** Reads (and acks) every message on `offload.tasks.<task>` with a durable consumer of its own, as a worker would. */
-  async takeTaskMessages(task: string, expect: number): Promise<JsMsg[]> {
+  /**
+   * Reads (and acks) every message on `offload.tasks.<task>` with a durable consumer of its own, as a worker would.
+   * Waits up to `waitMs` at a time for the expected ones to arrive.
+   */
+  async takeTaskMessages(task: string, expect: number, waitMs = 5000): Promise<JsMsg[]> {
     const durable = `test-${task}`;
     await this.jsm.consumers.add(Nats.tasksStream, { durable_name: durable, filter_subject: Nats.taskSubject(task), ack_policy: AckPolicy.Explicit });
     const consumer = await jetstream(this.nc).consumers.get(Nats.tasksStream, durable);
@@ -143,7 +146,7 @@ export class NatsProbe {
       for (;;) {
         // Wait for the expected ones, then briefly for any extra (which would be a bug).
         const missing = expect - got.length;
-        const batch = await consumer.fetch(missing > 0 ? { max_messages: missing, expires: 5000 } : { max_messages: 1000, expires: 1000 });
+        const batch = await consumer.fetch(missing > 0 ? { max_messages: missing, expires: waitMs } : { max_messages: 1000, expires: 1000 });
         let n = 0;
         for await (const m of batch) {
           got.push(m);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
+import { RUN_STATES, isTerminal, type RunState } from "@offload/sdk";
 import { ROOT, freePort, killAll, startProcess, startStack, stopSharedPostgres, waitFor, type Child, type Stack } from "../support/index.js";
 
 // What every user starts from: the example app, driven over HTTP like a browser or curl would.
@@ -36,12 +37,17 @@ describe("the example web app", () => {
     const { id, status } = (await res.json()) as { id: string; status: string };
     expect(status).toBe(`/jobs/${id}/status`);
 
-    const seen = new Set<string>();
+    // Every state the app reported, in order.
+    const seen: string[] = [];
     const final = await waitFor("the job to report its result", async () => {
       const s = (await (await fetch(appUrl + status)).json()) as { state: string; result: unknown };
-      seen.add(s.state);
+      seen.push(s.state);
       return s.state === "COMPLETED" ? s : undefined;
     });
+    // Each is a run state; the last is COMPLETED, and none before it was terminal.
+    for (const state of seen) expect(RUN_STATES).toContain(state);
+    expect(seen.at(-1)).toBe("COMPLETED");
+    expect(seen.slice(0, -1).filter((state) => isTerminal(state as RunState))).toEqual([]);
     expect(final.result).toMatchObject({ to: "ada@example.com", subject: "Welcome, Ada!" });
     expect((final.result as { messageId: string }).messageId).toMatch(/^[0-9a-f]{16}$/);
   });

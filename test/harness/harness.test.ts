@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { connect } from "@nats-io/transport-node";
-import { startNats, startPostgres, type NatsServer, type PostgresServer } from "../support/index.js";
+import { startServers, type NatsServer, type PostgresServer } from "../support/index.js";
 
 // The harness itself: if these fail, every system test would fail for the wrong reason.
 describe("test harness", () => {
   let nats: NatsServer;
   let postgres: PostgresServer;
   beforeAll(async () => {
-    [nats, postgres] = await Promise.all([startNats(), startPostgres()]);
+    ({ nats, postgres } = await startServers());
   });
   afterAll(async () => {
     await Promise.all([nats?.stop(), postgres?.stop()]);

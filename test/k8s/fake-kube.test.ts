@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiException, AppsV1Api, CustomObjectsApi, PatchStrategy, Watch, setHeaderOptions } from "@kubernetes/client-node";
+import { waitFor } from "../support/index.js";
 import { startFakeKube, type FakeKube, type Obj } from "./index.js";
 
 // The stand-in API server itself: if these fail, the controller tests would fail for the wrong reason.
@@ -88,7 +89,7 @@ describe("fake Kubernetes API server", () => {
     const seen: string[] = [];
     const ctl = await watch.watch(`/apis/apps/v1/namespaces/${NS}/deployments`, { resourceVersion: rv }, (type, obj: Obj) => seen.push(`${type}:${String((obj.spec as Obj | undefined)?.replicas)}`), () => undefined);
     await apps.patchNamespacedDeployment({ name: "d1", namespace: NS, body: { spec: { replicas: 6 } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor("the watch to see the patch", () => seen.includes("MODIFIED:6"), 5000, 10);
     expect(seen).toContain("MODIFIED:6");
     fake.expireWatches();
     ctl.abort();
@@ -100,7 +101,7 @@ describe("fake Kubernetes API server", () => {
     const owner = fake.get("taskworkers", NS, "tw")!;
     fake.create({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "owned", namespace: NS, ownerReferences: [{ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", name: "tw", uid: (owner.metadata as Obj).uid, controller: true }] }, spec: {} });
     await custom.deleteNamespacedCustomObject({ group: "offload.dev", version: "v1alpha1", namespace: NS, plural: "taskworkers", name: "tw" });
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor("the garbage collector to delete the dependent", () => fake.get("deployments", NS, "owned") === undefined, 5000, 10);
     expect(fake.get("deployments", NS, "owned")).toBeUndefined();
     expect(fake.get("deployments", NS, "d1")).toBeDefined();
   });
@@ -137,7 +138,8 @@ describe("fake Kubernetes API server", () => {
       );
       expect(m("held")).toBeUndefined();
       expect(await code(custom.getNamespacedCustomObject({ ...TR, name: "held" }))).toBe(404);
-      await new Promise((r) => setTimeout(r, 100));
+      // DELETED is the last event expected: wait for it, then check the whole sequence.
+      await waitFor("the watch to see the delete", () => seen.includes("DELETED:held:deleting"), 5000, 10);
       ctl.abort();
       expect(seen).toEqual(["MODIFIED:held:deleting", "MODIFIED:held:deleting", "DELETED:held:deleting"]);
     });
@@ -157,7 +159,7 @@ describe("fake Kubernetes API server", () => {
       fake.create(taskRun("dependent", { ownerReferences: [ref], finalizers: ["a.example/one"] }));
       fake.create(taskRun("free-dependent", { ownerReferences: [ref] }));
       fake.delete("taskruns", NS, "owner");
-      await new Promise((r) => setTimeout(r, 50));
+      await waitFor("the garbage collector to handle the dependents", () => m("free-dependent") === undefined && m("dependent")?.deletionTimestamp !== undefined, 5000, 10);
       expect(m("free-dependent")).toBeUndefined();
       expect(m("dependent")!.deletionTimestamp).toEqual(expect.any(String));
       fake.patch("taskruns", NS, "dependent", { metadata: { finalizers: null } });
@@ -172,7 +174,7 @@ describe("fake Kubernetes API server", () => {
       expect(m("child")).toBeDefined();
       fake.patch("taskruns", NS, "slow-owner", { metadata: { finalizers: [] } });
       expect(m("slow-owner")).toBeUndefined();
-      await new Promise((r) => setTimeout(r, 50));
+      await waitFor("the garbage collector to delete the child", () => m("child") === undefined, 5000, 10);
       expect(m("child")).toBeUndefined();
     });
   });

@@ -6,7 +6,7 @@ import { AckPolicy, type JsMsg } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { ErrorBodySchema, Nats, RunSchema, TaskMessageSchema } from "@offload/sdk/internal";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startNats, startPostgres, waitFor, type NatsServer, type PostgresServer } from "../support/index.js";
+import { startServers, waitFor, type NatsServer, type PostgresServer } from "../support/index.js";
 import { call, NatsProbe, startApiProcess, type ApiProcess } from "../api/helpers.js";
 
 const taskName = (what: string): string => `${what}-${randomUUID().slice(0, 8)}`;
@@ -24,7 +24,7 @@ describe("run API dispatch semantics", () => {
   let probe: NatsProbe;
 
   beforeAll(async () => {
-    [nats, postgres] = await Promise.all([startNats(), startPostgres()]);
+    ({ nats, postgres } = await startServers());
     env = { OFFLOAD_NATS_URL: nats.url, OFFLOAD_DATABASE_URL: await postgres.createDatabase(`sem_${randomUUID().slice(0, 8)}`) };
     api = await startApiProcess("offload-api", env);
     probe = await NatsProbe.connect(nats.url);
@@ -50,12 +50,13 @@ describe("run API dispatch semantics", () => {
     expect(TaskMessageSchema.parse(first!.json())).toEqual({ runId: run.id, task, parameters: { n: 1 }, attemptsBefore: 0, dispatch: 0, timeoutSeconds: 7.5 });
 
     await probe.publishEvent({ runId: run.id, task, type: "RUNNING", attempt: 1 });
-    const retryAt = new Date(Date.now() + 2000).toISOString();
+    // Far enough ahead that the run is still AWAITING_RETRY when read below, even on a loaded machine.
+    const retryAt = new Date(Date.now() + 5000).toISOString();
     await probe.publishEvent({ runId: run.id, task, type: "AWAITING_RETRY", attempt: 1, retryAt, error: { type: "Error", message: "flaky" } });
     const waiting = await runIn(run.id, "AWAITING_RETRY");
     expect(waiting).toMatchObject({ attempts: 1, scheduledAt: retryAt, error: { type: "Error", message: "flaky" } });
 
-    const [second] = await probe.takeTaskMessages(task, 1);
+    const [second] = await probe.takeTaskMessages(task, 1, 15_000);
     expect(second!.headers?.get("Nats-Msg-Id")).toBe(Nats.dispatchMsgId(run.id, 1));
     expect(TaskMessageSchema.parse(second!.json())).toEqual({ runId: run.id, task, parameters: { n: 1 }, attemptsBefore: 1, dispatch: 1, timeoutSeconds: 7.5 });
     const due = Date.parse(retryAt);

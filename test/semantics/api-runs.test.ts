@@ -54,9 +54,11 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
 
     it("cancels a scheduled run, which is then never dispatched", async () => {
       const task = taskName("cancel-sched");
-      const run = await post({ task, scheduledAt: new Date(Date.now() + 500).toISOString() });
+      // Due far enough ahead that the cancel surely comes first; then wait until well past due.
+      const due = Date.now() + 3000;
+      const run = await post({ task, scheduledAt: new Date(due).toISOString() });
       expect((await call(t.api.url, "POST", `/v1/runs/${run.id}/cancel`)).body.state).toBe("CANCELLED");
-      await new Promise((r) => setTimeout(r, 1200));
+      await new Promise((r) => setTimeout(r, Math.max(0, due + 1200 - Date.now())));
       expect(await t.probe.taskMessageCount(task)).toBe(0);
       expect((await getRun(run.id)).state).toBe("CANCELLED");
     });
@@ -138,12 +140,12 @@ describe("run API: cancel, cache, results, logs, tasks, events", () => {
     it("dispatches again once the cached result expired", async () => {
       const task = taskName("cache-exp");
       const cacheKey = `k-${randomUUID()}`;
-      const first = await post({ task, cacheKey, cacheExpiresInSeconds: 1 });
+      const first = await post({ task, cacheKey, cacheExpiresInSeconds: 3 });
       await t.probe.publishEvent({ runId: first.id, task, type: "COMPLETED", result: "old" });
       const done = await runIn(first.id, "COMPLETED");
-      // Still fresh right after; expired a second after it finished.
+      // Still fresh right after; expired three seconds after it finished.
       expect((await post({ task, cacheKey })).cached).toBe(true);
-      await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(done.finishedAt!) + 1300 - Date.now())));
+      await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(done.finishedAt!) + 3300 - Date.now())));
       const later = await post({ task, cacheKey });
       expect(later).toMatchObject({ state: "PENDING", cached: false });
       expect(await t.probe.taskMessageCount(task)).toBe(2);

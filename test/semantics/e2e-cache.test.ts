@@ -49,9 +49,9 @@ describe("end to end: caching and idempotency", () => {
     await first.result({ timeoutSeconds: 20 });
     const hit = await v1.countedBriefly!.delay({ file, n: 1 });
     expect(await hit.status()).toMatchObject({ state: "COMPLETED", cached: true });
-    // expiresInSeconds: 2, counted from when the first run finished.
+    // expiresInSeconds: 5, counted from when the first run finished.
     const finishedAt = Date.parse((await first.status()).finishedAt!);
-    await sleep(Math.max(0, finishedAt + 2300 - Date.now()));
+    await sleep(Math.max(0, finishedAt + 5300 - Date.now()));
     const after = await v1.countedBriefly!.delay({ file, n: 1 });
     expect(await after.result({ timeoutSeconds: 20 })).toEqual({ n: 1, runId: after.id });
     expect(await after.status()).toMatchObject({ cached: false, attempts: 1 });

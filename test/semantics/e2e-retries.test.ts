@@ -5,7 +5,6 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { RunFailedError, isRunFailedError, type Task } from "@offload/sdk";
-import { waitForRun } from "../support/index.js";
 import { FIXTURES, importTasks, useE2eStack } from "./e2e-support.js";
 
 const tasks = await importTasks(FIXTURES.tasks);
@@ -76,6 +75,6 @@ describe("end to end: retries and timeouts", () => {
     expect(await tries(file)).toHaveLength(2);
     // Retrying a COMPLETED run is refused with a typed error.
     await expect(run.retry()).rejects.toMatchObject({ name: "RunNotRetryableError", status: 409 });
-    await waitForRun(() => run.status(), (r) => r.state === "COMPLETED", "the run to stay COMPLETED");
+    expect((await run.status()).state).toBe("COMPLETED");
   });
 });

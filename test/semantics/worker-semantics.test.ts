@@ -57,7 +57,8 @@ const picky = task({ name: "w-picky", input: z.object({ kind: z.enum(["http", "t
 const stubborn = task({ name: "w-stubborn", input: z.object({}), timeoutSeconds: 0.3, retries: 1 }, async (_input, ctx) => {
   const s = { aborted: false, reason: undefined as string | undefined, finished: false };
   signals.set(`${ctx.runId}:${ctx.attempt}`, s);
-  await sleep(2500);
+  // Long enough to be still asleep after its run has failed and another run has completed.
+  await sleep(8000);
   s.aborted = ctx.signal.aborted;
   s.finished = true;
   return "too late";
@@ -71,7 +72,7 @@ const waiter = task({ name: "w-wait", input: z.object({ ignore: z.boolean().defa
   count(ctx.runId);
   const s = { aborted: false, reason: undefined as string | undefined, finished: false };
   signals.set(ctx.runId, s);
-  if (ignore) await sleep(3000);
+  if (ignore) await sleep(8000);
   else await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
   s.aborted = ctx.signal.aborted;
   s.reason = (ctx.signal.reason as Error | undefined)?.name;
@@ -212,7 +213,7 @@ describe("worker: execution semantics", () => {
       expect(signals.get(`${first}:1`)?.finished).toBe(false);
       expect(signals.get(`${last}:2`)?.finished).toBe(false);
       // The functions saw their signal aborted once they looked.
-      await waitFor("the stubborn functions to return", () => signals.get(`${first}:1`)?.finished && signals.get(`${last}:2`)?.finished, 5000);
+      await waitFor("the stubborn functions to return", () => signals.get(`${first}:1`)?.finished && signals.get(`${last}:2`)?.finished, 15_000);
       expect(signals.get(`${first}:1`)?.aborted).toBe(true);
     });
   });
@@ -326,6 +327,8 @@ describe("worker: execution semantics", () => {
         const w = await startWorker(nats.url, ["--module", fixture], env, `poison-worker-${i}`);
         processes.push(w);
         expect(await w.child.exited).not.toBe(0);
+        // The RUNNING event may still be on its way to the bus's subscription when the worker is gone.
+        await bus.event(runId, "RUNNING", i);
         expect(bus.eventsOf(runId).filter((e) => e.type === "RUNNING")).toHaveLength(i);
       }
       const survivor = await startWorker(nats.url, ["--module", fixture], env, "poison-worker-3");

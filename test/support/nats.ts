@@ -15,12 +15,21 @@ export interface NatsServer {
 
 export async function startNats(): Promise<NatsServer> {
   const dir = await mkdtemp(join(tmpdir(), "offload-nats-"));
-  const port = await freePort();
-  const conf = join(dir, "nats.conf");
-  await writeFile(conf, `listen: 127.0.0.1:${port}\njetstream { store_dir: "${join(dir, "js")}" }\n`);
-  const child = startProcess("nats-server", process.env.NATS_SERVER_BIN ?? "nats-server", ["-c", conf]);
-  await waitFor(`nats-server on ${port}`, () => canConnect(port), 15_000);
-  await child.waitForOutput("Server is ready", 10_000);
+  let port: number;
+  let child: Child | undefined;
+  try {
+    port = await freePort();
+    const conf = join(dir, "nats.conf");
+    await writeFile(conf, `listen: 127.0.0.1:${port}\njetstream { store_dir: "${join(dir, "js")}" }\n`);
+    child = startProcess("nats-server", process.env.NATS_SERVER_BIN ?? "nats-server", ["-c", conf]);
+    await waitFor(`nats-server on ${port}`, () => canConnect(port), 15_000);
+    await child.waitForOutput("Server is ready", 10_000);
+  } catch (err) {
+    // A failed start must not leave a server (or its folder) behind.
+    await child?.stop(5000);
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     url: `nats://127.0.0.1:${port}`,
     port,

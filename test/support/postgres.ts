@@ -14,7 +14,8 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-function pgBin(name: string): string {
+/** The path of a PostgreSQL program: under PG_BIN_DIR, else in Debian's newest versioned folder, else on the PATH. */
+export function pgBin(name: string): string {
   if (process.env.PG_BIN_DIR) return join(process.env.PG_BIN_DIR, name);
   const root = "/usr/lib/postgresql";
   if (existsSync(root)) {
@@ -39,19 +40,36 @@ export async function startPostgres(): Promise<PostgresServer> {
     chownSync(dir, uid, gid);
   }
   const data = join(dir, "data");
-  const port = await freePort();
-  run(pgBin("initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
-  run(pgBin("pg_ctl"), [
-    "start", "-D", data, "-l", join(dir, "log"), "-w", "-t", "30",
-    "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
-  ]);
-  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-  await waitFor("postgres to accept connections", async () => {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    await c.end();
-    return true;
-  });
+  // pg_ctl runs the server detached: stop it explicitly, or it outlives the tests.
+  const stopCluster = (): void => {
+    try {
+      run(pgBin("pg_ctl"), ["stop", "-D", data, "-m", "immediate", "-w"]);
+    } catch {
+      // already gone (or never started)
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  let port: number;
+  let url: string;
+  try {
+    port = await freePort();
+    run(pgBin("initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+    run(pgBin("pg_ctl"), [
+      "start", "-D", data, "-l", join(dir, "log"), "-w", "-t", "30",
+      "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
+    ]);
+    url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    await waitFor("postgres to accept connections", async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      await c.end();
+      return true;
+    });
+  } catch (err) {
+    // A failed start must not leave a server (or its folder) behind.
+    stopCluster();
+    throw err;
+  }
   return {
     url,
     port,
@@ -66,12 +84,7 @@ export async function startPostgres(): Promise<PostgresServer> {
       return `postgres://postgres@127.0.0.1:${port}/${name}`;
     },
     async stop() {
-      try {
-        run(pgBin("pg_ctl"), ["stop", "-D", data, "-m", "immediate", "-w"]);
-      } catch {
-        // already gone
-      }
-      rmSync(dir, { recursive: true, force: true });
+      stopCluster();
     },
   };
 }

@@ -119,12 +119,14 @@ describe("offload-worker: runs", () => {
   });
 
   it("announces itself on the heartbeat subject of each task it serves", async () => {
-    const sub = bus.nc.subscribe(Nats.heartbeatSubject("add"), { max: 1 });
+    // Heartbeats go out every 5 s: one arrives well within the subscription's timeout.
+    const sub = bus.nc.subscribe(Nats.heartbeatSubject("add"), { max: 1, timeout: 10_000 });
     for await (const m of sub) {
       const hb = HeartbeatSchema.parse(m.json());
       expect(hb).toMatchObject({ task: "add", concurrency: 3, inFlight: 0 });
       expect(hb.workerId).toBe(bus.events[0]?.workerId);
     }
+    expect(sub.getProcessed()).toBe(1);
   });
 
   it("answers /healthz, /readyz and /metrics", async () => {
@@ -146,7 +148,8 @@ describe("offload-worker: runs", () => {
 
   // Last: it stops the worker.
   it("on SIGTERM stops taking runs, finishes the runs in flight, answers 503 on /readyz, and exits 0", async () => {
-    const ids = await Promise.all([1, 2].map(() => bus.dispatch("slow", { ms: 2500 })));
+    // The runs outlast the checks below by a wide margin, so the worker is still draining during them.
+    const ids = await Promise.all([1, 2].map(() => bus.dispatch("slow", { ms: 8000 })));
     await waitFor("both runs to start", () => ids.every((id) => bus.eventsOf(id).some((e) => e.type === "RUNNING")));
     worker.child.kill("SIGTERM");
     await worker.child.waitForOutput('"draining"');
