@@ -74,7 +74,7 @@ export async function startStubApi(): Promise<StubApi> {
         const t = new Date().toISOString();
         const run = {
           id, task: b.task, state: "PENDING", parameters: b.parameters ?? null, attempts: 0, createdAt: t, scheduledAt: t,
-          startedAt: null, finishedAt: null, result: null, resultRef: null, error: null, cacheKey: null, cached: false,
+          startedAt: null, finishedAt: null, updatedAt: t, result: null, resultRef: null, error: null, cacheKey: null, cached: false,
           idempotencyKey: b.idempotencyKey ?? null, workerId: null,
         };
         runs.set(id, run);

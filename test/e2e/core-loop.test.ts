@@ -33,6 +33,8 @@ describe.each<DbKind>(["postgres", "pglite"])("a run delayed through the SDK, wi
     expect(record.workerId).toBeTruthy();
     expect(Date.parse(record.finishedAt!)).toBeGreaterThanOrEqual(Date.parse(record.startedAt!));
     expect(Date.parse(record.startedAt!)).toBeGreaterThanOrEqual(Date.parse(record.createdAt));
+    // updatedAt is when the run API recorded the outcome: after the worker finished.
+    expect(Date.parse(record.updatedAt)).toBeGreaterThanOrEqual(Date.parse(record.finishedAt!));
   });
 
   it("rejects bad input in delay() before anything is sent", async () => {

@@ -180,6 +180,7 @@ describe("delay() and map() send what the run API needs", () => {
     scheduledAt: new Date().toISOString(),
     startedAt: null,
     finishedAt: null,
+    updatedAt: new Date().toISOString(),
     result: null,
     resultRef: null,
     error: null,

@@ -38,6 +38,9 @@ export async function submitRuns(deps: SubmitDeps, bodies: readonly CreateRunBod
   const { published, failed } = await publishRuns(deps, due);
   if (failed.length) deps.log.warn({ err: failed[0], failed: failed.length }, "could not publish runs; the sweeper will retry them");
   const moved = await markPending(deps.db, published);
-  // A run that moved was still exactly as recorded; only its state changed.
-  return recorded.map(({ run, created }) => ({ run: moved.has(run.id) ? { ...run, state: "PENDING" } : run, created }));
+  // A run that moved was still exactly as recorded; only its state and updatedAt changed.
+  return recorded.map(({ run, created }) => {
+    const updatedAt = moved.get(run.id);
+    return { run: updatedAt ? { ...run, state: "PENDING", updatedAt } : run, created };
+  });
 }

@@ -11,6 +11,7 @@ export interface RunRow {
   scheduled_at: Date | string;
   started_at: Date | string | null;
   finished_at: Date | string | null;
+  updated_at: Date | string;
   result: Json | null;
   result_ref: string | null;
   error: { type: string; message: string } | null;
@@ -32,7 +33,8 @@ export interface StoredRun {
   timeoutSeconds: number | null;
 }
 
-const iso = (v: Date | string): string => (v instanceof Date ? v : new Date(v)).toISOString();
+/** A timestamp column as ISO 8601 (pg gives Dates, PGlite may give strings). */
+export const iso = (v: Date | string): string => (v instanceof Date ? v : new Date(v)).toISOString();
 const isoOrNull = (v: Date | string | null): string | null => (v === null ? null : iso(v));
 
 /** The API's view of a row. */
@@ -50,6 +52,7 @@ export function toStored(r: RunRow): StoredRun {
       scheduledAt: iso(r.scheduled_at),
       startedAt: isoOrNull(r.started_at),
       finishedAt: isoOrNull(r.finished_at),
+      updatedAt: iso(r.updated_at),
       result: r.result ?? null,
       resultRef: r.result_ref,
       error: r.error,

@@ -4,7 +4,7 @@ import { cacheSlot, findCacheHits } from "./cache.js";
 import { encodeCursor, type CursorKey } from "./cursor.js";
 import type { Db, Queryable } from "./db.js";
 import { uuidArray } from "./ids.js";
-import { CHUNK, json, placeholders, toStored, type RunRow, type StoredRun } from "./rows.js";
+import { CHUNK, iso, json, placeholders, toStored, type RunRow, type StoredRun } from "./rows.js";
 
 export type { StoredRun } from "./rows.js";
 
@@ -83,19 +83,19 @@ export async function recordRuns(db: Db, bodies: readonly CreateRunBody[], opts:
 
 /**
  * Marks published runs `PENDING`. Guarded: only a run still `SCHEDULED` moves,
- * so a worker's event that got there first is never undone. Answers the ids
- * of the runs that moved: nothing but their state changed (`published_at` and
- * `updated_at` are not part of a run), and a run still `SCHEDULED` is as it
+ * so a worker's event that got there first is never undone. Answers, for each
+ * run that moved, its new `updatedAt`: nothing else of it changed
+ * (`published_at` is not part of a run), and a run still `SCHEDULED` is as it
  * was recorded, so the caller has the rest. `ids` must be UUIDs.
  */
-export async function markPending(db: Queryable, ids: readonly string[]): Promise<Set<string>> {
-  if (ids.length === 0) return new Set();
-  const rows = await db.query<{ id: string }>(
+export async function markPending(db: Queryable, ids: readonly string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.query<{ id: string; updated_at: Date | string }>(
     `UPDATE runs SET state = 'PENDING', published_at = now(), updated_at = now()
-     WHERE id = ANY($1::uuid[]) AND state = 'SCHEDULED' RETURNING id`,
+     WHERE id = ANY($1::uuid[]) AND state = 'SCHEDULED' RETURNING id, updated_at`,
     [uuidArray(ids)],
   );
-  return new Set(rows.map((r) => r.id));
+  return new Map(rows.map((r) => [r.id, iso(r.updated_at)]));
 }
 
 /** The run with this id, or undefined. `id` must be a UUID. */

@@ -28,6 +28,7 @@ export const RunSchema = z.object({
   scheduledAt: isoDate.describe("When the run is due; equal to `createdAt` unless it was scheduled."),
   startedAt: isoDate.nullable().describe("When a worker last started it."),
   finishedAt: isoDate.nullable().describe("When it reached a terminal state."),
+  updatedAt: isoDate.describe("When the record last changed: for a finished run, when the run API recorded its outcome."),
   result: JsonSchema.nullable().describe("The result once `COMPLETED` (null while it is stored externally: see `resultRef`)."),
   resultRef: z.string().nullable().describe("Where a large result is stored (object store key), or null."),
   error: RunErrorSchema.nullable(),
