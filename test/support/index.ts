@@ -4,3 +4,4 @@ export * from "./nats.js";
 export * from "./postgres.js";
 export * from "./servers.js";
 export * from "./stack.js";
+export * from "./redis.js";
