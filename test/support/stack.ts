@@ -19,6 +19,8 @@ export interface StackOptions {
   db?: DbKind;
   /** Extra environment for the API. */
   apiEnv?: Record<string, string>;
+  /** Node flags for the API process, e.g. `--cpu-prof` (which NODE_OPTIONS may not carry). */
+  apiNodeArgs?: string[];
   token?: string;
 }
 
@@ -82,18 +84,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     api: undefined as unknown as Child,
     workers,
     async startApi(env = {}) {
-      const child = startProcess("offload-api", process.execPath, [API_BIN], { ...baseEnv, OFFLOAD_DATABASE_URL: databaseUrl, ...env });
+      const child = startProcess("offload-api", process.execPath, [...(options.apiNodeArgs ?? []), API_BIN], { ...baseEnv, OFFLOAD_DATABASE_URL: databaseUrl, ...env });
       stack.api = child;
-      await waitFor(
-        "the run API to be ready",
-        async () => {
-          if (child.proc.exitCode !== null) throw new Error(`offload-api exited:\n${child.output().slice(-3000)}`);
-          const res = await fetch(`${apiUrl}/readyz`);
-          return res.ok;
-        },
-        60_000,
-        100,
-      );
+      await untilReady(child, "the run API to be ready", `${apiUrl}/readyz`, 60_000);
       return child;
     },
     async startWorker(w) {
@@ -109,15 +102,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ...(options.token ? { OFFLOAD_API_TOKEN: options.token } : {}),
         ...w.env,
       });
-      await waitFor(
-        "the worker to be ready",
-        async () => {
-          if (child.proc.exitCode !== null) throw new Error(`offload-worker exited:\n${child.output().slice(-3000)}`);
-          return (await fetch(`http://127.0.0.1:${port}/readyz`)).ok;
-        },
-        30_000,
-        100,
-      );
+      await untilReady(child, "the worker to be ready", `http://127.0.0.1:${port}/readyz`, 30_000);
       const running = { child, port };
       workers.push(running);
       return running;
@@ -136,6 +121,20 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     throw err;
   }
   return stack;
+}
+
+/** Polls `url` until it answers 2xx; fails at once, with the process's output, if the process exits first. */
+async function untilReady(child: Child, what: string, url: string, timeoutMs: number): Promise<void> {
+  const state = await waitFor(
+    what,
+    async () => {
+      if (child.proc.exitCode !== null || child.proc.signalCode !== null) return "exited" as const;
+      return (await fetch(url)).ok ? ("ready" as const) : undefined;
+    },
+    timeoutMs,
+    100,
+  );
+  if (state === "exited") throw new Error(`${child.name} exited before it was ready:\n${child.output().slice(-3000)}`);
 }
 
 /** Stops the PostgreSQL server shared by the stacks of this test file. */
