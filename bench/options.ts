@@ -1,72 +1,93 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import type { DbKind } from "../test/support/index.js";
-import { ROOT } from "../test/support/index.js";
+import { ROOT, type DbKind } from "../test/support/index.js";
+import { SYSTEMS, type SystemName } from "./systems/system.js";
 
-export const SCENARIOS = ["latency", "batch", "e2e", "throughput"] as const;
-export type Scenario = (typeof SCENARIOS)[number];
+export const WORKLOADS = ["accept", "batch", "flat-out", "offered"] as const;
+export type Workload = (typeof WORKLOADS)[number];
 const DBS: readonly DbKind[] = ["postgres", "pglite"];
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 export interface BenchOptions {
-  dbs: DbKind[];
-  only: Scenario[];
-  /** Throughput: runs in the one batch, per worker count. */
-  runs: number;
-  /** Worker counts to compare in the throughput scenario. */
-  workers: number[];
-  /** Throughput: measurements per worker count (the table shows the median). */
-  repeat: number;
-  /** Runs in flight per worker process. */
+  systems: SystemName[];
+  only: Workload[];
+  /** Offload's database. */
+  db: DbKind;
+  /** Worker processes per system. */
+  workers: number;
+  /** Runs at a time per worker process. */
   concurrency: number;
-  /** Latency: `delay()` calls per measurement (sequential, then concurrent). */
-  latencyRuns: number;
-  /** Latency: concurrent callers of the second measurement. */
+  /** accept: runs submitted one at a time, in all. */
+  calls: number;
+  /** accept: concurrent callers. */
   callers: number;
-  /** Unmeasured calls before each latency measurement. */
+  /** accept: unmeasured calls first. */
   warmup: number;
+  /** batch and flat-out: runs per batch call. */
   batchSize: number;
+  /** batch: batch calls. */
   batches: number;
-  /** E2E: single runs, one after the other, delay() → result(). */
-  e2eRuns: number;
-  pollMs: number;
-  /** Most seconds one throughput measurement may take before the bench gives up on it. */
+  /** flat-out: runs. */
+  runs: number;
+  /** offered: runs per second, ascending (the low and the high rate). */
+  rates: number[];
+  /** offered: seconds per rate. */
+  seconds: number;
+  /** Most seconds a workload may wait for its runs to complete. */
   timeoutSeconds: number;
+  /** Profile the run API (`--cpu-prof`) and print where its time goes. */
+  profile: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
   out: string;
 }
 
 export const HELP = `Usage: npm run bench -- [options]      (or: npx tsx bench/run.ts [options] after npm run build)
 
-Benchmarks a real stack (nats-server, PostgreSQL or PGlite, offload-api, offload-worker
-processes from test/support) on loopback, prints a table per scenario and writes the
-numbers as JSON. Measures and prints; asserts nothing.
+Runs the same no-op workloads on three systems, one after another, each started
+fresh on this machine and stopped after:
+  offload     offload-api on PostgreSQL (a throwaway Debian cluster) + nats-server
+              (JetStream in a temporary folder) + --workers offload-worker processes, via the SDK
+  bullmq      BullMQ on redis-server (Debian's, AOF everysec) + --workers worker processes: the peer
+  jetstream   raw JetStream publish -> pull -> ack, no API, no database + --workers processes: the floor
+and prints one table per workload with the three side by side and the ratios,
+then writes the same numbers as JSON. Measures and prints; asserts nothing.
+Progress goes to stderr, the tables to stdout.
 
-Scenarios (--only, comma-separated; default all):
-  latency      N delay() calls (POST /v1/runs via the SDK), sequential, then with --callers concurrent callers
-  batch        --batches map() calls (POST /v1/runs/batch) of --batch-size runs each
-  e2e          --e2e-runs single runs one after another: delay() then result(), 1 worker idle otherwise
-  throughput   --runs runs of the fixture task "add" in one map() call, until all COMPLETED, per --workers count
+Workloads (--only, comma-separated; default all), in this order:
+  accept     --calls runs submitted one at a time (delay() / add() / publish()) by
+             --callers concurrent callers, to a queue no worker consumes: accepted/s, call latency
+  batch      --batches batches of --batch-size runs (map({deferred: true}) / addBulk() /
+             pipelined publishes), to a queue no worker consumes: accepted/s, batch latency
+  flat-out   --runs runs to the workers in batches of --batch-size, as fast as taken:
+             completed/s, and per run the time from accepted to started and to completed
+  offered    for each of --rates, one run at a time on a fixed schedule (open loop) for
+             --duration seconds: the same latencies under a load the system can carry
 
 Options:
-  --db LIST              postgres,pglite (default both)
-  --only LIST            scenarios to run (default latency,batch,e2e,throughput)
-  --runs N               throughput: runs per measurement (default 2000)
-  --workers LIST         throughput: worker process counts to compare (default 1,2)
-  --repeat N             throughput: measurements per worker count; the table shows the median (default 3)
-  --concurrency N        runs in flight per worker (default 16)
-  --latency-runs N       latency: calls per measurement (default 1000)
-  --callers N            latency: concurrent callers of the second measurement (default 16)
-  --warmup N             unmeasured calls before each latency measurement (default 50)
-  --batch-size N         batch: runs per map() call (default 1000, at most 5000)
-  --batches N            batch: map() calls (default 5)
-  --e2e-runs N           e2e: single runs (default 200)
-  --poll-ms N            throughput: how often to count COMPLETED runs (default 100)
-  --timeout SECONDS      throughput: give up on one measurement after this long (default 120)
+  --systems LIST         offload,bullmq,jetstream (default all three)
+  --only LIST            workloads to run (default accept,batch,flat-out,offered)
+  --db postgres|pglite   Offload's database (default postgres)
+  --workers N            worker processes per system (default 2: one per core)
+  --concurrency N        runs at a time per worker process (default 16)
+  --calls N              accept: runs submitted one at a time (default 2000)
+  --callers N            accept: concurrent callers (default 16)
+  --warmup N             accept: unmeasured calls first (default 100)
+  --batch-size N         batch and flat-out: runs per batch call (default 1000, at most 5000)
+  --batches N            batch: batch calls (default 5)
+  --runs N               flat-out: runs (default 5000)
+  --rates LIST           offered: runs per second (default 100,500: a low and a high rate)
+  --duration SECONDS     offered: seconds per rate (default 10)
+  --timeout SECONDS      most a workload may wait for its runs to complete (default 120)
+  --profile              profile the run API with node --cpu-prof (slows it a little) and
+                         print where its time goes; the .cpuprofile is kept under bench/results/
   --log-level LEVEL      OFFLOAD_LOG_LEVEL of the API and workers (default warn: info logs every request)
-  --out FILE             where to write the JSON (default bench/results/latest.json)
-  --quick                small sizes for a smoke run (runs 300, repeat 1, latency-runs 200, batches 2, e2e-runs 30)
+  --out FILE             where to write the JSON (default bench/results/bench-<time>.json)
+  --quick                small sizes for a smoke run (calls 300, batches 2x500, runs 1000,
+                         rates 50,200 for 3 s)
   -h, --help             this text
+
+Exit code: 0; 1 if a system failed (its error is printed and kept in the JSON, the
+others still run); 2 for a bad flag. Ctrl-C stops every server and worker first.
 `;
 
 export class UsageError extends Error {}
@@ -77,20 +98,21 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
     strict: true,
     allowPositionals: false,
     options: {
-      db: { type: "string" },
+      systems: { type: "string" },
       only: { type: "string" },
-      runs: { type: "string" },
+      db: { type: "string" },
       workers: { type: "string" },
-      repeat: { type: "string" },
       concurrency: { type: "string" },
-      "latency-runs": { type: "string" },
+      calls: { type: "string" },
       callers: { type: "string" },
       warmup: { type: "string" },
       "batch-size": { type: "string" },
       batches: { type: "string" },
-      "e2e-runs": { type: "string" },
-      "poll-ms": { type: "string" },
+      runs: { type: "string" },
+      rates: { type: "string" },
+      duration: { type: "string" },
       timeout: { type: "string" },
+      profile: { type: "boolean" },
       "log-level": { type: "string" },
       out: { type: "string" },
       quick: { type: "boolean" },
@@ -110,27 +132,31 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
     const items = raw.split(",").map((s) => s.trim()).filter(Boolean);
     const bad = items.filter((s) => !(allowed as readonly string[]).includes(s));
     if (bad.length || items.length === 0) throw new UsageError(`--${name}: expected some of ${allowed.join(",")}, got "${raw}"`);
-    return [...new Set(items)] as T[];
+    // Always in the canonical order: systems and workloads run in the order the tables show them.
+    return allowed.filter((a) => items.includes(a));
   };
-  const workers = (values.workers ?? "1,2").split(",").map((s) => int("workers", s.trim(), 1, 1, 8));
+  const db = values.db ?? "postgres";
+  if (!(DBS as readonly string[]).includes(db)) throw new UsageError(`--db: expected postgres or pglite, got "${db}"`);
   const logLevel = values["log-level"] ?? "warn";
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(", ")}`);
+  const rates = (values.rates ?? (quick ? "50,200" : "100,500")).split(",").map((s) => int("rates", s.trim(), 0, 1, 100_000));
   return {
-    dbs: list("db", values.db, DBS),
-    only: list("only", values.only, SCENARIOS),
-    runs: int("runs", values.runs, quick ? 300 : 2000),
-    workers: [...new Set(workers)].sort((a, b) => a - b),
-    repeat: int("repeat", values.repeat, quick ? 1 : 3, 1, 20),
+    systems: list("systems", values.systems, SYSTEMS),
+    only: list("only", values.only, WORKLOADS),
+    db: db as DbKind,
+    workers: int("workers", values.workers, 2, 1, 16),
     concurrency: int("concurrency", values.concurrency, 16, 1, 1000),
-    latencyRuns: int("latency-runs", values["latency-runs"], quick ? 200 : 1000),
+    calls: int("calls", values.calls, quick ? 300 : 2000),
     callers: int("callers", values.callers, 16, 1, 256),
-    warmup: int("warmup", values.warmup, quick ? 10 : 50, 0),
-    batchSize: int("batch-size", values["batch-size"], 1000, 1, 5000),
+    warmup: int("warmup", values.warmup, quick ? 20 : 100, 0),
+    batchSize: int("batch-size", values["batch-size"], quick ? 500 : 1000, 1, 5000),
     batches: int("batches", values.batches, quick ? 2 : 5),
-    e2eRuns: int("e2e-runs", values["e2e-runs"], quick ? 30 : 200),
-    pollMs: int("poll-ms", values["poll-ms"], 100, 50, 10_000),
+    runs: int("runs", values.runs, quick ? 1000 : 5000),
+    rates: [...new Set(rates)].sort((a, b) => a - b),
+    seconds: int("duration", values.duration, quick ? 3 : 10, 1, 600),
     timeoutSeconds: int("timeout", values.timeout, 120, 5, 3600),
+    profile: values.profile ?? false,
     logLevel: logLevel as BenchOptions["logLevel"],
-    out: values.out ?? join(ROOT, "bench/results/latest.json"),
+    out: values.out ?? join(ROOT, `bench/results/bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`),
   };
 }

@@ -1,96 +1,167 @@
 import type { Conditions } from "./conditions.js";
 import type { BenchOptions } from "./options.js";
-import type { BatchResult } from "./scenarios/batch.js";
-import type { E2eResult } from "./scenarios/e2e.js";
-import type { DelayLatency } from "./scenarios/latency.js";
-import type { ThroughputResult } from "./scenarios/throughput.js";
+import { formatProfile, type ProfileSummary } from "./profile.js";
+import type { Summary } from "./stats.js";
+import type { ProcessRss, SystemName } from "./systems/system.js";
 import { formatTable, type Cell } from "./table.js";
-import type { DbKind } from "../test/support/index.js";
+import type { FlowResult, WorkloadResults } from "./workloads/types.js";
 
-/** Everything measured against one database kind. */
-export interface DbResults {
-  db: DbKind;
-  /** Stack (nats-server + database + offload-api to ready) and worker start times, ms. */
-  startup: { stackMs?: number; workerMs: number[] };
-  latency: DelayLatency[];
-  batch?: BatchResult;
-  e2e?: E2eResult;
-  throughput: ThroughputResult[];
-  /** Set when a scenario threw; the later scenarios of this db did not run. */
+/** Everything measured of one system. */
+export interface SystemResults {
+  name: SystemName;
+  description?: string;
+  /** Start-up (servers, database, workers) to ready, ms. */
+  startMs?: number;
+  workloads: WorkloadResults;
+  /** Peak RSS of its processes, read after the workloads. */
+  rss: ProcessRss[];
+  /** Set when the system failed to start or a workload threw; later workloads of it did not run. */
   error?: string;
 }
 
 export interface Report {
   conditions: Conditions;
   options: Omit<BenchOptions, "out">;
-  results: DbResults[];
+  systems: SystemResults[];
+  /** The run API's CPU profile over Offload's workloads (`--profile`). */
+  profile?: { file: string; summary: ProfileSummary };
+}
+
+/** The peers Offload is divided by in the ratio columns, in column order. */
+const PEERS: readonly SystemName[] = ["bullmq", "jetstream"];
+
+type Better = "higher" | "lower";
+interface MetricRow {
+  metric: string;
+  better: Better;
+  value(r: SystemResults): number | undefined;
 }
 
 export function formatReport(r: Report): string {
-  const c = r.conditions;
+  const out: string[] = [formatConditions(r)];
+  const shown = r.systems;
+  const has = (pick: (w: WorkloadResults) => unknown): boolean => shown.some((s) => pick(s.workloads) !== undefined);
   const o = r.options;
-  const out: string[] = [];
-  out.push(
-    [
-      "Conditions",
-      `  cpu          ${c.cpuModel} x ${c.cpuCount}, ${c.memoryGiB} GiB, Linux ${c.kernel}`,
-      `  node         ${c.node}`,
-      `  nats-server  ${c.natsServer}`,
-      `  postgres     ${c.postgres}   (pglite ${c.pglite})`,
-      `  commit       ${c.gitCommit}   at ${c.at}`,
-      `  load avg     ${c.loadAvgStart} at start, ${c.loadAvgEnd ?? "-"} at end (1 min)`,
-      `  settings     db=${o.dbs.join(",")} log-level=${o.logLevel} workers=${o.workers.join(",")} concurrency=${o.concurrency}/worker`,
-      `               latency-runs=${o.latencyRuns} callers=${o.callers} warmup=${o.warmup} batch=${o.batches}x${o.batchSize} e2e-runs=${o.e2eRuns} runs=${o.runs} repeat=${o.repeat} poll-ms=${o.pollMs}`,
-      "  everything on loopback, on this one machine: client, API, database, nats-server and workers share the CPUs",
-    ].join("\n"),
-  );
-  const rows = <T>(pick: (d: DbResults) => T[], row: (d: DbResults, x: T) => Cell[]): Cell[][] => r.results.flatMap((d) => pick(d).map((x) => row(d, x)));
 
-  const lat = rows((d) => d.latency, (d, x) => [d.db, x.callers, x.calls, x.reqPerSec, x.latencyMs.p50, x.latencyMs.p95, x.latencyMs.p99, x.latencyMs.max, x.errors]);
-  if (lat.length) {
-    out.push(formatTable("1. delay() latency: POST /v1/runs through the SDK client (task served by no worker; ms)", ["db", "callers", "calls", "req/s", "p50", "p95", "p99", "max", "errors"], lat));
-  }
-  const batch = rows((d) => (d.batch ? [d.batch] : []), (d, x) => [d.db, x.batchSize, x.batches, x.batchMs.p50, x.batchMs.mean, x.batchMs.max, x.runsPerSec]);
-  if (batch.length) {
-    out.push(formatTable("2. Batch: map() = POST /v1/runs/batch, one after another (ms per batch)", ["db", "runs/batch", "batches", "p50 ms", "mean ms", "max ms", "runs/s"], batch));
-  }
-  const e2e = rows((d) => (d.e2e ? [d.e2e] : []), (d, x) => [
-    d.db, x.runs, `${x.workers}x${x.concurrency}`, x.totalMs.p50, x.totalMs.p95, x.totalMs.p99, x.totalMs.max, x.delayMs.p50,
-  ]);
-  if (e2e.length) {
-    out.push(formatTable("3a. End-to-end latency of single runs: add.delay() -> result(), sequential (ms)", ["db", "runs", "workers", "p50", "p95", "p99", "max", "delay() p50"], e2e));
-  }
-  // One row per db and worker count: the median measurement by runs/s, with the range of all.
-  const tp = rows(
-    (d) => [...new Set(d.throughput.map((x) => x.workers))].map((w) => d.throughput.filter((x) => x.workers === w)),
-    (d, all) => {
-      const sorted = [...all].sort((a, b) => a.runsPerSec - b.runsPerSec);
-      const x = sorted[Math.floor((sorted.length - 1) / 2)]!;
-      const range = sorted.length > 1 ? `${sorted[0]!.runsPerSec.toFixed(0)}-${sorted[sorted.length - 1]!.runsPerSec.toFixed(0)}` : "-";
-      return [
-        d.db, `${x.workers}x${x.concurrency}`, x.runs, `${x.repeat}/${all.length}`, x.submitMs, x.completedMs / 1000, x.runsPerSec, range,
-        x.workerDoneMs / 1000, x.workerRunsPerSec, x.queueWaitMs.p50, x.queueWaitMs.p95, x.byWorker.join("/"),
-      ];
-    },
-  );
-  if (tp.length) {
+  if (has((w) => w.accept)) {
+    const a = (s: SystemResults) => s.workloads.accept;
     out.push(
-      formatTable(
-        "3b. Throughput: one map() of `add` runs until all COMPLETED (the median of --repeat measurements by runs/s)",
-        ["db", "workers", "runs", "median of", "submit ms", "COMPLETED s", "runs/s", "runs/s range", "worker s", "worker runs/s", "queue p50", "queue p95", "by worker"],
-        tp,
+      compare(`1. Accept, one at a time: ${o.calls} runs by ${o.callers} concurrent callers (delay() / add() / publish()), no worker consuming`, shown, [
+        { metric: "accepted/s", better: "higher", value: (s) => a(s)?.perSec },
+        ...latencyRows("call", (s) => a(s)?.callMs, ["p50", "p95", "p99"]),
+      ]),
+    );
+  }
+  if (has((w) => w.batch)) {
+    const b = (s: SystemResults) => s.workloads.batch;
+    out.push(
+      compare(`2. Accept in batches: ${o.batches} x ${o.batchSize} runs (map({deferred: true}) / addBulk() / pipelined publishes), no worker consuming`, shown, [
+        { metric: "accepted/s", better: "higher", value: (s) => b(s)?.perSec },
+        ...latencyRows("batch", (s) => b(s)?.batchMs, ["p50", "max"]),
+      ]),
+    );
+  }
+  if (has((w) => w.flatOut)) {
+    out.push(
+      compare(
+        `3. Flat out: ${o.runs} no-op runs in batches of ${o.batchSize} to ${o.workers} workers x ${o.concurrency}, until all completed`,
+        shown,
+        flowRows((s) => s.workloads.flatOut, false),
       ),
     );
-    out.push(
-      [
-        "  COMPLETED s: from map() until polling listRuns (task add, each open state, limit 1, every --poll-ms) found none open, all COMPLETED; runs/s from it.",
-        "  worker s: from map() to the last finishedAt the workers stamped; the gap is the API materializing events.",
-        "  queue p50/p95: startedAt - createdAt per run (ms). by worker: runs done by each worker process.",
-      ].join("\n"),
-    );
   }
-  const st = rows((d) => [d.startup], (d, x) => [d.db, x.stackMs, x.workerMs.join("/") || "-"]);
-  out.push(formatTable("Start-up (ms)", ["db", "stack ready", "workers ready"], st));
-  for (const d of r.results) if (d.error) out.push(`\n!! ${d.db}: ${d.error}`);
+  o.rates.forEach((rate, i) => {
+    const pick = (s: SystemResults): FlowResult | undefined => s.workloads.offered.find((f) => f.offeredPerSec === rate);
+    if (!shown.some(pick)) return;
+    out.push(
+      compare(
+        `${4 + i}. Offered load ${rate} runs/s for ${o.seconds} s, one delay() at a time on a fixed schedule, ${o.workers} workers x ${o.concurrency}`,
+        shown,
+        flowRows(pick, true),
+      ),
+    );
+  });
+  out.push(formatRss(shown, 4 + o.rates.length));
+  out.push(
+    [
+      "  ratio columns: Offload's value divided by the peer's. On a rate, below 1x is Offload behind; on a latency or memory, above 1x is.",
+      "  accepted: the submit call returned. started: the worker began the run. completed: the outcome is recorded where the app reads it",
+      "  (Offload: the run's updatedAt in PostgreSQL, written by the run API from the worker's event; BullMQ: finishedOn, set as the job",
+      "  moves to completed; JetStream: the worker acked). Latencies are per run, from accepted; p50/p95/p99 by nearest rank.",
+    ].join("\n"),
+  );
+  const lag = shown.find((s) => s.workloads.flatOut?.recordLagMs);
+  if (lag?.workloads.flatOut?.recordLagMs) {
+    const l = lag.workloads.flatOut.recordLagMs;
+    out.push(`  Offload, flat out: the run API recorded each outcome ${fmt(l.p50)} ms (p50) / ${fmt(l.p99)} ms (p99) after the worker finished it.`);
+  }
+  for (const s of shown) if (s.error) out.push(`\n${s.name} FAILED: ${s.error}`);
+  if (r.profile) out.push(formatProfile(r.profile.summary, `Where the run API's time went (node --cpu-prof over Offload's workloads; ${r.profile.file})`));
   return out.join("\n");
 }
+
+function formatConditions(r: Report): string {
+  const c = r.conditions;
+  const o = r.options;
+  return [
+    "Conditions",
+    `  machine      ${c.cpuModel} x ${c.cpuCount}, ${c.memoryGiB} GiB, Linux ${c.kernel}; node ${c.node}`,
+    `  commit       ${c.gitCommit}   at ${c.at}`,
+    `  load avg     ${c.loadAvgStart} at start${c.loadAvgEnd === undefined ? "" : `, ${c.loadAvgEnd} at end`} (1 min)`,
+    ...r.systems.map((s) => `  ${s.name.padEnd(12)} ${s.description ?? "(did not start)"}${s.startMs === undefined ? "" : `; ready in ${s.startMs} ms`}`),
+    `  settings     workers=${o.workers} concurrency=${o.concurrency} calls=${o.calls} callers=${o.callers} warmup=${o.warmup} batch=${o.batches}x${o.batchSize}`,
+    `               runs=${o.runs} rates=${o.rates.join(",")} duration=${o.seconds}s log-level=${o.logLevel}${o.profile ? " profile=on (the API runs slower)" : ""}`,
+    "  one system at a time, each started fresh; client, servers and workers share this machine's CPUs over loopback",
+  ].join("\n");
+}
+
+function latencyRows(what: string, pick: (s: SystemResults) => Summary | undefined, stats: readonly (keyof Summary)[]): MetricRow[] {
+  return stats.map((k) => ({ metric: `${what} ${k} ms`, better: "lower", value: (s: SystemResults) => pick(s)?.[k] }));
+}
+
+function flowRows(pick: (s: SystemResults) => FlowResult | undefined, offered: boolean): MetricRow[] {
+  return [
+    ...(offered
+      ? [{ metric: "accepted/s", better: "higher" as const, value: (s: SystemResults) => pick(s)?.acceptedPerSec }]
+      : [{ metric: "completed/s", better: "higher" as const, value: (s: SystemResults) => pick(s)?.completedPerSec }]),
+    ...(offered ? latencyRows("delay() call", (s) => pick(s)?.callMs, ["p50", "p99"]) : []),
+    ...latencyRows("to started", (s) => pick(s)?.toStartMs, ["p50", "p95", "p99"]),
+    ...latencyRows("to completed", (s) => pick(s)?.toCompletedMs, ["p50", "p95", "p99"]),
+    ...(offered ? [{ metric: "sender behind by, max ms", better: "lower" as const, value: (s: SystemResults) => pick(s)?.maxSendLagMs }] : []),
+  ];
+}
+
+function formatRss(shown: readonly SystemResults[], n: number): string {
+  const components = [...new Set(shown.flatMap((s) => s.rss.map((p) => p.component)))];
+  const rows: MetricRow[] = components.map((component) => ({
+    metric: component === "worker" ? "worker (largest)" : component,
+    better: "lower",
+    value: (s) => {
+      const p = s.rss.find((x) => x.component === component);
+      return p ? p.peakRssBytes / 2 ** 20 : undefined;
+    },
+  }));
+  return compare(`${n}. Peak RSS, MiB (VmHWM after the workloads)`, shown, rows);
+}
+
+/** One table: a row per metric, a column per system, then Offload ÷ each peer. */
+function compare(title: string, shown: readonly SystemResults[], rows: readonly MetricRow[]): string {
+  const offload = shown.find((s) => s.name === "offload");
+  const peers = PEERS.filter((p) => offload && shown.some((s) => s.name === p));
+  const header = ["", ...shown.map((s) => s.name), ...peers.map((p) => `offload/${p}`)];
+  const body: Cell[][] = rows.map((row) => [
+    row.metric,
+    ...shown.map((s) => row.value(s)),
+    ...peers.map((p) => ratio(offload ? row.value(offload) : undefined, row.value(shown.find((s) => s.name === p)!))),
+  ]);
+  return formatTable(title, header, body);
+}
+
+/** `a / b` as `0.21x`; nothing when either is missing or too near zero to divide by meaningfully. */
+function ratio(a: number | undefined, b: number | undefined): string | undefined {
+  if (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b <= 0.05 || a < 0) return undefined;
+  const x = a / b;
+  return `${x >= 10 ? x.toFixed(0) : x >= 1 ? x.toFixed(1) : x.toFixed(2)}x`;
+}
+
+const fmt = (x: number): string => (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(1));

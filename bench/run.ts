@@ -1,95 +1,102 @@
 /**
- * `npm run bench`: throughput and latency of a real Offload stack on this machine.
+ * `npm run bench`: Offload, BullMQ (the peer) and a raw JetStream loop (the
+ * floor), each started fresh on this machine, through the same workloads.
  * Measures and prints; asserts nothing. See bench/README.md and `--help`.
  */
-import { mkdir, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
-import { performance } from "node:perf_hooks";
-import { killAll, startStack, stopSharedPostgres, type DbKind, type Stack } from "../test/support/index.js";
-import { collectConditions, loadAvg1 } from "./conditions.js";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { dirname, join, relative } from "node:path";
+import { killAll, ROOT, stopSharedPostgres } from "../test/support/index.js";
+import { nowMs } from "./clock.js";
+import { collectConditions, loadAvg1, type Conditions } from "./conditions.js";
 import { HELP, UsageError, parseOptions, type BenchOptions } from "./options.js";
-import { formatReport, type DbResults, type Report } from "./report.js";
-import { measureBatch } from "./scenarios/batch.js";
-import { measureE2e } from "./scenarios/e2e.js";
-import { measureDelay } from "./scenarios/latency.js";
-import { measureThroughput } from "./scenarios/throughput.js";
+import { newestProfile, summarizeCpuProfile } from "./profile.js";
+import { formatReport, type Report, type SystemResults } from "./report.js";
 import { round } from "./stats.js";
-import { FIXTURE_MODULE, benchTasks } from "./tasks.js";
+import { startBullmq } from "./systems/bullmq.js";
+import { startJetstream } from "./systems/jetstream.js";
+import { startOffload } from "./systems/offload.js";
+import type { SystemName, SystemStartOptions, SystemUnderTest } from "./systems/system.js";
+import { measureAccept, measureBatch } from "./workloads/accept.js";
+import { measureFlatOut, measureOffered } from "./workloads/flow.js";
+import { progressLine } from "./workloads/progress.js";
 
-let current: Stack | undefined;
+let current: SystemUnderTest | undefined;
 let interrupted = false;
 let cleaning: Promise<void> | undefined;
 
-/** Stops whatever is running: the current stack, the shared PostgreSQL, any child left. Safe to call twice. */
+function log(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+/** Stops whatever is running: the current system, the shared PostgreSQL, any child left. Safe to call twice. */
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
-    const stack = current;
+    const sys = current;
     current = undefined;
-    await stack?.stop().catch((err: unknown) => log(`stopping the stack: ${String(err)}`));
+    await sys?.stop().catch((err: unknown) => log(`stopping ${sys.name}: ${String(err)}`));
     await stopSharedPostgres().catch((err: unknown) => log(`stopping PostgreSQL: ${String(err)}`));
     await killAll();
   })();
   return cleaning;
 }
 
-function log(msg: string): void {
-  process.stderr.write(`[bench] ${msg}\n`);
+function start(name: SystemName, o: BenchOptions, c: Conditions, profileDir: string | undefined): Promise<SystemUnderTest> {
+  const base: SystemStartOptions = { workers: o.workers, concurrency: o.concurrency, logLevel: o.logLevel, log: (m) => log(`${name}: ${m}`) };
+  switch (name) {
+    case "offload": {
+      const db = o.db === "postgres" ? `PostgreSQL ${/\(PostgreSQL\) (\S+)/.exec(c.postgres)?.[1] ?? "?"}` : `PGlite ${c.pglite}`;
+      const versions = `${db} + nats-server ${c.natsServer.replace(/^nats-server:\s*/, "")}`;
+      return startOffload({ ...base, db: o.db, versions, ...(profileDir ? { apiProfileDir: profileDir } : {}) });
+    }
+    case "bullmq":
+      return startBullmq(base);
+    case "jetstream":
+      return startJetstream(base);
+  }
 }
 
-async function benchDb(db: DbKind, o: BenchOptions): Promise<DbResults> {
-  const res: DbResults = { db, startup: { workerMs: [] }, latency: [], throughput: [] };
-  const wants = (s: BenchOptions["only"][number]): boolean => o.only.includes(s);
-  let t = performance.now();
-  const stack = await startStack({ db, apiEnv: { OFFLOAD_LOG_LEVEL: o.logLevel } });
-  current = stack;
-  res.startup.stackMs = round(performance.now() - t, 0);
-  log(`${db}: stack ready in ${res.startup.stackMs} ms (${stack.apiUrl})`);
+/** Starts one system, runs the chosen workloads on it in order, reads its memory, stops it. */
+async function benchSystem(name: SystemName, o: BenchOptions, c: Conditions, profileDir: string | undefined): Promise<SystemResults> {
+  const res: SystemResults = { name, workloads: { offered: [] }, rss: [] };
+  const wants = (w: BenchOptions["only"][number]): boolean => o.only.includes(w);
+  const progress = progressLine(`[bench] ${name}`, (line) => process.stderr.write(`${line}\n`));
+  const timeoutMs = o.timeoutSeconds * 1000;
+  log(`${name}: starting`);
+  let t = nowMs();
   try {
-    const tasks = benchTasks(stack.client);
-    const addWorker = async (): Promise<void> => {
-      t = performance.now();
-      await stack.startWorker({ module: FIXTURE_MODULE, tasks: ["add"], concurrency: o.concurrency, env: { OFFLOAD_LOG_LEVEL: o.logLevel } });
-      res.startup.workerMs.push(round(performance.now() - t, 0));
-    };
-    // API-only scenarios first, with no worker running.
-    if (wants("latency")) {
-      for (const callers of [...new Set([1, o.callers])]) {
-        log(`${db}: latency, ${o.latencyRuns} delay() calls by ${callers} caller(s)`);
-        res.latency.push(await measureDelay(tasks, o.latencyRuns, callers, o.warmup));
-      }
+    current = await start(name, o, c, profileDir);
+  } catch (err) {
+    res.error = `could not start: ${err instanceof Error ? err.message : String(err)}`;
+    log(`${name}: ${res.error}`);
+    return res;
+  }
+  const sys = current;
+  res.description = sys.description;
+  res.startMs = round(nowMs() - t, 0);
+  log(`${name}: ready in ${res.startMs} ms: ${sys.description}`);
+  try {
+    if (wants("accept")) {
+      progress.phase(`accept, ${o.callers} callers: accepted`, o.calls);
+      res.workloads.accept = await measureAccept(sys, { calls: o.calls, callers: o.callers, warmup: o.warmup }, progress);
     }
     if (wants("batch")) {
-      log(`${db}: batch, ${o.batches} map() calls of ${o.batchSize}`);
-      res.batch = await measureBatch(tasks, o.batchSize, o.batches);
+      progress.phase(`batch: accepted`, o.batches * o.batchSize);
+      res.workloads.batch = await measureBatch(sys, { batchSize: o.batchSize, batches: o.batches }, progress);
     }
-    if (wants("e2e")) {
-      await addWorker();
-      log(`${db}: e2e, ${o.e2eRuns} single runs with 1 worker`);
-      res.e2e = await measureE2e(tasks, o.e2eRuns, o.warmup, 1, o.concurrency);
+    if (wants("flat-out")) res.workloads.flatOut = await measureFlatOut(sys, { runs: o.runs, batchSize: o.batchSize, timeoutMs }, progress);
+    if (wants("offered")) {
+      for (const perSec of o.rates) res.workloads.offered.push(await measureOffered(sys, { perSec, seconds: o.seconds, timeoutMs }, progress));
     }
-    if (wants("throughput")) {
-      for (const workers of o.workers) {
-        while (stack.workers.length < workers) await addWorker();
-        if (stack.workers.length > workers) {
-          log(`${db}: skipping throughput with ${workers} worker(s): ${stack.workers.length} already run (list --workers ascending)`);
-          continue;
-        }
-        for (let repeat = 1; repeat <= o.repeat; repeat++) {
-          log(`${db}: throughput, ${o.runs} runs with ${workers} worker(s) x ${o.concurrency} (${repeat}/${o.repeat})`);
-          const m = { runs: o.runs, workers, repeat, concurrency: o.concurrency, pollMs: o.pollMs, timeoutSeconds: o.timeoutSeconds };
-          res.throughput.push(await measureThroughput(stack.client, tasks, m));
-        }
-      }
-    }
+    res.rss = await sys.peakRss();
   } catch (err) {
     if (interrupted) throw err;
     res.error = err instanceof Error ? err.message : String(err);
-    log(`${db}: ${res.error}`);
-    const tail = stack.api?.output().slice(-2000);
-    if (tail) log(`${db}: last output of offload-api:\n${tail}`);
+    log(`${name}: ${res.error}`);
   } finally {
     current = undefined;
-    await stack.stop();
+    t = nowMs();
+    await sys.stop();
+    log(`${name}: stopped in ${round(nowMs() - t, 0)} ms`);
   }
   return res;
 }
@@ -104,7 +111,7 @@ async function main(): Promise<number> {
     }
     o = parsed;
   } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${HELP}`);
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\nSee npm run bench -- --help\n`);
     return err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") ? 2 : 1;
   }
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -115,22 +122,27 @@ async function main(): Promise<number> {
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
 
+  const started = nowMs();
   const conditions = collectConditions();
-  const started = performance.now();
-  const results: DbResults[] = [];
+  await mkdir(dirname(o.out), { recursive: true });
+  const profileDir = o.profile && o.systems.includes("offload") ? await mkdtemp(join(dirname(o.out), "cpu-profile-")) : undefined;
+  const systems: SystemResults[] = [];
   try {
-    for (const db of o.dbs) results.push(await benchDb(db, o));
+    for (const name of o.systems) systems.push(await benchSystem(name, o, conditions, profileDir));
   } finally {
     await cleanup();
   }
   conditions.loadAvgEnd = loadAvg1();
   const { out, ...options } = o;
-  const report: Report = { conditions, options, results };
+  const report: Report = { conditions, options, systems };
+  const profileFile = profileDir ? await newestProfile(profileDir) : undefined;
+  if (profileFile) report.profile = { file: relative(ROOT, profileFile), summary: await summarizeCpuProfile(profileFile, { root: ROOT }) };
+  else if (profileDir) log(`no CPU profile was written in ${profileDir} (did the run API exit cleanly?)`);
   process.stdout.write(`${formatReport(report)}\n`);
-  await mkdir(dirname(out), { recursive: true });
-  await writeFile(out, `${JSON.stringify({ ...report, durationSeconds: round((performance.now() - started) / 1000, 1) }, null, 2)}\n`);
-  log(`wrote ${out} (${round((performance.now() - started) / 1000, 1)} s in all)`);
-  return results.some((r) => r.error) ? 1 : 0;
+  const seconds = round((nowMs() - started) / 1000, 1);
+  await writeFile(out, `${JSON.stringify({ ...report, durationSeconds: seconds }, null, 2)}\n`);
+  log(`wrote ${relative(process.cwd(), out) || out} (${seconds} s in all)`);
+  return systems.some((s) => s.error) ? 1 : 0;
 }
 
 main().then(

@@ -14,7 +14,8 @@ function show(c: Cell): string {
   if (c === null || c === undefined) return "-";
   if (typeof c === "number") {
     if (Number.isNaN(c)) return "-";
-    return Number.isInteger(c) ? String(c) : c.toFixed(c >= 100 ? 0 : c >= 10 ? 1 : 2);
+    const size = Math.abs(c);
+    return Number.isInteger(c) ? String(c) : c.toFixed(size >= 100 ? 0 : size >= 10 ? 1 : 2);
   }
   return c;
 }

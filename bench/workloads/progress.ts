@@ -1,0 +1,25 @@
+/** A progress line on stderr at most once a second: `[bench] offload: flat out 2300/5000 submitted`. */
+export interface Progress {
+  tick(done: number): void;
+  /** Starts a new phase (its first tick prints at once). */
+  phase(what: string, total: number): void;
+}
+
+export function progressLine(prefix: string, write: (line: string) => void): Progress {
+  let what = "";
+  let total = 0;
+  let last = 0;
+  return {
+    phase(w, t) {
+      what = w;
+      total = t;
+      last = 0;
+    },
+    tick(done) {
+      const now = Date.now();
+      if (now - last < 1000 && done < total) return;
+      last = now;
+      write(`${prefix}: ${what} ${done}/${total}`);
+    },
+  };
+}
