@@ -5,7 +5,7 @@
  */
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { natsServerOptions, natsUrls, redactUrl } from "../../sdk/src/config.js";
+import { natsConnectOptions, natsServerOptions, natsUrls, redactUrl } from "../../sdk/src/config.js";
 import { freePort } from "../support/ports.js";
 import { startProcess, type Child } from "../support/process.js";
 
@@ -38,6 +38,12 @@ describe("natsServerOptions", () => {
 
   it("refuses URLs with different credentials, without printing the passwords", () => {
     expect(() => natsServerOptions(["nats://u:one@a:4222", "nats://u:two@b:4222"])).toThrow(/different credentials \(nats:\/\/u:\*\*\*@a:4222 and nats:\/\/u:\*\*\*@b:4222\)/);
+  });
+
+  it("is what every Offload process connects with, plus its name, endless reconnects and no per-request error traces", () => {
+    expect(natsConnectOptions("nats://offload:p%40ss@a:4222", "offload-api")).toEqual({
+      servers: ["nats://a:4222"], user: "offload", pass: "p@ss", name: "offload-api", maxReconnectAttempts: -1, noAsyncTraces: true,
+    });
   });
 
   it("the env validation accepts URLs with credentials", () => {

@@ -2,7 +2,7 @@ import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { ERROR_CODES, ErrorBodySchema, JsonSchema, RunSchema, natsServerOptions, redactUrl, type Run } from "@offload/sdk/internal";
+import { ERROR_CODES, ErrorBodySchema, JsonSchema, RunSchema, natsConnectOptions, redactUrl, type Run } from "@offload/sdk/internal";
 import fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -66,7 +66,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     const applied = await migrate(db);
     log.info({ database: db.kind, applied }, applied.length ? "applied migrations" : "schema up to date");
 
-    const nc: NatsConnection = await connect({ ...natsServerOptions(config.natsServers), name: "offload-api", maxReconnectAttempts: -1 });
+    const nc: NatsConnection = await connect(natsConnectOptions(config.natsServers, "offload-api"));
     undo.push(() => nc.drain());
     const js = jetstream(nc);
     const jsm = await jetstreamManager(nc);

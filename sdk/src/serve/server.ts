@@ -11,7 +11,7 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import { natsServerOptions } from "../config.js";
+import { natsConnectOptions } from "../config.js";
 import { ensureBuckets, ensureStreams } from "../nats/layout.js";
 import type { Task } from "../task.js";
 import { Cancellations } from "./cancellations.js";
@@ -34,7 +34,7 @@ const ABANDON_GRACE_MS = 3_000;
 
 export async function startServer(tasks: readonly Task[], options: ServeOptions): Promise<Server> {
   const opts = compileOptions(tasks, options);
-  const nc = await connect({ ...natsServerOptions(opts.servers), name: `offload-worker ${opts.workerId}`, maxReconnectAttempts: -1 });
+  const nc = await connect(natsConnectOptions(opts.servers, `offload-worker ${opts.workerId}`));
   try {
     const server = new TaskServer(opts, nc);
     await server.start();
