@@ -23,8 +23,8 @@ export interface Report {
   conditions: Conditions;
   options: Omit<BenchOptions, "out">;
   systems: SystemResults[];
-  /** The run API's CPU profile over Offload's workloads (`--profile`). */
-  profile?: { file: string; summary: ProfileSummary };
+  /** CPU profiles of Offload's run API and first worker over its workloads (`--profile`). */
+  profiles?: { process: string; file: string; summary: ProfileSummary }[];
 }
 
 /** The peers Offload is divided by in the ratio columns, in column order. */
@@ -96,7 +96,7 @@ export function formatReport(r: Report): string {
     out.push(`  Offload, flat out: the run API recorded each outcome ${fmt(l.p50)} ms (p50) / ${fmt(l.p99)} ms (p99) after the worker finished it.`);
   }
   for (const s of shown) if (s.error) out.push(`\n${s.name} FAILED: ${s.error}`);
-  if (r.profile) out.push(formatProfile(r.profile.summary, `Where the run API's time went (node --cpu-prof over Offload's workloads; ${r.profile.file})`));
+  for (const p of r.profiles ?? []) out.push(formatProfile(p.summary, `\nWhere ${p.process}'s time went (node --cpu-prof over Offload's workloads; ${p.file})`));
   return out.join("\n");
 }
 

@@ -46,7 +46,7 @@ function start(name: SystemName, o: BenchOptions, c: Conditions, profileDir: str
     case "offload": {
       const db = o.db === "postgres" ? `PostgreSQL ${/\(PostgreSQL\) (\S+)/.exec(c.postgres)?.[1] ?? "?"}` : `PGlite ${c.pglite}`;
       const versions = `${db} + nats-server ${c.natsServer.replace(/^nats-server:\s*/, "")}`;
-      return startOffload({ ...base, db: o.db, versions, ...(profileDir ? { apiProfileDir: profileDir } : {}) });
+      return startOffload({ ...base, db: o.db, versions, ...(profileDir ? { profileDir } : {}) });
     }
     case "bullmq":
       return startBullmq(base);
@@ -135,9 +135,14 @@ async function main(): Promise<number> {
   conditions.loadAvgEnd = loadAvg1();
   const { out, ...options } = o;
   const report: Report = { conditions, options, systems };
-  const profileFile = profileDir ? await newestProfile(profileDir) : undefined;
-  if (profileFile) report.profile = { file: relative(ROOT, profileFile), summary: await summarizeCpuProfile(profileFile, { root: ROOT }) };
-  else if (profileDir) log(`no CPU profile was written in ${profileDir} (did the run API exit cleanly?)`);
+  if (profileDir) {
+    report.profiles = [];
+    for (const [part, what] of [["api", "the run API"], ["worker", "the first worker"]] as const) {
+      const file = await newestProfile(join(profileDir, part));
+      if (file) report.profiles.push({ process: what, file: relative(ROOT, file), summary: await summarizeCpuProfile(file, { root: ROOT }) });
+      else log(`no CPU profile of ${what} was written in ${join(profileDir, part)} (did it exit cleanly?)`);
+    }
+  }
   process.stdout.write(`${formatReport(report)}\n`);
   const seconds = round((nowMs() - started) / 1000, 1);
   await writeFile(out, `${JSON.stringify({ ...report, durationSeconds: seconds }, null, 2)}\n`);

@@ -14,8 +14,12 @@ const IDLE_TASK = "noop-idle";
 
 export interface OffloadStartOptions extends SystemStartOptions {
   db: DbKind;
-  /** Write a V8 CPU profile of the run API here (`--cpu-prof`); written when it exits, i.e. at `stop()`. */
-  apiProfileDir?: string;
+  /**
+   * Profile the run API and the first worker (`--cpu-prof`) into `api/` and
+   * `worker/` under this folder; each profile is written when its process
+   * exits, i.e. at `stop()`.
+   */
+  profileDir?: string;
   /** The database and nats-server with their versions, e.g. `PostgreSQL 15.18 + nats-server v2.9.10`. */
   versions: string;
 }
@@ -47,9 +51,11 @@ export async function startOffload(o: OffloadStartOptions): Promise<SystemUnderT
     await stopSharedPostgres();
   };
   try {
-    stack = await startStack({ db: o.db, apiEnv, apiNodeArgs: o.apiProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${o.apiProfileDir}`] : [] });
+    const profile = (part: string): string[] => (o.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${join(o.profileDir, part)}`] : []);
+    stack = await startStack({ db: o.db, apiEnv, apiNodeArgs: profile("api") });
     for (let i = 0; i < o.workers; i++) {
-      await stack.startWorker({ module: TASKS_MODULE, tasks: [WORK_TASK], concurrency: o.concurrency, env: { OFFLOAD_LOG_LEVEL: o.logLevel } });
+      const nodeArgs = i === 0 ? profile("worker") : [];
+      await stack.startWorker({ module: TASKS_MODULE, tasks: [WORK_TASK], concurrency: o.concurrency, nodeArgs, env: { OFFLOAD_LOG_LEVEL: o.logLevel } });
     }
   } catch (err) {
     await stop();

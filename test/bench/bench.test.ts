@@ -78,11 +78,15 @@ describe("npm run bench", () => {
     expect(out).toMatch(/\[bench\] offload: flat out: completed \d+\/400/);
   });
 
-  it("profiles the run API and names the frames its time went to", () => {
-    expect(report.profile?.file).toMatch(/\.cpuprofile$/);
-    expect(report.profile?.summary.busyMs).toBeGreaterThan(0);
-    expect(report.profile?.summary.areas.map((a) => a.area)).toContain("offload: operator");
+  it("profiles the run API and a worker and names the frames their time went to", () => {
+    expect(report.profiles?.map((p) => p.process)).toEqual(["the run API", "the first worker"]);
+    const [api, worker] = report.profiles!;
+    expect(api!.file).toMatch(/\.cpuprofile$/);
+    expect(api!.summary.busyMs).toBeGreaterThan(0);
+    expect(api!.summary.areas.map((a) => a.area)).toContain("offload: operator");
+    expect(worker!.summary.areas.map((a) => a.area)).toContain("offload: sdk");
     expect(run.output()).toContain("Where the run API's time went");
+    expect(run.output()).toContain("Where the first worker's time went");
   });
 
   it("leaves no process it started running", () => {

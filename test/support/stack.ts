@@ -26,6 +26,8 @@ export interface StackOptions {
 
 export interface WorkerOptions {
   module: string;
+  /** Node flags for the worker process, e.g. `--cpu-prof`. */
+  nodeArgs?: string[];
   tasks?: string[];
   concurrency?: number;
   env?: Record<string, string>;
@@ -91,7 +93,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
     async startWorker(w) {
       const port = await freePort();
-      const args = [WORKER_BIN, "--module", w.module];
+      const args = [...(w.nodeArgs ?? []), WORKER_BIN, "--module", w.module];
       if (w.tasks) args.push("--tasks", w.tasks.join(","));
       if (w.concurrency) args.push("--concurrency", String(w.concurrency));
       const child = startProcess(`offload-worker#${workers.length}`, process.execPath, args, {
