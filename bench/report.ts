@@ -2,7 +2,7 @@ import type { Conditions } from "./conditions.js";
 import type { BenchOptions } from "./options.js";
 import { formatProfile, type ProfileSummary } from "./profile.js";
 import type { Summary } from "./stats.js";
-import type { ProcessRss, SystemName } from "./systems/system.js";
+import type { ProcessUsage, SystemName } from "./systems/system.js";
 import { formatTable, type Cell } from "./table.js";
 import type { FlowResult, WorkloadResults } from "./workloads/types.js";
 
@@ -13,8 +13,10 @@ export interface SystemResults {
   /** Start-up (servers, database, workers) to ready, ms. */
   startMs?: number;
   workloads: WorkloadResults;
-  /** Peak RSS of its processes, read after the workloads. */
-  rss: ProcessRss[];
+  /** Its processes after the workloads: peak RSS, CPU time since they started. */
+  processes: ProcessUsage[];
+  /** CPU seconds used during the workloads, by component (summed over its processes), and by the bench itself as `bench (client)`. */
+  cpuSeconds: Record<string, number>;
   /** Set when the system failed to start or a workload threw; later workloads of it did not run. */
   error?: string;
 }
@@ -81,7 +83,8 @@ export function formatReport(r: Report): string {
       ),
     );
   });
-  out.push(formatRss(shown, 4 + o.rates.length));
+  out.push(formatCpu(shown, 4 + o.rates.length));
+  out.push(formatRss(shown, 5 + o.rates.length));
   out.push(
     [
       "  ratio columns: Offload's value divided by the peer's. On a rate, below 1x is Offload behind; on a latency or memory, above 1x is.",
@@ -132,16 +135,36 @@ function flowRows(pick: (s: SystemResults) => FlowResult | undefined, offered: b
 }
 
 function formatRss(shown: readonly SystemResults[], n: number): string {
-  const components = [...new Set(shown.flatMap((s) => s.rss.map((p) => p.component)))];
+  // PostgreSQL's processes share its buffers: their RSS does not add up, so it is left out.
+  const components = [...new Set(shown.flatMap((s) => s.processes.map((p) => p.component)))].filter((c) => c !== "postgres");
   const rows: MetricRow[] = components.map((component) => ({
     metric: component === "worker" ? "worker (largest)" : component,
     better: "lower",
     value: (s) => {
-      const p = s.rss.find((x) => x.component === component);
-      return p ? p.peakRssBytes / 2 ** 20 : undefined;
+      const sizes = s.processes.filter((x) => x.component === component).map((p) => p.peakRssBytes / 2 ** 20);
+      return sizes.length ? Math.max(...sizes) : undefined;
     },
   }));
   return compare(`${n}. Peak RSS, MiB (VmHWM after the workloads)`, shown, rows);
+}
+
+function formatCpu(shown: readonly SystemResults[], n: number): string {
+  const components = [...new Set(shown.flatMap((s) => Object.keys(s.cpuSeconds)))].sort((a, b) => order(a) - order(b));
+  const total = (s: SystemResults): number | undefined => (Object.keys(s.cpuSeconds).length ? Object.values(s.cpuSeconds).reduce((a, b) => a + b, 0) : undefined);
+  const rows: MetricRow[] = [
+    ...components.map((component): MetricRow => ({
+      metric: component === "worker" ? "workers (all)" : component,
+      better: "lower",
+      value: (s) => s.cpuSeconds[component],
+    })),
+    { metric: "total", better: "lower", value: total },
+  ];
+  return compare(`${n}. CPU seconds used during the workloads, by process (the same work on each system)`, shown, rows);
+}
+
+/** Servers first, then workers, then the bench itself. */
+function order(component: string): number {
+  return component === "bench (client)" ? 3 : component === "worker" ? 2 : 1;
 }
 
 /** One table: a row per metric, a column per system, then Offload ÷ each peer. */

@@ -15,7 +15,7 @@ import { round } from "./stats.js";
 import { startBullmq } from "./systems/bullmq.js";
 import { startJetstream } from "./systems/jetstream.js";
 import { startOffload } from "./systems/offload.js";
-import type { SystemName, SystemStartOptions, SystemUnderTest } from "./systems/system.js";
+import type { ProcessUsage, SystemName, SystemStartOptions, SystemUnderTest } from "./systems/system.js";
 import { measureAccept, measureBatch } from "./workloads/accept.js";
 import { measureFlatOut, measureOffered } from "./workloads/flow.js";
 import { progressLine } from "./workloads/progress.js";
@@ -57,7 +57,7 @@ function start(name: SystemName, o: BenchOptions, c: Conditions, profileDir: str
 
 /** Starts one system, runs the chosen workloads on it in order, reads its memory, stops it. */
 async function benchSystem(name: SystemName, o: BenchOptions, c: Conditions, profileDir: string | undefined): Promise<SystemResults> {
-  const res: SystemResults = { name, workloads: { offered: [] }, rss: [] };
+  const res: SystemResults = { name, workloads: { offered: [] }, processes: [], cpuSeconds: {} };
   const wants = (w: BenchOptions["only"][number]): boolean => o.only.includes(w);
   const progress = progressLine(`[bench] ${name}`, (line) => process.stderr.write(`${line}\n`));
   const timeoutMs = o.timeoutSeconds * 1000;
@@ -74,6 +74,8 @@ async function benchSystem(name: SystemName, o: BenchOptions, c: Conditions, pro
   res.description = sys.description;
   res.startMs = round(nowMs() - t, 0);
   log(`${name}: ready in ${res.startMs} ms: ${sys.description}`);
+  const before = await sys.processes();
+  const clientBefore = process.cpuUsage();
   try {
     if (wants("accept")) {
       progress.phase(`accept, ${o.callers} callers: accepted`, o.calls);
@@ -87,7 +89,8 @@ async function benchSystem(name: SystemName, o: BenchOptions, c: Conditions, pro
     if (wants("offered")) {
       for (const perSec of o.rates) res.workloads.offered.push(await measureOffered(sys, { perSec, seconds: o.seconds, timeoutMs }, progress));
     }
-    res.rss = await sys.peakRss();
+    res.processes = await sys.processes();
+    res.cpuSeconds = cpuDuring(before, res.processes, process.cpuUsage(clientBefore));
   } catch (err) {
     if (interrupted) throw err;
     res.error = err instanceof Error ? err.message : String(err);
@@ -99,6 +102,17 @@ async function benchSystem(name: SystemName, o: BenchOptions, c: Conditions, pro
     log(`${name}: stopped in ${round(nowMs() - t, 0)} ms`);
   }
   return res;
+}
+
+/** CPU seconds each component used between two readings (summed over its processes), and the bench's own as `bench (client)`. */
+function cpuDuring(before: readonly ProcessUsage[], after: readonly ProcessUsage[], client: NodeJS.CpuUsage): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of after) {
+    const start = before.find((b) => b.pid === p.pid)?.cpuSeconds ?? 0;
+    out[p.component] = round((out[p.component] ?? 0) + p.cpuSeconds - start);
+  }
+  out["bench (client)"] = round((client.user + client.system) / 1e6);
+  return out;
 }
 
 async function main(): Promise<number> {

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { startRedis, type Child, type RedisServer } from "../../test/support/index.js";
-import { rssOf, startWorkerProcesses } from "./processes.js";
+import { startWorkerProcesses, usageOf } from "./processes.js";
 import type { Lane, RunTimes, StartSystem, SystemUnderTest } from "./system.js";
 
 /**
@@ -86,7 +86,7 @@ export const startBullmq: StartSystem = async (o) => {
         return jobs.map((j) => jobId(j.id));
       },
       awaitCompleted: (ids, a) => awaitCompleted(work, client, workers, ids, a),
-      peakRss: () => rssOf({ "redis-server": server.child }, workers),
+      processes: () => usageOf({ "redis-server": server.child }, workers),
       stop,
     };
     return system;

@@ -10,7 +10,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamCl
 import { connect, nanos, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { STREAM_CONFIGS } from "@offload/sdk/internal";
 import { startNats, type Child, type NatsServer } from "../../test/support/index.js";
-import { rssOf, startWorkerProcesses } from "./processes.js";
+import { startWorkerProcesses, usageOf } from "./processes.js";
 import type { Lane, RunTimes, StartSystem, SystemUnderTest } from "./system.js";
 
 const STREAM = "BENCH_FLOOR";
@@ -164,7 +164,7 @@ export const startJetstream: StartSystem = async (o) => {
         waiters.add(waiter);
       });
     },
-    peakRss: () => rssOf({ "nats-server": nats?.child }, workers),
+    processes: () => usageOf({ "nats-server": nats?.child }, workers),
     stop,
   };
   return sut;

@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { task, type OffloadClient, type Run } from "@offload/sdk";
 import { z } from "zod";
 import { ROOT, startStack, stopSharedPostgres, type DbKind, type Stack } from "../../test/support/index.js";
-import { rssOf } from "./processes.js";
+import { childPids } from "../proc.js";
+import { usageOf } from "./processes.js";
 import type { Lane, RunTimes, SystemStartOptions, SystemUnderTest } from "./system.js";
 
 /** The module Offload's bench workers load: it serves the one task `noop`. */
@@ -98,8 +99,16 @@ export async function startOffload(o: OffloadStartOptions): Promise<SystemUnderT
       }
       return done;
     },
-    async peakRss() {
-      return rssOf({ "offload-api": running.api, "nats-server": running.nats.child }, running.workers.map((w) => w.child));
+    async processes() {
+      const workers = running.workers.map((w) => w.child);
+      const usage = await usageOf({ "offload-api": running.api, "nats-server": running.nats.child }, workers);
+      // The PostgreSQL server and its backends, the API's pool among them.
+      const postmaster = running.postgres?.pid();
+      if (postmaster !== undefined) {
+        const pids = [postmaster, ...(await childPids(postmaster))];
+        usage.push(...(await usageOf(Object.fromEntries(pids.map((pid, i) => [`postgres#${i}`, pid])), [])).map((u) => ({ ...u, component: "postgres" })));
+      }
+      return usage;
     },
     stop,
   };

@@ -1,6 +1,6 @@
 import { startProcess, type Child } from "../../test/support/index.js";
-import { peakRssBytes } from "../rss.js";
-import type { ProcessRss } from "./system.js";
+import { readProc } from "../proc.js";
+import type { ProcessUsage } from "./system.js";
 
 /**
  * Starts `n` copies of a peer worker script (`bench/peers/*.mjs`) with plain
@@ -22,20 +22,16 @@ export async function startWorkerProcesses(name: string, script: string, n: numb
   return children;
 }
 
-/** The peak RSS of each named process, and of the largest of `workers` as `worker`; processes gone are left out. */
-export async function rssOf(named: Record<string, Child | undefined>, workers: readonly Child[]): Promise<ProcessRss[]> {
-  const out: ProcessRss[] = [];
-  for (const [component, child] of Object.entries(named)) {
-    const pid = child?.proc.pid;
-    const bytes = await peakRssBytes(pid);
-    if (pid !== undefined && bytes !== null) out.push({ component, pid, peakRssBytes: bytes });
+/** Memory and CPU time of each named process and of every worker; processes gone are left out. */
+export async function usageOf(named: Record<string, Child | number | undefined>, workers: readonly Child[]): Promise<ProcessUsage[]> {
+  const all: [string, number | undefined][] = [
+    ...Object.entries(named).map(([component, c]): [string, number | undefined] => [component, typeof c === "number" ? c : c?.proc.pid]),
+    ...workers.map((w): [string, number | undefined] => ["worker", w.proc.pid]),
+  ];
+  const out: ProcessUsage[] = [];
+  for (const [component, pid] of all) {
+    const r = await readProc(pid);
+    if (pid !== undefined && r) out.push({ component, pid, ...r });
   }
-  let largest: ProcessRss | undefined;
-  for (const w of workers) {
-    const pid = w.proc.pid;
-    const bytes = await peakRssBytes(pid);
-    if (pid !== undefined && bytes !== null && (!largest || bytes > largest.peakRssBytes)) largest = { component: "worker", pid, peakRssBytes: bytes };
-  }
-  if (largest) out.push(largest);
   return out;
 }

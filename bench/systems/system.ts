@@ -27,13 +27,15 @@ export interface RunTimes {
   workerFinishedAt?: number;
 }
 
-/** A process of the system whose memory the bench reports. */
-export interface ProcessRss {
-  /** e.g. `offload-api`, `worker` (the largest of the N), `nats-server`, `redis-server`. */
+/** A process of the system whose memory and CPU time the bench reports. */
+export interface ProcessUsage {
+  /** What it is: `offload-api`, `worker` (one entry per worker process), `nats-server`, `redis-server`, `postgres` (one per server process). */
   component: string;
   pid: number;
   /** Peak resident set size so far (VmHWM), bytes. */
   peakRssBytes: number;
+  /** CPU time (user + system) since it started, seconds. */
+  cpuSeconds: number;
 }
 
 export interface SystemStartOptions {
@@ -70,8 +72,8 @@ export interface SystemUnderTest {
    * system's records: only `ids` count.
    */
   awaitCompleted(ids: readonly string[], o: { timeoutMs: number; onProgress(completed: number): void }): Promise<Map<string, RunTimes>>;
-  /** Peak RSS of the system's processes so far: at least one worker, plus its server(s). */
-  peakRss(): Promise<ProcessRss[]>;
+  /** Memory and CPU time so far of each of its processes: every worker, plus its server(s). */
+  processes(): Promise<ProcessUsage[]>;
   /** Stops every process and removes every folder the system started; safe to call twice, and after a failed start. */
   stop(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitFor } from "./ports.js";
@@ -11,6 +11,8 @@ export interface PostgresServer {
   readonly port: number;
   /** A new, empty database on this server; returns its URL. */
   createDatabase(name: string): Promise<string>;
+  /** The server's main process (its backends are its children), or undefined once stopped. */
+  pid(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -82,6 +84,13 @@ export async function startPostgres(): Promise<PostgresServer> {
         await c.end();
       }
       return `postgres://postgres@127.0.0.1:${port}/${name}`;
+    },
+    pid() {
+      try {
+        return Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]) || undefined;
+      } catch {
+        return undefined;
+      }
     },
     async stop() {
       stopCluster();

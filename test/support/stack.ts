@@ -41,6 +41,8 @@ export interface RunningWorker {
 /** A real nats-server, a real database and the real `offload-api` process, with workers on demand. */
 export interface Stack {
   readonly nats: NatsServer;
+  /** The PostgreSQL server the API uses (shared by the stacks of a test file), unless it runs on PGlite. */
+  readonly postgres: PostgresServer | undefined;
   readonly apiUrl: string;
   readonly dir: string;
   readonly client: OffloadClient;
@@ -80,6 +82,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const workers: RunningWorker[] = [];
   const stack: Stack = {
     nats,
+    postgres: pgServer,
     apiUrl,
     dir,
     client: new OffloadClient({ apiUrl, token: options.token ?? "", requestTimeoutMs: 30_000 }),
