@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { z } from "zod";
 import { ClientEnvSchema, parseEnv } from "./config.js";
+import { HttpTransport } from "./http.js";
 import { readServerSentEvents } from "./sse.js";
 import { ApiError, ApiUnreachableError, RunCancelledError, RunFailedError, RunFinishedError, RunNotRetryableError } from "./errors.js";
 import {
@@ -38,6 +39,7 @@ export class OffloadClient {
   readonly apiUrl: string;
   readonly #token: string | undefined;
   readonly #timeoutMs: number;
+  readonly #http: HttpTransport;
 
   constructor(options: ClientOptions = {}) {
     // An option given in code is not read (nor checked) from the environment.
@@ -49,6 +51,7 @@ export class OffloadClient {
     this.apiUrl = (options.apiUrl ?? env.OFFLOAD_API_URL).replace(/\/+$/, "");
     this.#token = options.token ?? env.OFFLOAD_API_TOKEN;
     this.#timeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.#http = new HttpTransport(this.apiUrl);
   }
 
   /** `POST /v1/runs`: records and dispatches one run. */
@@ -188,20 +191,14 @@ export class OffloadClient {
   async #request(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<unknown> {
     const headers = this.#headers("application/json");
     if (body !== undefined) headers["content-type"] = "application/json";
-    let res: Response;
+    let res: { status: number; text: string };
     try {
-      res = await fetch(this.apiUrl + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.#timeoutMs + extraTimeoutMs),
-      });
+      res = await this.#http.send(method, path, headers, body === undefined ? undefined : JSON.stringify(body), this.#timeoutMs + extraTimeoutMs);
     } catch (err) {
       throw new ApiUnreachableError(this.apiUrl, err);
     }
-    const text = await res.text();
-    if (res.ok) return text ? safeJson(text) : undefined;
-    throw this.#errorOf(res.status, text);
+    if (res.status >= 200 && res.status < 300) return res.text ? safeJson(res.text) : undefined;
+    throw this.#errorOf(res.status, res.text);
   }
 
   // The typed error for an answer of the run API that is not 2xx.

@@ -1,7 +1,9 @@
 // Execution semantics, the SDK's half, without servers: the task options
 // contract (checked once in task(), frozen), retry decisions and delays, cache
-// keys, and what delay()/map() send. A fake fetch plays the run API.
-import { afterEach, describe, expect, it, vi } from "vitest";
+// keys, and what delay()/map() send. A small HTTP server plays the run API.
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import {
   ConfigError,
@@ -189,20 +191,31 @@ describe("delay() and map() send what the run API needs", () => {
     idempotencyKey: null,
     workerId: null,
   });
-  const fakeApi = (answer: (method: string, path: string, body: unknown) => { status: number; body: unknown }): void => {
-    vi.stubGlobal("fetch", async (url: string, init: RequestInit) => {
-      const path = new URL(url).pathname;
-      const body = init.body ? JSON.parse(String(init.body)) : undefined;
-      sent.push({ method: init.method ?? "GET", path, body });
-      const a = answer(init.method ?? "GET", path, body);
-      return new Response(JSON.stringify(a.body), { status: a.status, headers: { "content-type": "application/json" } });
-    });
+  // A real HTTP server on loopback standing in for the run API: it records each call and answers as told.
+  let answer: (method: string, path: string, body: unknown) => { status: number; body: unknown } = () => ({ status: 500, body: {} });
+  const fakeApi = (a: typeof answer): void => {
+    answer = a;
   };
+  const server = createServer((req, res) => {
+    let text = "";
+    req.on("data", (c: Buffer) => (text += c.toString()));
+    req.on("end", () => {
+      const path = new URL(req.url ?? "/", "http://x").pathname;
+      const body = text ? JSON.parse(text) : undefined;
+      sent.push({ method: req.method ?? "GET", path, body });
+      const a = answer(req.method ?? "GET", path, body);
+      res.writeHead(a.status, { "content-type": "application/json" }).end(JSON.stringify(a.body));
+    });
+  });
+  let client: OffloadClient;
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    client = new OffloadClient({ apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: "" });
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
   afterEach(() => {
-    vi.unstubAllGlobals();
     sent.length = 0;
   });
-  const client = new OffloadClient({ apiUrl: "http://api.test", token: "" });
 
   it("sends the cache key and expiry with each run of a cached task, and the per-run timeout", async () => {
     fakeApi((_m, path, body) => (path === "/v1/runs/batch" ? { status: 202, body: { runs: (body as { runs: CreateRunBody[] }).runs.map(run) } } : { status: 202, body: run(body as CreateRunBody) }));
