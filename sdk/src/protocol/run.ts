@@ -45,11 +45,23 @@ export type Run = z.infer<typeof RunSchema>;
  */
 export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
 
+/** Whether U+0000 occurs in any string (or key) of `v`: PostgreSQL can store it in neither jsonb nor text. */
+export function containsNul(v: Json): boolean {
+  if (typeof v === "string") return v.includes("\u0000");
+  if (Array.isArray(v)) return v.some(containsNul);
+  if (v !== null && typeof v === "object") return Object.entries(v).some(([k, x]) => k.includes("\u0000") || containsNul(x));
+  return false;
+}
+
+const NUL_MESSAGE = "contains the character U+0000, which run records cannot store; encode binary data (e.g. base64)";
+
 /** The body of `POST /v1/runs`. Unknown fields are rejected. */
 export const CreateRunBodySchema = z.strictObject({
   task: TaskNameSchema,
-  parameters: JsonSchema.optional().describe("The task's input; checked again by the worker against the task's schema."),
-  idempotencyKey: z.string().min(1).max(256).optional().describe("A second run with the same key returns the first."),
+  parameters: JsonSchema.optional()
+    .refine((p) => p === undefined || !containsNul(p), NUL_MESSAGE)
+    .describe("The task's input; checked again by the worker against the task's schema."),
+  idempotencyKey: z.string().min(1).max(256).refine((k) => !k.includes("\u0000"), NUL_MESSAGE).optional().describe("A second run with the same key returns the first."),
   scheduledAt: isoDate.optional().describe("Do not dispatch before this time."),
   timeoutSeconds: z.number().positive().max(MAX_TIMEOUT_SECONDS).optional().describe("Overrides the task's `timeoutSeconds` for this run."),
   cacheKey: z.string().min(1).max(512).optional().describe("Computed by the SDK from the task's cache policy: an unexpired COMPLETED run with this key is reused."),
