@@ -213,6 +213,23 @@ describe("run API on PostgreSQL", () => {
     expect(again.body.id).toBe([...ids][0]);
   });
 
+  it("answers concurrent POSTs each with its own run, and a bad one fails only its own call", async () => {
+    const task = taskName("together");
+    // PostgreSQL cannot store U+0000: the API refuses it as bad input, and it must not take the others with it.
+    const bodies = Array.from({ length: 30 }, (_, i) => ({ task, parameters: i === 7 ? { i, text: "a\u0000b" } : { i } }));
+    const answers = await Promise.all(bodies.map((b) => call(api.url, "POST", "/v1/runs", b)));
+    expect(answers[7]!.status).toBe(400);
+    expect(answers[7]!.body).toMatchObject({ code: "OFFLOAD_VALIDATION", issues: [{ path: "parameters", message: expect.stringContaining("U+0000") }] });
+    const good = answers.filter((_, i) => i !== 7);
+    for (const [k, a] of good.entries()) {
+      expect(a.status).toBe(202);
+      expect(a.body).toMatchObject({ task, state: "PENDING", parameters: { i: k < 7 ? k : k + 1 } });
+    }
+    expect(new Set(good.map((a) => a.body.id)).size).toBe(29);
+    expect((await call(api.url, "GET", `/v1/runs?task=${task}&limit=100`)).body.runs).toHaveLength(29);
+    expect((await probe.takeTaskMessages(task, 29)).length).toBe(29);
+  });
+
   it("records and dispatches 1000 runs in one batch call, answering them in order", async () => {
     const task = taskName("batch");
     const runs = Array.from({ length: 1000 }, (_, i) => ({ task, parameters: { i } }));

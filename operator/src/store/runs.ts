@@ -17,7 +17,7 @@ export interface Recorded extends StoredRun {
 }
 
 /**
- * Records runs in one transaction and answers them in the order given. A run
+ * Records runs, all or none, and answers them in the order given. A run
  * whose idempotency key is already taken (by an earlier call, a concurrent
  * one, or an earlier entry of the same batch) is not recorded again: the
  * existing run is answered with `created: false`. A run due now whose
@@ -78,7 +78,9 @@ export async function recordRuns(db: Db, bodies: readonly CreateRunBody[], opts:
       return { ...existing, created: false, due: false };
     });
   };
-  return bodies.length === 1 && !cacheable(bodies[0]!) ? work(db) : db.transaction(work);
+  // One INSERT statement is atomic by itself: a transaction (BEGIN and COMMIT, two more round trips) is only
+  // needed when cache lookups must agree with the insert, or when a batch takes more than one statement.
+  return bodies.length <= CHUNK && !bodies.some(cacheable) ? work(db) : db.transaction(work);
 }
 
 /**

@@ -15,6 +15,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { ObjectStore } from "@nats-io/obj";
 import { readStoredResult } from "../../dispatch/results.js";
+import { SubmitCoalescer } from "../../dispatch/coalesce.js";
 import { submitRuns, type SubmitDeps } from "../../dispatch/submit.js";
 import { decodeCursor } from "../../store/cursor.js";
 import { isUuid } from "../../store/ids.js";
@@ -48,6 +49,7 @@ export function notFound(id: string): ApiHttpError {
 export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): void {
   const app = root.withTypeProvider<ZodTypeProvider>();
   const { db } = deps;
+  const singles = new SubmitCoalescer((bodies) => submitRuns(deps, bodies));
 
   app.post(
     "/v1/runs",
@@ -64,8 +66,7 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
       },
     },
     async (request, reply) => {
-      const [one] = await submitRuns(deps, [request.body]);
-      if (!one) throw new Error("submitRuns answered nothing");
+      const one = await singles.submit(request.body);
       if (one.created) deps.metrics.runCreated(one.run.task);
       if (!one.created) reply.header("idempotent-replayed", "true");
       return reply.code(one.created ? 202 : 200).send(one.run);
