@@ -91,6 +91,8 @@ export function formatReport(r: Report): string {
       "  accepted: the submit call returned. started: the worker began the run. completed: the outcome is recorded where the app reads it",
       "  (Offload: the run's updatedAt in PostgreSQL, written by the run API from the worker's event; BullMQ: finishedOn, set as the job",
       "  moves to completed; JetStream: the worker acked). Latencies are per run, from accepted; p50/p95/p99 by nearest rank.",
+      "  A negative latency is a run a worker started (or finished) before its submit call had returned to the caller: for a batch,",
+      "  before the whole batch was accepted. BullMQ stamps whole milliseconds, the others fractions.",
     ].join("\n"),
   );
   const lag = shown.find((s) => s.workloads.flatOut?.recordLagMs);
