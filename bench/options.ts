@@ -35,6 +35,8 @@ export interface BenchOptions {
   seconds: number;
   /** Most seconds a workload may wait for its runs to complete. */
   timeoutSeconds: number;
+  /** Times the whole sequence of systems runs; the tables show each metric's median. */
+  repeat: number;
   /** Profile the run API (`--cpu-prof`) and print where its time goes. */
   profile: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
@@ -78,6 +80,8 @@ Options:
   --rates LIST           offered: runs per second (default 100,500: a low and a high rate)
   --duration SECONDS     offered: seconds per rate (default 10)
   --timeout SECONDS      most a workload may wait for its runs to complete (default 120)
+  --repeat N             run the whole sequence N times, the systems taking turns, and show each
+                         metric's median (default 1; 3 takes about 4 minutes on 2 cores)
   --profile              profile the run API with node --cpu-prof (slows it a little) and
                          print where its time goes; the .cpuprofile is kept under bench/results/
   --log-level LEVEL      OFFLOAD_LOG_LEVEL of the API and workers (default warn: info logs every request)
@@ -112,6 +116,7 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
       rates: { type: "string" },
       duration: { type: "string" },
       timeout: { type: "string" },
+      repeat: { type: "string" },
       profile: { type: "boolean" },
       "log-level": { type: "string" },
       out: { type: "string" },
@@ -155,6 +160,7 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
     rates: [...new Set(rates)].sort((a, b) => a - b),
     seconds: int("duration", values.duration, quick ? 3 : 10, 1, 600),
     timeoutSeconds: int("timeout", values.timeout, 120, 5, 3600),
+    repeat: int("repeat", values.repeat, 1, 1, 10),
     profile: values.profile ?? false,
     logLevel: logLevel as BenchOptions["logLevel"],
     out: values.out ?? join(ROOT, `bench/results/bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`),

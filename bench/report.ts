@@ -1,7 +1,7 @@
 import type { Conditions } from "./conditions.js";
 import type { BenchOptions } from "./options.js";
 import { formatProfile, type ProfileSummary } from "./profile.js";
-import type { Summary } from "./stats.js";
+import { median, type Summary } from "./stats.js";
 import type { ProcessUsage, SystemName } from "./systems/system.js";
 import { formatTable, type Cell } from "./table.js";
 import type { FlowResult, WorkloadResults } from "./workloads/types.js";
@@ -9,6 +9,8 @@ import type { FlowResult, WorkloadResults } from "./workloads/types.js";
 /** Everything measured of one system. */
 export interface SystemResults {
   name: SystemName;
+  /** Which pass of `--repeat` (1-based). */
+  repeat: number;
   description?: string;
   /** Start-up (servers, database, workers) to ready, ms. */
   startMs?: number;
@@ -95,12 +97,13 @@ export function formatReport(r: Report): string {
       "  before the whole batch was accepted. BullMQ stamps whole milliseconds, the others fractions.",
     ].join("\n"),
   );
-  const lag = shown.find((s) => s.workloads.flatOut?.recordLagMs);
-  if (lag?.workloads.flatOut?.recordLagMs) {
-    const l = lag.workloads.flatOut.recordLagMs;
-    out.push(`  Offload, flat out: the run API recorded each outcome ${fmt(l.p50)} ms (p50) / ${fmt(l.p99)} ms (p99) after the worker finished it.`);
+  const lags = shown.flatMap((s) => (s.workloads.flatOut?.recordLagMs ? [s.workloads.flatOut.recordLagMs] : []));
+  const lagP50 = median(lags.map((l) => l.p50));
+  const lagP99 = median(lags.map((l) => l.p99));
+  if (lagP50 !== undefined && lagP99 !== undefined) {
+    out.push(`  Offload, flat out: the run API recorded each outcome ${fmt(lagP50)} ms (p50) / ${fmt(lagP99)} ms (p99) after the worker finished it.`);
   }
-  for (const s of shown) if (s.error) out.push(`\n${s.name} FAILED: ${s.error}`);
+  for (const s of shown) if (s.error) out.push(`\n${s.name}${s.repeat > 1 ? ` (pass ${s.repeat})` : ""} FAILED: ${s.error}`);
   for (const p of r.profiles ?? []) out.push(formatProfile(p.summary, `\nWhere ${p.process}'s time went (node --cpu-prof over Offload's workloads; ${p.file})`));
   return out.join("\n");
 }
@@ -113,9 +116,13 @@ function formatConditions(r: Report): string {
     `  machine      ${c.cpuModel} x ${c.cpuCount}, ${c.memoryGiB} GiB, Linux ${c.kernel}; node ${c.node}`,
     `  commit       ${c.gitCommit}   at ${c.at}`,
     `  load avg     ${c.loadAvgStart} at start${c.loadAvgEnd === undefined ? "" : `, ${c.loadAvgEnd} at end`} (1 min)`,
-    ...r.systems.map((s) => `  ${s.name.padEnd(12)} ${s.description ?? "(did not start)"}${s.startMs === undefined ? "" : `; ready in ${s.startMs} ms`}`),
+    ...[...new Set(r.systems.map((s) => s.name))].map((name) => {
+      const runs = r.systems.filter((s) => s.name === name);
+      const ready = median(runs.flatMap((s) => (s.startMs === undefined ? [] : [s.startMs])));
+      return `  ${name.padEnd(12)} ${runs.find((s) => s.description)?.description ?? "(did not start)"}${ready === undefined ? "" : `; ready in ${ready} ms`}`;
+    }),
     `  settings     workers=${o.workers} concurrency=${o.concurrency} calls=${o.calls} callers=${o.callers} warmup=${o.warmup} batch=${o.batches}x${o.batchSize}`,
-    `               runs=${o.runs} rates=${o.rates.join(",")} duration=${o.seconds}s log-level=${o.logLevel}${o.profile ? " profile=on (the API runs slower)" : ""}`,
+    `               runs=${o.runs} rates=${o.rates.join(",")} duration=${o.seconds}s repeat=${o.repeat} log-level=${o.logLevel}${o.profile ? " profile=on (the API runs slower)" : ""}`,
     "  one system at a time, each started fresh; client, servers and workers share this machine's CPUs over loopback",
   ].join("\n");
 }
@@ -169,17 +176,19 @@ function order(component: string): number {
   return component === "bench (client)" ? 3 : component === "worker" ? 2 : 1;
 }
 
-/** One table: a row per metric, a column per system, then Offload ÷ each peer. */
+/**
+ * One table: a row per metric, a column per system, then Offload ÷ each peer.
+ * With `--repeat`, each cell is the median of that metric over the passes.
+ */
 function compare(title: string, shown: readonly SystemResults[], rows: readonly MetricRow[]): string {
-  const offload = shown.find((s) => s.name === "offload");
-  const peers = PEERS.filter((p) => offload && shown.some((s) => s.name === p));
-  const header = ["", ...shown.map((s) => s.name), ...peers.map((p) => `offload/${p}`)];
-  const body: Cell[][] = rows.map((row) => [
-    row.metric,
-    ...shown.map((s) => row.value(s)),
-    ...peers.map((p) => ratio(offload ? row.value(offload) : undefined, row.value(shown.find((s) => s.name === p)!))),
-  ]);
-  return formatTable(title, header, body);
+  const names = [...new Set(shown.map((s) => s.name))];
+  const peers = PEERS.filter((p) => names.includes("offload") && names.includes(p));
+  const cell = (row: MetricRow, name: SystemName): number | undefined =>
+    median(shown.filter((s) => s.name === name).map(row.value).filter((v): v is number => v !== undefined && Number.isFinite(v)));
+  const header = ["", ...names, ...peers.map((p) => `offload/${p}`)];
+  const body: Cell[][] = rows.map((row) => [row.metric, ...names.map((n) => cell(row, n)), ...peers.map((p) => ratio(cell(row, "offload"), cell(row, p)))]);
+  const passes = Math.max(...names.map((n) => shown.filter((s) => s.name === n).length));
+  return formatTable(passes > 1 ? `${title}; median of ${passes} passes` : title, header, body);
 }
 
 /** `a / b` as `0.21x`; nothing when either is missing or too near zero to divide by meaningfully. */

@@ -56,24 +56,25 @@ function start(name: SystemName, o: BenchOptions, c: Conditions, profileDir: str
 }
 
 /** Starts one system, runs the chosen workloads on it in order, reads its memory, stops it. */
-async function benchSystem(name: SystemName, o: BenchOptions, c: Conditions, profileDir: string | undefined): Promise<SystemResults> {
-  const res: SystemResults = { name, workloads: { offered: [] }, processes: [], cpuSeconds: {} };
+async function benchSystem(name: SystemName, repeat: number, o: BenchOptions, c: Conditions, profileDir: string | undefined): Promise<SystemResults> {
+  const res: SystemResults = { name, repeat, workloads: { offered: [] }, processes: [], cpuSeconds: {} };
   const wants = (w: BenchOptions["only"][number]): boolean => o.only.includes(w);
-  const progress = progressLine(`[bench] ${name}`, (line) => process.stderr.write(`${line}\n`));
+  const label = o.repeat > 1 ? `${name} (${repeat}/${o.repeat})` : name;
+  const progress = progressLine(`[bench] ${label}`, (line) => process.stderr.write(`${line}\n`));
   const timeoutMs = o.timeoutSeconds * 1000;
-  log(`${name}: starting`);
+  log(`${label}: starting`);
   let t = nowMs();
   try {
     current = await start(name, o, c, profileDir);
   } catch (err) {
     res.error = `could not start: ${err instanceof Error ? err.message : String(err)}`;
-    log(`${name}: ${res.error}`);
+    log(`${label}: ${res.error}`);
     return res;
   }
   const sys = current;
   res.description = sys.description;
   res.startMs = round(nowMs() - t, 0);
-  log(`${name}: ready in ${res.startMs} ms: ${sys.description}`);
+  log(`${label}: ready in ${res.startMs} ms: ${sys.description}`);
   const before = await sys.processes();
   const clientBefore = process.cpuUsage();
   try {
@@ -94,12 +95,12 @@ async function benchSystem(name: SystemName, o: BenchOptions, c: Conditions, pro
   } catch (err) {
     if (interrupted) throw err;
     res.error = err instanceof Error ? err.message : String(err);
-    log(`${name}: ${res.error}`);
+    log(`${label}: ${res.error}`);
   } finally {
     current = undefined;
     t = nowMs();
     await sys.stop();
-    log(`${name}: stopped in ${round(nowMs() - t, 0)} ms`);
+    log(`${label}: stopped in ${round(nowMs() - t, 0)} ms`);
   }
   return res;
 }
@@ -142,7 +143,10 @@ async function main(): Promise<number> {
   const profileDir = o.profile && o.systems.includes("offload") ? await mkdtemp(join(dirname(o.out), "cpu-profile-")) : undefined;
   const systems: SystemResults[] = [];
   try {
-    for (const name of o.systems) systems.push(await benchSystem(name, o, conditions, profileDir));
+    // Passes take turns (offload, bullmq, jetstream, offload, …) so that a slow spell of the machine hits all alike.
+    for (let repeat = 1; repeat <= o.repeat; repeat++) {
+      for (const name of o.systems) systems.push(await benchSystem(name, repeat, o, conditions, profileDir));
+    }
   } finally {
     await cleanup();
   }

@@ -40,3 +40,11 @@ export function round(x: number, digits = 2): number {
 export function perSecond(count: number, ms: number): number {
   return ms > 0 ? round((count * 1000) / ms, 1) : Number.NaN;
 }
+
+/** The median of the numbers given (the mean of the middle two for an even count); undefined for none. */
+export function median(xs: readonly number[]): number | undefined {
+  if (xs.length === 0) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1]! + s[mid]!) / 2;
+}
