@@ -1,9 +1,8 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, waitFor } from "./ports.js";
+import { canConnect, freePort, waitFor } from "./ports.js";
 import { startProcess, type Child } from "./process.js";
-import { connect } from "net";
 
 /** A real nats-server with JetStream in a temporary folder on a free loopback port. */
 export interface NatsServer {
@@ -22,8 +21,9 @@ export async function startNats(): Promise<NatsServer> {
     const conf = join(dir, "nats.conf");
     await writeFile(conf, `listen: 127.0.0.1:${port}\njetstream { store_dir: "${join(dir, "js")}" }\n`);
     child = startProcess("nats-server", process.env.NATS_SERVER_BIN ?? "nats-server", ["-c", conf]);
-    await waitFor(`nats-server on ${port}`, () => canConnect(port), 15_000);
-    await child.waitForOutput("Server is ready", 10_000);
+    // The log line first: a server that exits at once (a bad binary, a bad config) fails here without waiting.
+    await child.waitForOutput("Server is ready", 15_000);
+    await waitFor(`nats-server on ${port}`, () => canConnect(port), 10_000);
   } catch (err) {
     // A failed start must not leave a server (or its folder) behind.
     await child?.stop(5000);
@@ -39,15 +39,4 @@ export async function startNats(): Promise<NatsServer> {
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }

@@ -1,8 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, waitFor } from "./ports.js";
+import { canConnect, freePort, waitFor } from "./ports.js";
 import { startProcess, type Child } from "./process.js";
 
 /** A real redis-server (Debian's) in a temporary folder on a free loopback port. */
@@ -60,15 +59,4 @@ export async function startRedis(): Promise<RedisServer> {
       return stopped;
     },
   };
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }
