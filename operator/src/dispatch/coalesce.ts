@@ -24,8 +24,9 @@ export const MAX_IN_FLIGHT = 2;
  * turn of the event loop, as before; POSTs arriving while groups are being
  * written wait for one to finish, so a group grows with the load and the
  * extra wait stays below one group's write. A group that fails is tried again
- * one run at a time, so that one run the database refuses (say, text it
- * cannot store) fails only its own call.
+ * one run at a time, so that one run the database refuses fails only its own
+ * call: safe, because a submit that throws has recorded nothing (see
+ * {@link submitRuns}), so no run is made twice.
  */
 export class SubmitCoalescer {
   readonly #submit: SubmitMany;

@@ -25,7 +25,10 @@ export interface Submitted {
  * order, so that a crash at any point leaves a run the sweeper will publish,
  * never a published run without a record. A publish that fails leaves its run
  * `SCHEDULED` for the sweeper rather than failing the call: the run is recorded,
- * and a client retrying would only make a second one.
+ * and a client retrying would only make a second one. So is a PENDING mark that
+ * fails: the sweeper publishes the run again (JetStream drops the duplicate by
+ * its message id) and marks it. Hence when this throws, nothing was recorded,
+ * and the same runs may be submitted again.
  */
 export async function submitRuns(deps: SubmitDeps, bodies: readonly CreateRunBody[]): Promise<Submitted[]> {
   const recorded = await recordRuns(deps.db, bodies, { retentionSeconds: deps.runRetentionSeconds });
@@ -37,7 +40,10 @@ export async function submitRuns(deps: SubmitDeps, bodies: readonly CreateRunBod
   if (due.length === 0) return recorded.map(({ run, created }) => ({ run, created }));
   const { published, failed } = await publishRuns(deps, due);
   if (failed.length) deps.log.warn({ err: failed[0], failed: failed.length }, "could not publish runs; the sweeper will retry them");
-  const moved = await markPending(deps.db, published);
+  const moved = await markPending(deps.db, published).catch((err: unknown) => {
+    deps.log.warn({ err, runs: published.length }, "could not mark published runs PENDING; the sweeper will");
+    return new Map<string, string>();
+  });
   // A run that moved was still exactly as recorded; only its state and updatedAt changed.
   return recorded.map(({ run, created }) => {
     const updatedAt = moved.get(run.id);

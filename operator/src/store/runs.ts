@@ -17,7 +17,7 @@ export interface Recorded extends StoredRun {
 }
 
 /**
- * Records runs, all or none, and answers them in the order given. A run
+ * Records runs, all or none (if it throws, none), and answers them in the order given. A run
  * whose idempotency key is already taken (by an earlier call, a concurrent
  * one, or an earlier entry of the same batch) is not recorded again: the
  * existing run is answered with `created: false`. A run due now whose
@@ -79,8 +79,10 @@ export async function recordRuns(db: Db, bodies: readonly CreateRunBody[], opts:
     });
   };
   // One INSERT statement is atomic by itself: a transaction (BEGIN and COMMIT, two more round trips) is only
-  // needed when cache lookups must agree with the insert, or when a batch takes more than one statement.
-  return bodies.length <= CHUNK && !bodies.some(cacheable) ? work(db) : db.transaction(work);
+  // needed when cache lookups must agree with the insert, or when there may be more than one statement (a batch
+  // past one chunk, or idempotency keys to look up). Either way, a call that throws has recorded nothing.
+  const oneStatement = bodies.length <= CHUNK && !bodies.some((b) => cacheable(b) || b.idempotencyKey !== undefined);
+  return oneStatement ? work(db) : db.transaction(work);
 }
 
 /**
