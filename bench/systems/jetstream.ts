@@ -6,9 +6,9 @@
  * Whatever Offload spends above this is Offload's own work.
  */
 import { fileURLToPath } from "node:url";
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
-import { connect, nanos, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import { STREAM_CONFIGS } from "@offload/sdk/internal";
+import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { DEFAULT_ACK_WAIT_SECONDS, DEFAULT_MAX_DELIVER, STREAM_CONFIGS, TASK_MAX_ACK_PENDING, taskConsumerConfig } from "@offload/sdk/internal";
 import { startNats, type Child, type NatsServer } from "../../test/support/index.js";
 import { startWorkerProcesses, usageOf } from "./processes.js";
 import type { Lane, RunTimes, StartSystem, SystemUnderTest } from "./system.js";
@@ -19,9 +19,6 @@ const subjectOf = (lane: Lane): string => `floor.${lane}`;
 /** Core NATS subject of the workers' done notices: JSON arrays of `{ id, startedAt, completedAt }`. */
 const DONE_SUBJECT = "floor.done";
 const WORKER_SCRIPT = fileURLToPath(new URL("../peers/jetstream-worker.mjs", import.meta.url));
-// As Offload's worker sets its task consumers (sdk/src/serve/server.ts, streams.ts): 30 s ack wait, 10 000 unacked at most.
-const ACK_WAIT_MS = 30_000;
-const OFFLOAD_MAX_ACK_PENDING = 10_000;
 
 interface Waiter {
   /** Ids not completed yet. */
@@ -82,14 +79,9 @@ export const startJetstream: StartSystem = async (o) => {
     // Offload's task stream as it is (file storage, work-queue retention, duplicate window), on our own subjects.
     const tasks = STREAM_CONFIGS.tasks;
     await jsm.streams.add({ ...tasks, name: STREAM, subjects: [subjectOf("work"), subjectOf("idle")] });
-    await jsm.consumers.add(STREAM, {
-      durable_name: CONSUMER,
-      filter_subject: subjectOf("work"),
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(ACK_WAIT_MS),
-      max_ack_pending: Math.max(OFFLOAD_MAX_ACK_PENDING, o.workers * o.concurrency),
-    });
+    // Offload's own task consumer, with its default settings, on our own name and subject.
+    const settings = { ackWaitSeconds: DEFAULT_ACK_WAIT_SECONDS, maxAckPending: Math.max(TASK_MAX_ACK_PENDING, o.workers * o.concurrency), maxDeliver: DEFAULT_MAX_DELIVER };
+    await jsm.consumers.add(STREAM, { ...taskConsumerConfig("floor", settings), durable_name: CONSUMER, filter_subject: subjectOf("work") });
     js = jetstream(nc);
     // Before any submit, so that no notice can be missed.
     sub = nc.subscribe(DONE_SUBJECT, { callback: (err, msg) => (err ? o.log(`jetstream: done subscription: ${err.message}`) : onNotice(msg.string())) });

@@ -3,11 +3,11 @@ import type { Logger } from "pino";
 import type { Task } from "../task.js";
 import { startServer } from "./server.js";
 
-export { ensureTaskConsumer, taskConsumerConfig } from "./streams.js";
+export { TASK_MAX_ACK_PENDING, ensureTaskConsumer, taskConsumerConfig } from "./streams.js";
 export type { TaskConsumerSettings } from "./streams.js";
 export { ServeEnvSchema } from "./options.js";
 export type { ServeEnv } from "./options.js";
-export { DEFAULT_MAX_DELIVER, DEFAULT_RESULT_INLINE_LIMIT } from "./options.js";
+export { DEFAULT_ACK_WAIT_SECONDS, DEFAULT_MAX_DELIVER, DEFAULT_RESULT_INLINE_LIMIT } from "./options.js";
 
 /** How a run ended in this process, as told to {@link ServeHooks.runFinished}. */
 export type RunOutcome =

@@ -7,6 +7,8 @@ import { ConfigError } from "../errors.js";
 import { isTask, type Task } from "../task.js";
 import type { RunLogLevel, ServeHooks, ServeOptions } from "./index.js";
 
+/** Default of {@link ServeOptions.ackWaitSeconds}. */
+export const DEFAULT_ACK_WAIT_SECONDS = 30;
 /** Default of {@link ServeOptions.maxDeliver}. */
 export const DEFAULT_MAX_DELIVER = 10;
 /** Default of {@link ServeOptions.resultInlineLimitBytes}: 256 KiB. */
@@ -20,7 +22,7 @@ export const ServeEnvSchema = z.object({
   /** NATS servers, comma-separated. @defaultValue nats://127.0.0.1:4222 */
   OFFLOAD_NATS_URL: natsUrls.default(["nats://127.0.0.1:4222"]),
   /** Seconds before an unacked run goes to another worker. @defaultValue 30 */
-  OFFLOAD_ACK_WAIT_SECONDS: z.coerce.number().min(1).default(30),
+  OFFLOAD_ACK_WAIT_SECONDS: z.coerce.number().min(1).default(DEFAULT_ACK_WAIT_SECONDS),
   /** pino level. @defaultValue info */
   OFFLOAD_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   /** Deliveries of one task message before JetStream gives up on it (the run fails `MaxDeliveriesExceeded`); -1: no limit. @defaultValue 10 */

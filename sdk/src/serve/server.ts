@@ -26,9 +26,8 @@ import { compileOptions, type CompiledOptions } from "./options.js";
 import { pullLoop } from "./pull.js";
 import { ResultStore } from "./results.js";
 import { Slots } from "./slots.js";
-import { ensureTaskConsumer, type TaskConsumerSettings } from "./streams.js";
+import { TASK_MAX_ACK_PENDING, ensureTaskConsumer, type TaskConsumerSettings } from "./streams.js";
 
-const MAX_ACK_PENDING = 10_000;
 // How long stop() still waits, past the drain time, for abandoned runs that are busy reporting.
 const ABANDON_GRACE_MS = 3_000;
 
@@ -106,7 +105,7 @@ class TaskServer implements Server {
     // Watch before consuming, so that no cancellation of a run this process takes goes unseen.
     const cancellations = await Cancellations.watch(buckets.cancellations, { log, stopping, connectionClosed: () => nc.isClosed() });
     this.#cancellations = cancellations;
-    const consumerSettings: TaskConsumerSettings = { ackWaitSeconds: this.#opts.ackWaitSeconds, maxAckPending: MAX_ACK_PENDING, maxDeliver: this.#opts.maxDeliver };
+    const consumerSettings: TaskConsumerSettings = { ackWaitSeconds: this.#opts.ackWaitSeconds, maxAckPending: TASK_MAX_ACK_PENDING, maxDeliver: this.#opts.maxDeliver };
     for (const t of this.#opts.tasks) await ensureTaskConsumer(jsm, t.name, consumerSettings);
 
     const run: ExecuteDeps = {

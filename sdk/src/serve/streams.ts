@@ -2,6 +2,9 @@ import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type Co
 import { nanos } from "@nats-io/transport-node";
 import { Nats } from "../protocol/index.js";
 
+/** Most unacked messages of a task across every process serving it. */
+export const TASK_MAX_ACK_PENDING = 10_000;
+
 /** Settings of the durable pull consumer every process serving a task shares. */
 export interface TaskConsumerSettings {
   /** Seconds a delivered message may stay unacked before JetStream redelivers it. */
