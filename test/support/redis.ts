@@ -15,13 +15,13 @@ export interface RedisServer {
 }
 
 /**
- * Starts `redis-server` (`REDIS_SERVER_BIN`, else `/usr/bin/redis-server`) with
+ * Starts `redis-server` (`REDIS_SERVER_BIN`, else the one on the PATH, as for nats-server) with
  * the settings BullMQ's docs ask for in production: an append-only file synced
  * every second (JetStream and our PostgreSQL do not fsync every write either),
  * no RDB snapshots, and `noeviction` (BullMQ loses jobs under any other policy).
  */
 export async function startRedis(): Promise<RedisServer> {
-  const bin = process.env.REDIS_SERVER_BIN || "/usr/bin/redis-server";
+  const bin = process.env.REDIS_SERVER_BIN || "redis-server";
   const dir = await mkdtemp(join(tmpdir(), "offload-redis-"));
   let port: number;
   let child: Child | undefined;
