@@ -13,6 +13,11 @@ export interface PostgresServer {
   createDatabase(name: string): Promise<string>;
   /** The server's main process (its backends are its children), or undefined once stopped. */
   pid(): number | undefined;
+  /**
+   * `pg_ctl stop -m fast` (every backend is terminated, 57P01 to its client),
+   * runs `whileDown`, then starts the same cluster again on the same port.
+   */
+  restart(whileDown?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -53,20 +58,23 @@ export async function startPostgres(): Promise<PostgresServer> {
   };
   let port: number;
   let url: string;
-  try {
-    port = await freePort();
-    run(pgBin("initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+  const startCluster = async (): Promise<void> => {
     run(pgBin("pg_ctl"), [
       "start", "-D", data, "-l", join(dir, "log"), "-w", "-t", "30",
       "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
     ]);
-    url = `postgres://postgres@127.0.0.1:${port}/postgres`;
     await waitFor("postgres to accept connections", async () => {
       const c = new pg.Client({ connectionString: url });
       await c.connect();
       await c.end();
       return true;
     });
+  };
+  try {
+    port = await freePort();
+    url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    run(pgBin("initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+    await startCluster();
   } catch (err) {
     // A failed start must not leave a server (or its folder) behind.
     stopCluster();
@@ -90,6 +98,14 @@ export async function startPostgres(): Promise<PostgresServer> {
         return Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]) || undefined;
       } catch {
         return undefined;
+      }
+    },
+    async restart(whileDown) {
+      run(pgBin("pg_ctl"), ["stop", "-D", data, "-m", "fast", "-w"]);
+      try {
+        await whileDown?.();
+      } finally {
+        await startCluster();
       }
     },
     async stop() {
