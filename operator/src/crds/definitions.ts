@@ -29,7 +29,9 @@ function rootSchema(kind: string, description: string, spec: z.ZodType, status: 
     properties: {
       apiVersion: { type: "string", description: "The versioned schema of this object: `offload.dev/v1alpha1`." },
       kind: { type: "string", description: `The kind of this object: \`${kind}\`.` },
-      metadata: { type: "object", description: "Standard Kubernetes object metadata." },
+      // kube-apiserver refuses anything but `type: object` (and name/generateName constraints) on root metadata:
+      // the server supplies ObjectMeta's own schema there, so even a description is Forbidden.
+      metadata: { type: "object" },
       spec: schemaOf(spec, "spec", missing),
       status: schemaOf(status, "status", missing),
     },
