@@ -9,6 +9,7 @@ import { z } from "zod";
 import { pino, type Logger } from "pino";
 import type { ApiConfig } from "../config/api.js";
 import { startMaxDeliveriesWatch } from "../dispatch/advisories.js";
+import { NatsLink } from "../dispatch/connection.js";
 import { startEventMaterializer } from "../dispatch/events.js";
 import { WorkerDirectory } from "../dispatch/heartbeats.js";
 import { ensureBuckets, ensureStreams } from "../dispatch/streams.js";
@@ -19,6 +20,7 @@ import { migrate } from "../store/migrations.js";
 import { installAuth } from "./auth.js";
 import { installErrorHandling } from "./errors.js";
 import { ApiMetrics } from "./metrics.js";
+import { installProcessGuards } from "./process-guards.js";
 import { RunNotifier } from "./notifier.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerRunActionRoutes } from "./routes/run-actions.js";
@@ -61,6 +63,9 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     undo.length = 0;
   };
   try {
+    // Removed last: a dependency may still fail while the rest is stopping.
+    const removeGuards = installProcessGuards(log);
+    undo.push(async () => removeGuards());
     const db: Db = await openDb(config.databaseUrl, config.dataDir, (err) => log.warn({ err }, "database connection error"));
     undo.push(() => db.close());
     const applied = await migrate(db);
@@ -68,6 +73,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
 
     const nc: NatsConnection = await connect(natsConnectOptions(config.natsServers, "offload-api"));
     undo.push(() => nc.drain());
+    const link = new NatsLink(nc, log);
     const js = jetstream(nc);
     const jsm = await jetstreamManager(nc);
     await ensureStreams(jsm, log);
@@ -85,7 +91,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     undo.push(() => materializer.stop());
     const sweeper = startSweeper(
       db,
-      { js, nc },
+      { js, nc, link },
       { republishAfterSeconds: config.republishAfterSeconds, intervalMs: config.sweepIntervalMs, onDispatched: notify },
       log,
     );
@@ -111,11 +117,12 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     const closing = new AbortController();
     const app = await buildApp(config, log);
     metrics.install(app);
-    registerHealthRoutes(app, { db, nc });
+    registerHealthRoutes(app, { db, nc, link, log });
     registerRunRoutes(app, {
       db,
       js,
       nc,
+      link,
       log,
       testFault: config.testFault,
       runRetentionSeconds: config.runRetentionSeconds,
@@ -125,7 +132,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
       results,
       metrics,
     });
-    registerRunActionRoutes(app, { db, js, nc, cancellations, notifier, log });
+    registerRunActionRoutes(app, { db, js, nc, link, cancellations, notifier, log });
     registerRunLogRoutes(app, { db, js, jsm });
     registerRunEventRoutes(app, { db, notifier, recheckMs: config.resultRecheckMs, closing: closing.signal });
     registerTaskRoutes(app, { db, jsm, workers });

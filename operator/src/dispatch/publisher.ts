@@ -2,6 +2,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Nats, type TaskMessage } from "@offload/sdk/internal";
 import type { StoredRun } from "../store/runs.js";
+import type { NatsLink } from "./connection.js";
 
 /** The task message of a run's next dispatch. */
 export function taskMessage({ run, dispatch, timeoutSeconds }: StoredRun): TaskMessage {
@@ -14,23 +15,35 @@ export function taskMessage({ run, dispatch, timeoutSeconds }: StoredRun): TaskM
 export interface DispatchBus {
   readonly js: JetStreamClient;
   readonly nc: NatsConnection;
+  /** The connection's status: publishes fail at once while it is down. */
+  readonly link: NatsLink;
 }
+
+/**
+ * How long JetStream may take to confirm a publish. Long on purpose: a
+ * confirmation that is merely slow (a busy server, a batch of thousands) should
+ * not be taken for a failure; a lost connection fails publishes at once anyway.
+ */
+export const PUBLISH_TIMEOUT_MS = 10_000;
 
 /**
  * Publishes one task message per run on `offload.tasks.<task>`, all in flight
  * at once (a batch of thousands takes one round trip's worth of time, not
  * thousands). The message id makes a second publish of the same dispatch a
- * no-op for JetStream. Answers the ids of the runs that were published; the
+ * no-op for JetStream. While the connection is down (or once it is lost
+ * mid-publish) a publish fails at once rather than after the timeout. Answers the ids of the runs that were published; the
  * others stay `SCHEDULED` and the sweeper tries them again. Then nudges
  * the idle workers of each task that got work.
  */
 export async function publishRuns(bus: DispatchBus, runs: readonly StoredRun[]): Promise<{ published: string[]; failed: unknown[] }> {
   const results = await Promise.allSettled(
     runs.map((r) =>
-      bus.js.publish(Nats.taskSubject(r.run.task), JSON.stringify(taskMessage(r)), {
-        msgID: Nats.dispatchMsgId(r.run.id, r.dispatch),
-        timeout: 10_000,
-      }),
+      bus.link.whileConnected(() =>
+        bus.js.publish(Nats.taskSubject(r.run.task), JSON.stringify(taskMessage(r)), {
+          msgID: Nats.dispatchMsgId(r.run.id, r.dispatch),
+          timeout: PUBLISH_TIMEOUT_MS,
+        }),
+      ),
     ),
   );
   const published: string[] = [];

@@ -41,6 +41,8 @@ export function startSweeper(db: Db, bus: DispatchBus, opts: SweeperOptions, log
   };
 
   return startPeriodic(opts.intervalMs, async (stopping) => {
+    // Nothing could be published: opening a transaction to roll it back would only hold rows.
+    if (!bus.link.connected) return;
     try {
       let n: number;
       do {

@@ -21,6 +21,24 @@ export interface Db extends Queryable {
   close(): Promise<void>;
 }
 
+// SQLSTATE classes and codes that mean the connection or the server is gone, not that the statement was wrong.
+const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300"]);
+const UNAVAILABLE_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
+const UNAVAILABLE_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable)/;
+
+/**
+ * Whether `err` says the database could not be reached or dropped the
+ * connection (a restart, a failover, a network blink) rather than refusing
+ * what was asked: the request may succeed if tried again later.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" && (code.startsWith("08") || UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_ERRNOS.has(code))) return true;
+  return UNAVAILABLE_MESSAGES.test(err.message);
+}
+
 /** Opens PostgreSQL at `url` when given, else embedded PGlite with its files under `dataDir`. */
 export async function openDb(url: string | undefined, dataDir: string, onError: (err: Error) => void): Promise<Db> {
   return url ? openPostgres(url, onError) : openPglite(dataDir);
@@ -37,6 +55,14 @@ function openPostgres(url: string, onError: (err: Error) => void): Db {
     },
     async transaction(fn) {
       const client = await pool.connect();
+      // While held, the client is not the pool's: an error on its connection (the server restarting: 57P01)
+      // between two queries would be an unhandled 'error' event, which kills the process. Keep it here instead.
+      let broken: Error | undefined;
+      const onClientError = (err: Error): void => {
+        broken ??= err;
+        onError(err);
+      };
+      client.on("error", onClientError);
       try {
         await client.query("BEGIN");
         const result = await fn({
@@ -46,10 +72,13 @@ function openPostgres(url: string, onError: (err: Error) => void): Db {
         await client.query("COMMIT");
         return result;
       } catch (err) {
-        await client.query("ROLLBACK").catch(() => undefined);
+        if (!broken && isDatabaseUnavailable(err)) broken = err as Error;
+        if (!broken) await client.query("ROLLBACK").catch((e: unknown) => void (broken = e as Error));
         throw err;
       } finally {
-        client.release();
+        client.off("error", onClientError);
+        // With an error the pool discards the client rather than lend out a dead connection.
+        client.release(broken);
       }
     },
     close: () => pool.end(),

@@ -2,7 +2,9 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { ErrorBodySchema } from "@offload/sdk/internal";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import type { Logger } from "pino";
 import { z } from "zod";
+import type { NatsLink } from "../../dispatch/connection.js";
 import type { Db } from "../../store/db.js";
 import { errorBody } from "../errors.js";
 
@@ -11,9 +13,22 @@ const Ok = z.object({ ok: z.literal(true) });
 const within = <T>(ms: number, p: Promise<T>): Promise<T> =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
 
-/** `/healthz` (the process answers) and `/readyz` (the database and NATS answer too). Neither needs a token. */
-export function registerHealthRoutes(root: FastifyInstance, deps: { db: Db; nc: NatsConnection }): void {
+/** What the probes need. */
+export interface HealthDeps {
+  db: Db;
+  nc: NatsConnection;
+  link: NatsLink;
+  log: Logger;
+}
+
+/**
+ * `/healthz` (the process answers) and `/readyz` (the database and NATS answer
+ * too). Neither needs a token. A change of readiness is logged once, each way,
+ * not on every probe.
+ */
+export function registerHealthRoutes(root: FastifyInstance, deps: HealthDeps): void {
   const app = root.withTypeProvider<ZodTypeProvider>();
+  let wasReady = true;
   app.get("/healthz", { schema: { summary: "Liveness: the process is up", tags: ["probes"], response: { 200: Ok } } }, async () => ({ ok: true as const }));
   app.get(
     "/readyz",
@@ -27,13 +42,24 @@ export function registerHealthRoutes(root: FastifyInstance, deps: { db: Db; nc: 
     async (_request, reply) => {
       const [database, nats] = await Promise.all([
         within(2000, deps.db.query("SELECT 1")).then(() => undefined, (err: Error) => `database: ${err.message}`),
-        (deps.nc.isClosed() ? Promise.reject(new Error("connection closed")) : within(2000, deps.nc.rtt())).then(
+        (deps.nc.isClosed()
+          ? Promise.reject(new Error("connection closed"))
+          : deps.link.connected
+            ? within(2000, deps.nc.rtt())
+            : Promise.reject(new Error("disconnected, reconnecting"))
+        ).then(
           () => undefined,
           (err: Error) => `nats: ${err.message}`,
         ),
       ]);
       const problems = [database, nats].filter(Boolean);
-      if (problems.length === 0) return reply.code(200).send({ ok: true as const });
+      const ready = problems.length === 0;
+      if (ready !== wasReady) {
+        wasReady = ready;
+        if (ready) deps.log.info("ready again: the database and NATS answer");
+        else deps.log.warn({ problems }, "not ready: a dependency does not answer");
+      }
+      if (ready) return reply.code(200).send({ ok: true as const });
       return reply.code(503).send(errorBody("OFFLOAD_UNAVAILABLE", `not ready: ${problems.join("; ")}`));
     },
   );

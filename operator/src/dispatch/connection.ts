@@ -1,0 +1,80 @@
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+
+/** A publish refused at once because the NATS connection is down; the run stays SCHEDULED for the sweeper. */
+export class NatsDisconnectedError extends Error {
+  constructor(message = "NATS is disconnected (reconnecting); the sweeper publishes the run once it is back") {
+    super(message);
+    this.name = "NatsDisconnectedError";
+  }
+}
+
+/**
+ * Follows a NATS connection's status, so that work needing NATS can give up
+ * at once while it is down instead of waiting out a request timeout.
+ *
+ * Why: nats.js keeps a request made just before the server went away waiting
+ * for its reply until the timeout (10 s for a publish), although the reply
+ * can never come over the new connection; and it buffers new ones while
+ * reconnecting. A submission during a one-second restart would then take ten.
+ */
+export class NatsLink {
+  #connected = true;
+  #lost = new AbortController();
+  readonly #done: Promise<void>;
+
+  constructor(nc: NatsConnection, log: Logger) {
+    this.#done = (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === "disconnect" && this.#connected) {
+          this.#connected = false;
+          this.#lost.abort(new NatsDisconnectedError());
+          log.warn({ server: s.server }, "NATS connection lost; reconnecting (submissions are recorded and published once it is back)");
+        } else if (s.type === "reconnect" && !this.#connected) {
+          this.#connected = true;
+          this.#lost = new AbortController();
+          log.info({ server: s.server }, "NATS connection back");
+        }
+      }
+    })().catch((err: unknown) => log.warn({ err }, "stopped following the NATS connection's status"));
+    void nc.closed().then(() => {
+      this.#connected = false;
+      this.#lost.abort(new NatsDisconnectedError("the NATS connection is closed"));
+    });
+  }
+
+  /** False from a disconnect until the connection is back (and after close). */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Aborted when the current connection is lost: what is in flight on it will never be answered. */
+  get lost(): AbortSignal {
+    return this.#lost.signal;
+  }
+
+  /**
+   * `work` unless the connection is down (then rejects at once) or is lost
+   * before `work` settles (then rejects at the loss; `work` is left to time
+   * out on its own).
+   */
+  async whileConnected<T>(work: () => Promise<T>): Promise<T> {
+    if (!this.#connected) throw new NatsDisconnectedError();
+    const lost = this.#lost.signal;
+    let onLost: (() => void) | undefined;
+    const gone = new Promise<never>((_, reject) => {
+      onLost = () => reject(lost.reason as Error);
+      lost.addEventListener("abort", onLost, { once: true });
+    });
+    try {
+      return await Promise.race([work(), gone]);
+    } finally {
+      lost.removeEventListener("abort", onLost!);
+    }
+  }
+
+  /** Resolves once the connection's status stream has ended (after it closed). */
+  done(): Promise<void> {
+    return this.#done;
+  }
+}
