@@ -129,7 +129,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 }
 
 /** Polls `url` until it answers 2xx; fails at once, with the process's output, if the process exits first. */
-async function untilReady(child: Child, what: string, url: string, timeoutMs: number): Promise<void> {
+export async function untilReady(child: Child, what: string, url: string, timeoutMs: number): Promise<void> {
   const state = await waitFor(
     what,
     async () => {
