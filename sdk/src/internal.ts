@@ -8,3 +8,4 @@ export * from "./serve/index.js";
 export * from "./nats/layout.js";
 export * from "./retries.js";
 export * from "./cache.js";
+export * from "./startup.js";

@@ -3,7 +3,8 @@ import { killAll, startProcess } from "../support/index.js";
 import { FIXTURE, NO_TASKS_FIXTURE, WORKER_BIN } from "./helpers.js";
 
 // The command line: none of these reach NATS (nothing listens on the URL given).
-const NO_NATS = { OFFLOAD_NATS_URL: "nats://127.0.0.1:1" };
+// OFFLOAD_START_WAIT_SECONDS=0: try NATS once, not for the default 30 s (test/startup covers the wait).
+const NO_NATS = { OFFLOAD_NATS_URL: "nats://127.0.0.1:1", OFFLOAD_START_WAIT_SECONDS: "0" };
 
 async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | string; out: string }> {
   const child = startProcess("offload-worker", process.execPath, [WORKER_BIN, ...args], { ...NO_NATS, OFFLOAD_MODULE: "", OFFLOAD_TASKS: "", ...env });

@@ -1,6 +1,9 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { ConfigError, ServeEnvSchema, TaskNameSchema, parseEnv, port } from "@offload/sdk/internal";
+import { ConfigError, ServeEnvSchema, TaskNameSchema, parseEnv, port, startWaitSeconds } from "@offload/sdk/internal";
+
+/** Port of the probes when none is set; see {@link WorkerEnvSchema}'s `OFFLOAD_WORKER_PORT`. */
+export const DEFAULT_WORKER_PORT = 8081;
 
 /** What `offload-worker` reads from the environment (serve()'s variables and its own); each flag of {@link FLAGS} overrides its variable. */
 export const WorkerEnvSchema = ServeEnvSchema.extend({
@@ -16,10 +19,15 @@ export const WorkerEnvSchema = ServeEnvSchema.extend({
   OFFLOAD_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(4),
   /** Seconds SIGTERM waits for runs in flight before abandoning them. @defaultValue 30 */
   OFFLOAD_DRAIN_SECONDS: z.coerce.number().min(0).default(30),
-  /** Port of /healthz, /readyz and /metrics (0 picks a free one). @defaultValue 8081 */
-  OFFLOAD_WORKER_PORT: port.default(8081),
+  /**
+   * Port of /healthz, /readyz and /metrics (0 picks a free one). Unset: 8081, or any free port when 8081 is
+   * taken, so that a second worker beside `npm run dev` starts; a port set explicitly (as in a pod) must be free.
+   */
+  OFFLOAD_WORKER_PORT: port.optional(),
   /** Address the HTTP server binds. @defaultValue 0.0.0.0 */
   OFFLOAD_WORKER_HOST: z.string().min(1).default("0.0.0.0"),
+  /** Seconds to wait at start for NATS to accept connections before giving up. @defaultValue 30 */
+  OFFLOAD_START_WAIT_SECONDS: startWaitSeconds,
   /** This process's id in run records. @defaultValue `<hostname>-<pid>-<random>` (the pod name comes first in Kubernetes) */
   OFFLOAD_WORKER_ID: z.string().min(1).max(256).optional(),
 });
@@ -31,7 +39,7 @@ export const FLAGS = {
   tasks: { env: "OFFLOAD_TASKS", short: "t", help: "comma-separated task names to serve (default: all the module exports)" },
   concurrency: { env: "OFFLOAD_CONCURRENCY", short: "c", help: "runs in flight in this process (default 4)" },
   "drain-seconds": { env: "OFFLOAD_DRAIN_SECONDS", help: "seconds a SIGTERM waits for runs in flight (default 30)" },
-  port: { env: "OFFLOAD_WORKER_PORT", short: "p", help: "port of /healthz, /readyz, /metrics (default 8081)" },
+  port: { env: "OFFLOAD_WORKER_PORT", short: "p", help: "port of /healthz, /readyz, /metrics (default 8081, or a free one if 8081 is taken)" },
   "nats-url": { env: "OFFLOAD_NATS_URL", help: "NATS servers, comma-separated (default nats://127.0.0.1:4222)" },
 } as const;
 
@@ -49,6 +57,7 @@ ${Object.entries(FLAGS)
 
 Other environment variables:
   OFFLOAD_WORKER_HOST            address the HTTP server binds (default 0.0.0.0)
+  OFFLOAD_START_WAIT_SECONDS     seconds to wait at start for NATS to accept connections (default 30)
   OFFLOAD_ACK_WAIT_SECONDS       seconds before an unacked run goes to another worker (default 30)
   OFFLOAD_LOG_LEVEL              fatal|error|warn|info|debug|trace|silent (default info)
   OFFLOAD_WORKER_ID              this process's id in run records (default <hostname>-<pid>-<random>)
@@ -56,8 +65,9 @@ Other environment variables:
   OFFLOAD_RESULT_INLINE_LIMIT    bytes above which a result goes to the object store (default 262144)
   OFFLOAD_RUN_LOG_LEVEL          lowest level of ctx.log lines kept with the run (default info)
 
-Exit codes: 0 after a clean stop, 1 on a runtime failure (e.g. NATS unreachable),
-2 on bad configuration.
+Exit codes: 0 after a clean stop; 1 when NATS did not accept connections
+within OFFLOAD_START_WAIT_SECONDS, or on a failure at run time; 2 on bad
+configuration (a bad value, a module without tasks, a port in use).
 `;
 
 /** The parsed command line: `help`, or the worker's configuration. */

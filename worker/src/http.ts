@@ -11,7 +11,8 @@ export interface ProbeServer {
 
 /**
  * `/healthz`: 200 while the process runs. `/readyz`: 200 once consuming, 503
- * while starting or draining. `/metrics`: Prometheus text.
+ * while starting or draining. `/metrics`: Prometheus text. Rejects with the
+ * `listen()` error (e.g. `EADDRINUSE`), having closed what it opened.
  */
 export async function startProbeServer(options: { host: string; port: number; isReady: () => boolean; registry: Registry }): Promise<ProbeServer> {
   const app = Fastify({ logger: false });
@@ -24,7 +25,12 @@ export async function startProbeServer(options: { host: string; port: number; is
     const body = await options.registry.metrics();
     return reply.header("content-type", options.registry.contentType).send(body);
   });
-  await app.listen({ host: options.host, port: options.port });
+  try {
+    await app.listen({ host: options.host, port: options.port });
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : options.port;
   return { app, port, close: () => app.close() };

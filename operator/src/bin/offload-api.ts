@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // offload-api: the run API process. Configuration comes from the environment only.
-import { isOffloadError } from "@offload/sdk/internal";
-import { startApi } from "../api/server.js";
-import { API_ENV_DOC, loadApiConfig } from "../config/api.js";
+import { isOffloadError, listenError, redactUrl } from "@offload/sdk/internal";
+import { pino, type Logger } from "pino";
+import { startApi, type RunningApi } from "../api/server.js";
+import { API_ENV_DOC, loadApiConfig, type ApiConfig } from "../config/api.js";
+import { API_LISTEN_SETTINGS, checkDataDir, checkPort, waitForDependencies } from "../config/startup.js";
 
 const USAGE = `Usage: offload-api [--help]
 
@@ -15,8 +17,11 @@ ${Object.entries(API_ENV_DOC)
   .map(([name, doc]) => `  ${name}\n      ${doc}`)
   .join("\n")}
 
-Exit codes: 0 after a graceful stop (SIGTERM, SIGINT), 1 on a failure at run
-time or start, 2 on bad configuration.
+Exit codes: 0 after a graceful stop (SIGTERM, SIGINT); 1 when PostgreSQL or
+NATS did not accept connections within OFFLOAD_START_WAIT_SECONDS, or on a
+failure at run time; 2 on bad configuration (a bad value, the port in use, a
+data folder that cannot be written). Each start-up failure is one line on
+stderr naming what was tried and the variable to change.
 `;
 
 async function main(argv: string[]): Promise<void> {
@@ -29,7 +34,7 @@ async function main(argv: string[]): Promise<void> {
     process.stderr.write(`offload-api: unknown argument ${unknown[0]}; it takes none (configure it with the environment)\n\n${USAGE}`);
     process.exit(2);
   }
-  let config;
+  let config: Readonly<ApiConfig>;
   try {
     config = loadApiConfig(process.env);
   } catch (err) {
@@ -39,7 +44,27 @@ async function main(argv: string[]): Promise<void> {
     }
     throw err;
   }
-  const api = await startApi(config);
+  const log = pino({ name: "offload-api", level: config.logLevel });
+  // Cheapest first: a taken port or an unwritable folder is known at once, before any wait on a server.
+  try {
+    await checkPort(config);
+    if (!config.databaseUrl) await checkDataDir(config.dataDir);
+    await waitForDependencies(config, config.startWaitSeconds, log);
+  } catch (err) {
+    if (isOffloadError(err)) exitWith(err.message, err.code === "OFFLOAD_CONFIG" ? 2 : 1, log);
+    throw err;
+  }
+  let api: RunningApi;
+  try {
+    api = await startApi(config, { logger: log });
+  } catch (err) {
+    const taken = listenError(err, { ...API_LISTEN_SETTINGS, host: config.host, port: config.port });
+    if (taken) exitWith(taken.message, 2, log);
+    // What the process was pointed at, so that "connection refused" says where.
+    const tried = `${config.databaseUrl ? `PostgreSQL at ${redactUrl(config.databaseUrl)} (OFFLOAD_DATABASE_URL)` : `the embedded database in ${config.dataDir} (OFFLOAD_DATA_DIR)`}, NATS at ${config.natsServers.map(redactUrl).join(", ")} (OFFLOAD_NATS_URL)`;
+    log.fatal({ err }, "failed to start");
+    exitWith(`offload-api: failed to start: ${err instanceof Error ? err.message : String(err)}\n  using ${tried}`, 1, log, false);
+  }
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -58,6 +83,13 @@ async function main(argv: string[]): Promise<void> {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+}
+
+/** The one line for the person at the terminal (stderr), also kept in the structured log, then exit. */
+function exitWith(message: string, code: 1 | 2, log: Logger, logIt = true): never {
+  if (logIt) log.fatal(message);
+  process.stderr.write(`${message}\n`);
+  process.exit(code);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

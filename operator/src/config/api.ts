@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { LOG_LEVELS, natsUrls, parseEnv, port, positive, type LogLevel } from "@offload/sdk/internal";
+import { LOG_LEVELS, natsUrls, parseEnv, port, positive, startWaitSeconds, type LogLevel } from "@offload/sdk/internal";
 
 export { LOG_LEVELS, type LogLevel };
 
@@ -21,6 +21,7 @@ export const ApiEnvSchema = z.object({
   OFFLOAD_API_TOKEN: z.string().min(1).optional(),
   OFFLOAD_API_BODY_LIMIT: z.coerce.number().int().min(1024, "must be at least 1024 bytes").default(1024 * 1024),
   OFFLOAD_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+  OFFLOAD_START_WAIT_SECONDS: startWaitSeconds,
   OFFLOAD_REPUBLISH_AFTER_SECONDS: z.coerce.number().min(0).default(5),
   OFFLOAD_RUN_RETENTION_DAYS: z.coerce.number().min(0).default(30),
   OFFLOAD_FAILED_RUN_RETENTION_DAYS: z.coerce.number().min(0).optional(),
@@ -43,6 +44,8 @@ export const API_ENV_DOC: Record<ApiEnvName, string> = {
   OFFLOAD_API_TOKEN: "When set, every call except /healthz, /readyz and /metrics needs `Authorization: Bearer <token>`.",
   OFFLOAD_API_BODY_LIMIT: "Largest request body in bytes; larger ones get 413. Default 1048576 (1 MiB).",
   OFFLOAD_LOG_LEVEL: `Log level: ${LOG_LEVELS.join(", ")}. Default info.`,
+  OFFLOAD_START_WAIT_SECONDS:
+    "Seconds offload-api waits at start for PostgreSQL and NATS to accept connections (a progress line every 5 s) before it exits 1 naming what it tried. Default 30.",
   OFFLOAD_REPUBLISH_AFTER_SECONDS:
     "How old a due run still SCHEDULED (recorded but never published) must be before the sweeper publishes it. Default 5.",
   OFFLOAD_RUN_RETENTION_DAYS:
@@ -72,6 +75,8 @@ export interface ApiConfig {
   bodyLimit: number;
   /** @defaultValue "info" */
   logLevel: LogLevel;
+  /** Seconds `offload-api` waits at start for PostgreSQL and NATS to accept connections (not used by `startApi` itself). @defaultValue 30 */
+  startWaitSeconds: number;
   /** Age of a due, still-SCHEDULED run before the sweeper republishes it. @defaultValue 5 */
   republishAfterSeconds: number;
   /**
@@ -103,6 +108,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Ap
     token: e.OFFLOAD_API_TOKEN,
     bodyLimit: e.OFFLOAD_API_BODY_LIMIT,
     logLevel: e.OFFLOAD_LOG_LEVEL,
+    startWaitSeconds: e.OFFLOAD_START_WAIT_SECONDS,
     republishAfterSeconds: e.OFFLOAD_REPUBLISH_AFTER_SECONDS,
     runRetentionSeconds: e.OFFLOAD_RUN_RETENTION_DAYS * DAY_SECONDS,
     failedRunRetentionSeconds: (e.OFFLOAD_FAILED_RUN_RETENTION_DAYS ?? e.OFFLOAD_RUN_RETENTION_DAYS) * DAY_SECONDS,
