@@ -35,7 +35,7 @@ describe("offload-controller against the fake API server", () => {
   const env = (d: Dep): Record<string, unknown> => Object.fromEntries(d.spec.template.spec.containers[0]!.env.map((e) => [e.name, e.value ?? e.valueFrom]));
 
   beforeAll(async () => {
-    fake = await startFakeKube();
+    fake = await startFakeKube({ crds: true });
     api = await startStubApi();
     custom = fake.kubeConfig().makeApiClient(CustomObjectsApi);
     ctl = await startController(fake, "ctl-main", {
@@ -257,7 +257,7 @@ describe("deleting TaskRuns: a run API that stays unreachable, and no run API", 
     fake.kubeConfig().makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject({ group: "offload.dev", version: "v1alpha1", namespace, plural: "taskruns", name });
 
   beforeAll(async () => {
-    fake = await startFakeKube();
+    fake = await startFakeKube({ crds: true });
     api = await startStubApi();
     const common = { OFFLOAD_LEADER_ELECTION: "false" };
     ctls.push(await startController(fake, "ctl-give-up", { ...common, OFFLOAD_WATCH_NAMESPACE: "give-up", OFFLOAD_API_URL: api.url, OFFLOAD_TASKRUN_CANCEL_GIVE_UP_SECONDS: "1" }));

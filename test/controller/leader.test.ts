@@ -17,7 +17,7 @@ describe("leader election between controller replicas", () => {
       .map((e) => e.reportingInstance as string);
 
   beforeAll(async () => {
-    fake = await startFakeKube();
+    fake = await startFakeKube({ crds: true });
   });
   afterAll(async () => {
     await Promise.all(children.map((c) => c.stop(5000)));

@@ -10,6 +10,8 @@ export const CONTROLLER_BIN = join(ROOT, "operator/dist/bin/offload-controller.j
 /** Starts the built offload-controller against `fake`. */
 export async function startController(fake: FakeKube, name: string, env: Record<string, string | undefined> = {}): Promise<Child> {
   const kubeconfig = await fake.writeKubeconfig();
+  // The chart creates the namespace the controller's Lease lives in; a real server refuses writes to a missing one.
+  fake.ensureNamespace(env.OFFLOAD_LEASE_NAMESPACE ?? "offload-system");
   return startProcess(name, process.execPath, [CONTROLLER_BIN], {
     KUBECONFIG: kubeconfig,
     POD_NAME: name,

@@ -28,7 +28,7 @@ describe("TaskRun end to end: real run API, nats-server and worker", () => {
     fake!.kubeConfig().makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject({ group: "offload.dev", version: "v1alpha1", namespace: NS, plural: "taskruns", name });
 
   beforeAll(async () => {
-    [nats, fake] = await Promise.all([startNats(), startFakeKube()]);
+    [nats, fake] = await Promise.all([startNats(), startFakeKube({ crds: true })]);
     dataDir = await mkdtemp(join(tmpdir(), "offload-e2e-api-"));
     const apiPort = await freePort();
     apiUrl = `http://127.0.0.1:${apiPort}`;

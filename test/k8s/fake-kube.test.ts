@@ -27,7 +27,8 @@ describe("fake Kubernetes API server", () => {
   };
 
   beforeAll(async () => {
-    fake = await startFakeKube();
+    fake = await startFakeKube({ crds: true });
+    fake.ensureNamespace(NS);
     const kc = fake.kubeConfig();
     apps = kc.makeApiClient(AppsV1Api);
     custom = kc.makeApiClient(CustomObjectsApi);
@@ -82,7 +83,7 @@ describe("fake Kubernetes API server", () => {
     expect(scale).toMatchObject({ kind: "Scale", spec: { replicas: 7 }, status: { replicas: 1, selector: "a=1" } });
   });
 
-  it("watch: replays from a resourceVersion, and answers 410 Gone for one that is too old", async () => {
+  it("watch: replays from a resourceVersion, and answers a 410 Expired ERROR event for one that is too old", async () => {
     const list = await apps.listNamespacedDeployment({ namespace: NS });
     const rv = list.metadata!.resourceVersion!;
     const watch = new Watch(fake.kubeConfig());
@@ -93,8 +94,10 @@ describe("fake Kubernetes API server", () => {
     expect(seen).toContain("MODIFIED:6");
     fake.expireWatches();
     ctl.abort();
-    const err = await new Promise<unknown>((resolve) => void watch.watch(`/apis/apps/v1/namespaces/${NS}/deployments`, { resourceVersion: rv }, () => undefined, resolve));
-    expect((err as { statusCode?: number }).statusCode).toBe(410);
+    // As the real server: HTTP 200, then one ERROR event carrying the 410 Status, then the end of the stream.
+    const events: { type: string; obj: Obj }[] = [];
+    await new Promise<unknown>((resolve) => void watch.watch(`/apis/apps/v1/namespaces/${NS}/deployments`, { resourceVersion: rv }, (type, obj: Obj) => events.push({ type, obj }), resolve));
+    expect(events).toEqual([{ type: "ERROR", obj: expect.objectContaining({ kind: "Status", code: 410, reason: "Expired" }) }]);
   });
 
   it("deleting an owner deletes its dependents (garbage collector)", async () => {

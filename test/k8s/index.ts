@@ -1,2 +1,3 @@
 export * from "./server.js";
 export * from "./fields.js";
+export * from "./crds.js";

@@ -1,13 +1,19 @@
 /**
- * An in-process stand-in for the Kubernetes API server, good enough for the
- * real `@kubernetes/client-node` (and so for the controller) to run its
- * ordinary code paths against: list with resourceVersion, watch streams
- * (newline-delimited JSON) with 410 Gone for expired versions, 409 on stale
- * writes, JSON merge / JSON / apply patches with field managers, the status
- * and scale subresources, generation, finalizers (a DELETE marks an object
- * that has some with `deletionTimestamp`; it goes once they are all removed),
- * owner references with a garbage collector, Leases and Events. No product code: the resource types it
- * knows are listed here.
+ * An in-process stand-in for the Kubernetes API server (v1.32), good enough
+ * for the real `@kubernetes/client-node` (and so the controller) and the
+ * real `kubectl` to run their ordinary code paths against, and held against
+ * what a real kube-apiserver answered (`../shared/k8s-conformance/`, replayed
+ * by `conformance/replay.ts`).
+ *
+ * It serves a few built-in types (`resources.ts`) and whatever
+ * CustomResourceDefinitions are created in it: a CRD is checked by the schema
+ * engine (`schema/`) on the way in, and every write of a custom object goes
+ * through the engine's admission (pruning, defaults, OpenAPI and CEL rules).
+ * Around that it keeps the API's semantics: namespaces, resourceVersion
+ * conflicts, merge / JSON / strategic-merge / apply patches with field
+ * managers, the status and scale subresources, generation, finalizers and
+ * deletion propagation with a garbage collector, label and field selectors,
+ * list + watch (with 410 Expired for compacted versions), and discovery.
  */
 import { randomUUID, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -17,64 +23,49 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
-import {
-  changedLeaves,
-  clone,
-  deepEqual,
-  deleteAt,
-  fieldsV1,
-  getAt,
-  isObj,
-  jsonPatch,
-  keyPath,
-  leaves,
-  mergeApply,
-  mergePatch,
-  overlaps,
-  setAt,
-  type Obj,
-} from "./fields.js";
+import { changedLeaves, clone, deepEqual, deleteAt, fieldsV1, getAt, isObj, jsonPatch, keyPath, leaves, mergeApply, mergePatch, overlaps, setAt, type Obj } from "./fields.js";
+import { HttpError, invalid, parseJson, readBody, send, statusBody } from "./http.js";
+import { finalizersOf, meta, metadataCauses, newFinalizersWhileDeleting, pickSystem, stripSystem, withoutMetaStatus } from "./metadata.js";
+import { BUILTIN_TYPES, apiVersionOf, kindName, resourceName, typeKey, typesOfCrd, type ResourceType } from "./resources.js";
+import { labelSelector, fieldSelector, type Matcher } from "./selectors.js";
+import { strategicMergePatch } from "./strategic-merge.js";
+import { applyBuiltinDefaults } from "./defaults.js";
+import { discovery } from "./discovery.js";
+import { admitObject, validateCrd, type FieldValidation } from "./schema/index.js";
+import { installCrds } from "./crds.js";
 
-export interface ResourceType {
-  group: string;
-  version: string;
-  plural: string;
-  kind: string;
-  /** Has the status subresource: writes to the object ignore `.status`, writes to `/status` change only it. */
-  status?: boolean;
-  /** Has the scale subresource (paths as in a CRD, without the leading dot). */
-  scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath?: string };
+export type { ResourceType } from "./resources.js";
+
+type Subresource = "status" | "scale";
+
+interface ManagerEntry {
+  manager: string;
+  operation: "Apply" | "Update";
+  subresource?: Subresource;
+  /** Owned leaf paths (fields.ts keys). */
+  paths: Set<string>;
+  time: string;
 }
-
-export const RESOURCE_TYPES: ResourceType[] = [
-  { group: "", version: "v1", plural: "secrets", kind: "Secret" },
-  { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap" },
-  { group: "", version: "v1", plural: "events", kind: "Event" },
-  { group: "apps", version: "v1", plural: "deployments", kind: "Deployment", status: true, scale: { specReplicasPath: "spec.replicas", statusReplicasPath: "status.replicas" } },
-  { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease" },
-  { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event" },
-  {
-    group: "offload.dev",
-    version: "v1alpha1",
-    plural: "taskworkers",
-    kind: "TaskWorker",
-    status: true,
-    scale: { specReplicasPath: "spec.replicas", statusReplicasPath: "status.replicas", labelSelectorPath: "status.selector" },
-  },
-  { group: "offload.dev", version: "v1alpha1", plural: "taskruns", kind: "TaskRun", status: true },
-];
 
 interface Stored {
   obj: Obj;
-  /** manager → operation and owned leaf paths */
-  managers: Map<string, { operation: "Apply" | "Update"; paths: Set<string>; time: string }>;
+  /** `manager\0operation\0subresource` → entry, as managedFields has one entry per such triple. */
+  managers: Map<string, ManagerEntry>;
+}
+
+/** What one write request carries besides the object. */
+interface WriteCtx {
+  manager: string;
+  dryRun: boolean;
+  fieldValidation: FieldValidation;
+  /** Filled by admission; sent as Warning headers. */
+  warnings: string[];
 }
 
 interface Watcher {
   type: ResourceType;
   namespace: string | undefined;
-  selector: Selector;
-  fieldName: string | undefined;
+  match: Matcher;
   res: ServerResponse;
 }
 
@@ -94,39 +85,45 @@ export interface RequestRecord {
   status?: number;
 }
 
-type Selector = (labels: Record<string, string>) => boolean;
-
-class HttpError extends Error {
-  constructor(
-    readonly code: number,
-    readonly reason: string,
-    message: string,
-  ) {
-    super(message);
-  }
+interface Answer {
+  status: number;
+  body: unknown;
+  warnings?: string[];
 }
 
-const typeKey = (t: ResourceType): string => `${t.group}/${t.version}/${t.plural}`;
-const apiVersionOf = (t: ResourceType): string => (t.group ? `${t.group}/${t.version}` : t.version);
+/** Namespaces every cluster starts with. */
+const INITIAL_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease"];
+const CRD_TYPE = BUILTIN_TYPES.find((t) => t.kind === "CustomResourceDefinition")!;
+const NAMESPACE_TYPE = BUILTIN_TYPES.find((t) => t.kind === "Namespace")!;
+
 const now = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+const managerKey = (manager: string, operation: string, sub?: Subresource): string => `${manager}\u0000${operation}\u0000${sub ?? ""}`;
 
 export class FakeKube {
-  readonly types: ResourceType[];
   readonly requests: RequestRecord[] = [];
   #server: Server | undefined;
   readonly #sockets = new Set<Socket>();
+  readonly #types = new Map<string, ResourceType>();
   readonly #store = new Map<string, Stored>();
   readonly #watchers = new Set<Watcher>();
   readonly #tempDirs: string[] = [];
   readonly #log: LogEntry[] = [];
   #rv = 100;
-  #compactedRv = 0;
+  /** Watches from below this version get 410 Expired (as after etcd compaction); the history before the start counts as compacted. */
+  #compactedRv = 100;
   #port = 0;
+  #gcScheduled = false;
   /** While set, every request is answered 503 (as an API server that is restarting). */
   unavailable = false;
 
   constructor(extraTypes: ResourceType[] = []) {
-    this.types = [...RESOURCE_TYPES, ...extraTypes];
+    for (const t of [...BUILTIN_TYPES, ...extraTypes]) this.#types.set(typeKey(t), t);
+    for (const name of INITIAL_NAMESPACES) this.#create(NAMESPACE_TYPE, "", { metadata: { name } }, this.#ctx("kube-apiserver"));
+  }
+
+  /** The resource types served now: the built-in ones and those of established CRDs. */
+  get types(): ResourceType[] {
+    return [...this.#types.values()];
   }
 
   get port(): number {
@@ -182,8 +179,8 @@ export class FakeKube {
 
   /**
    * Writes a kubeconfig file for this server (for a child process's
-   * KUBECONFIG); returns its path. Without `dir`, it goes in a temporary
-   * folder that {@link close} removes.
+   * KUBECONFIG, or kubectl's `--kubeconfig`); returns its path. Without
+   * `dir`, it goes in a temporary folder that {@link close} removes.
    */
   async writeKubeconfig(dir?: string, namespace = "default"): Promise<string> {
     const d = dir ?? (await mkdtemp(join(tmpdir(), "offload-kubeconfig-")));
@@ -194,7 +191,7 @@ export class FakeKube {
   }
 
   /**
-   * Ends every open watch with a `410 Gone` ERROR event and forgets history,
+   * Ends every open watch with a `410 Expired` ERROR event and forgets history,
    * as an API server does after etcd compaction: clients must relist.
    */
   expireWatches(): void {
@@ -220,28 +217,36 @@ export class FakeKube {
     const [p, ...g] = plural.split(".");
     const group = g.length ? g.join(".") : undefined;
     const t = this.types.find((x) => x.plural === p && (group === undefined || x.group === group));
-    if (!t) throw new Error(`unknown resource ${plural}`);
+    if (!t) throw new Error(`unknown resource ${plural}: not built in, and no established CRD defines it (did the test install the CRDs?)`);
     return t;
   }
 
   get(plural: string, namespace: string, name: string): Obj | undefined {
-    const s = this.#store.get(this.#key(this.type(plural), namespace, name));
-    return s ? clone(s.obj) : undefined;
+    const t = this.type(plural);
+    const s = this.#store.get(this.#key(t, namespace, name));
+    return s ? this.#view(t, s.obj) : undefined;
   }
 
   list(plural: string, namespace?: string): Obj[] {
     const t = this.type(plural);
-    return [...this.#store.values()]
-      .map((s) => s.obj)
-      .filter((o) => o.kind === t.kind && apiVersionOf(t) === o.apiVersion && (!namespace || meta(o).namespace === namespace))
-      .map(clone);
+    return this.#objectsOf(t, namespace).map((o) => this.#view(t, o));
   }
 
-  /** Creates `obj` as `manager` would with a POST. */
+  /**
+   * Creates `obj` as `manager` would with a POST (admission included, so an
+   * object the real server refuses throws). Unlike the real server, a
+   * missing namespace is created first, as a test's setup would.
+   */
   create(obj: Obj, manager = "test"): Obj {
     const t = this.#typeOfObj(obj);
-    const ns = (meta(obj).namespace as string | undefined) ?? "default";
-    return this.#create(t, ns, obj, manager);
+    const ns = t.clusterScoped ? "" : ((meta(obj).namespace as string | undefined) ?? "default");
+    if (ns) this.ensureNamespace(ns);
+    return this.#create(t, ns, obj, this.#ctx(manager));
+  }
+
+  /** Creates the namespace unless it exists. */
+  ensureNamespace(name: string): void {
+    if (!this.#store.has(this.#key(NAMESPACE_TYPE, "", name))) this.#create(NAMESPACE_TYPE, "", { metadata: { name } }, this.#ctx("test"));
   }
 
   /** Merge-patches the status of an object, as another controller (e.g. the Deployment controller) would. */
@@ -250,14 +255,16 @@ export class FakeKube {
     const cur = this.#mustGet(t, namespace, name);
     const next = clone(cur.obj);
     next.status = mergePatch(next.status, status);
-    return this.#update(t, cur, next, manager, "status");
+    return this.#update(t, cur, next, this.#ctx(manager), t.status ? "status" : undefined);
   }
 
   /** Merge-patches an object (not its status) as `manager`. */
   patch(plural: string, namespace: string, name: string, patch: Obj, manager = "test"): Obj {
     const t = this.type(plural);
     const cur = this.#mustGet(t, namespace, name);
-    return this.#update(t, cur, mergePatch(cur.obj, patch) as Obj, manager, t.status ? "main" : "all");
+    const next = mergePatch(cur.obj, patch) as Obj;
+    if (t.status) next.status = cur.obj.status;
+    return this.#update(t, cur, next, this.#ctx(manager), undefined);
   }
 
   /**
@@ -266,15 +273,15 @@ export class FakeKube {
    */
   delete(plural: string, namespace: string, name: string): void {
     const t = this.type(plural);
-    this.#delete(t, this.#mustGet(t, namespace, name));
+    this.#delete(t, this.#mustGet(t, namespace, name), undefined, false);
   }
 
-  /** The managers of an object's fields: manager → sorted paths like `spec.replicas`. */
+  /** The managers of an object's fields: manager → sorted paths like `spec.replicas` (all its operations together). */
   managers(plural: string, namespace: string, name: string): Record<string, string[]> {
     const s = this.#mustGet(this.type(plural), namespace, name);
-    const out: Record<string, string[]> = {};
-    for (const [m, e] of s.managers) out[m] = [...e.paths].map((k) => keyPath(k).join(".")).sort();
-    return out;
+    const out: Record<string, Set<string>> = {};
+    for (const e of s.managers.values()) for (const p of e.paths) (out[e.manager] ??= new Set()).add(keyPath(p).join("."));
+    return Object.fromEntries(Object.entries(out).map(([m, ps]) => [m, [...ps].sort()]));
   }
 
   // ---- HTTP ----
@@ -293,128 +300,177 @@ export class FakeKube {
         return;
       }
       rec.status = result.status;
-      send(res, result.status, result.body);
+      send(res, result.status, result.body, result.warnings);
     } catch (err) {
       const e = err instanceof HttpError ? err : new HttpError(500, "InternalError", err instanceof Error ? err.message : String(err));
       rec.status = e.code;
-      send(res, e.code, statusBody(e.code, e.reason, e.message));
+      send(res, e.code, statusBody(e.code, e.reason, e.message, e.causes, e.details));
     }
   }
 
-  #route(method: string, pathname: string, query: Record<string, string>, contentType: string, body: string, res: ServerResponse): { status: number; body: unknown } | "streaming" {
+  #route(method: string, pathname: string, query: Record<string, string>, contentType: string, body: string, res: ServerResponse): Answer | "streaming" {
+    const disc = method === "GET" ? discovery(pathname, this.types, (crdName) => this.#crd(crdName)) : undefined;
+    if (disc) return { status: 200, body: disc };
+
     const seg = pathname.split("/").filter(Boolean).map(decodeURIComponent);
     let group: string;
     let version: string;
     let rest: string[];
-    if (seg[0] === "api" && seg.length >= 2) [group, version, rest] = ["", seg[1]!, seg.slice(2)];
-    else if (seg[0] === "apis" && seg.length >= 3) [group, version, rest] = [seg[1]!, seg[2]!, seg.slice(3)];
-    else throw new HttpError(404, "NotFound", `the server could not find the requested resource (${pathname})`);
+    if (seg[0] === "api" && seg.length >= 3) [group, version, rest] = ["", seg[1]!, seg.slice(2)];
+    else if (seg[0] === "apis" && seg.length >= 4) [group, version, rest] = [seg[1]!, seg[2]!, seg.slice(3)];
+    else throw notFoundPath(pathname);
 
+    const typeAt = (plural: string | undefined): ResourceType | undefined => this.#types.get(`${group}/${version}/${plural}`);
     let namespace: string | undefined;
-    if (rest[0] === "namespaces" && rest.length >= 3) {
+    // `/namespaces/NAME[/status]` is the Namespace itself; `/namespaces/NAME/PLURAL...` is a namespaced resource.
+    if (rest[0] === "namespaces" && rest.length >= 3 && !(rest.length === 3 && ["status", "finalize"].includes(rest[2]!))) {
       namespace = rest[1];
       rest = rest.slice(2);
     }
-    const [plural, name, sub] = rest;
-    const t = this.types.find((x) => x.group === group && x.version === version && x.plural === plural);
-    if (!t) throw new HttpError(404, "NotFound", `the server could not find the requested resource (${pathname})`);
+    const [plural, name, sub, ...extra] = rest;
+    const t = typeAt(plural);
+    if (!t || extra.length) throw notFoundPath(pathname);
+    if (t.clusterScoped && namespace !== undefined) throw notFoundPath(pathname);
+    const ns = t.clusterScoped ? "" : namespace;
+
+    const fieldValidation = parseFieldValidation(query.fieldValidation);
+    const ctx: WriteCtx = { manager: query.fieldManager ?? "unknown", dryRun: query.dryRun === "All", fieldValidation, warnings: [] };
+    const answer = (status: number, b: unknown): Answer => ({ status, body: b, warnings: ctx.warnings });
 
     if (!name) {
-      if (method === "GET" && (query.watch === "true" || query.watch === "1")) return this.#watch(t, namespace, query, res);
-      if (method === "GET") return { status: 200, body: this.#list(t, namespace, query) };
+      if (method === "GET" && (query.watch === "true" || query.watch === "1")) return this.#watch(t, ns || undefined, query, res);
+      if (method === "GET") return answer(200, this.#list(t, ns || undefined, query));
       if (method === "POST") {
-        if (!namespace) throw new HttpError(405, "MethodNotAllowed", "create needs a namespace");
-        const obj = parseJson(body);
-        return { status: 201, body: this.#create(t, namespace, obj, query.fieldManager ?? "unknown", query.dryRun === "All") };
+        if (ns === undefined) throw new HttpError(405, "MethodNotAllowed", `the server does not allow this method on the requested resource (post ${resourceName(t)})`);
+        const obj = decodeObject(body);
+        if (query.fieldManager === undefined) ctx.manager = "unknown";
+        return answer(201, this.#view(t, this.#create(t, ns, obj, ctx)));
       }
-      throw new HttpError(405, "MethodNotAllowed", `${method} is not supported on a collection`);
+      throw new HttpError(405, "MethodNotAllowed", `the server does not allow this method on the requested resource (${method.toLowerCase()} ${resourceName(t)})`);
     }
-    if (!namespace) throw new HttpError(404, "NotFound", "namespaced resources need a namespace");
-    if (sub && sub !== "status" && !(sub === "scale" && t.scale)) throw new HttpError(404, "NotFound", `no subresource ${sub}`);
-    const manager = query.fieldManager ?? "unknown";
+    if (ns === undefined) throw notFoundPath(pathname);
+    if (sub && sub !== "status" && !(sub === "scale" && t.scale)) throw notFoundPath(pathname);
+    if (sub === "status" && !t.status) throw notFoundPath(pathname);
+    const subresource = sub as Subresource | undefined;
 
     if (method === "GET") {
-      const s = this.#mustGet(t, namespace, name);
-      return { status: 200, body: sub === "scale" ? this.#scaleOf(t, s.obj) : clone(s.obj) };
+      const s = this.#mustGet(t, ns, name);
+      return answer(200, subresource === "scale" ? this.#scaleOf(t, s.obj) : this.#view(t, s.obj));
     }
     if (method === "DELETE") {
-      const s = this.#mustGet(t, namespace, name);
-      const gone = this.#delete(t, s);
-      return { status: 200, body: gone };
+      const opts = body.trim() ? (parseJson(body) as Obj) : {};
+      const policy = (query.propagationPolicy ?? (opts.propagationPolicy as string | undefined)) || undefined;
+      const dryRun = ctx.dryRun || (Array.isArray(opts.dryRun) && opts.dryRun.includes("All"));
+      return answer(200, this.#delete(t, this.#mustGet(t, ns, name), policy, dryRun));
     }
-    if (method === "PUT") {
-      const input = parseJson(body);
-      const s = this.#mustGet(t, namespace, name);
-      const rv = meta(input).resourceVersion;
+    if (method === "PUT") return answer(200, this.#put(t, ns, name, subresource, decodeObject(body), ctx));
+    if (method === "PATCH") return this.#patch(t, ns, name, subresource, contentType, body, query, ctx);
+    throw new HttpError(405, "MethodNotAllowed", `the server does not allow this method on the requested resource`);
+  }
+
+  #put(t: ResourceType, ns: string, name: string, sub: Subresource | undefined, input: Obj, ctx: WriteCtx): Obj {
+    const s = this.#mustGet(t, ns, name);
+    const rv = meta(input).resourceVersion;
+    const bodyName = meta(input).name;
+    if (bodyName !== undefined && bodyName !== name && sub !== "scale") throw new HttpError(400, "BadRequest", `the name of the object (${String(bodyName)}) does not match the name on the URL (${name})`);
+    if (sub === "scale") {
       if (rv !== undefined && rv !== "" && rv !== meta(s.obj).resourceVersion) throw conflict(t, name);
-      if (sub === "scale") return { status: 200, body: this.#scaleOf(t, this.#setReplicas(t, s, (getAt(input, ["spec", "replicas"]) as number) ?? 0, manager)) };
-      const next = sub === "status" ? { ...clone(s.obj), status: input.status } : { ...input, status: s.obj.status };
-      if (sub !== "status" && !t.status) next.status = input.status;
-      return { status: 200, body: this.#update(t, s, next, manager, sub === "status" ? "status" : t.status ? "main" : "all") };
+      const replicas = getAt(input, ["spec", "replicas"]);
+      return this.#scaleOf(t, this.#setReplicas(t, s, replicas, ctx));
     }
-    if (method === "PATCH") {
-      const ct = contentType.split(";")[0]!.trim();
-      const existing = this.#store.get(this.#key(t, namespace, name));
-      if (ct === "application/apply-patch+yaml") {
-        const patch = parseYaml(body) as Obj;
-        if (!isObj(patch)) throw new HttpError(400, "BadRequest", "apply body must be an object");
-        if (!query.fieldManager) throw new HttpError(400, "BadRequest", "fieldManager is required for apply requests");
-        if (sub === "scale") throw new HttpError(415, "UnsupportedMediaType", "apply to scale is not supported by this fake");
-        const force = query.force === "true";
-        if (!existing) {
-          if (sub) throw new HttpError(404, "NotFound", `${t.plural} "${name}" not found`);
-          const created = this.#create(t, namespace, { ...patch, metadata: { ...meta(patch), name, namespace } }, query.fieldManager, false, "Apply");
-          return { status: 201, body: created };
-        }
-        return { status: 200, body: this.#apply(t, existing, patch, query.fieldManager, force, sub === "status" ? "status" : t.status ? "main" : "all") };
-      }
-      if (!existing) throw new HttpError(404, "NotFound", `${t.plural}.${t.group} "${name}" not found`);
-      const input = parseJson(body, true);
-      let patched: Obj;
-      if (sub === "scale") {
-        const scale = this.#scaleOf(t, existing.obj);
-        const next = applyNonApply(ct, scale, input);
-        return { status: 200, body: this.#scaleOf(t, this.#setReplicas(t, existing, (getAt(next, ["spec", "replicas"]) as number) ?? 0, manager)) };
-      }
-      patched = applyNonApply(ct, existing.obj, input);
-      const rv = meta(patched).resourceVersion;
-      if (rv !== undefined && rv !== meta(existing.obj).resourceVersion) throw conflict(t, name);
-      if (sub === "status") patched = { ...clone(existing.obj), status: patched.status };
-      else if (t.status) patched = { ...patched, status: existing.obj.status };
-      return { status: 200, body: this.#update(t, existing, patched, manager, sub === "status" ? "status" : t.status ? "main" : "all") };
+    // Custom resources refuse unconditional updates (the CRD registry's AllowUnconditionalUpdate is false).
+    if ((rv === undefined || rv === "") && t.crd) {
+      throw invalid(resourceName(t), name, [{ field: "metadata.resourceVersion", reason: "FieldValueInvalid", message: "Invalid value: 0x0: must be specified for an update" }]);
     }
-    throw new HttpError(405, "MethodNotAllowed", `${method} not supported`);
+    if (rv !== undefined && rv !== "" && rv !== meta(s.obj).resourceVersion) throw conflict(t, name);
+    const next = sub === "status" ? { ...clone(s.obj), status: input.status } : t.status ? { ...input, status: s.obj.status } : input;
+    return this.#view(t, this.#update(t, s, next, ctx, sub));
+  }
+
+  #patch(t: ResourceType, ns: string, name: string, sub: Subresource | undefined, contentType: string, body: string, query: Record<string, string>, ctx: WriteCtx): Answer {
+    const ct = contentType.split(";")[0]!.trim();
+    const existing = this.#store.get(this.#key(t, ns, name));
+    if (ct === "application/apply-patch+yaml") {
+      if (!query.fieldManager) {
+        throw new HttpError(422, "Invalid", `PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch`, [
+          { field: "fieldManager", reason: "FieldValueRequired", message: "Required value: is required for apply patch" },
+        ]);
+      }
+      let patch: unknown;
+      try {
+        patch = parseYaml(body);
+      } catch (err) {
+        throw new HttpError(400, "BadRequest", `error decoding YAML: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (!isObj(patch)) throw new HttpError(400, "BadRequest", "an apply patch must be an object");
+      if (sub === "scale") throw new HttpError(415, "UnsupportedMediaType", "apply patches on the scale subresource are not supported by the stand-in");
+      const force = query.force === "true";
+      if (!existing) {
+        if (sub) throw notFound(t, name);
+        const input = { ...patch, metadata: { ...meta(patch as Obj), name, ...(ns ? { namespace: ns } : {}) } };
+        const owned = new Set([...leaves(input)].filter(scopeOf(t, undefined)));
+        return { status: 201, body: this.#view(t, this.#create(t, ns, input, ctx, "Apply", owned)), warnings: ctx.warnings };
+      }
+      return { status: 200, body: this.#view(t, this.#apply(t, existing, patch, ctx, force, sub)), warnings: ctx.warnings };
+    }
+    const accepted = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml", ...(t.crd ? [] : ["application/strategic-merge-patch+json"])];
+    if (!accepted.includes(ct)) throw new HttpError(415, "UnsupportedMediaType", `the body of the request was in an unknown format - accepted media types include: ${accepted.join(", ")}`);
+    if (!existing) throw notFound(t, name);
+    const input = parseJson(body);
+    if (sub === "scale") {
+      const next = patchWith(ct, this.#scaleOf(t, existing.obj), input);
+      return { status: 200, body: this.#scaleOf(t, this.#setReplicas(t, existing, getAt(next, ["spec", "replicas"]), ctx)), warnings: ctx.warnings };
+    }
+    let patched = patchWith(ct, existing.obj, input);
+    const rv = meta(patched).resourceVersion;
+    if (rv !== undefined && rv !== meta(existing.obj).resourceVersion) throw conflict(t, name);
+    if (sub === "status") patched = { ...clone(existing.obj), status: patched.status };
+    else if (t.status) patched = { ...patched, status: existing.obj.status };
+    return { status: 200, body: this.#view(t, this.#update(t, existing, patched, ctx, sub)), warnings: ctx.warnings };
   }
 
   #list(t: ResourceType, namespace: string | undefined, query: Record<string, string>): Obj {
-    const sel = parseSelector(query.labelSelector);
-    const fieldName = parseFieldName(query.fieldSelector);
-    const items = [...this.#store.values()]
-      .map((s) => s.obj)
-      .filter((o) => this.#matches(t, o, namespace, sel, fieldName))
-      .map(clone);
-    return { apiVersion: apiVersionOf(t), kind: `${t.kind}List`, metadata: { resourceVersion: String(this.#rv) }, items };
+    const match = this.#matcher(t, query);
+    const items = this.#objectsOf(t, namespace)
+      .filter(match)
+      .map((o) => this.#view(t, o));
+    return { apiVersion: apiVersionOf(t), kind: `${t.kind}List`, metadata: { resourceVersion: String(this.#rv), continue: "" }, items };
+  }
+
+  #matcher(t: ResourceType, query: Record<string, string>): Matcher {
+    const labels = labelSelector(query.labelSelector);
+    const fields = fieldSelector(query.fieldSelector, ["metadata.name", "metadata.namespace", ...(t.selectableFields ?? [])]);
+    return (o) => labels(o) && fields(o);
   }
 
   #watch(t: ResourceType, namespace: string | undefined, query: Record<string, string>, res: ServerResponse): "streaming" {
+    const match = this.#matcher(t, query);
     const rv = query.resourceVersion ? Number(query.resourceVersion) : 0;
-    if (rv > 0 && rv < this.#compactedRv) throw new HttpError(410, "Expired", `too old resource version: ${rv} (${this.#compactedRv})`);
-    const w: Watcher = { type: t, namespace, selector: parseSelector(query.labelSelector), fieldName: parseFieldName(query.fieldSelector), res };
     res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
     res.flushHeaders();
+    // As the real server: the watch itself is accepted (200), then one ERROR event says the version is gone.
+    if (rv > 0 && rv < this.#compactedRv) {
+      res.end(JSON.stringify({ type: "ERROR", object: statusBody(410, "Expired", `too old resource version: ${rv} (${this.#compactedRv})`) }) + "\n");
+      return "streaming";
+    }
+    const w: Watcher = { type: t, namespace, match, res };
     if (rv > 0) {
-      for (const e of this.#log) if (e.rv > rv && e.rt === t && this.#matches(t, e.obj, namespace, w.selector, w.fieldName)) res.write(JSON.stringify({ type: e.type, object: e.obj }) + "\n");
+      for (const e of this.#log) if (e.rv > rv && e.rt === t && this.#watches(w, e.obj)) res.write(JSON.stringify({ type: e.type, object: this.#view(t, e.obj) }) + "\n");
     } else {
-      for (const s of this.#store.values()) if (this.#matches(t, s.obj, namespace, w.selector, w.fieldName)) res.write(JSON.stringify({ type: "ADDED", object: s.obj }) + "\n");
+      for (const o of this.#objectsOf(t, namespace)) if (match(o)) res.write(JSON.stringify({ type: "ADDED", object: this.#view(t, o) }) + "\n");
     }
     this.#watchers.add(w);
     res.on("close", () => this.#watchers.delete(w));
     return "streaming";
   }
 
-  #matches(t: ResourceType, o: Obj, namespace: string | undefined, sel: Selector, fieldName: string | undefined): boolean {
-    const m = meta(o);
-    return o.kind === t.kind && o.apiVersion === apiVersionOf(t) && (!namespace || m.namespace === namespace) && sel((m.labels as Record<string, string>) ?? {}) && (!fieldName || m.name === fieldName);
+  #watches(w: Watcher, o: Obj): boolean {
+    return (!w.namespace || meta(o).namespace === w.namespace) && w.match(o);
+  }
+
+  #objectsOf(t: ResourceType, namespace: string | undefined): Obj[] {
+    const prefix = `${t.group}/${t.plural}|`;
+    return [...this.#store.entries()].filter(([k, s]) => k.startsWith(prefix) && (!namespace || meta(s.obj).namespace === namespace)).map(([, s]) => s.obj);
   }
 
   #emit(type: LogEntry["type"], t: ResourceType, obj: Obj): void {
@@ -425,113 +481,151 @@ export class FakeKube {
       this.#compactedRv = dropped[dropped.length - 1]!.rv + 1;
     }
     for (const w of this.#watchers) {
-      if (w.type === t && this.#matches(t, snapshot, w.namespace, w.selector, w.fieldName)) w.res.write(JSON.stringify({ type, object: snapshot }) + "\n");
+      if (w.type.group === t.group && w.type.plural === t.plural && this.#watches(w, snapshot)) w.res.write(JSON.stringify({ type, object: this.#view(w.type, snapshot) }) + "\n");
     }
   }
 
+  /** The object as served at `t`'s version (objects are stored once per group/resource, whatever version wrote them). */
+  #view(t: ResourceType, o: Obj): Obj {
+    const c = clone(o);
+    if (t.crd) c.apiVersion = apiVersionOf(t);
+    return c;
+  }
+
   #key(t: ResourceType, namespace: string, name: string): string {
-    return `${typeKey(t)}|${namespace}|${name}`;
+    return `${t.group}/${t.plural}|${namespace}|${name}`;
   }
 
   #mustGet(t: ResourceType, namespace: string, name: string): Stored {
     const s = this.#store.get(this.#key(t, namespace, name));
-    if (!s) throw new HttpError(404, "NotFound", `${t.plural}${t.group ? `.${t.group}` : ""} "${name}" not found`);
+    if (!s) throw notFound(t, name);
     return s;
   }
 
   #typeOfObj(obj: Obj): ResourceType {
     const t = this.types.find((x) => x.kind === obj.kind && apiVersionOf(x) === obj.apiVersion);
-    if (!t) throw new Error(`unknown kind ${String(obj.apiVersion)}/${String(obj.kind)}`);
+    if (!t) throw new Error(`unknown kind ${String(obj.apiVersion)}/${String(obj.kind)}: not built in, and no established CRD defines it (did the test install the CRDs?)`);
     return t;
   }
 
-  #create(t: ResourceType, namespace: string, input: Obj, manager: string, dryRun = false, operation: "Apply" | "Update" = "Update"): Obj {
-    const m = { ...meta(input) };
-    if (!m.name && typeof m.generateName === "string") m.name = m.generateName + randomBytes(3).toString("hex").slice(0, 5);
-    if (!m.name) throw new HttpError(422, "Invalid", "metadata.name: Required value");
-    if (m.namespace && m.namespace !== namespace) throw new HttpError(400, "BadRequest", "the namespace of the object does not match the namespace of the request");
-    const key = this.#key(t, namespace, m.name as string);
-    if (this.#store.has(key)) throw new HttpError(409, "AlreadyExists", `${t.plural}${t.group ? `.${t.group}` : ""} "${String(m.name)}" already exists`);
-    const obj: Obj = { ...clone(input), apiVersion: apiVersionOf(t), kind: t.kind };
-    if (t.status) delete obj.status;
-    delete m.managedFields;
-    delete m.generateName;
-    delete m.deletionTimestamp;
-    delete m.deletionGracePeriodSeconds;
-    obj.metadata = { ...m, namespace, uid: randomUUID(), creationTimestamp: now(), generation: 1, resourceVersion: String(++this.#rv) };
-    const stored: Stored = { obj, managers: new Map() };
-    const scopeFilter = scope(t.status ? "main" : "all");
-    stored.managers.set(manager, { operation, paths: new Set([...leaves(obj)].filter(scopeFilter)), time: now() });
-    if (dryRun) {
-      this.#rv--;
-      return clone(obj);
-    }
-    this.#renderManaged(stored, t);
-    this.#store.set(key, stored);
-    this.#emit("ADDED", t, obj);
-    return clone(obj);
+  #ctx(manager: string): WriteCtx {
+    return { manager, dryRun: false, fieldValidation: "Warn", warnings: [] };
   }
 
-  /** Writes `next` over `s.obj` within `sc`, tracking which fields `manager` changed. */
-  #update(t: ResourceType, s: Stored, next: Obj, manager: string, sc: Scope): Obj {
+  #crd(name: string): Obj | undefined {
+    return this.#store.get(this.#key(CRD_TYPE, "", name))?.obj;
+  }
+
+  // ---- admission: what every write goes through before it is stored ----
+
+  /** Metadata checks, then the type's own: the CRD schema for custom objects, defaults for built-ins, CRD validation for CRDs. */
+  #admit(t: ResourceType, obj: Obj, old: Obj | undefined, ctx: WriteCtx, sub: Subresource | undefined): Obj {
+    const m = meta(obj);
+    const name = String(m.name ?? "");
+    const causes = [...metadataCauses(m, { label: t === NAMESPACE_TYPE }), ...(old ? newFinalizersWhileDeleting(old, obj) : [])];
+    if (causes.length) throw invalid(kindName(t), name, causes);
+    if (t.crd) {
+      const crd = this.#crd(t.crd);
+      if (!crd) throw notFound(t, name);
+      const r = admitObject(crd, t.version, obj, { old, fieldValidation: ctx.fieldValidation, ...(sub ? { subresource: sub } : {}) });
+      if (r.rejection) {
+        throw new HttpError(r.rejection.status, r.rejection.reason, r.rejection.message, r.rejection.causes, { name, group: t.group, kind: t.kind });
+      }
+      ctx.warnings.push(...r.warnings);
+      return r.obj;
+    }
+    const out = clone(obj);
+    applyBuiltinDefaults(t, out);
+    if (t === CRD_TYPE && sub !== "status") {
+      defaultCrd(out);
+      const r = validateCrd(out, { fieldValidation: ctx.fieldValidation, ...(old ? { old } : {}) });
+      if (r.rejection) throw new HttpError(r.rejection.status, r.rejection.reason, r.rejection.message, r.rejection.causes, { name, group: t.group, kind: t.kind });
+      ctx.warnings.push(...r.warnings);
+    }
+    return out;
+  }
+
+  // ---- writes ----
+
+  #create(t: ResourceType, namespace: string, input: Obj, ctx: WriteCtx, operation: "Apply" | "Update" = "Update", owned?: Set<string>): Obj {
+    if (namespace && !this.#store.has(this.#key(NAMESPACE_TYPE, "", namespace))) throw new HttpError(404, "NotFound", `namespaces "${namespace}" not found`, [], { name: namespace, kind: "namespaces" });
+    const m = { ...meta(input) };
+    if (!m.name && typeof m.generateName === "string" && m.generateName) m.name = m.generateName + randomBytes(3).toString("hex").slice(0, 5);
+    if (namespace && m.namespace && m.namespace !== namespace) throw new HttpError(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request");
+    const obj: Obj = { ...clone(input), apiVersion: apiVersionOf(t), kind: t.kind };
+    // The status subresource's create strategy drops status; a CRD's status is the server's to fill.
+    if (t.status && t !== NAMESPACE_TYPE) delete obj.status;
+    for (const k of ["managedFields", "deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "uid", "creationTimestamp", "selfLink"]) delete m[k];
+    obj.metadata = { ...m, ...(namespace ? { namespace } : {}), uid: randomUUID(), creationTimestamp: now(), generation: 1 };
+    if (!namespace) delete meta(obj).namespace;
+    if (t === CRD_TYPE) obj.status = initialCrdStatus(obj);
+    const admitted = this.#admit(t, obj, undefined, ctx, undefined);
+    const name = String(meta(admitted).name);
+    const key = this.#key(t, namespace, name);
+    if (this.#store.has(key)) throw new HttpError(409, "AlreadyExists", `${resourceName(t)} "${name}" already exists`, [], { name, group: t.group, kind: t.plural });
+    const inScope = scopeOf(t, undefined);
+    const paths = operation === "Apply" && owned ? owned : new Set([...leaves(admitted)].filter(inScope));
+    const stored: Stored = { obj: admitted, managers: new Map() };
+    stored.managers.set(managerKey(ctx.manager, operation), { manager: ctx.manager, operation, paths, time: now() });
+    if (ctx.dryRun) {
+      this.#renderManaged(stored, t);
+      return clone(admitted);
+    }
+    meta(admitted).resourceVersion = String(++this.#rv);
+    this.#renderManaged(stored, t);
+    this.#store.set(key, stored);
+    this.#emit("ADDED", t, admitted);
+    const created = clone(admitted);
+    this.#afterWrite(t, stored);
+    return created;
+  }
+
+  /** Writes `next` over `s.obj` (through `sub`, if a subresource), tracking which fields the manager changed. */
+  #update(t: ResourceType, s: Stored, next: Obj, ctx: WriteCtx, sub: Subresource | undefined): Obj {
     const prev = s.obj;
-    const cleanNext: Obj = { ...clone(next), apiVersion: prev.apiVersion, kind: prev.kind };
-    cleanNext.metadata = { ...meta(next), ...pickSystem(meta(prev)) };
+    const merged: Obj = { ...clone(next), apiVersion: prev.apiVersion, kind: prev.kind };
+    merged.metadata = { ...meta(next), ...pickSystem(meta(prev)) };
     // Set by DELETE only: a write can neither set nor clear them.
-    for (const k of ["deletionTimestamp", "deletionGracePeriodSeconds"]) if (meta(prev)[k] === undefined) delete meta(cleanNext)[k];
-    refuseNewFinalizers(t, prev, cleanNext);
-    const inScope = scope(sc);
+    for (const k of ["deletionTimestamp", "deletionGracePeriodSeconds"]) if (meta(prev)[k] === undefined) delete meta(merged)[k];
+    const cleanNext = this.#admit(t, merged, prev, ctx, sub);
+    const inScope = scopeOf(t, sub);
     const changed = [...changedLeaves(prev, cleanNext)].filter(inScope);
     if (changed.length === 0 && deepEqual(stripSystem(prev), stripSystem(cleanNext))) return clone(prev);
+    const managers = ctx.dryRun ? cloneManagers(s.managers) : s.managers;
+    const mine = managerKey(ctx.manager, "Update", sub);
     for (const k of changed) {
-      const present = getAt(cleanNext, keyPath(k)) !== undefined;
-      for (const [m, e] of s.managers) {
-        if (m === manager) continue;
+      for (const [key, e] of managers) {
+        if (key === mine) continue;
         for (const p of [...e.paths]) if (overlaps(p, k)) e.paths.delete(p);
       }
-      if (present) {
-        const mine = s.managers.get(manager) ?? { operation: "Update" as const, paths: new Set<string>(), time: now() };
-        if (mine.operation === "Apply" && s.managers.has(manager)) {
-          // an Update by a manager that also applies is tracked separately, as Kubernetes does
-          const key = `${manager}\u0000Update`;
-          const upd = s.managers.get(key) ?? { operation: "Update" as const, paths: new Set<string>(), time: now() };
-          upd.paths.add(k);
-          s.managers.set(key, upd);
-        } else {
-          mine.paths.add(k);
-          mine.time = now();
-          s.managers.set(manager, mine);
-        }
+      if (getAt(cleanNext, keyPath(k)) !== undefined) {
+        const entry = managers.get(mine) ?? { manager: ctx.manager, operation: "Update" as const, ...(sub ? { subresource: sub } : {}), paths: new Set<string>(), time: now() };
+        entry.paths.add(k);
+        entry.time = now();
+        managers.set(mine, entry);
       }
     }
+    if (ctx.dryRun) return clone(cleanNext);
     return this.#commit(t, s, cleanNext);
   }
 
-  /** Server-side apply of `patch` by `manager` within `sc`. */
-  #apply(t: ResourceType, s: Stored, patch: Obj, manager: string, force: boolean, sc: Scope): Obj {
-    const inScope = scope(sc);
+  /** Server-side apply of `patch` by the context's manager, to the object or its status. */
+  #apply(t: ResourceType, s: Stored, patch: Obj, ctx: WriteCtx, force: boolean, sub: Subresource | undefined): Obj {
+    const inScope = scopeOf(t, sub);
+    const manager = ctx.manager;
     const body: Obj = clone(patch);
-    if (sc === "main") delete body.status;
-    if (sc === "status") for (const k of Object.keys(body)) if (!["apiVersion", "kind", "metadata", "status"].includes(k)) delete body[k];
-    if (sc === "status") body.metadata = { name: meta(body).name };
+    if (sub !== "status" && t.status) delete body.status;
+    if (sub === "status") {
+      for (const k of Object.keys(body)) if (!["apiVersion", "kind", "metadata", "status"].includes(k)) delete body[k];
+      body.metadata = { name: meta(body).name };
+    }
     const applied = new Set([...leaves(body)].filter(inScope));
-    const conflicts: string[] = [];
-    for (const [m, e] of s.managers) {
-      if (m === manager) continue;
-      for (const p of e.paths) {
-        for (const a of applied) {
-          if (overlaps(p, a) && !deepEqual(getAt(s.obj, keyPath(a)), getAt(body, keyPath(a)))) conflicts.push(`conflict with "${m.split("\u0000")[0]}": .${keyPath(a).join(".")}`);
-        }
-      }
-    }
-    if (conflicts.length && !force) {
-      throw new HttpError(409, "Conflict", `Apply failed with ${conflicts.length} conflict${conflicts.length > 1 ? "s" : ""}: ${[...new Set(conflicts)].join("\n")}`);
-    }
+    const mine = managerKey(manager, "Apply", sub);
     const next = clone(s.obj);
-    const before = s.managers.get(manager)?.paths ?? new Set<string>();
+    const before = s.managers.get(mine)?.paths ?? new Set<string>();
     for (const p of before) {
       if (applied.has(p) || !inScope(p)) continue;
-      const ownedByOther = [...s.managers].some(([m, e]) => m !== manager && [...e.paths].some((q) => overlaps(q, p)));
+      const ownedByOther = [...s.managers].some(([key, e]) => key !== mine && [...e.paths].some((q) => overlaps(q, p)));
       if (!ownedByOther) deleteAt(next, keyPath(p));
     }
     const bodyNoSys = clone(body);
@@ -539,15 +633,37 @@ export class FakeKube {
     delete bodyNoSys.apiVersion;
     delete bodyNoSys.kind;
     mergeApply(next, bodyNoSys);
-    refuseNewFinalizers(t, s.obj, next);
-    // Fields applied with a value another manager set too are shared; those whose value changed move to this manager.
-    for (const [m, e] of s.managers) {
-      if (m === manager) continue;
-      for (const p of [...e.paths]) if ([...applied].some((a) => overlaps(p, a) && !deepEqual(getAt(s.obj, keyPath(a)), getAt(body, keyPath(a))))) e.paths.delete(p);
+    const admitted = this.#admit(t, next, s.obj, ctx, sub);
+    // A field conflicts when another manager owns it and this apply would change its value (defaults included,
+    // so applying a container without its defaulted fields does not count as a change).
+    const changes = (a: string): boolean => !deepEqual(getAt(s.obj, keyPath(a)), getAt(admitted, keyPath(a)));
+    const conflicts = new Map<string, string[]>();
+    for (const [key, e] of s.managers) {
+      if (key === mine) continue;
+      for (const p of e.paths) {
+        for (const a of applied) {
+          if (overlaps(p, a) && changes(a)) {
+            const field = `.${keyPath(a).join(".")}`;
+            const who = e.operation === "Apply" ? `conflict with "${e.manager}"` : `conflict with "${e.manager}" using ${apiVersionOf(t)}`;
+            conflicts.set(field, [...(conflicts.get(field) ?? []), who]);
+          }
+        }
+      }
     }
-    const kept = [...before].filter((p) => !inScope(p));
-    s.managers.set(manager, { operation: "Apply", paths: new Set([...kept, ...applied]), time: now() });
-    return this.#commit(t, s, next);
+    if (conflicts.size && !force) {
+      const causes = [...conflicts].flatMap(([field, whos]) => [...new Set(whos)].map((message) => ({ field, reason: "FieldManagerConflict", message })));
+      const lines = causes.map((c) => `${c.message}: ${c.field}`);
+      const head = `Apply failed with ${causes.length} conflict${causes.length > 1 ? "s" : ""}: `;
+      throw new HttpError(409, "Conflict", head + lines.join("\n"), causes);
+    }
+    if (ctx.dryRun) return clone(admitted);
+    // Fields applied with a value another manager set too are shared; those whose value changed move to this manager.
+    for (const [key, e] of s.managers) {
+      if (key === mine) continue;
+      for (const p of [...e.paths]) if ([...applied].some((a) => overlaps(p, a) && changes(a))) e.paths.delete(p);
+    }
+    s.managers.set(mine, { manager, operation: "Apply", ...(sub ? { subresource: sub } : {}), paths: applied, time: now() });
+    return this.#commit(t, s, admitted);
   }
 
   #commit(t: ResourceType, s: Stored, next: Obj): Obj {
@@ -564,200 +680,317 @@ export class FakeKube {
     s.obj = next;
     this.#renderManaged(s, t);
     // The write that removes the last finalizer of an object being deleted deletes it.
-    if (m.deletionTimestamp !== undefined && finalizersOf(next).length === 0) return this.#remove(t, s);
+    if (m.deletionTimestamp !== undefined && finalizersOf(next).length === 0) {
+      const gone = this.#remove(t, s);
+      return gone;
+    }
     this.#emit("MODIFIED", t, next);
-    return clone(next);
+    const out = clone(next);
+    this.#afterWrite(t, s);
+    return out;
   }
 
   #renderManaged(s: Stored, t: ResourceType): void {
-    meta(s.obj).managedFields = [...s.managers].map(([m, e]) => ({
-      manager: m.split("\u0000")[0],
+    meta(s.obj).managedFields = [...s.managers.values()].map((e) => ({
+      manager: e.manager,
       operation: e.operation,
       apiVersion: apiVersionOf(t),
       time: e.time,
       fieldsType: "FieldsV1",
       fieldsV1: fieldsV1(e.paths),
+      ...(e.subresource ? { subresource: e.subresource } : {}),
     }));
   }
 
+  /** What the "controllers" of the stand-in do after a write: a CRD's names are accepted and its types served. */
+  #afterWrite(t: ResourceType, s: Stored): void {
+    if (t === CRD_TYPE && meta(s.obj).deletionTimestamp === undefined) this.#establish(s);
+  }
+
   /**
-   * DELETE: an object with finalizers is only marked (`deletionTimestamp`,
-   * grace period 0, a MODIFIED event; again a no-op); one without goes.
+   * The CRD controllers' job, done at once: NamesAccepted (unless another CRD
+   * of the group claims a name), Established, and the types served.
    */
-  #delete(t: ResourceType, s: Stored): Obj {
+  #establish(s: Stored): void {
+    const crd = s.obj;
+    const spec = crd.spec as Obj;
+    const names = spec.names as Obj;
+    const name = String(meta(crd).name);
+    const taken = (o: Obj): string[] => {
+      const n = ((o.spec as Obj).names ?? {}) as Obj;
+      return [n.plural, n.singular, n.kind, n.listKind, ...((n.shortNames as string[] | undefined) ?? [])].filter((x): x is string => typeof x === "string" && x !== "");
+    };
+    const mine = new Set(taken(crd));
+    const clash = this.#objectsOf(CRD_TYPE, undefined).find((o) => meta(o).name !== name && (o.spec as Obj).group === spec.group && taken(o).some((n) => mine.has(n)));
+    const time = now();
+    const conditions = clash
+      ? [
+          { type: "NamesAccepted", status: "False", lastTransitionTime: time, reason: "NameConflict", message: `a name is already in use by ${String(meta(clash).name)}` },
+          { type: "Established", status: "False", lastTransitionTime: time, reason: "NotAccepted", message: "not all names are accepted" },
+        ]
+      : [
+          { type: "NamesAccepted", status: "True", lastTransitionTime: time, reason: "NoConflicts", message: "no conflicts found" },
+          { type: "Established", status: "True", lastTransitionTime: time, reason: "InitialNamesAccepted", message: "the initial names have been accepted" },
+        ];
+    for (const [k, t] of this.#types) if (t.crd === name) this.#types.delete(k);
+    if (!clash) for (const t of typesOfCrd(crd)) this.#types.set(typeKey(t), t);
+    const status = { ...((crd.status as Obj | undefined) ?? {}), conditions, acceptedNames: clash ? { plural: "", kind: "" } : clone(names) };
+    if (deepEqual(crd.status, status)) return;
+    const next = { ...clone(crd), status };
+    meta(next).resourceVersion = String(++this.#rv);
+    s.obj = next;
+    this.#emit("MODIFIED", CRD_TYPE, next);
+  }
+
+  /**
+   * DELETE. An object without finalizers goes at once (the answer is a
+   * Status); one with finalizers, or deleted with Foreground/Orphan
+   * propagation (which add `foregroundDeletion`/`orphan`), is only marked
+   * (`deletionTimestamp`, generation + 1) and answered with itself; the
+   * garbage collector does the rest.
+   */
+  #delete(t: ResourceType, s: Stored, policy: string | undefined, dryRun: boolean): Obj {
     const m = meta(s.obj);
-    if (finalizersOf(s.obj).length === 0) return this.#remove(t, s);
-    if (m.deletionTimestamp === undefined) {
-      m.deletionTimestamp = now();
-      m.deletionGracePeriodSeconds = 0;
-      m.resourceVersion = String(++this.#rv);
-      this.#emit("MODIFIED", t, s.obj);
+    const extra = policy === "Foreground" ? "foregroundDeletion" : policy === "Orphan" ? "orphan" : undefined;
+    if (policy !== undefined && !["Foreground", "Background", "Orphan"].includes(policy)) {
+      throw invalid("DeleteOptions.meta.k8s.io", "", [{ field: "propagationPolicy", reason: "FieldValueNotSupported", message: `Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan"` }]);
     }
-    return clone(s.obj);
+    const fins = finalizersOf(s.obj);
+    const success = (): Obj => ({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", details: { name: m.name, ...(t.group ? { group: t.group } : {}), kind: t.plural, uid: m.uid } });
+    if (fins.length === 0 && !extra) {
+      if (dryRun) return success();
+      this.#remove(t, s);
+      return success();
+    }
+    const next = clone(s.obj);
+    const nm = meta(next);
+    if (extra && !fins.includes(extra)) nm.finalizers = [...fins, extra];
+    if (nm.deletionTimestamp === undefined) {
+      nm.deletionTimestamp = now();
+      nm.deletionGracePeriodSeconds = 0;
+      nm.generation = (nm.generation as number) + 1;
+    }
+    if (deepEqual(next, s.obj)) return this.#view(t, s.obj);
+    if (dryRun) return this.#view(t, next);
+    nm.resourceVersion = String(++this.#rv);
+    s.obj = next;
+    this.#emit("MODIFIED", t, next);
+    this.#scheduleGc();
+    return this.#view(t, next);
   }
 
   #remove(t: ResourceType, s: Stored): Obj {
     const m = meta(s.obj);
-    this.#store.delete(this.#key(t, m.namespace as string, m.name as string));
+    this.#store.delete(this.#key(t, (m.namespace as string | undefined) ?? "", m.name as string));
     const gone = clone(s.obj);
     meta(gone).resourceVersion = String(++this.#rv);
     this.#emit("DELETED", t, gone);
-    // The garbage collector: dependents go once none of their owners exist (background propagation).
-    setImmediate(() => this.#collectGarbage());
+    if (t === CRD_TYPE) this.#dropCrd(String(m.name));
+    if (t === NAMESPACE_TYPE) this.#dropNamespace(String(m.name));
+    this.#scheduleGc();
     return gone;
   }
 
+  /** A deleted CRD takes its objects with it and stops being served. */
+  #dropCrd(name: string): void {
+    const types = [...this.#types.values()].filter((t) => t.crd === name);
+    for (const t of types) {
+      for (const o of this.#objectsOf(t, undefined)) {
+        const s = this.#store.get(this.#key(t, (meta(o).namespace as string | undefined) ?? "", meta(o).name as string));
+        if (s) this.#remove(t, s);
+      }
+      this.#types.delete(typeKey(t));
+    }
+  }
+
+  /** The namespace controller: a deleted namespace's objects go with it. */
+  #dropNamespace(name: string): void {
+    for (const [key, s] of [...this.#store]) {
+      if (meta(s.obj).namespace !== name) continue;
+      const t = this.#typeOfStored(key);
+      if (t) this.#remove(t, s);
+    }
+  }
+
+  #typeOfStored(key: string): ResourceType | undefined {
+    const prefix = key.split("|")[0]!;
+    return this.types.find((t) => `${t.group}/${t.plural}` === prefix);
+  }
+
+  #scheduleGc(): void {
+    if (this.#gcScheduled) return;
+    this.#gcScheduled = true;
+    setImmediate(() => {
+      this.#gcScheduled = false;
+      this.#collectGarbage();
+    });
+  }
+
+  /**
+   * The garbage collector. Background: a dependent goes once none of its
+   * owners exist. Foreground: an owner marked with `foregroundDeletion` has
+   * its dependents deleted and goes when none is left. Orphan: the owner's
+   * references are removed from its dependents, then the owner goes.
+   */
   #collectGarbage(): void {
-    const uids = new Set([...this.#store.values()].map((s) => meta(s.obj).uid as string));
-    for (const s of [...this.#store.values()]) {
-      const refs = (meta(s.obj).ownerReferences as { uid: string }[] | undefined) ?? [];
-      // A dependent with finalizers is deleted as any object is: marked, and gone once they are removed.
-      if (refs.length && meta(s.obj).deletionTimestamp === undefined && refs.every((r) => !uids.has(r.uid))) {
-        const t = this.#typeOfObj(s.obj);
-        if (this.#store.has(this.#key(t, meta(s.obj).namespace as string, meta(s.obj).name as string))) this.#delete(t, s);
+    const byUid = new Map<string, { t: ResourceType; s: Stored }>();
+    for (const [key, s] of this.#store) {
+      const t = this.#typeOfStored(key);
+      if (t) byUid.set(meta(s.obj).uid as string, { t, s });
+    }
+    const dependents = new Map<string, { t: ResourceType; s: Stored }[]>();
+    for (const d of byUid.values()) {
+      for (const r of (meta(d.s.obj).ownerReferences as { uid: string }[] | undefined) ?? []) dependents.set(r.uid, [...(dependents.get(r.uid) ?? []), d]);
+    }
+    const ctx = this.#ctx("generic-garbage-collector");
+    for (const { t, s } of byUid.values()) {
+      const m = meta(s.obj);
+      const refs = (m.ownerReferences as { uid: string }[] | undefined) ?? [];
+      const live = this.#store.get(this.#key(t, (m.namespace as string | undefined) ?? "", m.name as string)) === s;
+      if (!live) continue;
+      if (refs.length && m.deletionTimestamp === undefined) {
+        const owners = refs.map((r) => byUid.get(r.uid));
+        const foreground = owners.some((o) => o && finalizersOf(o.s.obj).includes("foregroundDeletion") && meta(o.s.obj).deletionTimestamp !== undefined);
+        if (owners.every((o) => o === undefined) || foreground) this.#delete(t, s, undefined, false);
       }
     }
+    for (const { t, s } of byUid.values()) {
+      const m = meta(s.obj);
+      if (m.deletionTimestamp === undefined) continue;
+      const uid = m.uid as string;
+      const fins = finalizersOf(s.obj);
+      const deps = (dependents.get(uid) ?? []).filter((d) => this.#store.get(this.#key(d.t, (meta(d.s.obj).namespace as string | undefined) ?? "", meta(d.s.obj).name as string)) === d.s);
+      if (fins.includes("orphan")) {
+        for (const d of deps) {
+          const next = clone(d.s.obj);
+          meta(next).ownerReferences = ((meta(next).ownerReferences as { uid: string }[]) ?? []).filter((r) => r.uid !== uid);
+          this.#update(d.t, d.s, next, ctx, undefined);
+        }
+        this.#dropFinalizer(t, s, "orphan", ctx);
+      } else if (fins.includes("foregroundDeletion") && deps.length === 0) {
+        this.#dropFinalizer(t, s, "foregroundDeletion", ctx);
+      }
+    }
+  }
+
+  #dropFinalizer(t: ResourceType, s: Stored, finalizer: string, ctx: WriteCtx): void {
+    const next = clone(s.obj);
+    meta(next).finalizers = finalizersOf(next).filter((f) => f !== finalizer);
+    if (finalizersOf(next).length === 0) delete meta(next).finalizers;
+    this.#update(t, s, next, ctx, undefined);
   }
 
   #scaleOf(t: ResourceType, obj: Obj): Obj {
     const sc = t.scale!;
     const m = meta(obj);
     let selector = sc.labelSelectorPath ? (getAt(obj, sc.labelSelectorPath.split(".")) as string | undefined) : undefined;
-    if (!sc.labelSelectorPath) {
+    if (!t.crd) {
       const ml = getAt(obj, ["spec", "selector", "matchLabels"]) as Record<string, string> | undefined;
       selector = ml ? Object.keys(ml).sort().map((k) => `${k}=${ml[k]}`).join(",") : undefined;
     }
     return {
-      apiVersion: "autoscaling/v1",
       kind: "Scale",
+      apiVersion: "autoscaling/v1",
       metadata: { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion, creationTimestamp: m.creationTimestamp },
       spec: { replicas: getAt(obj, sc.specReplicasPath.split(".")) ?? 0 },
       status: { replicas: getAt(obj, sc.statusReplicasPath.split(".")) ?? 0, ...(selector ? { selector } : {}) },
     };
   }
 
-  #setReplicas(t: ResourceType, s: Stored, replicas: number, manager: string): Obj {
+  #setReplicas(t: ResourceType, s: Stored, replicas: unknown, ctx: WriteCtx): Obj {
     const next = clone(s.obj);
-    setAt(next, t.scale!.specReplicasPath.split("."), replicas);
-    return this.#update(t, s, next, manager, t.status ? "main" : "all");
+    setAt(next, t.scale!.specReplicasPath.split("."), replicas ?? 0);
+    return this.#update(t, s, next, ctx, "scale");
   }
 }
 
-type Scope = "main" | "status" | "all";
-function scope(sc: Scope): (k: string) => boolean {
-  if (sc === "all") return () => true;
-  return (k) => (keyPath(k)[0] === "status") === (sc === "status");
+/** Which of an object's fields a write through `sub` may change: with a status subresource, the object and its status are written separately. */
+function scopeOf(t: ResourceType, sub: Subresource | undefined): (k: string) => boolean {
+  if (!t.status) return () => true;
+  const status = sub === "status";
+  return (k) => (keyPath(k)[0] === "status") === status;
 }
 
-function meta(o: Obj): Obj {
-  if (!isObj(o.metadata)) o.metadata = {};
-  return o.metadata as Obj;
+function cloneManagers(m: Map<string, ManagerEntry>): Map<string, ManagerEntry> {
+  return new Map([...m].map(([k, e]) => [k, { ...e, paths: new Set(e.paths) }]));
 }
-function pickSystem(m: Obj): Obj {
-  const out: Obj = {};
-  for (const k of ["name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"]) if (m[k] !== undefined) out[k] = m[k];
-  return out;
+
+/** The status a CRD is created with (the establishing controller fills in the rest). */
+function initialCrdStatus(crd: Obj): Obj {
+  const versions = (((crd.spec as Obj | undefined)?.versions as Obj[] | undefined) ?? []).filter((v) => v.storage === true);
+  return { conditions: null, acceptedNames: { plural: "", kind: "" }, storedVersions: versions.map((v) => v.name) };
 }
-function finalizersOf(o: Obj): string[] {
-  const f = meta(o).finalizers;
-  return Array.isArray(f) ? (f as string[]) : [];
-}
-/** Kubernetes lets a write to an object being deleted remove finalizers, never add one (422). */
-function refuseNewFinalizers(t: ResourceType, prev: Obj, next: Obj): void {
-  if (meta(prev).deletionTimestamp === undefined) return;
-  const had = new Set(finalizersOf(prev));
-  const added = finalizersOf(next).filter((f) => !had.has(f));
-  if (added.length) {
-    throw new HttpError(422, "Invalid", `${t.kind} "${String(meta(prev).name)}" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}`);
+
+/** SetDefaults_CustomResourceDefinition(Spec): the conversion strategy and the names derived from the kind. */
+function defaultCrd(crd: Obj): void {
+  if (!isObj(crd.spec)) return;
+  const spec = crd.spec as Obj;
+  if (!isObj(spec.conversion)) spec.conversion = { strategy: "None" };
+  const names = isObj(spec.names) ? (spec.names as Obj) : undefined;
+  if (names && typeof names.kind === "string") {
+    if (names.singular === undefined) names.singular = names.kind.toLowerCase();
+    if (names.listKind === undefined) names.listKind = `${names.kind}List`;
   }
 }
-function stripSystem(o: Obj): Obj {
-  const c = clone(o);
-  const m = meta(c);
-  delete m.resourceVersion;
-  delete m.generation;
-  delete m.managedFields;
-  return c;
-}
-function withoutMetaStatus(o: Obj): Obj {
-  const c = clone(o);
-  delete c.metadata;
-  delete c.status;
-  return c;
-}
 
-function applyNonApply(ct: string, target: Obj, input: unknown): Obj {
+function patchWith(ct: string, target: Obj, input: unknown): Obj {
   if (ct === "application/json-patch+json") {
-    if (!Array.isArray(input)) throw new HttpError(400, "BadRequest", "a JSON patch must be an array");
+    if (!Array.isArray(input)) throw new HttpError(400, "BadRequest", "a JSON patch must be an array of operations");
     try {
       return jsonPatch(target, input as { op: string; path: string; value?: unknown }[]);
     } catch (err) {
-      throw new HttpError(422, "Invalid", String(err));
+      throw new HttpError(422, "Invalid", `the server rejected our request due to an error in our request: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
-  if (ct === "application/merge-patch+json" || ct === "application/strategic-merge-patch+json") {
-    return mergePatch(target, input) as Obj;
-  }
-  throw new HttpError(415, "UnsupportedMediaType", `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got ${ct})`);
+  if (ct === "application/strategic-merge-patch+json") return strategicMergePatch(target, input);
+  if (!isObj(input)) throw new HttpError(400, "BadRequest", "a merge patch must be a JSON object");
+  return mergePatch(target, input) as Obj;
+}
+
+function decodeObject(body: string): Obj {
+  const v = parseJson(body);
+  if (!isObj(v)) throw new HttpError(400, "BadRequest", "the body of the request must be a JSON object");
+  return v;
+}
+
+function parseFieldValidation(v: string | undefined): FieldValidation {
+  if (v === undefined || v === "") return "Warn";
+  if (v === "Strict" || v === "Warn" || v === "Ignore") return v;
+  throw new HttpError(400, "BadRequest", `fieldValidation must be one of "Ignore", "Warn" or "Strict", got "${v}"`);
 }
 
 function conflict(t: ResourceType, name: string): HttpError {
-  return new HttpError(409, "Conflict", `Operation cannot be fulfilled on ${t.plural}${t.group ? `.${t.group}` : ""} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+  return new HttpError(409, "Conflict", `Operation cannot be fulfilled on ${resourceName(t)} "${name}": the object has been modified; please apply your changes to the latest version and try again`, [], { name, group: t.group, kind: t.plural });
 }
 
-function statusBody(code: number, reason: string, message: string): Obj {
-  return { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code };
+function notFound(t: ResourceType, name: string): HttpError {
+  return new HttpError(404, "NotFound", `${resourceName(t)} "${name}" not found`, [], { name, ...(t.group ? { group: t.group } : {}), kind: t.plural });
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
+function notFoundPath(pathname: string): HttpError {
+  return new HttpError(404, "NotFound", `the server could not find the requested resource (${pathname})`);
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let data = "";
-    req.setEncoding("utf8");
-    req.on("data", (c: string) => (data += c));
-    req.on("end", () => resolve(data));
-    req.on("error", reject);
-  });
+export interface FakeKubeOptions {
+  /** Resource types to serve besides the built-in ones (for tests of types the stand-in does not know). */
+  extraTypes?: ResourceType[];
+  /**
+   * Create the project's CRDs (`crds/*.yaml`) over HTTP, through the same
+   * validation as any CRD, and wait until they are Established. Needed by
+   * every test that uses TaskWorkers or TaskRuns. Default false.
+   */
+  crds?: boolean;
 }
 
-function parseJson(body: string): Obj;
-function parseJson(body: string, any: true): unknown;
-function parseJson(body: string): unknown {
-  try {
-    return JSON.parse(body || "{}");
-  } catch {
-    throw new HttpError(400, "BadRequest", "the body is not JSON");
-  }
-}
-
-/** Equality-based label selectors: `a=b`, `a==b`, `a!=b`, `a`, `!a`, comma-separated. */
-function parseSelector(s: string | undefined): Selector {
-  if (!s) return () => true;
-  const reqs = s.split(",").map((r) => r.trim()).filter(Boolean).map((r): Selector => {
-    let m = /^([^!=]+)!=(.*)$/.exec(r);
-    if (m) return (l) => l[m![1]!.trim()] !== m![2]!.trim();
-    m = /^([^!=]+)==?(.*)$/.exec(r);
-    if (m) return (l) => l[m![1]!.trim()] === m![2]!.trim();
-    if (r.startsWith("!")) return (l) => !(r.slice(1) in l);
-    return (l) => r in l;
-  });
-  return (l) => reqs.every((f) => f(l));
-}
-
-function parseFieldName(s: string | undefined): string | undefined {
-  const m = s ? /metadata\.name==?([^,]+)/.exec(s) : null;
-  return m ? m[1] : undefined;
-}
-
-/** Starts a fake API server on a free port. */
-export async function startFakeKube(extraTypes: ResourceType[] = []): Promise<FakeKube> {
-  const k = new FakeKube(extraTypes);
+/** Starts a fake API server on a free port (with the project's CRDs installed if asked). */
+export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKube> {
+  const k = new FakeKube(opts.extraTypes);
   await k.start();
+  try {
+    if (opts.crds) await installCrds(k);
+  } catch (err) {
+    await k.close();
+    throw err;
+  }
   return k;
 }
-
