@@ -5,18 +5,19 @@
  * connection from the kubeconfig in use or the pod's service account.
  */
 import { createServer } from "node:http";
-import { KubeConfig } from "@kubernetes/client-node";
-import { ConfigError } from "@offload/sdk/internal";
-import { pino } from "pino";
+import { ConfigError, isOffloadError, listenError } from "@offload/sdk/internal";
+import { pino, type Logger } from "pino";
 import { Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { Controller, podNamespace } from "../controller/controller.js";
+import { loadCluster, waitForCluster, type ClusterConnection } from "../controller/cluster.js";
 import { loadControllerEnv } from "../controller/config.js";
 
 const HELP = `offload-controller: reconciles TaskWorker and TaskRun resources (offload.dev/v1alpha1).
 
 Usage: offload-controller [--help]
 
-Kubernetes: the kubeconfig in use (KUBECONFIG or ~/.kube/config), else in-cluster.
+Kubernetes: the kubeconfig in use (KUBECONFIG, else ~/.kube/config), else
+in-cluster (the pod's service account), with its current context.
 
 Environment:
   OFFLOAD_WATCH_NAMESPACE         namespace to watch; empty = all (default "")
@@ -40,6 +41,13 @@ Environment:
                                   cannot be reached, before it is let go uncancelled (default 300)
   OFFLOAD_BACKLOG_SECONDS         refresh period of TaskWorker status.backlog from the run API (default 15)
   OFFLOAD_CONTROLLER_WORKERS      concurrent reconciles (default 4)
+  OFFLOAD_START_WAIT_SECONDS      how long to wait at start for the Kubernetes API server to answer (default 30)
+
+Exit codes: 0 after a clean stop (SIGTERM, SIGINT); 1 when the Kubernetes API
+server did not answer within OFFLOAD_START_WAIT_SECONDS, or on a failure at
+run time; 2 on bad configuration (a bad value, no kubeconfig or a broken one,
+the port in use). Each start-up failure is one line on stderr naming what was
+tried (kubeconfig, context, server) and what to change.
 `;
 
 async function main(): Promise<void> {
@@ -58,13 +66,14 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = pino({ name: "offload-controller", level: env.OFFLOAD_LOG_LEVEL });
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) {
-    log.fatal("no Kubernetes cluster configured: set KUBECONFIG or run in a pod");
-    process.exit(2);
+  let conn: ClusterConnection;
+  try {
+    conn = loadCluster();
+  } catch (err) {
+    if (isOffloadError(err)) exitWith(err.message, 2, log);
+    throw err;
   }
+  const kc = conn.kc;
   const leaseNamespace = env.OFFLOAD_LEASE_NAMESPACE ?? podNamespace() ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
 
   const controller = new Controller({
@@ -110,10 +119,17 @@ async function main(): Promise<void> {
     }
     res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
   });
-  await new Promise<void>((resolve) => server.listen(env.OFFLOAD_CONTROLLER_PORT, resolve));
+  await new Promise<void>((resolve) => {
+    server.once("error", (err) => {
+      const config = listenError(err, { process: "offload-controller", host: "0.0.0.0", port: env.OFFLOAD_CONTROLLER_PORT, portSetting: "OFFLOAD_CONTROLLER_PORT", hostSetting: "(every address)" });
+      if (config) exitWith(config.message, 2, log);
+      throw err;
+    });
+    server.listen(env.OFFLOAD_CONTROLLER_PORT, resolve);
+  });
   const addr = server.address();
   log.info(
-    { port: typeof addr === "object" && addr ? addr.port : env.OFFLOAD_CONTROLLER_PORT, server: cluster.server, identity: env.identity, leaderElection: env.OFFLOAD_LEADER_ELECTION, lease: `${leaseNamespace}/${env.OFFLOAD_LEASE_NAME}` },
+    { port: typeof addr === "object" && addr ? addr.port : env.OFFLOAD_CONTROLLER_PORT, server: conn.server, context: conn.context, kubeconfig: conn.source, identity: env.identity, leaderElection: env.OFFLOAD_LEADER_ELECTION, lease: `${leaseNamespace}/${env.OFFLOAD_LEASE_NAME}` },
     "offload-controller started",
   );
 
@@ -135,7 +151,22 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+  // /healthz answers during the wait (the pod is alive), /readyz stays 503 until the caches sync.
+  try {
+    await waitForCluster(conn, env.OFFLOAD_START_WAIT_SECONDS, log);
+  } catch (err) {
+    if (isOffloadError(err)) exitWith(err.message, err.code === "OFFLOAD_CONFIG" ? 2 : 1, log);
+    throw err;
+  }
+  if (stopping) return;
   await controller.start();
+}
+
+/** The one line for the person at the terminal (stderr), also kept in the structured log, then exit. */
+function exitWith(message: string, code: 1 | 2, log: Logger): never {
+  log.fatal(message);
+  process.stderr.write(`${message}\n`);
+  process.exit(code);
 }
 
 main().catch((err: unknown) => {

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
-import { httpUrl, natsUrls, parseEnv, port, positive } from "@offload/sdk/internal";
+import { httpUrl, natsUrls, parseEnv, port, positive, startWaitSeconds } from "@offload/sdk/internal";
 import { LOG_LEVELS } from "../config/api.js";
 
 const bool = (def: "true" | "false") =>
@@ -62,6 +62,8 @@ export const ControllerEnvSchema = z.object({
   OFFLOAD_TASKRUN_CANCEL_GIVE_UP_SECONDS: positive.default(300),
   /** Seconds between refreshes of each TaskWorker's `status.backlog` from the run API. @defaultValue 15 */
   OFFLOAD_BACKLOG_SECONDS: positive.default(15),
+  /** Seconds to wait at start for the Kubernetes API server to answer before exiting 1 with what was tried. @defaultValue 30 */
+  OFFLOAD_START_WAIT_SECONDS: startWaitSeconds,
   /** Reconciles run at once. @defaultValue 4 */
   OFFLOAD_CONTROLLER_WORKERS: z.coerce.number().int().min(1).max(64).default(4),
 });
