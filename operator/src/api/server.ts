@@ -18,7 +18,8 @@ import { startSweeper } from "../dispatch/sweeper.js";
 import { openDb, type Db } from "../store/db.js";
 import { migrate } from "../store/migrations.js";
 import { installAuth } from "./auth.js";
-import { installErrorHandling } from "./errors.js";
+import { installJsonBodies } from "./body.js";
+import { clientErrorHandler, frameworkErrors, installErrorHandling, MAX_PARAM_LENGTH } from "./errors.js";
 import { ApiMetrics } from "./metrics.js";
 import { installProcessGuards } from "./process-guards.js";
 import { RunNotifier } from "./notifier.js";
@@ -170,7 +171,12 @@ async function buildApp(config: Readonly<ApiConfig>, log: Logger): Promise<Fasti
     // Long-polls must not hold up shutdown; they are woken by `closing` and idle sockets are closed.
     forceCloseConnections: "idle",
     return503OnClosing: true,
+    // Longer ids than any run has still reach the route, which answers 404 OFFLOAD_RUN_NOT_FOUND for them.
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors,
+    clientErrorHandler,
   });
+  installJsonBodies(app);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // Named once, shared by reference in the OpenAPI document instead of inlined (or called "schema0").

@@ -1,3 +1,4 @@
+import { isRealTimestamp } from "@offload/sdk/internal";
 import { isUuid } from "./ids.js";
 
 /**
@@ -21,7 +22,7 @@ export function decodeCursor(cursor: string): CursorKey | undefined {
     const v: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
     if (!Array.isArray(v) || v.length !== 2) return undefined;
     const [createdAt, id] = v as unknown[];
-    if (typeof createdAt !== "string" || !TIMESTAMP.test(createdAt)) return undefined;
+    if (typeof createdAt !== "string" || !TIMESTAMP.test(createdAt) || !isRealTimestamp(createdAt)) return undefined;
     if (typeof id !== "string" || !isUuid(id)) return undefined;
     return { createdAt, id };
   } catch {

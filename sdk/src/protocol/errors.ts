@@ -7,6 +7,9 @@ import { z } from "zod";
 export const ERROR_CODES = {
   OFFLOAD_VALIDATION: { status: 400, description: "The request is malformed; `issues` says which field and why." },
   OFFLOAD_BODY_TOO_LARGE: { status: 413, description: "The request body is larger than the API accepts (OFFLOAD_API_BODY_LIMIT)." },
+  OFFLOAD_UNSUPPORTED_MEDIA_TYPE: { status: 415, description: "The body's content-type is not one the API reads; send JSON (content-type: application/json)." },
+  OFFLOAD_HEADERS_TOO_LARGE: { status: 431, description: "The request's headers are larger than the API accepts (Node's --max-http-header-size, 16 KiB by default)." },
+  OFFLOAD_REQUEST_TIMEOUT: { status: 408, description: "The request did not arrive in full in time; send it again." },
   OFFLOAD_UNAUTHORIZED: { status: 401, description: "Missing or wrong `Authorization: Bearer <token>`; set OFFLOAD_API_TOKEN." },
   OFFLOAD_RUN_NOT_FOUND: { status: 404, description: "No run has this id." },
   OFFLOAD_ROUTE_NOT_FOUND: { status: 404, description: "No such endpoint; see /docs." },

@@ -2,5 +2,6 @@
 export * from "./states.js";
 export * from "./names.js";
 export * from "./run.js";
+export * from "./limits.js";
 export * from "./messages.js";
 export * from "./errors.js";

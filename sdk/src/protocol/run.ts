@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { TaskNameSchema } from "./names.js";
+import { isRealTimestamp, jsonProblem, MAX_JSON_DEPTH, unstorableText } from "./limits.js";
 import { RunStateSchema } from "./states.js";
 
 /** Any JSON value: what parameters and results are made of. */
@@ -45,27 +46,42 @@ export type Run = z.infer<typeof RunSchema>;
  */
 export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
 
-/** Whether U+0000 occurs in any string (or key) of `v`: PostgreSQL can store it in neither jsonb nor text. */
-export function containsNul(v: Json): boolean {
-  if (typeof v === "string") return v.includes("\u0000");
-  if (Array.isArray(v)) return v.some(containsNul);
-  if (v !== null && typeof v === "object") return Object.entries(v).some(([k, x]) => k.includes("\u0000") || containsNul(x));
-  return false;
-}
+/**
+ * The longest cache lifetime one may ask for: 100 years (unset means forever).
+ * The bound keeps `finished_at + lifetime` within PostgreSQL's time range.
+ */
+export const MAX_CACHE_EXPIRES_SECONDS = 100 * 365 * 24 * 3600;
 
-const NUL_MESSAGE = "contains the character U+0000, which run records cannot store; encode binary data (e.g. base64)";
+/** A string PostgreSQL can store (see {@link unstorableText}). */
+const storable = <S extends z.ZodString>(schema: S) =>
+  schema.superRefine((text, ctx) => {
+    const why = unstorableText(text);
+    if (why) ctx.addIssue({ code: "custom", message: why });
+  });
+
+/** A real instant within PostgreSQL's range (see {@link isRealTimestamp}). */
+const realTimestamp = isoDate.refine(isRealTimestamp, "is not a real date and time (e.g. month 13, February 30, hour 24 or year 0)");
 
 /** The body of `POST /v1/runs`. Unknown fields are rejected. */
 export const CreateRunBodySchema = z.strictObject({
   task: TaskNameSchema,
   parameters: JsonSchema.optional()
-    .refine((p) => p === undefined || !containsNul(p), NUL_MESSAGE)
-    .describe("The task's input; checked again by the worker against the task's schema."),
-  idempotencyKey: z.string().min(1).max(256).refine((k) => !k.includes("\u0000"), NUL_MESSAGE).optional().describe("A second run with the same key returns the first."),
-  scheduledAt: isoDate.optional().describe("Do not dispatch before this time."),
+    .superRefine((p, ctx) => {
+      // Every string and key is stored (jsonb); depth and size bounds keep PGlite and the validators whole.
+      const problem = p === undefined ? undefined : jsonProblem(p, { maxDepth: MAX_JSON_DEPTH, text: true });
+      if (problem) ctx.addIssue({ code: "custom", message: problem.path ? `${problem.path}: ${problem.message}` : problem.message });
+    })
+    .describe(`The task's input; checked again by the worker against the task's schema. At most ${MAX_JSON_DEPTH} levels deep.`),
+  idempotencyKey: storable(z.string().min(1).max(256)).optional().describe("A second run with the same key returns the first."),
+  scheduledAt: realTimestamp.optional().describe("Do not dispatch before this time."),
   timeoutSeconds: z.number().positive().max(MAX_TIMEOUT_SECONDS).optional().describe("Overrides the task's `timeoutSeconds` for this run."),
-  cacheKey: z.string().min(1).max(512).optional().describe("Computed by the SDK from the task's cache policy: an unexpired COMPLETED run with this key is reused."),
-  cacheExpiresInSeconds: z.number().positive().optional().describe("How long this run's result may serve as a cache hit once completed; unset: forever."),
+  cacheKey: storable(z.string().min(1).max(512)).optional().describe("Computed by the SDK from the task's cache policy: an unexpired COMPLETED run with this key is reused."),
+  cacheExpiresInSeconds: z
+    .number()
+    .positive()
+    .max(MAX_CACHE_EXPIRES_SECONDS)
+    .optional()
+    .describe("How long this run's result may serve as a cache hit once completed; unset: forever."),
 });
 export type CreateRunBody = z.infer<typeof CreateRunBodySchema>;
 
