@@ -36,6 +36,18 @@ describe("offload-worker: command line", () => {
     expect(out).toContain("OFFLOAD_WORKER_PORT");
   });
 
+  it("--help documents TypeScript modules and --watch", async () => {
+    const { code, out } = await run(["--help"]);
+    expect(code).toBe(0);
+    for (const word of [".ts, .mts, .cts", "tsx", "-w, --watch", "restart", "drain time"]) expect(out).toContain(word);
+  });
+
+  it("--watch exits 2 for a missing module instead of waiting for it to change", async () => {
+    const { code, out } = await run(["--watch", "--module", "./does/not/exist.ts"]);
+    expect(code).toBe(2);
+    expect(out).toContain("does not exist");
+  });
+
   it("exits 2 on an unknown flag", async () => {
     const { code, out } = await run(["--module", FIXTURE, "--bogus"]);
     expect(code).toBe(2);
