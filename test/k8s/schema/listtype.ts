@@ -4,7 +4,8 @@
  * key fields in a `map`.
  */
 import { isObj } from "../fields.js";
-import { fieldErr, FieldPath, type FieldError } from "./errors.js";
+import type { FieldPath} from "./errors.js";
+import { fieldErr, type FieldError } from "./errors.js";
 import { additional, items, listType, mapKeys, props, type Schema } from "./schema.js";
 
 export function validateListTypes(v: unknown, s: Schema, path: FieldPath, out: FieldError[] = []): FieldError[] {

@@ -9,7 +9,8 @@
  */
 import { clone, isObj } from "../fields.js";
 import { compileRules, maxItemsOf } from "./cel.js";
-import { fieldErr, GoLiteral, type FieldError, FieldPath } from "./errors.js";
+import type { FieldPath } from "./errors.js";
+import { fieldErr, GoLiteral, type FieldError } from "./errors.js";
 import { prune } from "./prune.js";
 import { validateRules, validFieldPath } from "./rules.js";
 import { additional, embedded, items, listType, mapKeys, props, type Schema, typeOf, type ValidationRule } from "./schema.js";

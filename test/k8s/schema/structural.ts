@@ -6,7 +6,8 @@
  * resources and int-or-string shaped as Kubernetes needs them.
  */
 import { isObj } from "../fields.js";
-import { errorBody, fieldErr, type FieldError, FieldPath } from "./errors.js";
+import type { FieldPath } from "./errors.js";
+import { errorBody, fieldErr, type FieldError } from "./errors.js";
 import { embedded, intOrString, items, preserves, props, type Schema, typeOf } from "./schema.js";
 
 type Level = "root" | "item" | "field";
