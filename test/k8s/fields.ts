@@ -46,19 +46,21 @@ export function setAt(obj: Obj, p: Path, value: unknown): void {
   cur[p[p.length - 1]!] = value;
 }
 
-/** Removes the field at `p`, then any map it leaves empty. */
+/** Removes the field at `p` (list items addressed by index), then any map it leaves empty. */
 export function deleteAt(obj: Obj, p: Path): void {
-  const parents: Obj[] = [];
+  const parents: unknown[] = [];
   let cur: unknown = obj;
   for (const k of p.slice(0, -1)) {
-    if (!isObj(cur)) return;
     parents.push(cur);
-    cur = cur[k];
+    if (isObj(cur)) cur = cur[k];
+    else if (Array.isArray(cur)) cur = cur[Number(k)];
+    else return;
   }
   if (!isObj(cur)) return;
   delete cur[p[p.length - 1]!];
   for (let i = p.length - 2; i >= 0; i--) {
-    const parent = parents[i]!;
+    const parent = parents[i];
+    if (!isObj(parent)) break;
     const child = parent[p[i]!];
     if (isObj(child) && Object.keys(child).length === 0) delete parent[p[i]!];
     else break;

@@ -541,6 +541,11 @@ export class FakeKube {
       const r = validateCrd(out, { fieldValidation: ctx.fieldValidation, ...(old ? { old } : {}) });
       if (r.rejection) throw new HttpError(r.rejection.status, r.rejection.reason, r.rejection.message, r.rejection.causes, { name, group: t.group, kind: t.kind });
       ctx.warnings.push(...r.warnings);
+      // A built-in type's decoder drops the unknown fields it warned about.
+      for (const w of r.warnings) {
+        const m = /^unknown field "(.+)"$/.exec(w);
+        if (m) deleteAt(out, fieldPath(m[1]!));
+      }
     }
     return out;
   }
@@ -931,6 +936,11 @@ function defaultCrd(crd: Obj): void {
     if (names.singular === undefined) names.singular = names.kind.toLowerCase();
     if (names.listKind === undefined) names.listKind = `${names.kind}List`;
   }
+}
+
+/** `spec.versions[0].subresources.foo` → `["spec", "versions", "0", "subresources", "foo"]`. */
+function fieldPath(p: string): string[] {
+  return p.split(/\.|\[(\d+)\]/).filter((x): x is string => x !== undefined && x !== "");
 }
 
 function patchWith(ct: string, target: Obj, input: unknown): Obj {
