@@ -27,7 +27,8 @@ export function celEqual(a: unknown, b: unknown): boolean {
     return a.every((x, i) => celEqual(x, b[i]));
   }
   const entries = (v: unknown): Map<unknown, unknown> | undefined => {
-    if (v instanceof Map) return new Map([...v.entries()].filter(([, x]) => x !== undefined));
+    // Spread, not entries(): cel-js typed objects load their fields in their own iterator.
+    if (v instanceof Map) return new Map([...(v as Iterable<[unknown, unknown]>)].filter(([, x]) => x !== undefined));
     if (isObj(v)) return new Map(Object.entries(v).filter(([, x]) => x !== undefined));
     return undefined;
   };
