@@ -54,20 +54,27 @@ export class NatsLink {
   }
 
   /**
-   * `work` unless the connection is down (then rejects at once) or is lost
-   * before `work` settles (then rejects at the loss; `work` is left to time
-   * out on its own).
+   * Runs every one of `works` and settles each like `Promise.allSettled`,
+   * except that while the connection is down each is rejected at once
+   * (without being started), and those still pending when the connection is
+   * lost are rejected at the loss (they are left to time out on their own).
+   * One listener for the whole lot: thousands of publishes share it.
    */
-  async whileConnected<T>(work: () => Promise<T>): Promise<T> {
-    if (!this.#connected) throw new NatsDisconnectedError();
+  async settleWhileConnected<T>(works: readonly (() => Promise<T>)[]): Promise<PromiseSettledResult<T>[]> {
+    if (!this.#connected) {
+      const reason = new NatsDisconnectedError();
+      return works.map(() => ({ status: "rejected", reason }));
+    }
     const lost = this.#lost.signal;
     let onLost: (() => void) | undefined;
     const gone = new Promise<never>((_, reject) => {
       onLost = () => reject(lost.reason as Error);
       lost.addEventListener("abort", onLost, { once: true });
     });
+    // Settled by the race below or never read: no rejection of it goes unhandled.
+    gone.catch(() => undefined);
     try {
-      return await Promise.race([work(), gone]);
+      return await Promise.allSettled(works.map((work) => Promise.race([Promise.resolve().then(work), gone])));
     } finally {
       lost.removeEventListener("abort", onLost!);
     }

@@ -36,14 +36,13 @@ export const PUBLISH_TIMEOUT_MS = 10_000;
  * the idle workers of each task that got work.
  */
 export async function publishRuns(bus: DispatchBus, runs: readonly StoredRun[]): Promise<{ published: string[]; failed: unknown[] }> {
-  const results = await Promise.allSettled(
-    runs.map((r) =>
-      bus.link.whileConnected(() =>
+  const results = await bus.link.settleWhileConnected(
+    runs.map(
+      (r) => () =>
         bus.js.publish(Nats.taskSubject(r.run.task), JSON.stringify(taskMessage(r)), {
           msgID: Nats.dispatchMsgId(r.run.id, r.dispatch),
           timeout: PUBLISH_TIMEOUT_MS,
         }),
-      ),
     ),
   );
   const published: string[] = [];
