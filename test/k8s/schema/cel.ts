@@ -2,9 +2,13 @@
  * CEL for `x-kubernetes-validations` (apiextensions-apiserver `schema/cel`):
  * the rules of a schema node are type-checked with `self` (and `oldSelf`)
  * typed from that node's schema, given a static cost estimate, and run
- * against objects. The CEL implementation is @marcbachmann/cel-js; Kubernetes'
- * extension libraries (strings, lists, regex, quantity, url, ...) beyond
- * standard CEL are not available, so a rule using them fails to compile here.
+ * against objects. The CEL implementation is @marcbachmann/cel-js (standard
+ * macros, the strings extension, timestamps and durations, optional types).
+ * Simplified against Kubernetes: its own libraries (lists' isSorted/sum,
+ * url, quantity, ip, cidr, format) are missing, so a rule using them fails
+ * to compile here; `format: date-time` strings stay strings instead of
+ * timestamps; free-form and embedded objects are `dyn`; a `null` on a
+ * nullable field is seen as absent.
  */
 import { Environment, type ASTNode } from "@marcbachmann/cel-js";
 import { isObj } from "../fields.js";
@@ -41,7 +45,7 @@ export function celEqual(a: unknown, b: unknown): boolean {
 
 /** The CEL environment of one schema node: its object types, `self` and `oldSelf`. */
 function buildEnv(s: Schema): Environment {
-  const env = new Environment({ unlistedVariablesAreDyn: false, homogeneousAggregateLiterals: false });
+  const env = new Environment({ unlistedVariablesAreDyn: false, homogeneousAggregateLiterals: false, enableOptionalTypes: true });
   let n = 0;
   const declare = (x: Schema): string => {
     if (intOrString(x)) return "dyn";

@@ -87,7 +87,7 @@ export const fieldErr = {
     detail: allowed.length ? `supported values: ${allowed.map((a) => (typeof a === "string" ? JSON.stringify(a) : String(a))).join(", ")}` : "",
   }),
   tooMany: (field: string | null, actual: number, max: number): FieldError => ({ type: "TooMany", field, value: actual, detail: `must have at most ${max} items` }),
-  tooLong: (field: string | null, max: number): FieldError => ({ type: "TooLong", field, detail: `may not be more than ${max} bytes` }),
+  tooLong: (field: string | null, max: number): FieldError => ({ type: "TooLong", field, detail: `may not be more than ${max} ${max === 1 ? "byte" : "bytes"}` }),
   duplicate: (field: string | null, value: unknown): FieldError => ({ type: "Duplicate", field, value: new GoLiteral(goValue(value)), detail: "" }),
   internal: (field: string | null, detail: string): FieldError => ({ type: "Internal", field, detail }),
 };
