@@ -2,12 +2,13 @@
  * Admission of a custom object (the custom resource handler's decoder and
  * `customResourceStrategy.Validate`/`ValidateUpdate`): unknown fields pruned
  * and reported, defaults applied, then OpenAPI value validation, the scale
- * replica paths, list-type invariants and, unless an error already makes the
+ * replica paths, embedded resources, list-type invariants and, unless an error already makes the
  * object the wrong shape for them, the CEL rules. Updates ratchet: an error
  * on a value the update did not change is not reported.
  */
 import { clone, deepEqual, isObj, type Obj } from "../fields.js";
 import { applyDefaults } from "./defaults.js";
+import { validateEmbedded } from "./embedded.js";
 import { fieldErr, invalid, strictDecoding, type FieldError, FieldPath } from "./errors.js";
 import { validateListTypes } from "./listtype.js";
 import { prune } from "./prune.js";
@@ -49,7 +50,8 @@ export function admitObject(crd: Obj, version: string, input: Obj, opts: AdmitOp
     errs.push(...validateScaleStatus(obj, scale));
   }
   if (old) errs = errs.filter((e) => !unchanged(e, obj, old));
-  if (!old || validateListTypes(old, schema, FieldPath.root()).length === 0) errs.push(...rootListTypes(obj, schema));
+  errs.push(...atTopLevel(obj, schema, validateEmbedded));
+  if (!old || validateListTypes(old, schema, FieldPath.root()).length === 0) errs.push(...atTopLevel(obj, schema, validateListTypes));
   if (errs.some((e) => BLOCKING.has(e.type))) {
     errs.push(fieldErr.invalid(null, null, "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"));
   } else {
@@ -61,12 +63,12 @@ export function admitObject(crd: Obj, version: string, input: Obj, opts: AdmitOp
   return { obj, warnings, rejection: invalid(`${kind}.${group}`, name, errs) };
 }
 
-/** List-type errors at the object's top level come out as `spec.ports[1]`, not `.spec.ports[1]`. */
-function rootListTypes(obj: Obj, schema: Obj): FieldError[] {
+/** Runs a check from each top-level field, so that paths come out as `spec.ports[1]`, not `.spec.ports[1]`. */
+function atTopLevel(obj: Obj, schema: Obj, check: (v: unknown, s: Obj, p: FieldPath, out: FieldError[]) => FieldError[]): FieldError[] {
   const out: FieldError[] = [];
   for (const [k, v] of Object.entries(obj)) {
     const sub = props(schema)[k];
-    if (sub) validateListTypes(v, sub, FieldPath.root(k), out);
+    if (sub) check(v, sub, FieldPath.root(k), out);
   }
   return out;
 }

@@ -55,7 +55,14 @@ describe("custom objects", () => {
     expect(r.warnings).toEqual([]);
     expect(r.obj.spec).toMatchObject({ template: { apiVersion: "v1", kind: "Pod", metadata: { name: "p" }, spec: { any: "thing" } } });
     expect((r.obj.spec as Node).colour).toBeUndefined();
-    expect(admitObject(widget, "v1", object({ size: "small", template: { metadata: { bogus: 1 } } }), { fieldValidation: "Warn" }).warnings).toEqual(['unknown field "spec.template.metadata.bogus"']);
+    expect(admitObject(widget, "v1", object({ size: "small", template: { apiVersion: "v1", kind: "Pod", metadata: { bogus: 1 } } }), { fieldValidation: "Warn" }).warnings).toEqual([
+      'unknown field "spec.template.metadata.bogus"',
+    ]);
+  });
+
+  it("an embedded resource needs its apiVersion and kind", () => {
+    const r = admitObject(widget, "v1", object({ size: "small", template: { metadata: { name: "p" } } }), { fieldValidation: "Warn" });
+    expect(causes(r)).toEqual(["spec.template.apiVersion FieldValueRequired", "spec.template.kind FieldValueRequired", "<nil> FieldValueInvalid"]);
   });
 
   it("a write through /status is checked against the status schema only", () => {
