@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, freePort, startProcess, startStack, type Child, type Stack } from "../support/index.js";
+import { ROOT, freePort, startProcess, startStack, stopSharedPostgres, type Child, type Stack } from "../support/index.js";
 
 // An app outside this repo, as the README's "Use Offload in your app" walks it:
 // pack @offload/sdk and @offload/worker, install the tarballs with npm in a new
@@ -80,10 +80,12 @@ describe("an app outside the repo, from the packed tarballs", () => {
   let tmp: string;
   let app: string;
   let packed: Packed[];
-  let stack: Stack | undefined;
+  let stackStart: Promise<Stack | Error> | undefined;
   let worker: Child | undefined;
 
   beforeAll(async () => {
+    // The run API and NATS start while npm works; the last test needs them.
+    stackStart = startStack().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     tmp = await mkdtemp(join(tmpdir(), "offload-app-"));
     const packs = join(tmp, "packs");
     app = join(tmp, "my-app");
@@ -112,7 +114,9 @@ describe("an app outside the repo, from the packed tarballs", () => {
 
   afterAll(async () => {
     await worker?.stop(10_000);
-    await stack?.stop();
+    const stack = await stackStart;
+    if (stack && !(stack instanceof Error)) await stack.stop();
+    await stopSharedPostgres();
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
 
@@ -171,7 +175,8 @@ describe("an app outside the repo, from the packed tarballs", () => {
   }, 180_000);
 
   it("serves tasks.ts with the packed offload-worker; delay.ts prints the typed result", async () => {
-    stack = await startStack({ db: "pglite" });
+    const stack = await stackStart!;
+    if (stack instanceof Error) throw stack;
     const port = await freePort();
     worker = startProcess("packed offload-worker", join(app, "node_modules/.bin/offload-worker"), ["--module", "tasks.ts"], {
       OFFLOAD_NATS_URL: stack.nats.url,
