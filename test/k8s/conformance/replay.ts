@@ -8,8 +8,6 @@ import { request as httpRequest } from "node:http";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { FakeKube } from "../server.js";
-import { waitEstablished } from "../crds.js";
 import { isObj, type Obj } from "../fields.js";
 import { compare, type Actual } from "./compare.js";
 import { loadCorpus, type CorpusFile, type CorpusRequest } from "./corpus.js";
@@ -40,6 +38,8 @@ export interface CaseResult {
 
 /** Replays `files`, calling `report` after each case. */
 export async function replay(files: CorpusFile[], report: (r: CaseResult) => void, only?: string): Promise<CaseResult[]> {
+  // Loaded here, not at the top, so that --help and usage errors answer without loading the schema engine.
+  const [{ FakeKube }, { waitEstablished }] = await Promise.all([import("../server.js"), import("../crds.js")]);
   const results: CaseResult[] = [];
   for (const file of files) {
     const cases = file.cases.filter((c) => !only || c.name.includes(only));
