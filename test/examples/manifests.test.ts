@@ -27,6 +27,12 @@ describe("examples/: manifests that apply in any namespace and name only what th
     for (const { file, doc } of all) expect(doc.metadata.namespace, file).toBeUndefined();
     const worker = all.find((m) => m.doc.kind === "TaskWorker")!.doc;
     const pod = worker.spec!.podTemplate as { serviceAccountName: string };
+    const app = all.find((m) => m.doc.kind === "Deployment" && m.doc.metadata.name === "example-web-app")!.doc as unknown as {
+      spec: { template: { spec: { serviceAccountName: string; containers: { image: string }[] } } };
+    };
+    expect(all.some((m) => m.doc.kind === "ServiceAccount" && m.doc.metadata.name === app.spec.template.spec.serviceAccountName)).toBe(true);
+    // The app runs from the same image as the example tasks: one image to build and load.
+    expect(app.spec.template.spec.containers[0]!.image).toBe(worker.spec!.image);
     const secretRefs = (worker.spec!.env as { valueFrom?: { secretKeyRef?: { name: string; key: string } } }[]).flatMap((e) => (e.valueFrom?.secretKeyRef ? [e.valueFrom.secretKeyRef] : []));
     expect(all.some((m) => m.doc.kind === "ServiceAccount" && m.doc.metadata.name === pod.serviceAccountName)).toBe(true);
     expect(secretRefs.length).toBeGreaterThan(0);
@@ -66,7 +72,7 @@ describe("examples/: manifests that apply in any namespace and name only what th
         const { stdout } = await run(KUBECTL, ["apply", "-n", namespace, "-k", EXAMPLES], { env: { ...process.env, KUBECONFIG: kubeconfig } });
         for (const { doc } of manifests()) {
           expect(stdout).toContain(`/${doc.metadata.name} created`);
-          const plural = { ServiceAccount: "serviceaccounts", Secret: "secrets", TaskWorker: "taskworkers", TaskRun: "taskruns" }[doc.kind]!;
+          const plural = { ServiceAccount: "serviceaccounts", Secret: "secrets", TaskWorker: "taskworkers", TaskRun: "taskruns", Deployment: "deployments" }[doc.kind]!;
           expect(kube.get(plural, namespace, doc.metadata.name), `${doc.kind} ${namespace}/${doc.metadata.name}`).toBeDefined();
         }
       }
