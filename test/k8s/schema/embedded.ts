@@ -4,7 +4,8 @@
  * metadata name, when set, must be a DNS subdomain, as a top-level object's.
  */
 import { isObj } from "../fields.js";
-import { fieldErr, type FieldError, FieldPath } from "./errors.js";
+import type { FieldPath } from "./errors.js";
+import { fieldErr, type FieldError } from "./errors.js";
 import { additional, embedded, items, props, type Schema } from "./schema.js";
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
