@@ -8,13 +8,20 @@ import type { FieldPath} from "./errors.js";
 import { fieldErr, type FieldError } from "./errors.js";
 import { additional, items, listType, mapKeys, props, type Schema } from "./schema.js";
 
+/** JSON with object keys sorted: two equal items give the same text whatever their key order. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  if (isObj(v)) return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(",")}}`;
+  return JSON.stringify(v);
+}
+
 export function validateListTypes(v: unknown, s: Schema, path: FieldPath, out: FieldError[] = []): FieldError[] {
   if (Array.isArray(v)) {
     const lt = listType(s);
     if (lt === "set") {
       const seen = new Set<string>();
       v.forEach((x, i) => {
-        const key = JSON.stringify(x);
+        const key = canonical(x);
         if (seen.has(key)) out.push(fieldErr.duplicate(path.index(i).toString(), x));
         seen.add(key);
       });
@@ -25,7 +32,7 @@ export function validateListTypes(v: unknown, s: Schema, path: FieldPath, out: F
         if (!isObj(x)) return;
         const id: Record<string, unknown> = {};
         for (const k of keys) if (k in x) id[k] = x[k];
-        const key = JSON.stringify(keys.map((k) => x[k]));
+        const key = canonical(keys.map((k) => x[k]));
         if (seen.has(key)) out.push(fieldErr.duplicate(path.index(i).toString(), id));
         seen.add(key);
       });

@@ -10,7 +10,7 @@ import { additional, intOrString, items, jsonType, preserves, props, type Schema
 
 const join = (base: string, k: string): string => (base ? `${base}.${k}` : k);
 
-/** Validates `value` at kube-openapi name `name`; errors are rooted at `prefix` (a field path or ""). */
+/** Validates `value` named `name` (`spec.replicas`; "" for the value itself, whose errors then have no field). */
 export function validateValue(s: Schema, value: unknown, name: string, out: FieldError[] = []): FieldError[] {
   const where = name;
   const at = name === "" ? null : name;
