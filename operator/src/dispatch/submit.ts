@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { TestFault } from "../config/api.js";
 import type { Db } from "../store/db.js";
 import { markPending, recordRuns } from "../store/runs.js";
+import { NatsDisconnectedError } from "./connection.js";
 import { publishRuns, type DispatchBus } from "./publisher.js";
 
 /** What {@link submitRuns} needs. */
@@ -39,7 +40,12 @@ export async function submitRuns(deps: SubmitDeps, bodies: readonly CreateRunBod
   }
   if (due.length === 0) return recorded.map(({ run, created }) => ({ run, created }));
   const { published, failed } = await publishRuns(deps, due);
-  if (failed.length) deps.log.warn({ err: failed[0], failed: failed.length }, "could not publish runs; the sweeper will retry them");
+  if (failed.length) {
+    // While NATS is away every submission ends here: say why in one line, without a stack each time.
+    const first = failed[0];
+    const err = first instanceof NatsDisconnectedError ? { reason: first.message } : { err: first };
+    deps.log.warn({ ...err, failed: failed.length }, "could not publish runs; the sweeper will retry them");
+  }
   const moved = await markPending(deps.db, published).catch((err: unknown) => {
     deps.log.warn({ err, runs: published.length }, "could not mark published runs PENDING; the sweeper will");
     return new Map<string, string>();
