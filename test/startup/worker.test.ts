@@ -53,14 +53,17 @@ describe("offload-worker: start-up errors say what to do", () => {
   it("NATS unreachable: a progress line, then one line naming the URL (password masked) and OFFLOAD_NATS_URL, exit 1", async () => {
     const closed = await freePort();
     const url = `nats://offload:s3cret-pw@127.0.0.1:${closed}`;
-    const { code, out } = await run("worker-no-nats", WORKER_BIN, ["--module", TASKS_FIXTURE, "--port", "0"], {
+    const { code, out, err } = await run("worker-no-nats", WORKER_BIN, ["--module", TASKS_FIXTURE, "--port", "0"], {
       ...LOCAL,
       OFFLOAD_NATS_URL: url,
       OFFLOAD_START_WAIT_SECONDS: "1",
     });
     expect(code).toBe(1);
     expect(out).toContain(`waiting for NATS at nats://offload:***@127.0.0.1:${closed} (OFFLOAD_NATS_URL): ECONNREFUSED`);
-    expect(out).toContain(`offload-worker: cannot reach NATS at nats://offload:***@127.0.0.1:${closed} (OFFLOAD_NATS_URL / --nats-url) within 1 s (OFFLOAD_START_WAIT_SECONDS)`);
+    expect(err.trim()).toBe(
+      `offload-worker: cannot reach NATS at nats://offload:***@127.0.0.1:${closed} (OFFLOAD_NATS_URL / --nats-url) within 1 s (OFFLOAD_START_WAIT_SECONDS): ` +
+        "ECONNREFUSED (connection refused: nothing listens there); start nats-server with JetStream (nats-server -js) there, or point OFFLOAD_NATS_URL at yours",
+    );
     expect(out).not.toContain("s3cret-pw");
   });
 

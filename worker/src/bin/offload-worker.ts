@@ -50,6 +50,8 @@ async function main(): Promise<void> {
   } catch (err) {
     if (isOffloadError(err) && err.code === "OFFLOAD_CONFIG") return fail(err);
     logger.fatal({ err }, "worker failed to start");
+    // NATS not reachable within the start-up wait: runWorker logged the line; the person at the terminal gets it too.
+    if (isOffloadError(err) && err.code === "OFFLOAD_UNREACHABLE") process.stderr.write(`${err.message}\n`);
     process.exit(1);
   }
 
