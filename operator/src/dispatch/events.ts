@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
-import { Nats, RunEventSchema, type Run, type RunEvent } from "@offload/sdk/internal";
+import { jsonProblem, MAX_JSON_DEPTH, Nats, RunEventSchema, type Run, type RunEvent } from "@offload/sdk/internal";
 import type { Logger } from "pino";
 import type { Db } from "../store/db.js";
 import { isUuid } from "../store/ids.js";
@@ -195,9 +195,45 @@ function parse(m: JsMsg): { success: true; event: RunEvent } | { success: false;
   } catch {
     return { success: false, problem: "not JSON" };
   }
+  data = withStorableResult(data);
+  // Bounded before zod recurses into it: a deeper event would overflow the stack and stop this materializer.
+  const shape = jsonProblem(data, { maxDepth: MAX_JSON_DEPTH + 2, text: false });
+  if (shape) return { success: false, problem: `${shape.path || "(root)"}: ${shape.message}` };
   const r = RunEventSchema.safeParse(data);
   if (!r.success) return { success: false, problem: r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ") };
   // Run ids are UUIDs; anything else would fail in SQL and be redelivered forever.
   if (!isUuid(r.data.runId)) return { success: false, problem: "runId: not a run id (a UUID)" };
-  return { success: true, event: r.data };
+  return { success: true, event: withStorableText(r.data) };
+}
+
+/**
+ * A COMPLETED event whose result the run record cannot hold (nested deeper
+ * than {@link MAX_JSON_DEPTH}, which breaks the embedded database; U+0000 or a
+ * lone surrogate, which PostgreSQL refuses) becomes the run's failure, saying
+ * why: refusing the event instead would leave the run RUNNING for ever, and
+ * retrying it would fail the same way each time.
+ */
+function withStorableResult(data: unknown): unknown {
+  if (data === null || typeof data !== "object" || Array.isArray(data) || !("result" in data)) return data;
+  const problem = jsonProblem((data as { result: unknown }).result, { maxDepth: MAX_JSON_DEPTH, text: true });
+  if (!problem) return data;
+  const { result: _dropped, ...rest } = data as Record<string, unknown>;
+  const where = problem.path ? ` at ${problem.path}` : "";
+  return { ...rest, type: "FAILED", error: { type: "ResultNotStorable", message: `the task's result cannot be stored: the value${where} ${problem.message}` } };
+}
+
+// U+0000 and lone surrogates: PostgreSQL stores neither in text.
+const LONE_SURROGATE = /\p{Cs}/gu;
+const storable = <T extends string | undefined>(text: T): T =>
+  text === undefined ? text : (text.replaceAll("\u0000", "\uFFFD").replace(LONE_SURROGATE, "\uFFFD") as T);
+
+/** Diagnostic text a worker sent (error, worker id, keys) with what PostgreSQL cannot store replaced by U+FFFD. */
+function withStorableText(event: RunEvent): RunEvent {
+  return {
+    ...event,
+    workerId: storable(event.workerId),
+    ...(event.error ? { error: { type: storable(event.error.type), message: storable(event.error.message) } } : {}),
+    ...(event.cacheKey !== undefined ? { cacheKey: storable(event.cacheKey) } : {}),
+    ...(event.resultRef !== undefined ? { resultRef: storable(event.resultRef) } : {}),
+  };
 }
