@@ -73,6 +73,13 @@ describe("custom objects", () => {
     expect(causes(bad).sort()).toEqual([".status.replicas FieldValueInvalid", "<nil> FieldValueInvalid", "status.phase FieldValueNotSupported", "status.replicas FieldValueInvalid"]);
   });
 
+  it("a date-time must be an RFC 3339 time on a real day", () => {
+    for (const ok of ["2024-02-29T10:00:00Z", "2024-03-01t23:59:59.123+02:00"]) expect(admitObject(widget, "v1", object({ size: "small", releasedAt: ok }), { fieldValidation: "Warn" }).rejection).toBeUndefined();
+    for (const bad of ["2023-02-29T10:00:00Z", "2024-03-01 10:00:00Z", "2024-03-01T10:00:00", "yesterday"]) {
+      expect(causes(admitObject(widget, "v1", object({ size: "small", releasedAt: bad }), { fieldValidation: "Warn" }))).toEqual(["spec.releasedAt FieldValueInvalid"]);
+    }
+  });
+
   it("a messageExpression that fails to evaluate falls back to message", () => {
     const crd = clone(widget);
     specSchema(crd)["x-kubernetes-validations"] = [{ rule: "self.size != 'large'", message: "no large widgets", messageExpression: "'tags: ' + self.tags[0]" }];

@@ -117,13 +117,20 @@ export function compilePattern(p: string): RegExp | null {
 
 // The formats Kubernetes' strfmt registry checks that CRDs commonly use; unknown formats are accepted, as the real server does.
 const FORMATS: Record<string, RegExp> = {
-  "date-time": /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/,
+  // strfmt.IsDateTime: a date, "t" (either case), then hh:mm:ss[.frac] and z or an offset.
+  "date-time": /^\d{4}-\d{2}-\d{2}[Tt]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/,
   date: /^\d{4}-\d{2}-\d{2}$/,
   uuid: /^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/,
 };
 function formatOk(format: string, v: string): boolean {
   const re = FORMATS[format];
-  return re ? re.test(v) : true;
+  if (!re) return true;
+  if (!re.test(v)) return false;
+  if (format !== "date" && format !== "date-time") return true;
+  // A real calendar day: 2024-02-30 matches the pattern but is no date.
+  const [y, m, d] = v.slice(0, 10).split("-").map(Number) as [number, number, number];
+  const day = new Date(Date.UTC(y, m - 1, d));
+  return day.getUTCFullYear() === y && day.getUTCMonth() === m - 1 && day.getUTCDate() === d;
 }
 
 function junctors(s: Schema, value: unknown, where: string, at: string | null, out: FieldError[]): void {
