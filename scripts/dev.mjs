@@ -111,7 +111,12 @@ async function portOr(preferred) {
     new Promise((res) => {
       const s = createServer();
       s.once("error", () => res(undefined));
-      s.listen(p, "127.0.0.1", () => s.close(() => res(s.address()?.port ?? p)));
+      // The port is read before close(): afterwards address() is null, and "0" would reach
+      // nats-server, which takes 0 to mean its default 4222, the port found taken.
+      s.listen(p, "127.0.0.1", () => {
+        const port = s.address().port;
+        s.close(() => res(port));
+      });
     });
   return (await tryPort(preferred)) ?? (await tryPort(0));
 }
