@@ -3,8 +3,9 @@
  * as `Warning: 299` headers, request bodies read and decoded.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Obj } from "./fields.js";
-import type { StatusCause } from "./schema/index.js";
+import { isObj, type Obj } from "./fields.js";
+import type { FieldValidation, StatusCause } from "./schema/index.js";
+import { resourceName, type ResourceType } from "./resources.js";
 
 /** A request the stand-in refuses, as the Status the real server would answer with. */
 export class HttpError extends Error {
@@ -63,4 +64,28 @@ export function parseJson(body: string): unknown {
   } catch (err) {
     throw new HttpError(400, "BadRequest", `the body of the request could not be decoded: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+export function decodeObject(body: string): Obj {
+  const v = parseJson(body);
+  if (!isObj(v)) throw new HttpError(400, "BadRequest", "the body of the request must be a JSON object");
+  return v;
+}
+
+export function parseFieldValidation(v: string | undefined): FieldValidation {
+  if (v === undefined || v === "") return "Warn";
+  if (v === "Strict" || v === "Warn" || v === "Ignore") return v;
+  throw new HttpError(400, "BadRequest", `fieldValidation must be one of "Ignore", "Warn" or "Strict", got "${v}"`);
+}
+
+export function conflict(t: ResourceType, name: string): HttpError {
+  return new HttpError(409, "Conflict", `Operation cannot be fulfilled on ${resourceName(t)} "${name}": the object has been modified; please apply your changes to the latest version and try again`, [], { name, group: t.group, kind: t.plural });
+}
+
+export function notFound(t: ResourceType, name: string): HttpError {
+  return new HttpError(404, "NotFound", `${resourceName(t)} "${name}" not found`, [], { name, ...(t.group ? { group: t.group } : {}), kind: t.plural });
+}
+
+export function notFoundPath(pathname: string): HttpError {
+  return new HttpError(404, "NotFound", `the server could not find the requested resource (${pathname})`);
 }

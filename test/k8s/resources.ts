@@ -98,3 +98,26 @@ export function typesOfCrd(crd: Obj): ResourceType[] {
       };
     });
 }
+
+/** The status a CRD is created with (the establishing controller fills in the rest). */
+export function initialCrdStatus(crd: Obj): Obj {
+  const versions = (((crd.spec as Obj | undefined)?.versions as Obj[] | undefined) ?? []).filter((v) => v.storage === true);
+  return { conditions: null, acceptedNames: { plural: "", kind: "" }, storedVersions: versions.map((v) => v.name) };
+}
+
+/** SetDefaults_CustomResourceDefinition(Spec): the conversion strategy and the names derived from the kind. */
+export function defaultCrd(crd: Obj): void {
+  if (!isObj(crd.spec)) return;
+  const spec = crd.spec as Obj;
+  if (!isObj(spec.conversion)) spec.conversion = { strategy: "None" };
+  const names = isObj(spec.names) ? (spec.names as Obj) : undefined;
+  if (names && typeof names.kind === "string") {
+    if (names.singular === undefined) names.singular = names.kind.toLowerCase();
+    if (names.listKind === undefined) names.listKind = `${names.kind}List`;
+  }
+}
+
+/** `spec.versions[0].subresources.foo` → `["spec", "versions", "0", "subresources", "foo"]`. */
+export function fieldPath(p: string): string[] {
+  return p.split(/\.|\[(\d+)\]/).filter((x): x is string => x !== undefined && x !== "");
+}

@@ -23,29 +23,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
-import { changedLeaves, clone, deepEqual, deleteAt, fieldsV1, getAt, isObj, jsonPatch, keyPath, leaves, mergeApply, mergePatch, overlaps, setAt, type Obj } from "./fields.js";
-import { HttpError, invalid, parseJson, readBody, send, statusBody } from "./http.js";
+import { changedLeaves, clone, deepEqual, deleteAt, getAt, isObj, keyPath, leaves, mergeApply, mergePatch, overlaps, setAt, type Obj } from "./fields.js";
+import { HttpError, conflict, decodeObject, invalid, notFound, notFoundPath, parseFieldValidation, parseJson, readBody, send, statusBody } from "./http.js";
+import { cloneManagers, managerKey, renderManagedFields, scopeOf, type ManagerEntry, type Subresource } from "./managed-fields.js";
+import { APPLY_PATCH, checkPatchType, patchWith } from "./patches.js";
 import { finalizersOf, meta, metadataCauses, newFinalizersWhileDeleting, pickSystem, stripSystem, withoutMetaStatus } from "./metadata.js";
-import { BUILTIN_TYPES, apiVersionOf, kindName, resourceName, typeKey, typesOfCrd, type ResourceType } from "./resources.js";
+import { BUILTIN_TYPES, apiVersionOf, defaultCrd, fieldPath, initialCrdStatus, kindName, resourceName, typeKey, typesOfCrd, type ResourceType } from "./resources.js";
 import { labelSelector, fieldSelector, type Matcher } from "./selectors.js";
-import { strategicMergePatch } from "./strategic-merge.js";
 import { applyBuiltinDefaults } from "./defaults.js";
 import { discovery } from "./discovery.js";
 import { admitObject, validateCrd, type FieldValidation } from "./schema/index.js";
 import { installCrds } from "./crds.js";
 
 export type { ResourceType } from "./resources.js";
-
-type Subresource = "status" | "scale";
-
-interface ManagerEntry {
-  manager: string;
-  operation: "Apply" | "Update";
-  subresource?: Subresource;
-  /** Owned leaf paths (fields.ts keys). */
-  paths: Set<string>;
-  time: string;
-}
 
 interface Stored {
   obj: Obj;
@@ -97,7 +87,6 @@ const CRD_TYPE = BUILTIN_TYPES.find((t) => t.kind === "CustomResourceDefinition"
 const NAMESPACE_TYPE = BUILTIN_TYPES.find((t) => t.kind === "Namespace")!;
 
 const now = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
-const managerKey = (manager: string, operation: string, sub?: Subresource): string => `${manager}\u0000${operation}\u0000${sub ?? ""}`;
 
 export class FakeKube {
   readonly requests: RequestRecord[] = [];
@@ -390,7 +379,7 @@ export class FakeKube {
   #patch(t: ResourceType, ns: string, name: string, sub: Subresource | undefined, contentType: string, body: string, query: Record<string, string>, ctx: WriteCtx): Answer {
     const ct = contentType.split(";")[0]!.trim();
     const existing = this.#store.get(this.#key(t, ns, name));
-    if (ct === "application/apply-patch+yaml") {
+    if (ct === APPLY_PATCH) {
       if (!query.fieldManager) {
         throw new HttpError(422, "Invalid", `PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch`, [
           { field: "fieldManager", reason: "FieldValueRequired", message: "Required value: is required for apply patch" },
@@ -413,8 +402,7 @@ export class FakeKube {
       }
       return { status: 200, body: this.#view(t, this.#apply(t, existing, patch, ctx, force, sub)), warnings: ctx.warnings };
     }
-    const accepted = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml", ...(t.crd ? [] : ["application/strategic-merge-patch+json"])];
-    if (!accepted.includes(ct)) throw new HttpError(415, "UnsupportedMediaType", `the body of the request was in an unknown format - accepted media types include: ${accepted.join(", ")}`);
+    checkPatchType(t, ct);
     if (!existing) throw notFound(t, name);
     const input = parseJson(body);
     if (sub === "scale") {
@@ -696,15 +684,7 @@ export class FakeKube {
   }
 
   #renderManaged(s: Stored, t: ResourceType): void {
-    meta(s.obj).managedFields = [...s.managers.values()].map((e) => ({
-      manager: e.manager,
-      operation: e.operation,
-      apiVersion: apiVersionOf(t),
-      time: e.time,
-      fieldsType: "FieldsV1",
-      fieldsV1: fieldsV1(e.paths),
-      ...(e.subresource ? { subresource: e.subresource } : {}),
-    }));
+    meta(s.obj).managedFields = renderManagedFields(s.managers.values(), apiVersionOf(t));
   }
 
   /** What the "controllers" of the stand-in do after a write: a CRD's names are accepted and its types served. */
@@ -907,78 +887,6 @@ export class FakeKube {
     setAt(next, t.scale!.specReplicasPath.split("."), replicas ?? 0);
     return this.#update(t, s, next, ctx, "scale");
   }
-}
-
-/** Which of an object's fields a write through `sub` may change: with a status subresource, the object and its status are written separately. */
-function scopeOf(t: ResourceType, sub: Subresource | undefined): (k: string) => boolean {
-  if (!t.status) return () => true;
-  const status = sub === "status";
-  return (k) => (keyPath(k)[0] === "status") === status;
-}
-
-function cloneManagers(m: Map<string, ManagerEntry>): Map<string, ManagerEntry> {
-  return new Map([...m].map(([k, e]) => [k, { ...e, paths: new Set(e.paths) }]));
-}
-
-/** The status a CRD is created with (the establishing controller fills in the rest). */
-function initialCrdStatus(crd: Obj): Obj {
-  const versions = (((crd.spec as Obj | undefined)?.versions as Obj[] | undefined) ?? []).filter((v) => v.storage === true);
-  return { conditions: null, acceptedNames: { plural: "", kind: "" }, storedVersions: versions.map((v) => v.name) };
-}
-
-/** SetDefaults_CustomResourceDefinition(Spec): the conversion strategy and the names derived from the kind. */
-function defaultCrd(crd: Obj): void {
-  if (!isObj(crd.spec)) return;
-  const spec = crd.spec as Obj;
-  if (!isObj(spec.conversion)) spec.conversion = { strategy: "None" };
-  const names = isObj(spec.names) ? (spec.names as Obj) : undefined;
-  if (names && typeof names.kind === "string") {
-    if (names.singular === undefined) names.singular = names.kind.toLowerCase();
-    if (names.listKind === undefined) names.listKind = `${names.kind}List`;
-  }
-}
-
-/** `spec.versions[0].subresources.foo` → `["spec", "versions", "0", "subresources", "foo"]`. */
-function fieldPath(p: string): string[] {
-  return p.split(/\.|\[(\d+)\]/).filter((x): x is string => x !== undefined && x !== "");
-}
-
-function patchWith(ct: string, target: Obj, input: unknown): Obj {
-  if (ct === "application/json-patch+json") {
-    if (!Array.isArray(input)) throw new HttpError(400, "BadRequest", "a JSON patch must be an array of operations");
-    try {
-      return jsonPatch(target, input as { op: string; path: string; value?: unknown }[]);
-    } catch (err) {
-      throw new HttpError(422, "Invalid", `the server rejected our request due to an error in our request: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  if (ct === "application/strategic-merge-patch+json") return strategicMergePatch(target, input);
-  if (!isObj(input)) throw new HttpError(400, "BadRequest", "a merge patch must be a JSON object");
-  return mergePatch(target, input) as Obj;
-}
-
-function decodeObject(body: string): Obj {
-  const v = parseJson(body);
-  if (!isObj(v)) throw new HttpError(400, "BadRequest", "the body of the request must be a JSON object");
-  return v;
-}
-
-function parseFieldValidation(v: string | undefined): FieldValidation {
-  if (v === undefined || v === "") return "Warn";
-  if (v === "Strict" || v === "Warn" || v === "Ignore") return v;
-  throw new HttpError(400, "BadRequest", `fieldValidation must be one of "Ignore", "Warn" or "Strict", got "${v}"`);
-}
-
-function conflict(t: ResourceType, name: string): HttpError {
-  return new HttpError(409, "Conflict", `Operation cannot be fulfilled on ${resourceName(t)} "${name}": the object has been modified; please apply your changes to the latest version and try again`, [], { name, group: t.group, kind: t.plural });
-}
-
-function notFound(t: ResourceType, name: string): HttpError {
-  return new HttpError(404, "NotFound", `${resourceName(t)} "${name}" not found`, [], { name, ...(t.group ? { group: t.group } : {}), kind: t.plural });
-}
-
-function notFoundPath(pathname: string): HttpError {
-  return new HttpError(404, "NotFound", `the server could not find the requested resource (${pathname})`);
 }
 
 export interface FakeKubeOptions {
