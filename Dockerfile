@@ -1,13 +1,18 @@
 # syntax=docker/dockerfile:1
-# Offload images. Two targets:
+# Offload images. Three targets:
 #   control-plane  the run API (default command) and the controller (the chart
 #                  runs `node operator/dist/bin/offload-controller.js`)
 #   worker         the base image task images are built FROM: it runs
 #                  `node /app/worker/dist/bin/offload-worker.js`, which loads the
 #                  module named by OFFLOAD_MODULE (user modules live in /app/tasks)
+#   examples       the worker with the example tasks (examples/src/tasks.ts) built
+#                  in: the image examples/taskworker.yaml names
 #
 #   docker build --target control-plane -t REGISTRY/offload-control-plane:0.1.0 .
 #   docker build --target worker        -t REGISTRY/offload-worker:0.1.0 .
+#   docker build --target examples      -t REGISTRY/offload-examples:0.1.0 .
+# or, with podman and no registry to pull node:20-bookworm-slim from,
+# `npm run images` (scripts/images/build.ts).
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
@@ -39,7 +44,14 @@ RUN npm run build \
       && rm -f /out/$p/dist/.tsbuildinfo \
       && if [ -d $p/node_modules ]; then cp -a $p/node_modules /out/$p/; fi; \
     done \
- && rm -f /out/node_modules/@offload/examples
+ && rm -f /out/node_modules/@offload/examples \
+ # The example tasks, for the examples target only. Their @offload/sdk is this
+ # workspace's, which no registry serves, so they are built here rather than
+ # FROM the worker image as a user's task image would be.
+ && mkdir -p /out-examples/examples \
+ && cp -a examples/package.json examples/dist /out-examples/examples/ \
+ && rm -f /out-examples/examples/dist/.tsbuildinfo \
+ && if [ -d examples/node_modules ]; then cp -a examples/node_modules /out-examples/examples/; fi
 
 # ---------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS control-plane
@@ -47,7 +59,16 @@ ENV NODE_ENV=production
 WORKDIR /app
 # Owned by root and read-only for the `node` user the processes run as.
 COPY --from=build /out/ /app/
-USER node
+# The embedded database (PGlite, used when OFFLOAD_DATABASE_URL is unset) needs a
+# folder the `node` user can write; /app is root-owned, and with a read-only root
+# filesystem (as the chart runs it) only a mounted volume is writable, so the
+# folder is a VOLUME. The chart sets OFFLOAD_DATABASE_URL and never uses it.
+ENV OFFLOAD_DATA_DIR=/var/lib/offload
+RUN mkdir -p /var/lib/offload && chown node:node /var/lib/offload
+VOLUME /var/lib/offload
+# Numeric (the `node` user of the base image), so Kubernetes can verify
+# runAsNonRoot without a runAsUser.
+USER 1000:1000
 EXPOSE 8080 8082
 # The run API; the chart sets `command` for the controller.
 CMD ["node", "operator/dist/bin/offload-api.js"]
@@ -61,10 +82,21 @@ COPY --from=build /out/ /app/
 # @offload/sdk and zod resolve from /app/node_modules, shared with the runtime.
 RUN mkdir -p /app/tasks && chown node:node /app/tasks
 WORKDIR /app/tasks
-USER node
+# Numeric (the `node` user of the base image), so Kubernetes can verify
+# runAsNonRoot without a runAsUser.
+USER 1000:1000
 # OFFLOAD_MODULE (the module of tasks to serve) is set by the task image
 # (ENV OFFLOAD_MODULE=/app/tasks/dist/tasks.js) or by the TaskWorker's spec.module;
 # a relative path is taken from the working directory, /app/tasks.
 # /healthz, /readyz and /metrics (OFFLOAD_WORKER_PORT).
 EXPOSE 8081
 ENTRYPOINT ["node", "/app/worker/dist/bin/offload-worker.js"]
+
+# ---------------------------------------------------------------------------
+# The example tasks on the worker image: what `examples/taskworker.yaml` runs
+# (examples/web-app.yaml runs the example web app from it, by its `command`).
+FROM worker AS examples
+# examples/package.json says "type": "module"; @offload/sdk and zod resolve from
+# /app/node_modules.
+COPY --from=build /out-examples/ /app/
+ENV OFFLOAD_MODULE=/app/examples/dist/tasks.js
