@@ -3,10 +3,10 @@
  * the rules of a schema node are type-checked with `self` (and `oldSelf`)
  * typed from that node's schema, given a static cost estimate, and run
  * against objects. The CEL implementation is @marcbachmann/cel-js (standard
- * macros, the strings extension, timestamps and durations, optional types).
- * Simplified against Kubernetes: its own libraries (lists' isSorted/sum,
- * url, quantity, ip, cidr, format) are missing, so a rule using them fails
- * to compile here; `format: date-time` strings stay strings instead of
+ * macros, the strings extension, timestamps and durations, optional types),
+ * with Kubernetes' list library added here. Simplified against Kubernetes:
+ * its url, quantity, ip, cidr, regex-find and format libraries are missing,
+ * so a rule using them fails to compile here; `format: date-time` strings stay strings instead of
  * timestamps; free-form and embedded objects are `dyn`; a `null` on a
  * nullable field is seen as absent.
  */
@@ -43,9 +43,31 @@ export function celEqual(a: unknown, b: unknown): boolean {
   return true;
 }
 
+/** Kubernetes' CEL list library (k8s.io/apiserver/pkg/cel/library/lists.go) for lists of scalars. */
+function registerListLibrary(env: Environment): void {
+  const less = (a: unknown, b: unknown): boolean => (a as number) < (b as number);
+  const pick = (want: "min" | "max") => (l: Iterable<unknown>): unknown => {
+    const a = [...l];
+    if (!a.length) throw new Error(`${want} called on empty list`);
+    return a.reduce((m, x) => (want === "min" ? (less(x, m) ? x : m) : less(m, x) ? x : m));
+  };
+  for (const t of ["int", "double", "string"]) {
+    env.registerFunction(`list<${t}>.isSorted(): bool`, (l: Iterable<unknown>) => [...l].every((x, i, a) => i === 0 || !less(x, a[i - 1])));
+    env.registerFunction(`list<${t}>.min(): ${t}`, pick("min"));
+    env.registerFunction(`list<${t}>.max(): ${t}`, pick("max"));
+  }
+  env.registerFunction("list<int>.sum(): int", (l: Iterable<bigint>) => [...l].reduce((s, x) => s + x, 0n));
+  env.registerFunction("list<double>.sum(): double", (l: Iterable<number>) => [...l].reduce((s, x) => s + x, 0));
+  for (const t of ["int", "double", "string", "bool"]) {
+    env.registerFunction(`list<${t}>.indexOf(${t}): int`, (l: Iterable<unknown>, v: unknown) => BigInt([...l].indexOf(v)));
+    env.registerFunction(`list<${t}>.lastIndexOf(${t}): int`, (l: Iterable<unknown>, v: unknown) => BigInt([...l].lastIndexOf(v)));
+  }
+}
+
 /** The CEL environment of one schema node: its object types, `self` and `oldSelf`. */
 function buildEnv(s: Schema): Environment {
   const env = new Environment({ unlistedVariablesAreDyn: false, homogeneousAggregateLiterals: false, enableOptionalTypes: true });
+  registerListLibrary(env);
   let n = 0;
   const declare = (x: Schema): string => {
     if (intOrString(x)) return "dyn";
@@ -297,7 +319,8 @@ function est(node: ASTNode, scope: Map<string, Schema | undefined>): Est {
         return { cost: r.cost + n * (body + 3) + 1 };
       }
       const argCost = args.reduce((sum, x) => sum + est(x, scope).cost, 0);
-      const work = r.len !== undefined ? Math.ceil(r.len * 0.1) : 0;
+      // String functions read the string; list functions (isSorted, sum, indexOf, ...) read every item.
+      const work = r.len !== undefined ? Math.ceil(r.len * 0.1) : r.schema && typeOf(r.schema) === "array" ? maxItemsOf(r.schema) : 0;
       return { cost: r.cost + argCost + 1 + work };
     }
     case "call": {

@@ -49,6 +49,15 @@ describe("custom objects", () => {
     expect(causes(admitObject(crd, "v1", object({ size: "small", target: "http" }), { fieldValidation: "Warn" }))).toEqual(["spec FieldValueInvalid"]);
   });
 
+  it("rules may use Kubernetes' list functions", () => {
+    const crd = clone(widget);
+    specProps(crd).tags!["x-kubernetes-validations"] = [{ rule: "self.isSorted() && self.indexOf('x') == -1", message: "sorted, without x" }];
+    expect(validateCrd(crd, { fieldValidation: "Strict" }).rejection).toBeUndefined();
+    expect(admitObject(crd, "v1", object({ size: "small", tags: ["a", "b"] }), { fieldValidation: "Warn" }).rejection).toBeUndefined();
+    expect(causes(admitObject(crd, "v1", object({ size: "small", tags: ["b", "a"] }), { fieldValidation: "Warn" }))).toEqual(["spec.tags FieldValueInvalid"]);
+    expect(causes(admitObject(crd, "v1", object({ size: "small", tags: ["a", "x"] }), { fieldValidation: "Warn" }))).toEqual(["spec.tags FieldValueInvalid"]);
+  });
+
   it("fieldValidation=Ignore prunes unknown fields without a warning; inside an embedded resource its apiVersion, kind and metadata stay", () => {
     const r = admitObject(widget, "v1", object({ size: "small", colour: "red", template: { apiVersion: "v1", kind: "Pod", metadata: { name: "p", bogus: 1 }, spec: { any: "thing" } } }), { fieldValidation: "Ignore" });
     expect(r.rejection).toBeUndefined();
