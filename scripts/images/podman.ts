@@ -3,7 +3,9 @@
  * processes: output streamed line by line to a progress callback, the child
  * killed when the caller aborts, and a missing command named with what to run.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { delimiter, join } from "node:path";
 
 /** A command the image build needs is not installed. */
 export class MissingToolError extends Error {
@@ -34,10 +36,22 @@ export interface RunOptions {
   cwd?: string;
 }
 
-/** True when `tool` can be run (found on the PATH, or in /usr/sbin, where Debian puts runc and debootstrap). */
+// /usr/sbin is not on every user's PATH, and Debian puts runc, debootstrap and chroot there.
+const searchPath = (): string => `${process.env.PATH ?? ""}:/usr/sbin:/sbin`;
+
+/** True when `tool` can be run: an executable file of that name on the PATH or in /usr/sbin or /sbin. */
 export function hasTool(tool: string): boolean {
-  const r = spawnSync("sh", ["-c", `command -v ${tool} || test -x /usr/sbin/${tool}`], { stdio: "ignore" });
-  return r.status === 0;
+  return searchPath()
+    .split(delimiter)
+    .filter(Boolean)
+    .some((dir) => {
+      try {
+        accessSync(join(dir, tool), constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
 }
 
 /** Throws MissingToolError unless every tool is installed. */
@@ -49,8 +63,7 @@ export function requireTools(...tools: string[]): void {
 export function run(command: string, args: string[], opts: RunOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) return reject(opts.signal.reason as Error);
-    // /usr/sbin is not on every user's PATH, and debootstrap and chroot live there.
-    const env = { ...process.env, PATH: `${process.env.PATH ?? ""}:/usr/sbin:/sbin` };
+    const env = { ...process.env, PATH: searchPath() };
     const child = spawn(command, args, { cwd: opts.cwd, env, stdio: [opts.input ? "pipe" : "ignore", "pipe", "pipe"] });
     let stdout = "";
     let all = "";
