@@ -37,24 +37,39 @@ export class UnreachableError extends OffloadError {
   }
 }
 
-/** host and port of a NATS URL (`nats://`, `tls://`, or a bare `host:port`); 4222 when none is given. */
-export function natsEndpoint(url: string): Endpoint {
+/**
+ * host and port of a NATS URL (`nats://`, `tls://`, or a bare `host:port`;
+ * 4222 when none is given); undefined when it cannot be parsed, in which
+ * case no TCP wait is made and the real connect reports the problem.
+ */
+export function natsEndpoint(url: string): Endpoint | undefined {
   const withScheme = /^[a-z][\w+.-]*:\/\//i.test(url) ? url : `nats://${url}`;
-  const u = new URL(withScheme);
+  const u = parseUrl(withScheme);
+  if (!u) return undefined;
   return { host: unbracket(u.hostname) || "127.0.0.1", port: u.port ? Number(u.port) : 4222, label: redactUrl(url) };
 }
 
 /**
  * host and port of a PostgreSQL URL; undefined when it names a Unix socket
- * (`?host=/run/postgresql` or no host at all), which no TCP probe can check.
+ * (`?host=/run/postgresql` or no host at all), which no TCP probe can check,
+ * or cannot be parsed here (the driver then reports it).
  */
 export function postgresEndpoint(url: string): Endpoint | undefined {
-  const u = new URL(url);
+  const u = parseUrl(url);
+  if (!u) return undefined;
   const hostParam = u.searchParams.get("host");
   if (hostParam?.startsWith("/") || (!u.hostname && !hostParam)) return undefined;
   const host = unbracket(u.hostname) || hostParam || "127.0.0.1";
   const port = u.port ? Number(u.port) : Number(u.searchParams.get("port") ?? 5432);
   return { host, port, label: redactUrl(url) };
+}
+
+function parseUrl(url: string): URL | undefined {
+  try {
+    return new URL(url);
+  } catch {
+    return undefined;
+  }
 }
 
 function unbracket(host: string): string {

@@ -190,7 +190,8 @@ async function waitForNats(options: WorkerOptions, logger: Logger): Promise<void
   const env = parseEnv(NatsEnvSchema, process.env, "offload-worker");
   const urls = options.natsUrl === undefined ? env.OFFLOAD_NATS_URL : typeof options.natsUrl === "string" ? options.natsUrl.split(",").map((u) => u.trim()) : options.natsUrl;
   const waitSeconds = options.startWaitSeconds ?? env.OFFLOAD_START_WAIT_SECONDS;
-  const endpoints = urls.filter(Boolean).map(natsEndpoint);
+  const endpoints = urls.flatMap((u) => natsEndpoint(u) ?? []);
+  if (!endpoints.length) return;
   const where = endpoints.map((e) => e.label).join(", ");
   const result = await waitForEndpoints(endpoints, {
     waitSeconds,

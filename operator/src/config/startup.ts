@@ -80,9 +80,10 @@ export async function waitForDependencies(config: Pick<ApiConfig, "databaseUrl" 
   const waits: Promise<void>[] = [];
   const pg = config.databaseUrl ? postgresEndpoint(config.databaseUrl) : undefined;
   if (pg) waits.push(waitFor("PostgreSQL", "OFFLOAD_DATABASE_URL", [pg], waitSeconds, log, "start PostgreSQL there, or correct the URL"));
-  waits.push(
-    waitFor("NATS", "OFFLOAD_NATS_URL", config.natsServers.map(natsEndpoint), waitSeconds, log, "start nats-server with JetStream (nats-server -js) there, or point OFFLOAD_NATS_URL at yours"),
-  );
+  const nats = config.natsServers.flatMap((u) => natsEndpoint(u) ?? []);
+  if (nats.length) {
+    waits.push(waitFor("NATS", "OFFLOAD_NATS_URL", nats, waitSeconds, log, "start nats-server with JetStream (nats-server -js) there, or point OFFLOAD_NATS_URL at yours"));
+  }
   const outcomes = await Promise.allSettled(waits);
   const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === "rejected");
   if (failed.length) throw failed.length === 1 ? failed[0]!.reason : new UnreachableError(failed.map((f) => (f.reason as Error).message).join("\n"));
