@@ -1,14 +1,16 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort, killAll } from "../support/index.js";
-import { API_BIN, occupyPort, run, tempDir } from "./helpers.js";
+import { freePort, killAll, startServers, type NatsServer, type PostgresServer } from "../support/index.js";
+import { API_BIN, occupyPort, run, start, tempDir } from "./helpers.js";
 
 const LOCAL = { OFFLOAD_API_HOST: "127.0.0.1", OFFLOAD_DATABASE_URL: "", OFFLOAD_API_TOKEN: "" };
 
 describe("offload-api: start-up errors say what to do", () => {
+  let servers: { nats: NatsServer; postgres: PostgresServer } | undefined;
   afterAll(async () => {
     await killAll();
+    await Promise.all([servers?.nats.stop(), servers?.postgres.stop()]);
   });
 
   it("the port in use: one line naming it and OFFLOAD_API_PORT, exit 2, before any wait on NATS", async () => {
@@ -73,6 +75,26 @@ describe("offload-api: start-up errors say what to do", () => {
         "ECONNREFUSED (connection refused: nothing listens there); start nats-server with JetStream (nats-server -js) there, or point OFFLOAD_NATS_URL at yours",
     ]);
     expect(out).not.toContain("hunter2-pw");
+  });
+
+  it("NATS that comes up within the wait (a pod started before it): the API waits, then serves", async () => {
+    servers = await startServers();
+    const { nats, postgres } = servers;
+    let api: ReturnType<typeof start> | undefined;
+    await nats.restart(async () => {
+      api = start("api-late-nats", API_BIN, [], {
+        ...LOCAL,
+        OFFLOAD_API_PORT: "0",
+        OFFLOAD_DATABASE_URL: postgres.url,
+        OFFLOAD_NATS_URL: nats.url,
+        OFFLOAD_START_WAIT_SECONDS: "120",
+      });
+      await api.child.waitForOutput("waiting for NATS at");
+    });
+    await api!.child.waitForOutput('"msg":"offload-api ready"', 60_000);
+    const url = /"url":"(http:\/\/[^"]+)"/.exec(api!.child.output())![1];
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    await api!.child.stop();
   });
 
   it("--help says what the exit codes mean and names OFFLOAD_START_WAIT_SECONDS", async () => {
