@@ -53,8 +53,9 @@ export function loadCluster(env: NodeJS.ProcessEnv = process.env, home: string =
     source = "in-cluster (the pod's service account)";
     kc.loadFromCluster();
   } else {
+    const notInPod = existsSync(tokenPath) ? `${tokenPath} exists but KUBERNETES_SERVICE_HOST is unset` : `this is not a pod (no ${tokenPath})`;
     throw new ConfigError(
-      `offload-controller: no Kubernetes cluster configured: KUBECONFIG is unset, ${homeConfig} does not exist, and this is not a pod (no ${tokenPath}); ` +
+      `offload-controller: no Kubernetes cluster configured: KUBECONFIG is unset, ${homeConfig} does not exist, and ${notInPod}; ` +
         "set KUBECONFIG to a kubeconfig file, or run the controller in the cluster (helm install offload charts/offload)",
     );
   }
