@@ -221,7 +221,8 @@ describe("offload-controller against the fake API server", () => {
     expect(fake.get("taskworkers", NS, "bad-mounts")).toBeUndefined();
     expect(dep("bad-mounts")).toBeUndefined();
 
-    fake.create({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "taken", namespace: NS }, spec: { replicas: 9 } }, "someone-else");
+    const someoneElses = { selector: { matchLabels: { app: "taken" } }, template: { metadata: { labels: { app: "taken" } }, spec: { containers: [{ name: "app", image: "other:1" }] } } };
+    fake.create({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "taken", namespace: NS }, spec: { replicas: 9, ...someoneElses } }, "someone-else");
     fake.create(taskWorker("taken", NS, { image: "img:1", module: "m.js", replicas: 1 }));
     const c2 = await waitFor("DeploymentConflict", () => cond(twStatus("taken"), "Degraded"));
     expect(c2).toMatchObject({ status: "True", reason: "DeploymentConflict" });

@@ -72,6 +72,17 @@ describe("fake Kubernetes API server", () => {
     expect(scaled.status?.readyReplicas).toBe(3); // writes to the object leave status alone
   });
 
+  it("refuses a Deployment the real server refuses: selector not matching the template, a changed selector (422 with the field)", async () => {
+    const bad = deployment(1);
+    ((bad.spec as Obj).template as Obj).metadata = { labels: { a: "2" } };
+    const err = await apps.createNamespacedDeployment({ namespace: NS, body: { ...bad, metadata: { name: "mismatch", namespace: NS } } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiException);
+    expect((err as ApiException<string>).code).toBe(422);
+    expect(JSON.parse((err as ApiException<string>).body).details.causes).toEqual([expect.objectContaining({ field: "spec.template.metadata.labels", reason: "FieldValueInvalid" })]);
+    const moved = { spec: { selector: { matchLabels: { a: "1", b: "2" } }, template: { metadata: { labels: { a: "1", b: "2" } } } } };
+    expect(await code(apps.patchNamespacedDeployment({ name: "d1", namespace: NS, body: moved }, setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch)))).toBe(422);
+  });
+
   it("the scale subresource of a custom resource maps to spec.replicas", async () => {
     fake.create({ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", metadata: { name: "tw", namespace: NS }, spec: { image: "i", module: "m", replicas: 1 } });
     fake.patchStatus("taskworkers", NS, "tw", { replicas: 1, selector: "a=1" }, "ctl");
@@ -102,7 +113,7 @@ describe("fake Kubernetes API server", () => {
 
   it("deleting an owner deletes its dependents (garbage collector)", async () => {
     const owner = fake.get("taskworkers", NS, "tw")!;
-    fake.create({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "owned", namespace: NS, ownerReferences: [{ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", name: "tw", uid: (owner.metadata as Obj).uid, controller: true }] }, spec: {} });
+    fake.create({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "owned", namespace: NS, ownerReferences: [{ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", name: "tw", uid: (owner.metadata as Obj).uid, controller: true }] }, spec: deployment(1).spec });
     await custom.deleteNamespacedCustomObject({ group: "offload.dev", version: "v1alpha1", namespace: NS, plural: "taskworkers", name: "tw" });
     await waitFor("the garbage collector to delete the dependent", () => fake.get("deployments", NS, "owned") === undefined, 5000, 10);
     expect(fake.get("deployments", NS, "owned")).toBeUndefined();
