@@ -53,7 +53,9 @@ const where = (context: string | undefined): string => (context === "querystring
 /**
  * Every error leaves as an `ErrorBody` with a code from the registry:
  * validation problems name their fields, an oversized body is 413, a body
- * that is not JSON is 400, unknown routes are 404, the rest 500 (logged).
+ * that is not JSON is 400, one of another type 415, unknown routes are 404, a
+ * database or NATS that does not answer 503 (the client may retry), the rest
+ * 500 (logged).
  */
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | ApiHttpError, request, reply) => {
@@ -85,7 +87,7 @@ export function installErrorHandling(app: FastifyInstance): void {
       return reply
         .code(503)
         .header("retry-after", "1")
-        .send(errorBody("OFFLOAD_UNAVAILABLE", "the database or NATS is unavailable right now; nothing was changed, try again shortly"));
+        .send(errorBody("OFFLOAD_UNAVAILABLE", "the database or NATS is unavailable right now; try again shortly (a submission answered so recorded nothing)"));
     }
     request.log.error({ err }, "request failed");
     return reply.code(500).send(errorBody("OFFLOAD_INTERNAL", "internal error; the run API's logs have the details"));
