@@ -141,6 +141,14 @@ describe("an app outside the repo, from the packed tarballs", () => {
     }
     const worker = packed.find((p) => p.name === "@offload/worker")!;
     expect(worker.files.map((f) => f.path)).toContain("bin/offload-worker.js");
+    const installed = async (name: string): Promise<Record<string, unknown>> =>
+      JSON.parse(await readFile(join(app, "node_modules", name, "package.json"), "utf8")) as Record<string, unknown>;
+    const sdk = await installed("@offload/sdk");
+    const workerManifest = await installed("@offload/worker");
+    expect(workerManifest.bin).toEqual({ "offload-worker": "./bin/offload-worker.js" });
+    // Exactly the sdk released with it: the worker imports @offload/sdk/internal, which is not a public API.
+    expect((workerManifest.dependencies as Record<string, string>)["@offload/sdk"]).toBe(sdk.version);
+    expect(sdk.exports).toMatchObject({ "./internal": { types: "./dist/internal.d.ts", default: "./dist/internal.js" } });
   });
 
   it("installs real copies: nothing in the app links or resolves into the repo", async () => {
