@@ -28,9 +28,12 @@ describe("chaos: runs submitted through two API replicas while workers, replicas
   let workers: WorkerPool | undefined;
   let traceDir: string | undefined;
   let load: Load | undefined;
+  // Ends the worker kills; set by the schedule, or by afterAll when the test failed half-way.
+  let chaosOver = false;
 
   afterAll(async () => {
-    await load?.stop().catch(() => undefined);
+    chaosOver = true;
+    await load?.abort();
     await workers?.stop();
     await Promise.all(replicas.map((r) => r.stop()));
     await Promise.all([servers?.nats.stop(), servers?.postgres.stop()]);
@@ -64,7 +67,6 @@ describe("chaos: runs submitted through two API replicas while workers, replicas
     const since = (): number => performance.now() - load!.ledger.started;
     load.start();
 
-    let chaosOver = false;
     const workerChaos = (async () => {
       for (let i = 0; ; i++) {
         await sleep(2000);

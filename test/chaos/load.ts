@@ -79,6 +79,13 @@ export class Load {
     for (let s = 0; s < this.options.submitters; s++) this.#running.push(this.#submitter(s));
   }
 
+  /** Stops submitting, and leaves the unanswered keyed runs be (after a failure, when their answers no longer matter). */
+  async abort(): Promise<void> {
+    this.#stop = true;
+    this.#unanswered.length = 0;
+    await Promise.all(this.#running);
+  }
+
   /** Stops submitting, then keeps sending the still-unanswered keyed runs until each is accepted. */
   async stop(): Promise<void> {
     this.#stop = true;

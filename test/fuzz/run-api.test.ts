@@ -8,6 +8,8 @@ import { errorCode, send, type FuzzAnswer } from "./send.js";
 // A fixed seed by default, so a red run is red again on the next try; FUZZ_SEED / FUZZ_RUNS explore further.
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_130);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
+// FUZZ_SURVEY=1: go on past a failing request and list every distinct breach at the end, instead of stopping and shrinking.
+const SURVEY = process.env.FUZZ_SURVEY === "1";
 
 /** The id of the newest run the API lists, or null when there is none. */
 async function newestRunId(apiUrl: string): Promise<string | null> {
@@ -66,6 +68,7 @@ describe.each<DbKind>(["postgres", "pglite"])("fuzzing the run API on %s", (db) 
     };
 
     console.log(`fuzz on ${db}: seed ${SEED}, ${RUNS} requests (FUZZ_SEED, FUZZ_RUNS to change)`);
+    const survey = new Map<string, string[]>();
     let failure: unknown;
     try {
       await fc.assert(
@@ -74,12 +77,21 @@ describe.each<DbKind>(["postgres", "pglite"])("fuzzing the run API on %s", (db) 
           const answer = await send(api, req);
           count(req, answer, performance.now() - sentAt);
           const breach = contractBreach(req, answer);
-          if (breach) throw new Error(`${req.method} ${req.path.slice(0, 200)} answered ${breach}`);
-          if (!req.creates) return;
-          if (answer.status < 300) for (const id of answeredIds(answer)) known.add(id);
-          const now = await newestRunId(api);
-          if (now !== newest && now !== null && !known.has(now)) throw new Error(`answered ${answer.status}, yet run ${now} was recorded`);
-          newest = now;
+          let recorded: string | undefined;
+          if (req.creates) {
+            if (answer.status < 300) for (const id of answeredIds(answer)) known.add(id);
+            const now = await newestRunId(api);
+            if (now !== newest && now !== null && !known.has(now)) recorded = `answered ${answer.status}, yet run ${now} was recorded`;
+            newest = now;
+          }
+          const problem = breach ?? recorded;
+          if (!problem) return;
+          if (!SURVEY) throw new Error(`${req.method} ${req.path.slice(0, 200)} ${breach ? `answered ${breach}` : recorded}`);
+          // One entry per kind of answer, with a few of the requests that got it.
+          const key = `${answer.status} ${errorCode(answer) ?? "(no code)"}${req.bodyless ? " to a body-less POST" : ""}${recorded ? " (recorded a run)" : ""}`;
+          const examples = survey.get(key) ?? [];
+          if (examples.length < 5) examples.push(`${req.family}: ${req.method} ${req.path.slice(0, 100)} ${req.body?.slice(0, 100) ?? ""} → ${answer.body.slice(0, 160)}`);
+          survey.set(key, examples);
         }),
         // The cases issue 11 found go first, whatever the seed.
         { seed: SEED, numRuns: RUNS, examples: knownNasty({ runIds: [...known] }).map((r) => [r]) },
@@ -91,6 +103,7 @@ describe.each<DbKind>(["postgres", "pglite"])("fuzzing the run API on %s", (db) 
       [`fuzz on ${db}: answers by family`, ...[...tally].map(([family, byStatus]) => `  ${family}: ${[...byStatus].map(([s, n]) => `${s} ×${n}`).join(", ")} (${Math.round(spent.get(family) ?? 0)} ms)`)].join("\n"),
     );
     if (failure) throw failure;
+    expect([...survey].map(([kind, examples]) => `${kind}, e.g.\n${examples.map((e) => `    ${e}`).join("\n")}`)).toEqual([]);
 
     // Nothing was recorded but the runs a 2xx answer told of.
     const listed = (await listAllRuns(api)).map((r) => r.id);
