@@ -1,4 +1,5 @@
 import { mkdir, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, killAll } from "../support/index.js";
@@ -83,6 +84,28 @@ describe("offload-controller: start-up errors say what to do", () => {
     );
     // One line per attempt at most every 5 s: within a 1 s wait, exactly the first.
     expect(out.match(/waiting for the Kubernetes API server at/g)).toHaveLength(1);
+  });
+
+  it("an API server that refuses the credentials (401): one line at once naming server and context, exit 2, no wait", async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(401, { "content-type": "application/json" });
+      res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", message: "Unauthorized", reason: "Unauthorized", code: 401 }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as { port: number };
+    const file = join(tmp.path, "unauthorized.yaml");
+    await writeFile(file, kubeconfig(`http://127.0.0.1:${port}`));
+    try {
+      // A wait of 600 s: the test ends only because a 401 ends the wait at once.
+      const { code, err } = await run("controller-401", CONTROLLER_BIN, [], env({ KUBECONFIG: file, OFFLOAD_START_WAIT_SECONDS: "600" }));
+      expect(code).toBe(2);
+      expect(err.trim()).toBe(
+        `offload-controller: the Kubernetes API server at http://127.0.0.1:${port} (context "dev-ctx", kubeconfig KUBECONFIG=${file}) refused the credentials (401 Unauthorized); ` +
+          "renew them, e.g. log in again, or pick another context",
+      );
+    } finally {
+      server.close();
+    }
   });
 
   it("its port in use: one line naming it and OFFLOAD_CONTROLLER_PORT, exit 2", async () => {
