@@ -180,6 +180,26 @@ describe("fake Kubernetes API server", () => {
       expect(m("dependent")).toBeUndefined();
     });
 
+    it("propagationPolicy Foreground deletes the dependents first, then the owner; Orphan keeps them without the owner reference", async () => {
+      const del = (name: string, propagationPolicy: string) => custom.deleteNamespacedCustomObject({ ...TR, name, propagationPolicy });
+      const ref = (o: Obj): Obj => ({ apiVersion: "offload.dev/v1alpha1", kind: "TaskRun", name: (o.metadata as Obj).name, uid: (o.metadata as Obj).uid, blockOwnerDeletion: true });
+      const fg = fake.create(taskRun("fg-owner"));
+      fake.create(taskRun("fg-child", { ownerReferences: [ref(fg)], finalizers: ["a.example/one"] }));
+      const marked = (await del("fg-owner", "Foreground")) as Obj;
+      expect((marked.metadata as Obj).finalizers).toEqual(["foregroundDeletion"]);
+      await waitFor("the child to be marked", () => m("fg-child")?.deletionTimestamp !== undefined, 5000, 10);
+      expect(m("fg-owner")).toBeDefined(); // the child is still there: the owner waits for it
+      fake.patch("taskruns", NS, "fg-child", { metadata: { finalizers: null } });
+      await waitFor("the owner to go after its child", () => m("fg-owner") === undefined, 5000, 10);
+
+      const orphaner = fake.create(taskRun("orphaner"));
+      fake.create(taskRun("orphan", { ownerReferences: [ref(orphaner)] }));
+      await del("orphaner", "Orphan");
+      await waitFor("the owner to go", () => m("orphaner") === undefined, 5000, 10);
+      expect(m("orphan")).toBeDefined();
+      expect(m("orphan")!.ownerReferences).toBeUndefined();
+    });
+
     it("an owner with finalizers keeps its dependents until it is gone (background propagation)", async () => {
       const owner = fake.create(taskRun("slow-owner", { finalizers: ["a.example/one"] }));
       fake.create(taskRun("child", { ownerReferences: [{ apiVersion: "offload.dev/v1alpha1", kind: "TaskRun", name: "slow-owner", uid: (owner.metadata as Obj).uid }] }));

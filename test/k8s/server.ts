@@ -852,7 +852,10 @@ export class FakeKube {
       if (fins.includes("orphan")) {
         for (const d of deps) {
           const next = clone(d.s.obj);
-          meta(next).ownerReferences = ((meta(next).ownerReferences as { uid: string }[]) ?? []).filter((r) => r.uid !== uid);
+          const left = ((meta(next).ownerReferences as { uid: string }[]) ?? []).filter((r) => r.uid !== uid);
+          // An empty list is no list in the Go types (omitempty).
+          if (left.length) meta(next).ownerReferences = left;
+          else delete meta(next).ownerReferences;
           this.#update(d.t, d.s, next, ctx, undefined);
         }
         this.#dropFinalizer(t, s, "orphan", ctx);
