@@ -24,7 +24,7 @@ describe("the local stack (npm run dev)", () => {
 
   it("delays a few jobs through the web app, shows them completed, and Ctrl-C stops everything", async () => {
     dataDir = await mkdtemp(join(tmpdir(), "offload-dev-data-"));
-    const dev = startProcess("npm run dev", process.execPath, [join(ROOT, "scripts/dev.mjs")], { OFFLOAD_DATA_DIR: dataDir }, ROOT);
+    const dev = startProcess("npm run dev", process.execPath, [join(ROOT, "scripts/dev.mjs")], { OFFLOAD_DATA_DIR: dataDir }, ROOT, { group: true });
     await dev.waitForOutput("Offload is running.", 90_000);
 
     const out = dev.output();
@@ -40,5 +40,5 @@ describe("the local stack (npm run dev)", () => {
     expect(await dev.exited).toBe(0);
     expect(dev.output()).toContain("nothing left running");
     for (const port of unique) expect(await portIsFree(port), `port ${port} released`).toBe(true);
-  });
+  }, 150_000);
 });

@@ -18,9 +18,23 @@ export interface Child {
 
 const live = new Set<Child>();
 
-/** Starts `command args` with `env` added to this process's environment. */
-export function startProcess(name: string, command: string, args: string[], env: Record<string, string | undefined> = {}, cwd?: string): Child {
-  const proc = spawn(command, args, { env: { ...process.env, ...env }, cwd, stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * Starts `command args` with `env` added to this process's environment.
+ * `group`: run it in a process group of its own and signal the whole group, for
+ * a command that starts servers of its own (`npm run dev`), so that a test that
+ * fails half-way still leaves none of them behind.
+ */
+export function startProcess(name: string, command: string, args: string[], env: Record<string, string | undefined> = {}, cwd?: string, options: { group?: boolean } = {}): Child {
+  const group = options.group === true;
+  const proc = spawn(command, args, { env: { ...process.env, ...env }, cwd, stdio: ["ignore", "pipe", "pipe"], detached: group });
+  const signal = (sig: NodeJS.Signals): void => {
+    try {
+      if (group && proc.pid !== undefined) process.kill(-proc.pid, sig);
+      else proc.kill(sig);
+    } catch {
+      // already gone
+    }
+  };
   let out = "";
   const listeners = new Set<() => void>();
   const onData = (b: Buffer): void => {
@@ -31,9 +45,11 @@ export function startProcess(name: string, command: string, args: string[], env:
   proc.stdout?.on("data", onData);
   proc.stderr?.on("data", onData);
   const exited = new Promise<number | string>((resolve) => {
-    proc.once("exit", (code, signal) => {
+    proc.once("exit", (code, sig) => {
       live.delete(child);
-      resolve(code ?? signal ?? -1);
+      // What a group's leader started does not outlive it.
+      if (group) signal("SIGKILL");
+      resolve(code ?? sig ?? -1);
     });
     proc.once("error", (err) => {
       out += `\n[spawn error] ${String(err)}`;
@@ -46,15 +62,20 @@ export function startProcess(name: string, command: string, args: string[], env:
     name,
     output: () => out,
     exited,
-    kill: (signal) => {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    kill: (sig) => {
+      if (proc.exitCode === null && proc.signalCode === null) signal(sig);
     },
     async stop(graceMs = 10_000) {
-      if (proc.exitCode !== null || proc.signalCode !== null) return exited;
-      proc.kill("SIGTERM");
-      const t = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        // The leader is gone; what it started may not be.
+        if (group) signal("SIGKILL");
+        return exited;
+      }
+      signal("SIGTERM");
+      const t = setTimeout(() => signal("SIGKILL"), graceMs);
       const r = await exited;
       clearTimeout(t);
+      if (group) signal("SIGKILL");
       return r;
     },
     waitForOutput(text, timeoutMs = 20_000) {
@@ -89,7 +110,7 @@ export async function killAll(): Promise<void> {
 }
 
 process.once("exit", () => {
-  for (const c of live) c.proc.kill("SIGKILL");
+  for (const c of live) c.kill("SIGKILL");
 });
 
 export { once };
