@@ -120,6 +120,46 @@ describe("fake Kubernetes API server", () => {
     expect(fake.get("deployments", NS, "d1")).toBeDefined();
   });
 
+  it("a CRD created over HTTP is Established and served (discovery too); a clashing name is not accepted; deleting it takes its objects", async () => {
+    const CRDS = `${fake.url}/apis/apiextensions.k8s.io/v1/customresourcedefinitions`;
+    const crd = (plural: string, kind: string): Obj => ({
+      apiVersion: "apiextensions.k8s.io/v1",
+      kind: "CustomResourceDefinition",
+      metadata: { name: `${plural}.fk.example.com` },
+      spec: {
+        group: "fk.example.com",
+        scope: "Namespaced",
+        names: { plural, kind },
+        versions: [{ name: "v1", served: true, storage: true, schema: { openAPIV3Schema: { type: "object", properties: { spec: { type: "object", properties: { size: { type: "integer", default: 1 } } } } } } }],
+      },
+    });
+    const send = async (method: string, url: string, body?: Obj): Promise<{ status: number; body: Obj }> => {
+      const res = await fetch(url, { method, headers: { "content-type": "application/json" }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      return { status: res.status, body: (await res.json()) as Obj };
+    };
+    const conditions = async (name: string): Promise<Record<string, unknown>> =>
+      Object.fromEntries((((await send("GET", `${CRDS}/${name}`)).body.status as Obj).conditions as Obj[]).map((c) => [c.type, c.status]));
+
+    expect((await send("POST", CRDS, crd("gadgets", "Gadget"))).status).toBe(201);
+    expect(await conditions("gadgets.fk.example.com")).toEqual({ NamesAccepted: "True", Established: "True" });
+    const discovery = (await send("GET", `${fake.url}/apis/fk.example.com/v1`)).body;
+    expect(discovery.resources).toEqual([expect.objectContaining({ name: "gadgets", kind: "Gadget", namespaced: true })]);
+    const created = await send("POST", `${fake.url}/apis/fk.example.com/v1/namespaces/${NS}/gadgets`, { apiVersion: "fk.example.com/v1", kind: "Gadget", metadata: { name: "g1" }, spec: {} });
+    expect(created.status).toBe(201);
+    expect(created.body.spec).toEqual({ size: 1 }); // the schema's default, through the schema engine
+
+    // Another CRD of the group claiming the same kind: its names are not accepted, and it serves nothing.
+    expect((await send("POST", CRDS, crd("gizmos", "Gadget"))).status).toBe(201);
+    expect(await conditions("gizmos.fk.example.com")).toEqual({ NamesAccepted: "False", Established: "False" });
+    expect((await send("GET", `${fake.url}/apis/fk.example.com/v1/namespaces/${NS}/gizmos`)).status).toBe(404);
+
+    expect((await send("DELETE", `${CRDS}/gadgets.fk.example.com`)).status).toBe(200);
+    expect((await send("GET", `${fake.url}/apis/fk.example.com/v1/namespaces/${NS}/gadgets/g1`)).status).toBe(404);
+    expect(fake.types.some((t) => t.plural === "gadgets")).toBe(false);
+    // The kind is free again: the other CRD's names are accepted now.
+    expect(await conditions("gizmos.fk.example.com")).toEqual({ NamesAccepted: "True", Established: "True" });
+  });
+
   describe("finalizers", () => {
     const TR = { group: "offload.dev", version: "v1alpha1", namespace: NS, plural: "taskruns" };
     const taskRun = (name: string, metadata: Obj = {}): Obj => ({ apiVersion: "offload.dev/v1alpha1", kind: "TaskRun", metadata: { name, namespace: NS, ...metadata }, spec: { task: "t" } });

@@ -369,8 +369,8 @@ export class FakeKube {
       const replicas = getAt(input, ["spec", "replicas"]);
       return this.#scaleOf(t, this.#setReplicas(t, s, replicas, ctx));
     }
-    // Custom resources refuse unconditional updates (the CRD registry's AllowUnconditionalUpdate is false).
-    if ((rv === undefined || rv === "") && t.crd) {
+    // Custom resources and CRDs refuse unconditional updates (their strategies' AllowUnconditionalUpdate is false).
+    if ((rv === undefined || rv === "") && (t.crd || t === CRD_TYPE)) {
       throw invalid(resourceName(t), name, [{ field: "metadata.resourceVersion", reason: "FieldValueInvalid", message: "Invalid value: 0x0: must be specified for an update" }]);
     }
     if (rv !== undefined && rv !== "" && rv !== meta(s.obj).resourceVersion) throw conflict(t, name);
@@ -723,6 +723,12 @@ export class FakeKube {
         ];
     for (const [k, t] of this.#types) if (t.crd === name) this.#types.delete(k);
     if (!clash) for (const t of typesOfCrd(crd)) this.#types.set(typeKey(t), t);
+    // As metav1 conditions: the transition time moves only when the status does.
+    const before = (((crd.status as Obj | undefined)?.conditions as Obj[] | null | undefined) ?? []).filter(isObj);
+    for (const c of conditions) {
+      const prev = before.find((b) => b.type === c.type);
+      if (prev && prev.status === c.status && typeof prev.lastTransitionTime === "string") c.lastTransitionTime = prev.lastTransitionTime;
+    }
     const status = { ...((crd.status as Obj | undefined) ?? {}), conditions, acceptedNames: clash ? { plural: "", kind: "" } : clone(names) };
     if (deepEqual(crd.status, status)) return;
     const next = { ...clone(crd), status };
@@ -789,6 +795,11 @@ export class FakeKube {
         if (s) this.#remove(t, s);
       }
       this.#types.delete(typeKey(t));
+    }
+    // Names it held are free again: CRDs that clashed with it may be accepted now.
+    for (const o of this.#objectsOf(CRD_TYPE, undefined)) {
+      const s = this.#store.get(this.#key(CRD_TYPE, "", String(meta(o).name)));
+      if (s) this.#establish(s);
     }
   }
 
