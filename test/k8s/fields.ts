@@ -13,7 +13,7 @@ export const pathKey = (p: Path): string => JSON.stringify(p);
 export const keyPath = (k: string): Path => JSON.parse(k) as Path;
 
 /** Metadata fields that belong to the server, never to a manager. */
-const SYSTEM_META = new Set(["name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink", "deletionTimestamp", "generateName"]);
+const SYSTEM_META = new Set(["name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "generateName"]);
 
 /** Every leaf path of `obj` (maps recursed; lists, scalars and empty maps are leaves), without apiVersion/kind/server metadata. */
 export function leaves(obj: Obj, prefix: Path = [], out = new Set<string>()): Set<string> {

@@ -795,6 +795,13 @@ export class FakeKube {
         if (s) this.#remove(t, s);
       }
       this.#types.delete(typeKey(t));
+      // Watches of a resource that is no longer served end, as on the real server.
+      for (const w of [...this.#watchers]) {
+        if (w.type.group === t.group && w.type.plural === t.plural) {
+          w.res.end();
+          this.#watchers.delete(w);
+        }
+      }
     }
     // Names it held are free again: CRDs that clashed with it may be accepted now.
     for (const o of this.#objectsOf(CRD_TYPE, undefined)) {
