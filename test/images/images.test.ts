@@ -37,6 +37,8 @@ const AS_THE_CHART_RUNS_IT = [
   "--cap-drop=ALL",
   "--security-opt", "no-new-privileges",
 ];
+// A pod gets only the volumes it declares: the image's VOLUME is not mounted in Kubernetes.
+const NO_IMAGE_VOLUMES = ["--image-volume", "ignore"];
 
 const containers: string[] = [];
 const build = new AbortController();
@@ -105,7 +107,7 @@ describe("the images, run as containers the way the chart runs them", () => {
       OFFLOAD_NATS_URL: nats.url,
       OFFLOAD_DATABASE_URL: databaseUrl,
       OFFLOAD_API_TOKEN: TOKEN,
-    }, ["--user", "1000:1000"]);
+    }, ["--user", "1000:1000", ...NO_IMAGE_VOLUMES]);
     await untilReady(apiContainer.child, "the run API container to be ready", `${apiUrl}/readyz`, 120_000);
 
     const workerPort = await freePort();
@@ -115,7 +117,7 @@ describe("the images, run as containers the way the chart runs them", () => {
       OFFLOAD_API_TOKEN: TOKEN,
       OFFLOAD_WORKER_PORT: String(workerPort),
       OFFLOAD_CONCURRENCY: "2",
-    }, ["--user", "1000:1000"]);
+    }, ["--user", "1000:1000", ...NO_IMAGE_VOLUMES]);
     await untilReady(worker.child, "the example worker container to be ready", `http://127.0.0.1:${workerPort}/readyz`, 120_000);
     // The worker names itself (<hostname>-<pid>-<random>) in its ready line; a run it executes carries that id.
     await worker.child.waitForOutput(/"msg":"worker ready"/);
@@ -145,11 +147,11 @@ describe("the images, run as containers the way the chart runs them", () => {
   }, 300_000);
 
   it("the control-plane image's controller command answers --help", async () => {
+    containers.push(`${RUN_ID}-controller-help`);
     const out = await run("podman", [
-      "run", "--rm", "--name", `${RUN_ID}-controller-help`, ...AS_THE_CHART_RUNS_IT, "--user", "1000:1000",
+      "run", "--rm", "--name", `${RUN_ID}-controller-help`, ...AS_THE_CHART_RUNS_IT, ...NO_IMAGE_VOLUMES, "--user", "1000:1000",
       images["control-plane"], "node", "operator/dist/bin/offload-controller.js", "--help",
     ]);
-    containers.push(`${RUN_ID}-controller-help`);
     expect(out).toContain("Usage: offload-controller");
     expect(out).toContain("OFFLOAD_WATCH_NAMESPACE");
   }, 120_000);
@@ -158,7 +160,8 @@ describe("the images, run as containers the way the chart runs them", () => {
     const port = await freePort();
     const apiUrl = `http://127.0.0.1:${port}`;
     // No --user, no OFFLOAD_DATABASE_URL, no OFFLOAD_DATA_DIR: the image's USER and
-    // its data VOLUME. Port and NATS only because the defaults (8080, 4222) may be taken here.
+    // its data VOLUME (which podman and docker mount by default). Port and NATS only
+    // because the defaults (8080, 4222) may be taken here.
     const c = startContainer("api-defaults", images["control-plane"], { OFFLOAD_API_PORT: String(port), OFFLOAD_NATS_URL: servers!.nats.url, OFFLOAD_API_TOKEN: TOKEN });
     await untilReady(c.child, "the run API container with its defaults to be ready", `${apiUrl}/readyz`, 120_000);
     expect(await exec(c.name, "id", "-u")).toBe("1000");
@@ -172,7 +175,7 @@ describe("the images, run as containers the way the chart runs them", () => {
   it("the control-plane image without a writable data folder says in one line which setting to change, exit 2", async () => {
     // As Kubernetes runs it: a read-only root and the image's VOLUME not mounted (pods get only the volumes they declare).
     const port = await freePort();
-    const c = startContainer("api-no-volume", images["control-plane"], { OFFLOAD_API_PORT: String(port), OFFLOAD_NATS_URL: servers!.nats.url }, ["--image-volume", "ignore"]);
+    const c = startContainer("api-no-volume", images["control-plane"], { OFFLOAD_API_PORT: String(port), OFFLOAD_NATS_URL: servers!.nats.url }, NO_IMAGE_VOLUMES);
     expect(await c.child.exited).toBe(2);
     expect(c.child.output()).toMatch(/OFFLOAD_DATA_DIR/);
     expect(c.child.output()).toMatch(/\/var\/lib\/offload/);
