@@ -80,7 +80,14 @@ beforeAll(async () => {
   try {
     // One podman build per target, one after the other: the shared build stage
     // comes from the layer cache after the first, and 2 cores fit one build.
-    images = await buildImages({ tag: TAG, signal: build.signal, progress: (l) => log.push(l), output: (l) => log.push(l) });
+    // NODE_IMAGE, as for `npm run images`: a machine that reaches a registry may name a real base image.
+    images = await buildImages({
+      tag: TAG,
+      nodeImage: process.env.NODE_IMAGE || undefined,
+      signal: build.signal,
+      progress: (l) => log.push(l),
+      output: (l) => log.push(l),
+    });
   } catch (err) {
     throw new Error(`${(err as Error).message}\n--- build output ---\n${log.slice(-60).join("\n")}`);
   }
