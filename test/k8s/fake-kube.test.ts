@@ -83,6 +83,31 @@ describe("fake Kubernetes API server", () => {
     expect(await code(apps.patchNamespacedDeployment({ name: "d1", namespace: NS, body: moved }, setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch)))).toBe(422);
   });
 
+  it("validates events.k8s.io/v1 Events as the real server: required reporting fields on create, only the series may change", () => {
+    const event = (name: string, extra: Obj = {}): Obj => ({
+      apiVersion: "events.k8s.io/v1",
+      kind: "Event",
+      metadata: { name, namespace: NS },
+      eventTime: "2025-01-01T00:00:00.000000Z",
+      reportingController: "offload.dev/controller",
+      reportingInstance: "ctl-1",
+      action: "Reconcile",
+      reason: "Created",
+      type: "Normal",
+      note: "made it",
+      regarding: { apiVersion: "apps/v1", kind: "Deployment", name: "d1", namespace: NS },
+      ...extra,
+    });
+    expect(() => fake.create(event("no-action", { action: undefined }))).toThrow(/action: Required value/);
+    expect(() => fake.create(event("bad-type", { type: "Info" }))).toThrow(/type: .*has invalid value: Info/);
+    // Regarding an object without a namespace is allowed only from default or kube-system.
+    expect(() => fake.create(event("elsewhere", { regarding: { kind: "Node", name: "n1" } }))).toThrow(/involvedObject\.namespace/);
+    fake.create(event("ok"));
+    const repeated = fake.patch("events.events.k8s.io", NS, "ok", { series: { count: 2, lastObservedTime: "2025-01-01T00:01:00.000000Z" } });
+    expect(repeated.series).toMatchObject({ count: 2 });
+    expect(() => fake.patch("events.events.k8s.io", NS, "ok", { note: "changed" })).toThrow(/message: .*field is immutable/);
+  });
+
   it("the scale subresource of a custom resource maps to spec.replicas", async () => {
     fake.create({ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", metadata: { name: "tw", namespace: NS }, spec: { image: "i", module: "m", replicas: 1 } });
     fake.patchStatus("taskworkers", NS, "tw", { replicas: 1, selector: "a=1" }, "ctl");
