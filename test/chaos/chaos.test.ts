@@ -113,7 +113,7 @@ describe("chaos: runs submitted through two API replicas while workers, replicas
     chaosOver = true;
     await workerChaos;
     await workers.settle();
-    await load.stop();
+    const neverAnswered = await load.stop();
 
     // Every run recorded, accepted or not (a replica killed after its commit), must end COMPLETED.
     const ledger = load.ledger;
@@ -125,7 +125,7 @@ describe("chaos: runs submitted through two API replicas while workers, replicas
       },
       120_000,
       1000,
-    ).catch(async () => listAllRuns(replicas[0]!.url));
+    ).catch(async () => listAllRuns(replicas[0]!.url).catch(() => [])); // not all done in time: the figures and assertions say what is not
     const byId = new Map(settled.map((r) => [r.id, r]));
     const events = await terminalEventsByRun(nats.url);
     const executions = await executionsByRun(traceDir);
@@ -160,7 +160,7 @@ describe("chaos: runs submitted through two API replicas while workers, replicas
       [
         "chaos figures",
         `  runs accepted ${ledger.accepted.size}, recorded ${settled.length}; calls ${ledger.calls.length} (${[...ledger.statuses].map(([s, n]) => `${s}: ${n}`).join(", ")})`,
-        `  idempotency keys ${ledger.keys.size}, repeats answered ${ledger.keyRepeats}, conflicts ${ledger.keyConflicts.length}`,
+        `  idempotency keys ${ledger.keys.size}, repeats answered ${ledger.keyRepeats}, conflicts ${ledger.keyConflicts.length}, never answered ${neverAnswered}`,
         `  kills: workers ${workers.kills}, API replicas ${replicas.reduce((n, r) => n + r.kills, 0)}; restarts: ${outages.map((o) => `${o.name} (${Math.round(o.to - o.from)} ms down, 503 seen ${o.notReady}, 200 after ${o.readyAgain})`).join(", ")}`,
         `  lost ${lost.length}, wrong result ${wrong.length}, unfinished ${unfinished.length}, executed twice ${executedTwice}, outcome reported twice ${reportedTwice}`,
         `  worst stall of a submission ${Math.round(worst(ledger.calls))} ms (during the nats-server restart ${Math.round(worst(duringNats))} ms)`,
@@ -179,6 +179,8 @@ describe("chaos: runs submitted through two API replicas while workers, replicas
     expect(badOutcomes).toEqual([]);
     expect(neverExecuted).toEqual([]);
     expect(ledger.keyConflicts).toEqual([]);
+    // A keyed run the app kept asking for was accepted in the end: the API came back from every fault.
+    expect(neverAnswered).toBe(0);
     expect(ledger.keyRepeats).toBeGreaterThan(0);
     expect(outages.map((o) => ({ name: o.name, notReady: o.notReady, readyAgain: o.readyAgain }))).toEqual([
       { name: "nats-server", notReady: true, readyAgain: true },

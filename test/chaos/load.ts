@@ -86,15 +86,20 @@ export class Load {
     await Promise.all(this.#running);
   }
 
-  /** Stops submitting, then keeps sending the still-unanswered keyed runs until each is accepted. */
-  async stop(): Promise<void> {
+  /**
+   * Stops submitting, then keeps sending the still-unanswered keyed runs
+   * (for up to `drainMs`) until each is accepted. Answers how many never were.
+   */
+  async stop(drainMs = 60_000): Promise<number> {
     this.#stop = true;
     await Promise.all(this.#running);
-    for (let i = 0; this.#unanswered.length > 0; i++) {
-      if (i > 200) throw new Error(`${this.#unanswered.length} keyed submissions still unanswered after 200 more tries`);
-      await this.#single(this.targets[i % this.targets.length]!, this.#unanswered.shift()!);
+    const deadline = performance.now() + drainMs;
+    for (let i = 0; this.#unanswered.length > 0 && performance.now() < deadline; i++) {
+      const asked = this.#unanswered.shift()!;
+      await this.#single(this.targets[i % this.targets.length]!, asked);
       await sleep(50);
     }
+    return this.#unanswered.length;
   }
 
   #fresh(key: boolean): Asked {
