@@ -140,6 +140,9 @@ describe("dependency outages", () => {
       // The answers must come while NATS is still down. The bound only keeps a broken API from holding the test:
       // it is below the 10 s publish timeout that a submission used to wait out.
       const bound = new Promise<"bound">((resolve) => setTimeout(() => resolve("bound"), 8000).unref());
+      const ready = await call(s.apiUrl, "GET", "/readyz");
+      expect(ready.status).toBe(503);
+      expect(ready.body.message).toMatch(/nats: /);
       const submissions = (async () => {
         for (let i = 0; i < 10; i++) {
           const res =
@@ -179,5 +182,7 @@ describe("dependency outages", () => {
     // Published by the call itself once NATS was back (the state in its answer may already be the sweeper's, which
     // republishes runs older than 1 s here), not left to the sweeper for want of a connection.
     expect(out.slice(out.lastIndexOf("NATS connection back"))).not.toContain("could not publish runs");
+    expect(count(out, "not ready: a dependency does not answer")).toBe(1);
+    expect(count(out, "ready again: the database and NATS answer")).toBe(1);
   }, 180_000);
 });
