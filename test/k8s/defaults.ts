@@ -19,7 +19,15 @@ const objAt = (o: Obj, k: string): Obj => {
 /** Fills in the defaults of `obj` (in place) for the built-in type `t`; other types are left alone. */
 export function applyBuiltinDefaults(t: ResourceType, obj: Obj): void {
   if (t.group === "apps" && t.kind === "Deployment") defaultDeployment(obj);
-  else if (t.group === "" && t.kind === "Secret") setDefault(obj, "type", "Opaque");
+  else if (t.group === "" && t.kind === "Secret") {
+    setDefault(obj, "type", "Opaque");
+    // stringData is write-only: the Secret conversion merges it into data (base64), over keys data already has.
+    if (isObj(obj.stringData)) {
+      const data = objAt(obj, "data");
+      for (const [k, v] of Object.entries(obj.stringData)) data[k] = Buffer.from(String(v), "utf8").toString("base64");
+    }
+    delete obj.stringData;
+  }
   else if (t.group === "" && t.kind === "Namespace") {
     setDefault(objAt(obj, "spec"), "finalizers", ["kubernetes"]);
     setDefault(objAt(obj, "status"), "phase", "Active");

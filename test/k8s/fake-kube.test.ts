@@ -108,6 +108,13 @@ describe("fake Kubernetes API server", () => {
     expect(() => fake.patch("events.events.k8s.io", NS, "ok", { note: "changed" })).toThrow(/message: .*field is immutable/);
   });
 
+  it("a Secret's stringData is stored as base64 data; a key that is no config key is refused", () => {
+    const secret = fake.create({ apiVersion: "v1", kind: "Secret", metadata: { name: "s1", namespace: NS }, data: { a: "YQ==" }, stringData: { b: "bee" } });
+    expect(secret).toMatchObject({ type: "Opaque", data: { a: "YQ==", b: Buffer.from("bee").toString("base64") } });
+    expect(secret.stringData).toBeUndefined();
+    expect(() => fake.create({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c1", namespace: NS }, data: { "no/slash": "x" } })).toThrow(/data\[no\/slash\]/);
+  });
+
   it("the scale subresource of a custom resource maps to spec.replicas", async () => {
     fake.create({ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", metadata: { name: "tw", namespace: NS }, spec: { image: "i", module: "m", replicas: 1 } });
     fake.patchStatus("taskworkers", NS, "tw", { replicas: 1, selector: "a=1" }, "ctl");

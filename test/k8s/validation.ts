@@ -4,7 +4,8 @@
  * selector is required, must match the template's labels and cannot change;
  * containers need a name and an image) and Events
  * (pkg/apis/core/validation/events.go: events.k8s.io/v1 ones strictly, core/v1
- * ones as legacy). Other built-in types are not checked.
+ * ones as legacy), the keys of Secrets and ConfigMaps, and Lease durations.
+ * Other built-in types are not checked.
  */
 import { deepEqual, isObj, type Obj } from "./fields.js";
 import type { ResourceType } from "./resources.js";
@@ -15,6 +16,8 @@ const cause = (field: string, reason: string, message: string): StatusCause => (
 /** The causes a write of a built-in object earns (none when it is fine); `old` is the stored object on update. */
 export function builtinCauses(t: ResourceType, obj: Obj, old: Obj | undefined): StatusCause[] {
   if (t.group === "apps" && t.kind === "Deployment") return deploymentCauses(obj, old);
+  if (t.group === "" && (t.kind === "Secret" || t.kind === "ConfigMap")) return dataKeyCauses(obj);
+  if (t.group === "coordination.k8s.io" && t.kind === "Lease") return leaseCauses(obj);
   if (t.kind === "Event") return eventCauses(internalEvent(t, obj), old ? internalEvent(t, old) : undefined, t.group === "events.k8s.io");
   return [];
 }
@@ -139,5 +142,30 @@ function eventCauses(e: InternalEvent, old: InternalEvent | undefined, strict: b
   if (!deepEqual(e.series, old.series)) checkSeries();
   const immutable = ["involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count", "type", "eventTime", "action", "related", "reportingController", "reportingInstance"] as const;
   for (const f of immutable) if (!deepEqual(e[f], old[f])) invalidAt(f, e[f], "field is immutable");
+  return out;
+}
+
+const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
+
+/** Secret and ConfigMap keys must be valid config keys (ValidateSecret / ValidateConfigMap). */
+function dataKeyCauses(o: Obj): StatusCause[] {
+  const out: StatusCause[] = [];
+  for (const field of ["data", "binaryData"]) {
+    if (!isObj(o[field])) continue;
+    for (const k of Object.keys(o[field])) {
+      if (!CONFIG_KEY.test(k) || k.length > 253 || k === "." || k === "..") {
+        out.push(cause(`${field}[${k}]`, "FieldValueInvalid", `Invalid value: ${JSON.stringify(k)}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'`));
+      }
+    }
+  }
+  return out;
+}
+
+/** ValidateLeaseSpec: a duration, if set, is positive; transitions are not negative. */
+function leaseCauses(o: Obj): StatusCause[] {
+  const spec = isObj(o.spec) ? o.spec : {};
+  const out: StatusCause[] = [];
+  if (typeof spec.leaseDurationSeconds === "number" && spec.leaseDurationSeconds <= 0) out.push(cause("spec.leaseDurationSeconds", "FieldValueInvalid", `Invalid value: ${spec.leaseDurationSeconds}: must be greater than 0`));
+  if (typeof spec.leaseTransitions === "number" && spec.leaseTransitions < 0) out.push(cause("spec.leaseTransitions", "FieldValueInvalid", `Invalid value: ${spec.leaseTransitions}: must be greater than or equal to 0`));
   return out;
 }
