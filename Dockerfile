@@ -5,7 +5,7 @@
 #   worker         the base image task images are built FROM: it runs
 #                  `node /app/worker/dist/bin/offload-worker.js`, which loads the
 #                  module named by OFFLOAD_MODULE (user modules live in /app/tasks)
-#   examples       the worker with the example tasks (examples/src/tasks.ts) built
+#   examples       the worker with the example tasks (examples/app/src/tasks.ts) built
 #                  in: the image examples/taskworker.yaml names
 #
 #   docker build --target control-plane -t REGISTRY/offload-control-plane:0.1.0 .
@@ -25,13 +25,13 @@ COPY package.json package-lock.json ./
 COPY sdk/package.json sdk/
 COPY worker/package.json worker/
 COPY operator/package.json operator/
-COPY examples/package.json examples/
+COPY examples/app/package.json examples/app/
 RUN --mount=type=cache,target=/root/.npm npm ci
 COPY tsconfig.base.json ./
 COPY sdk/ sdk/
 COPY worker/ worker/
 COPY operator/ operator/
-COPY examples/ examples/
+COPY examples/app/ examples/app/
 RUN npm run build \
  && npm prune --omit=dev \
  # Gather what runs: the root manifest, the production node_modules (the
@@ -49,9 +49,9 @@ RUN npm run build \
  # workspace's, which no registry serves, so they are built here rather than
  # FROM the worker image as a user's task image would be.
  && mkdir -p /out-examples/examples \
- && cp -a examples/package.json examples/dist /out-examples/examples/ \
+ && cp -a examples/app/package.json examples/app/dist /out-examples/examples/ \
  && rm -f /out-examples/examples/dist/.tsbuildinfo \
- && if [ -d examples/node_modules ]; then cp -a examples/node_modules /out-examples/examples/; fi
+ && if [ -d examples/app/node_modules ]; then cp -a examples/app/node_modules /out-examples/examples/; fi
 
 # ---------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS control-plane
@@ -96,7 +96,7 @@ ENTRYPOINT ["node", "/app/worker/dist/bin/offload-worker.js"]
 # The example tasks on the worker image: what `examples/taskworker.yaml` runs
 # (examples/web-app.yaml runs the example web app from it, by its `command`).
 FROM worker AS examples
-# examples/package.json says "type": "module"; @offload/sdk and zod resolve from
+# examples/app/package.json (here /app/examples/package.json) says "type": "module"; @offload/sdk and zod resolve from
 # /app/node_modules.
 COPY --from=build /out-examples/ /app/
 ENV OFFLOAD_MODULE=/app/examples/dist/tasks.js

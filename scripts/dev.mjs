@@ -24,7 +24,7 @@ if (args.help) {
   console.log(`Usage: npm run dev [-- --no-demo] [-- --api-port N] [-- --app-port N]
 
 Starts a local Offload: nats-server (JetStream, temporary folder), the run API
-on the embedded database in .offload/, a worker serving examples/src/tasks.ts,
+on the embedded database in .offload/, a worker serving examples/app/src/tasks.ts,
 and the example web app. Then sends a few jobs through it (skip with --no-demo).
 Ports default to 8080 (API) and 3000 (web app), or free ones if those are taken.
 Ctrl-C stops it all. Set OFFLOAD_DEV_VERBOSE=1 to see every HTTP request in the logs.`);
@@ -177,8 +177,8 @@ try {
   });
   await waitHttp(`${apiUrl}/readyz`, "the run API");
 
-  say("starting a worker serving examples/src/tasks.ts");
-  start("worker", process.execPath, ["worker/dist/bin/offload-worker.js", "--module", "examples/dist/tasks.js", "--concurrency", "4"], {
+  say("starting a worker serving examples/app/src/tasks.ts");
+  start("worker", process.execPath, ["worker/dist/bin/offload-worker.js", "--module", "examples/app/dist/tasks.js", "--concurrency", "4"], {
     OFFLOAD_NATS_URL: natsUrl,
     OFFLOAD_API_URL: apiUrl,
     OFFLOAD_WORKER_PORT: String(workerPort),
@@ -186,7 +186,7 @@ try {
   await waitHttp(`http://127.0.0.1:${workerPort}/readyz`, "the worker");
 
   say(`starting the example web app on ${appUrl}`);
-  start("web-app", process.execPath, ["examples/dist/web-app/main.js"], { PORT: String(appPort), OFFLOAD_API_URL: apiUrl });
+  start("web-app", process.execPath, ["examples/app/dist/web-app/main.js"], { PORT: String(appPort), OFFLOAD_API_URL: apiUrl });
   await waitHttp(`${appUrl}/jobs/none/status`, "the web app", 30_000, true);
 
   if (!args["no-demo"]) await demo(appUrl, apiUrl);

@@ -2,9 +2,9 @@ import { afterAll, describe, expect, expectTypeOf, it } from "vitest";
 import { join } from "node:path";
 import { setDefaultClient } from "@offload/sdk";
 import { ROOT, killAll, startStack, stopSharedPostgres, type DbKind, type Stack } from "../support/index.js";
-import { textReport, sendWelcomeEmail } from "../../examples/dist/tasks.js";
+import { textReport, sendWelcomeEmail } from "../../examples/app/dist/tasks.js";
 
-const EXAMPLES = join(ROOT, "examples/dist/tasks.js");
+const EXAMPLES = join(ROOT, "examples/app/dist/tasks.js");
 
 // The heart of Offload, against each database the run API supports.
 describe.each<DbKind>(["postgres", "pglite"])("a run delayed through the SDK, with %s", (db) => {

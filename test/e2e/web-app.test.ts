@@ -10,10 +10,10 @@ describe("the example web app", () => {
   let appUrl: string;
   beforeAll(async () => {
     stack = await startStack({ token: "s3cret-token" });
-    await stack.startWorker({ module: join(ROOT, "examples/dist/tasks.js") });
+    await stack.startWorker({ module: join(ROOT, "examples/app/dist/tasks.js") });
     const port = await freePort();
     appUrl = `http://127.0.0.1:${port}`;
-    app = startProcess("web-app", process.execPath, [join(ROOT, "examples/dist/web-app/main.js")], {
+    app = startProcess("web-app", process.execPath, [join(ROOT, "examples/app/dist/web-app/main.js")], {
       PORT: String(port),
       OFFLOAD_API_URL: stack.apiUrl,
       OFFLOAD_API_TOKEN: "s3cret-token",

@@ -1,10 +1,10 @@
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { isTask, type Task } from "@offload/sdk/internal";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse, parseAllDocuments } from "yaml";
+import { parseAllDocuments } from "yaml";
 import { startFakeKube, type FakeKube } from "../k8s/server.js";
 import { ROOT } from "../support/index.js";
 
@@ -15,10 +15,13 @@ const run = promisify(execFile);
 
 type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; spec?: Record<string, unknown> };
 
-/** The manifests `kubectl apply -k examples/` applies, in the kustomization's order. */
+/** The manifests `kubectl apply -f examples/` applies: every .yaml, .yml and .json file in the folder itself. */
 function manifests(): { file: string; doc: Manifest }[] {
-  const k = parse(readFileSync(join(EXAMPLES, "kustomization.yaml"), "utf8")) as { resources: string[] };
-  return k.resources.flatMap((file) => parseAllDocuments(readFileSync(join(EXAMPLES, file), "utf8")).map((d) => ({ file, doc: d.toJS() as Manifest })));
+  return readdirSync(EXAMPLES, { withFileTypes: true })
+    .filter((e) => e.isFile() && /\.(ya?ml|json)$/.test(e.name))
+    .map((e) => e.name)
+    .sort()
+    .flatMap((file) => parseAllDocuments(readFileSync(join(EXAMPLES, file), "utf8")).map((d) => ({ file, doc: d.toJS() as Manifest })));
 }
 
 describe("examples/: manifests that apply in any namespace and name only what they create", () => {
@@ -42,8 +45,8 @@ describe("examples/: manifests that apply in any namespace and name only what th
     }
   });
 
-  it("the TaskWorker's tasks and the TaskRun's task and parameters fit examples/src/tasks.ts", async () => {
-    const mod = (await import(join(EXAMPLES, "dist/tasks.js"))) as Record<string, unknown>;
+  it("the TaskWorker's tasks and the TaskRun's task and parameters fit examples/app/src/tasks.ts", async () => {
+    const mod = (await import(join(EXAMPLES, "app/dist/tasks.js"))) as Record<string, unknown>;
     const tasks = new Map(Object.values(mod).filter(isTask).map((t: Task) => [t.name, t]));
     const all = manifests();
     const worker = all.find((m) => m.doc.kind === "TaskWorker")!.doc;
@@ -55,7 +58,7 @@ describe("examples/: manifests that apply in any namespace and name only what th
     expect(t!.options.input.safeParse(taskRun.spec!.parameters).success).toBe(true);
   });
 
-  describe("kubectl apply -n <namespace> -k examples/ against the Kubernetes stand-in with the CRDs", () => {
+  describe("kubectl apply -n <namespace> -f examples/ against the Kubernetes stand-in with the CRDs", () => {
     let kube: FakeKube;
     let kubeconfig: string;
     beforeAll(async () => {
@@ -69,7 +72,7 @@ describe("examples/: manifests that apply in any namespace and name only what th
     it("creates every example in the namespace given, whichever it is", async () => {
       for (const namespace of ["team-a", "payments-prod"]) {
         kube.ensureNamespace(namespace);
-        const { stdout } = await run(KUBECTL, ["apply", "-n", namespace, "-k", EXAMPLES], { env: { ...process.env, KUBECONFIG: kubeconfig } });
+        const { stdout } = await run(KUBECTL, ["apply", "-n", namespace, "-f", EXAMPLES], { env: { ...process.env, KUBECONFIG: kubeconfig } });
         for (const { doc } of manifests()) {
           expect(stdout).toContain(`/${doc.metadata.name} created`);
           const plural = { ServiceAccount: "serviceaccounts", Secret: "secrets", TaskWorker: "taskworkers", TaskRun: "taskruns", Deployment: "deployments" }[doc.kind]!;

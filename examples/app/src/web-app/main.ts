@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Runs the example web app: `node examples/dist/web-app/main.js`.
+ * Runs the example web app: `node examples/app/dist/web-app/main.js`.
  * PORT (default 3000) and OFFLOAD_API_URL / OFFLOAD_API_TOKEN for the run API.
  */
 import { buildApp } from "./app.js";
