@@ -116,6 +116,8 @@ describe.each<DbKind>(["pglite", "postgres"])("the run API on %s refuses what it
       "2025-01-01T24:00:01Z",
       "2023-02-29T00:00:00Z",
       "2025-01-01T00:00:00+25:00",
+      "0001-01-01T00:00:00+14:00",
+      "9999-12-31T23:00:00-02:00",
     ]) {
       expectError(await post({ task, scheduledAt }), 400, "OFFLOAD_VALIDATION", `scheduledAt ${scheduledAt}`);
     }

@@ -81,8 +81,9 @@ const TIMESTAMP_PARTS = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.\d+)?(?
 /**
  * Whether an ISO 8601 timestamp names a real instant PostgreSQL's
  * `timestamptz` can hold: a real calendar day (no 2025-02-30, no month 13),
- * hours 00–23, years 0001–9999 (PostgreSQL has no year 0; ISO's 4 digits stop
- * at 9999). Checked by building the date and reading its parts back.
+ * hours 00–23, years 0001–9999, as written and in UTC (PostgreSQL has no
+ * year 0; ISO's 4 digits stop at 9999). Checked by building the date and
+ * reading its parts back.
  */
 export function isRealTimestamp(text: string): boolean {
   const m = TIMESTAMP_PARTS.exec(text);
@@ -92,5 +93,11 @@ export function isRealTimestamp(text: string): boolean {
   if (m[7] !== undefined && (Number(m[7]) > 23 || Number(m[8]) > 59)) return false;
   const d = new Date(0);
   d.setUTCFullYear(year, month - 1, day);
-  return d.getUTCFullYear() === year && d.getUTCMonth() === month - 1 && d.getUTCDate() === day;
+  if (d.getUTCFullYear() !== year || d.getUTCMonth() !== month - 1 || d.getUTCDate() !== day) return false;
+  // An offset can move the instant out of years 1-9999 (0001-01-01T00:00+14:00 is in 1 BC): keep it inside.
+  const instant = Date.parse(text);
+  return instant >= FIRST_INSTANT && instant <= LAST_INSTANT;
 }
+
+const FIRST_INSTANT = Date.parse("0001-01-01T00:00:00Z");
+const LAST_INSTANT = Date.parse("9999-12-31T23:59:59.999Z");
