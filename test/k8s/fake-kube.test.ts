@@ -45,7 +45,25 @@ describe("fake Kubernetes API server", () => {
     expect(forced.spec?.replicas).toBe(3);
     expect(fake.managers("deployments", NS, "d1")["mgr-b"]).toContain("spec.replicas");
     expect(fake.managers("deployments", NS, "d1")["mgr-a"]).not.toContain("spec.replicas");
-    expect(fake.managers("deployments", NS, "d1")["mgr-a"]).toContain("spec.template.spec.containers"); // same value: shared
+    // Same value: shared. Containers are an associative list (by name): owned field by field, as in managedFields.
+    expect(fake.managers("deployments", NS, "d1")["mgr-a"]).toContain('spec.template.spec.containers[name="c"].image');
+  });
+
+  it("server-side apply merges containers by name: another manager's container and env entry survive an apply that leaves them out", async () => {
+    const base = deployment(1);
+    const tpl = (containers: Obj[]): Obj => ({ ...base, metadata: { name: "d2", namespace: NS, labels: { a: "1" } }, spec: { ...(base.spec as Obj), template: { metadata: { labels: { a: "1" } }, spec: { containers } } } });
+    const applyD2 = (body: Obj, manager: string) =>
+      apps.patchNamespacedDeployment({ name: "d2", namespace: NS, body, fieldManager: manager, force: true }, setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply));
+    await applyD2(tpl([{ name: "app", image: "app:1", env: [{ name: "A", value: "1" }] }]), "ctl");
+    await applyD2(tpl([{ name: "app", env: [{ name: "B", value: "2" }] }, { name: "sidecar", image: "side:1" }]), "ops");
+    const after = await applyD2(tpl([{ name: "app", image: "app:2", env: [{ name: "A", value: "1" }] }]), "ctl");
+    const containers = after.spec!.template.spec!.containers;
+    expect(containers.map((c) => c.name)).toEqual(["app", "sidecar"]);
+    expect(containers[0]).toMatchObject({ image: "app:2", env: [{ name: "A", value: "1" }, { name: "B", value: "2" }] });
+    // An env entry ctl stops applying goes (only it owned it); ops' entry and container stay.
+    const dropped = await applyD2(tpl([{ name: "app", image: "app:2" }]), "ctl");
+    expect(dropped.spec!.template.spec!.containers.map((c) => c.name)).toEqual(["app", "sidecar"]);
+    expect(dropped.spec!.template.spec!.containers[0]!.env).toEqual([{ name: "B", value: "2" }]);
   });
 
   it("a no-op apply changes nothing (same resourceVersion); a field dropped from an apply is removed unless another manager owns it", async () => {

@@ -1,8 +1,9 @@
 /**
  * Field paths and ownership for the fake API server's server-side apply: a
- * simplified structured-merge-diff. Maps are merged key by key; lists and
- * scalars are atomic (owned as a whole), which is enough for a manager's
- * fields to survive another manager's apply that leaves them out.
+ * simplified structured-merge-diff. Maps are merged key by key; lists whose
+ * items have a key (`ListKeys`: containers by name, ...) are merged item by
+ * item, their items addressed by a `k:{"name":"web"}` path segment as in
+ * managedFields; other lists and scalars are atomic (owned as a whole).
  */
 export type Obj = Record<string, unknown>;
 export type Path = string[];
@@ -12,17 +13,50 @@ export const clone = <T>(v: T): T => (v === undefined ? v : (JSON.parse(JSON.str
 export const pathKey = (p: Path): string => JSON.stringify(p);
 export const keyPath = (k: string): Path => JSON.parse(k) as Path;
 
+/** For a list field, the field its items are keyed by (an associative list), or undefined for an atomic list. */
+export type ListKeys = (field: string) => string | undefined;
+
+/** The path segment of a keyed list item, as managedFields spells it: `k:{"name":"web"}`. */
+export const itemSegment = (key: string, value: unknown): string => `k:${JSON.stringify({ [key]: value })}`;
+
+/** The keyed items of `list` under `key`, or undefined when the list is not keyed (empty, or an item without the key). */
+function keyedItems(list: unknown[], key: string | undefined): Obj[] | undefined {
+  if (!key || list.length === 0 || !list.every((i) => isObj(i) && i[key] !== undefined && i[key] !== null)) return undefined;
+  return list as Obj[];
+}
+
+/** The item of `list` a `k:` segment names. */
+function findItem(list: unknown[], seg: string): Obj | undefined {
+  const want = JSON.parse(seg.slice(2)) as Obj;
+  return list.find((i): i is Obj => isObj(i) && Object.entries(want).every(([k, v]) => deepEqual(i[k], v)));
+}
+
+/** A path as the real server prints it in conflicts: `spec.template.spec.containers[name="web"].image`. */
+export function displayPath(p: Path): string {
+  let out = "";
+  for (const seg of p) {
+    if (seg.startsWith("k:{")) {
+      const [[k, v]] = Object.entries(JSON.parse(seg.slice(2)) as Obj) as [[string, unknown]];
+      out += `[${k}=${JSON.stringify(v)}]`;
+    } else out += out ? `.${seg}` : seg;
+  }
+  return out;
+}
+
 /** Metadata fields that belong to the server, never to a manager. */
 const SYSTEM_META = new Set(["name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "generateName"]);
 
-/** Every leaf path of `obj` (maps recursed; lists, scalars and empty maps are leaves), without apiVersion/kind/server metadata. */
-export function leaves(obj: Obj, prefix: Path = [], out = new Set<string>()): Set<string> {
+/** Every leaf path of `obj` (maps recursed, keyed list items too; other lists, scalars and empty maps are leaves), without apiVersion/kind/server metadata. */
+export function leaves(obj: Obj, prefix: Path = [], out = new Set<string>(), keys?: ListKeys): Set<string> {
   for (const [k, v] of Object.entries(obj)) {
     if (prefix.length === 0 && (k === "apiVersion" || k === "kind")) continue;
     if (prefix.length === 1 && prefix[0] === "metadata" && SYSTEM_META.has(k)) continue;
     if (v === undefined) continue;
     const p = [...prefix, k];
-    if (isObj(v) && Object.keys(v).length > 0) leaves(v, p, out);
+    const key = Array.isArray(v) ? keys?.(k) : undefined;
+    const items = Array.isArray(v) ? keyedItems(v, key) : undefined;
+    if (items) for (const item of items) leaves(item, [...p, itemSegment(key!, item[key!])], out, keys);
+    else if (isObj(v) && Object.keys(v).length > 0) leaves(v, p, out, keys);
     else out.add(pathKey(p));
   }
   return out;
@@ -31,38 +65,69 @@ export function leaves(obj: Obj, prefix: Path = [], out = new Set<string>()): Se
 export function getAt(obj: unknown, p: Path): unknown {
   let cur = obj;
   for (const k of p) {
-    if (!isObj(cur)) return undefined;
-    cur = cur[k];
+    if (Array.isArray(cur) && k.startsWith("k:{")) cur = findItem(cur, k);
+    else if (isObj(cur)) cur = cur[k];
+    else return undefined;
   }
   return cur;
 }
 
 export function setAt(obj: Obj, p: Path, value: unknown): void {
-  let cur = obj;
-  for (const k of p.slice(0, -1)) {
-    if (!isObj(cur[k])) cur[k] = {};
-    cur = cur[k] as Obj;
+  let cur: Obj | unknown[] = obj;
+  for (const [i, k] of p.entries()) {
+    const last = i === p.length - 1;
+    if (Array.isArray(cur)) {
+      // Only a keyed item can be addressed in a list.
+      let item = findItem(cur, k);
+      if (!item) {
+        item = JSON.parse(k.slice(2)) as Obj;
+        cur.push(item);
+      }
+      if (last) throw new Error(`cannot set a whole list item at ${p.join(".")}`);
+      cur = item;
+      continue;
+    }
+    if (last) {
+      cur[k] = value;
+      return;
+    }
+    const nextIsItem = p[i + 1]!.startsWith("k:{");
+    if (nextIsItem ? !Array.isArray(cur[k]) : !isObj(cur[k])) cur[k] = nextIsItem ? [] : {};
+    cur = cur[k] as Obj | unknown[];
   }
-  cur[p[p.length - 1]!] = value;
 }
 
-/** Removes the field at `p` (list items addressed by index), then any map it leaves empty. */
+/** The fields a path segment names an item by (`k:{"name":"web"}` → `name`); none for other segments. */
+const keyFieldsOf = (seg: string | undefined): string[] => (seg?.startsWith("k:{") ? Object.keys(JSON.parse(seg.slice(2)) as Obj) : []);
+
+/**
+ * Removes the field at `p` (list items addressed by index or key), then any
+ * map it leaves empty and any keyed item it leaves with nothing but its key
+ * (a key field itself goes only with the item).
+ */
 export function deleteAt(obj: Obj, p: Path): void {
-  const parents: unknown[] = [];
+  const chain: unknown[] = [obj];
   let cur: unknown = obj;
   for (const k of p.slice(0, -1)) {
-    parents.push(cur);
-    if (isObj(cur)) cur = cur[k];
-    else if (Array.isArray(cur)) cur = cur[Number(k)];
+    if (Array.isArray(cur)) cur = k.startsWith("k:{") ? findItem(cur, k) : cur[Number(k)];
+    else if (isObj(cur)) cur = cur[k];
     else return;
+    chain.push(cur);
   }
-  if (!isObj(cur)) return;
-  delete cur[p[p.length - 1]!];
-  for (let i = p.length - 2; i >= 0; i--) {
-    const parent = parents[i];
-    if (!isObj(parent)) break;
-    const child = parent[p[i]!];
-    if (isObj(child) && Object.keys(child).length === 0) delete parent[p[i]!];
+  const last = p[p.length - 1]!;
+  if (Array.isArray(cur) && last.startsWith("k:{")) {
+    const item = findItem(cur, last);
+    if (item) cur.splice(cur.indexOf(item), 1);
+  } else if (isObj(cur)) {
+    if (!keyFieldsOf(p[p.length - 2]).includes(last)) delete cur[last];
+  } else return;
+  for (let i = chain.length - 1; i > 0; i--) {
+    const child = chain[i];
+    const parent = chain[i - 1];
+    const keyFields = keyFieldsOf(p[i - 1]);
+    if (!(isObj(child) && Object.keys(child).every((k) => keyFields.includes(k)))) break;
+    if (Array.isArray(parent) && keyFields.length) parent.splice(parent.indexOf(child), 1);
+    else if (isObj(parent)) delete parent[p[i - 1]!];
     else break;
   }
 }
@@ -77,10 +142,10 @@ function sortKeys(v: unknown): unknown {
 }
 
 /** The leaf paths whose value differs between `a` and `b` (present in either). */
-export function changedLeaves(a: Obj, b: Obj): Set<string> {
+export function changedLeaves(a: Obj, b: Obj, keys?: ListKeys): Set<string> {
   const out = new Set<string>();
-  const la = leaves(a);
-  const lb = leaves(b);
+  const la = leaves(a, [], new Set(), keys);
+  const lb = leaves(b, [], new Set(), keys);
   for (const k of new Set([...la, ...lb])) {
     const p = keyPath(k);
     if (!deepEqual(getAt(a, p), getAt(b, p))) out.add(k);
@@ -97,10 +162,19 @@ export function overlaps(a: string, b: string): boolean {
   return true;
 }
 
-/** Merges an apply configuration into `target`: maps key by key, everything else replaced. */
-export function mergeApply(target: Obj, patch: Obj): void {
+/** Merges an apply configuration into `target`: maps key by key, keyed lists item by item (new items last), everything else replaced. */
+export function mergeApply(target: Obj, patch: Obj, keys?: ListKeys): void {
   for (const [k, v] of Object.entries(patch)) {
-    if (isObj(v) && isObj(target[k])) mergeApply(target[k] as Obj, v);
+    const key = Array.isArray(v) ? keys?.(k) : undefined;
+    const items = Array.isArray(v) ? keyedItems(v, key) : undefined;
+    const current = target[k];
+    if (items && Array.isArray(current) && keyedItems(current, key)) {
+      for (const item of items) {
+        const existing = findItem(current, itemSegment(key!, item[key!]));
+        if (existing) mergeApply(existing, item, keys);
+        else current.push(clone(item));
+      }
+    } else if (isObj(v) && isObj(current)) mergeApply(current, v, keys);
     else target[k] = clone(v);
   }
 }
@@ -155,7 +229,7 @@ export function fieldsV1(paths: Iterable<string>): Obj {
   for (const k of paths) {
     let cur = root;
     for (const seg of keyPath(k)) {
-      const f = `f:${seg}`;
+      const f = seg.startsWith("k:{") ? seg : `f:${seg}`;
       if (!isObj(cur[f])) cur[f] = {};
       cur = cur[f] as Obj;
     }

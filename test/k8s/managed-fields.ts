@@ -2,9 +2,10 @@
  * Field ownership for server-side apply: which manager set which fields,
  * through which subresource, and how that is shown in `managedFields`.
  * Simplified structured-merge-diff (see fields.ts): maps are merged key by
- * key, lists and scalars are owned whole.
+ * key, the associative lists of the built-in types item by item, other
+ * lists and scalars are owned whole.
  */
-import { fieldsV1, keyPath } from "./fields.js";
+import { fieldsV1, keyPath, type ListKeys } from "./fields.js";
 import type { ResourceType } from "./resources.js";
 
 export type Subresource = "status" | "scale";
@@ -45,3 +46,26 @@ export function scopeOf(t: ResourceType, sub: Subresource | undefined): (k: stri
   return (k) => (keyPath(k)[0] === "status") === status;
 }
 
+
+/**
+ * The associative lists (`x-kubernetes-list-type: map`) of the built-in
+ * types the stand-in serves, by field name, with their key. Container ports
+ * (keyed by containerPort and protocol, a defaulted key) stay atomic here.
+ * A CRD's lists are atomic unless its schema says otherwise, which the
+ * stand-in does not read for apply.
+ */
+const ASSOCIATIVE_LISTS: Record<string, string> = {
+  containers: "name",
+  initContainers: "name",
+  ephemeralContainers: "name",
+  env: "name",
+  volumes: "name",
+  volumeMounts: "mountPath",
+  imagePullSecrets: "name",
+  ownerReferences: "uid",
+};
+
+/** How server-side apply keys the lists of `t`'s objects. */
+export function listKeysOf(t: ResourceType): ListKeys | undefined {
+  return t.crd ? undefined : (field) => ASSOCIATIVE_LISTS[field];
+}

@@ -23,9 +23,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
-import { changedLeaves, clone, deepEqual, deleteAt, getAt, isObj, keyPath, leaves, mergeApply, mergePatch, overlaps, setAt, type Obj } from "./fields.js";
+import { changedLeaves, clone, deepEqual, deleteAt, displayPath, getAt, isObj, keyPath, leaves, mergeApply, mergePatch, overlaps, setAt, type Obj } from "./fields.js";
 import { HttpError, conflict, decodeObject, invalid, notFound, notFoundPath, parseFieldValidation, parseJson, readBody, send, statusBody } from "./http.js";
-import { cloneManagers, managerKey, renderManagedFields, scopeOf, type ManagerEntry, type Subresource } from "./managed-fields.js";
+import { cloneManagers, listKeysOf, managerKey, renderManagedFields, scopeOf, type ManagerEntry, type Subresource } from "./managed-fields.js";
 import { APPLY_PATCH, checkPatchType, patchWith } from "./patches.js";
 import { finalizersOf, meta, metadataCauses, newFinalizersWhileDeleting, pickSystem, stripSystem, withoutMetaStatus } from "./metadata.js";
 import { BUILTIN_TYPES, apiVersionOf, defaultCrd, fieldPath, initialCrdStatus, kindName, resourceName, typeKey, typesOfCrd, type ResourceType } from "./resources.js";
@@ -270,7 +270,7 @@ export class FakeKube {
   managers(plural: string, namespace: string, name: string): Record<string, string[]> {
     const s = this.#mustGet(this.type(plural), namespace, name);
     const out: Record<string, Set<string>> = {};
-    for (const e of s.managers.values()) for (const p of e.paths) (out[e.manager] ??= new Set()).add(keyPath(p).join("."));
+    for (const e of s.managers.values()) for (const p of e.paths) (out[e.manager] ??= new Set()).add(displayPath(keyPath(p)));
     return Object.fromEntries(Object.entries(out).map(([m, ps]) => [m, [...ps].sort()]));
   }
 
@@ -399,7 +399,7 @@ export class FakeKube {
       if (!existing) {
         if (sub) throw notFound(t, name);
         const input = { ...patch, metadata: { ...meta(patch as Obj), name, ...(ns ? { namespace: ns } : {}) } };
-        const owned = new Set([...leaves(input)].filter(scopeOf(t, undefined)));
+        const owned = new Set([...leaves(input, [], new Set(), listKeysOf(t))].filter(scopeOf(t, undefined)));
         return { status: 201, body: this.#view(t, this.#create(t, ns, input, ctx, "Apply", owned)), warnings: ctx.warnings };
       }
       return { status: 200, body: this.#view(t, this.#apply(t, existing, patch, ctx, force, sub)), warnings: ctx.warnings };
@@ -561,7 +561,7 @@ export class FakeKube {
     const key = this.#key(t, namespace, name);
     if (this.#store.has(key)) throw new HttpError(409, "AlreadyExists", `${resourceName(t)} "${name}" already exists`, [], { name, group: t.group, kind: t.plural });
     const inScope = scopeOf(t, undefined);
-    const paths = operation === "Apply" && owned ? owned : new Set([...leaves(admitted)].filter(inScope));
+    const paths = operation === "Apply" && owned ? owned : new Set([...leaves(admitted, [], new Set(), listKeysOf(t))].filter(inScope));
     const stored: Stored = { obj: admitted, managers: new Map() };
     stored.managers.set(managerKey(ctx.manager, operation), { manager: ctx.manager, operation, paths, time: now() });
     if (ctx.dryRun) {
@@ -586,7 +586,7 @@ export class FakeKube {
     for (const k of ["deletionTimestamp", "deletionGracePeriodSeconds"]) if (meta(prev)[k] === undefined) delete meta(merged)[k];
     const cleanNext = this.#admit(t, merged, prev, ctx, sub);
     const inScope = scopeOf(t, sub);
-    const changed = [...changedLeaves(prev, cleanNext)].filter(inScope);
+    const changed = [...changedLeaves(prev, cleanNext, listKeysOf(t))].filter(inScope);
     if (changed.length === 0 && deepEqual(stripSystem(prev), stripSystem(cleanNext))) return clone(prev);
     const managers = ctx.dryRun ? cloneManagers(s.managers) : s.managers;
     const mine = managerKey(ctx.manager, "Update", sub);
@@ -616,7 +616,7 @@ export class FakeKube {
       for (const k of Object.keys(body)) if (!["apiVersion", "kind", "metadata", "status"].includes(k)) delete body[k];
       body.metadata = { name: meta(body).name };
     }
-    const applied = new Set([...leaves(body)].filter(inScope));
+    const applied = new Set([...leaves(body, [], new Set(), listKeysOf(t))].filter(inScope));
     const mine = managerKey(manager, "Apply", sub);
     const next = clone(s.obj);
     const before = s.managers.get(mine)?.paths ?? new Set<string>();
@@ -629,7 +629,7 @@ export class FakeKube {
     bodyNoSys.metadata = Object.fromEntries(Object.entries(meta(body)).filter(([k]) => ["labels", "annotations", "ownerReferences", "finalizers"].includes(k)));
     delete bodyNoSys.apiVersion;
     delete bodyNoSys.kind;
-    mergeApply(next, bodyNoSys);
+    mergeApply(next, bodyNoSys, listKeysOf(t));
     const admitted = this.#admit(t, next, s.obj, ctx, sub);
     // A field conflicts when another manager owns it and this apply would change its value (defaults included,
     // so applying a container without its defaulted fields does not count as a change).
@@ -640,7 +640,7 @@ export class FakeKube {
       for (const p of e.paths) {
         for (const a of applied) {
           if (overlaps(p, a) && changes(a)) {
-            const field = `.${keyPath(a).join(".")}`;
+            const field = `.${displayPath(keyPath(a))}`;
             const who = e.operation === "Apply" ? `conflict with "${e.manager}"` : `conflict with "${e.manager}" using ${apiVersionOf(t)}`;
             conflicts.set(field, [...(conflicts.get(field) ?? []), who]);
           }
