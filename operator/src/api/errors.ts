@@ -3,7 +3,7 @@ import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
-import { isDatabaseUnavailable } from "../store/db.js";
+import { DatabaseBrokenError, isDatabaseUnavailable } from "../store/db.js";
 
 /** An error a route throws on purpose; the error handler answers it with its code's status. */
 export class ApiHttpError extends Error {
@@ -81,6 +81,10 @@ export function installErrorHandling(app: FastifyInstance): void {
       const message =
         err instanceof SyntaxError || /JSON/i.test(err.message) ? `the body is not valid JSON: ${err.message}` : err.message;
       return reply.code(400).send(errorBody("OFFLOAD_VALIDATION", message, { issues: [{ path: "", message }] }));
+    }
+    if (err instanceof DatabaseBrokenError) {
+      request.log.error({ err }, "the embedded database is broken; restart offload-api");
+      return reply.code(503).send(errorBody("OFFLOAD_UNAVAILABLE", err.message));
     }
     if (isDependencyUnavailable(err)) {
       request.log.warn({ err }, "a dependency did not answer");

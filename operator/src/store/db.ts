@@ -18,7 +18,21 @@ export interface Db extends Queryable {
   readonly kind: "postgres" | "pglite";
   /** Runs `fn` in one transaction: committed if it resolves, rolled back if it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Set once the database can no longer be used at all and only a restart of
+   * the process helps (embedded PGlite whose WebAssembly trapped); every call
+   * then rejects with it at once. Undefined while the database works.
+   */
+  readonly failure: Error | undefined;
   close(): Promise<void>;
+}
+
+/** The embedded database failed for good; the process must be restarted (its files are intact). */
+export class DatabaseBrokenError extends Error {
+  constructor(cause: unknown) {
+    super(`the embedded database (PGlite) failed and cannot be used until offload-api restarts: ${String((cause as Error)?.message ?? cause)}`, { cause });
+    this.name = "DatabaseBrokenError";
+  }
 }
 
 // SQLSTATE classes and codes that mean the connection or the server is gone, not that the statement was wrong.
@@ -41,7 +55,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 
 /** Opens PostgreSQL at `url` when given, else embedded PGlite with its files under `dataDir`. */
 export async function openDb(url: string | undefined, dataDir: string, onError: (err: Error) => void): Promise<Db> {
-  return url ? openPostgres(url, onError) : openPglite(dataDir);
+  return url ? openPostgres(url, onError) : openPglite(dataDir, onError);
 }
 
 function openPostgres(url: string, onError: (err: Error) => void): Db {
@@ -81,26 +95,49 @@ function openPostgres(url: string, onError: (err: Error) => void): Db {
         client.release(broken);
       }
     },
+    failure: undefined,
     close: () => pool.end(),
   };
 }
 
-async function openPglite(dataDir: string): Promise<Db> {
+async function openPglite(dataDir: string, onError: (err: Error) => void): Promise<Db> {
   const dir = resolve(dataDir, "pgdata");
   await mkdir(dir, { recursive: true });
   // Loaded only when used: PGlite's WebAssembly is large and Postgres users never need it.
   const { PGlite } = await import("@electric-sql/pglite");
   const db = await PGlite.create(dir);
+  // A trap in PGlite's WebAssembly (a jsonb nested ~900 deep did it: "memory access out of bounds") leaves its memory
+  // in an unknown state: every later statement fails or, worse, answers wrongly. Stop using it and say so.
+  let failure: DatabaseBrokenError | undefined;
+  const guarded = async <T>(work: () => Promise<T>): Promise<T> => {
+    if (failure) throw failure;
+    try {
+      return await work();
+    } catch (err) {
+      // WebAssembly.RuntimeError, by name: this build's type library does not declare WebAssembly.
+      if (err instanceof Error && err.name === "RuntimeError") {
+        failure ??= new DatabaseBrokenError(err);
+        onError(failure);
+        throw failure;
+      }
+      throw err;
+    }
+  };
   return {
     kind: "pglite",
-    async query<R extends object>(sql: string, params: readonly unknown[] = []) {
-      return (await db.query<R>(sql, params as unknown[])).rows;
+    query<R extends object>(sql: string, params: readonly unknown[] = []) {
+      return guarded(async () => (await db.query<R>(sql, params as unknown[])).rows);
     },
     transaction(fn) {
-      return db.transaction((tx) =>
-        fn({ query: async <R extends object>(sql: string, params: readonly unknown[] = []) => (await tx.query<R>(sql, params as unknown[])).rows }),
+      return guarded(() =>
+        db.transaction((tx) =>
+          fn({ query: async <R extends object>(sql: string, params: readonly unknown[] = []) => (await tx.query<R>(sql, params as unknown[])).rows }),
+        ),
       );
     },
-    close: () => db.close(),
+    get failure() {
+      return failure;
+    },
+    close: () => (failure ? Promise.resolve() : db.close()),
   };
 }

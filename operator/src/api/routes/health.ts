@@ -22,14 +22,29 @@ export interface HealthDeps {
 }
 
 /**
- * `/healthz` (the process answers) and `/readyz` (the database and NATS answer
- * too). Neither needs a token. A change of readiness is logged once, each way,
+ * `/healthz` (the process answers, and no embedded database failed for good)
+ * and `/readyz` (the database and NATS answer too). Neither needs a token. A change of readiness is logged once, each way,
  * not on every probe.
  */
 export function registerHealthRoutes(root: FastifyInstance, deps: HealthDeps): void {
   const app = root.withTypeProvider<ZodTypeProvider>();
   let wasReady = true;
-  app.get("/healthz", { schema: { summary: "Liveness: the process is up", tags: ["probes"], response: { 200: Ok } } }, async () => ({ ok: true as const }));
+  app.get(
+    "/healthz",
+    {
+      schema: {
+        summary: "Liveness: the process is up (and its embedded database, if any, usable)",
+        tags: ["probes"],
+        response: { 200: Ok, 503: ErrorBodySchema.describe("`OFFLOAD_UNAVAILABLE`: the embedded database failed for good; restart the process.") },
+      },
+    },
+    async (_request, reply) => {
+      // Only a restart mends a broken embedded database: failing liveness is how Kubernetes is asked for one.
+      const failure = deps.db.failure;
+      if (failure) return reply.code(503).send(errorBody("OFFLOAD_UNAVAILABLE", failure.message));
+      return reply.code(200).send({ ok: true as const });
+    },
+  );
   app.get(
     "/readyz",
     {
