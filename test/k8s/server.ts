@@ -5,10 +5,12 @@
  * what a real kube-apiserver answered (`../shared/k8s-conformance/`, replayed
  * by `conformance/replay.ts`).
  *
- * It serves a few built-in types (`resources.ts`) and whatever
- * CustomResourceDefinitions are created in it: a CRD is checked by the schema
- * engine (`schema/`) on the way in, and every write of a custom object goes
- * through the engine's admission (pruning, defaults, OpenAPI and CEL rules).
+ * It serves a few built-in types (`resources.ts`, defaulted by
+ * `defaults.ts` and checked by `validation.ts` as the real server does) and
+ * whatever CustomResourceDefinitions are created in it: a CRD is checked by
+ * the schema engine (`schema/`) on the way in, and every write of a custom
+ * object goes through the engine's admission (pruning, defaults, OpenAPI and
+ * CEL rules).
  * Around that it keeps the API's semantics: namespaces, resourceVersion
  * conflicts, merge / JSON / strategic-merge / apply patches with field
  * managers, the status and scale subresources, generation, finalizers and
