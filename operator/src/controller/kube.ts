@@ -79,15 +79,24 @@ export class Kube {
   }
 
   /**
-   * JSON merge patch of an object's whole `metadata.finalizers` list (a merge
-   * patch replaces lists), on the condition that it is still at
-   * `resourceVersion`: 409 if it changed since, so that another writer's
-   * finalizer is never lost.
+   * Replaces an object's `metadata.finalizers` list on the condition that it
+   * is still `current`, so that another writer's finalizer is never lost:
+   * with a list to compare, a JSON patch whose `test` op fails (422) if the
+   * list changed, and which a change elsewhere in the object (its status, a
+   * label) does not disturb; with none yet, a merge patch at
+   * `resourceVersion` (409 if the object changed since).
    */
-  patchFinalizers(plural: string, namespace: string, name: string, finalizers: readonly string[], resourceVersion: string): Promise<KubernetesObject> {
+  patchFinalizers(plural: string, namespace: string, name: string, current: readonly string[], next: readonly string[], resourceVersion: string): Promise<KubernetesObject> {
+    const guarded = current.length > 0;
+    const body = guarded
+      ? [
+          { op: "test", path: "/metadata/finalizers", value: current },
+          next.length ? { op: "replace", path: "/metadata/finalizers", value: next } : { op: "remove", path: "/metadata/finalizers" },
+        ]
+      : { metadata: { finalizers: next.length ? next : null, resourceVersion } };
     return this.custom.patchNamespacedCustomObject(
-      { group: GROUP, version: VERSION, namespace, plural, name, body: { metadata: { finalizers: finalizers.length ? finalizers : null, resourceVersion } }, fieldManager: FIELD_MANAGER },
-      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      { group: GROUP, version: VERSION, namespace, plural, name, body, fieldManager: FIELD_MANAGER },
+      setHeaderOptions("Content-Type", guarded ? PatchStrategy.JsonPatch : PatchStrategy.MergePatch),
     ) as Promise<KubernetesObject>;
   }
 

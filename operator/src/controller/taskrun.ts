@@ -149,9 +149,9 @@ function finalizersOf(obj: KubernetesObject): string[] {
 
 /**
  * Adds our finalizer to `obj` unless it has it; answers the object as it is
- * now, or undefined if it is gone. The whole list goes with the
- * resourceVersion read, so that a concurrent change makes it fail (409) and
- * retry rather than drop another finalizer.
+ * now, or undefined if it is gone. The write is conditional on the list read
+ * (see `patchFinalizers` of the kube client), so that a concurrent change
+ * makes it fail and retry rather than drop another finalizer.
  */
 async function addFinalizer(deps: TaskRunDeps, obj: KubernetesObject): Promise<KubernetesObject | undefined> {
   const list = finalizersOf(obj);
@@ -169,11 +169,12 @@ async function dropFinalizer(deps: TaskRunDeps, obj: KubernetesObject): Promise<
 async function patchFinalizers(deps: TaskRunDeps, obj: KubernetesObject, finalizers: string[]): Promise<KubernetesObject | undefined> {
   const m = obj.metadata ?? {};
   try {
-    return await deps.kube.patchFinalizers(TASKRUN.plural, m.namespace ?? "default", m.name ?? "", finalizers, m.resourceVersion ?? "");
+    return await deps.kube.patchFinalizers(TASKRUN.plural, m.namespace ?? "default", m.name ?? "", finalizersOf(obj), finalizers, m.resourceVersion ?? "");
   } catch (err) {
     const code = statusOf(err);
     if (code === 404) return undefined;
-    // 409: changed since it was read; 422: deletion began meanwhile (no finalizer may be added). The next try sees it as it is.
+    // 409: changed since it was read; 422: the list changed (the JSON patch's test failed), or deletion
+    // began meanwhile (no finalizer may be added). The next try sees it as it is.
     if (code === 409 || code === 422) throw new RetryableError(`could not update the finalizers: ${messageOf(err)}`);
     throw err;
   }
