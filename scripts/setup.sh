@@ -13,7 +13,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 # Images: podman builds and runs them without a daemon; runc because crun fails on
 # hybrid-cgroup kernels; debootstrap makes the stand-in base image when no registry
-# is reachable (scripts/images/base.sh).
+# is reachable (scripts/images/base.ts).
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || need+=(runc)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
