@@ -39,7 +39,9 @@ describe("the run store on PostgreSQL when a held connection dies", () => {
     const errorSeen = new Promise<void>((resolve) => (onConnectionError = resolve));
     const outcome = await db
       .transaction(async (tx) => {
-        const [{ pid }] = await tx.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+        const [row] = await tx.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+        const pid = row?.pid;
+        expect(pid).toBeTypeOf("number");
         // Terminated while held and idle: no statement of ours is waiting for an answer, so pg can only emit 'error'.
         await admin.query("SELECT pg_terminate_backend($1)", [pid]);
         await errorSeen;
