@@ -1,5 +1,7 @@
 import { execFile } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { isTask, type Task } from "@offload/sdk/internal";
@@ -61,18 +63,23 @@ describe("examples/: manifests that apply in any namespace and name only what th
   describe("kubectl apply -n <namespace> -f examples/ against the Kubernetes stand-in with the CRDs", () => {
     let kube: FakeKube;
     let kubeconfig: string;
+    // kubectl's discovery cache goes here, not to the real ~/.kube/cache, where entries kept for a loopback
+    // port an earlier stand-in used would describe that one's API, not this one's.
+    let cacheDir: string;
     beforeAll(async () => {
+      cacheDir = await mkdtemp(join(tmpdir(), "offload-kubectl-cache-"));
       kube = await startFakeKube({ crds: true });
       kubeconfig = await kube.writeKubeconfig();
     });
     afterAll(async () => {
       await kube?.close();
+      if (cacheDir) await rm(cacheDir, { recursive: true, force: true });
     });
 
     it("creates every example in the namespace given, whichever it is", async () => {
       for (const namespace of ["team-a", "payments-prod"]) {
         kube.ensureNamespace(namespace);
-        const { stdout } = await run(KUBECTL, ["apply", "-n", namespace, "-f", EXAMPLES], { env: { ...process.env, KUBECONFIG: kubeconfig } });
+        const { stdout } = await run(KUBECTL, ["--cache-dir", cacheDir, "apply", "-n", namespace, "-f", EXAMPLES], { env: { ...process.env, KUBECONFIG: kubeconfig } });
         for (const { doc } of manifests()) {
           expect(stdout).toContain(`/${doc.metadata.name} created`);
           const plural = { ServiceAccount: "serviceaccounts", Secret: "secrets", TaskWorker: "taskworkers", TaskRun: "taskruns", Deployment: "deployments" }[doc.kind]!;
