@@ -119,14 +119,20 @@ async function main(): Promise<void> {
     }
     res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
   });
-  await new Promise<void>((resolve) => {
-    server.once("error", (err) => {
-      const config = listenError(err, { process: "offload-controller", host: "0.0.0.0", port: env.OFFLOAD_CONTROLLER_PORT, portSetting: "OFFLOAD_CONTROLLER_PORT", hostSetting: "(every address)" });
-      if (config) exitWith(config.message, 2, log);
-      throw err;
+  // A rejection, not a throw in the "error" listener: that would be an uncaught exception with a stack.
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(env.OFFLOAD_CONTROLLER_PORT, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
-    server.listen(env.OFFLOAD_CONTROLLER_PORT, resolve);
-  });
+  } catch (err) {
+    const config = listenError(err, { process: "offload-controller", host: "0.0.0.0", port: env.OFFLOAD_CONTROLLER_PORT, portSetting: "OFFLOAD_CONTROLLER_PORT", hostSetting: "(every address)" });
+    if (config) exitWith(config.message, 2, log);
+    exitWith(`offload-controller: cannot listen on port ${env.OFFLOAD_CONTROLLER_PORT} (OFFLOAD_CONTROLLER_PORT): ${err instanceof Error ? err.message : String(err)}`, 1, log);
+  }
   const addr = server.address();
   log.info(
     { port: typeof addr === "object" && addr ? addr.port : env.OFFLOAD_CONTROLLER_PORT, server: conn.server, context: conn.context, kubeconfig: conn.source, identity: env.identity, leaderElection: env.OFFLOAD_LEADER_ELECTION, lease: `${leaseNamespace}/${env.OFFLOAD_LEASE_NAME}` },
