@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, killAll } from "../support/index.js";
 import { CONTROLLER_BIN, occupyPort, run, tempDir } from "./helpers.js";
@@ -89,6 +89,27 @@ describe("offload-controller: start-up errors say what to do", () => {
     );
     // One line per attempt at most every 5 s: within a 1 s wait, exactly the first.
     expect(out.match(/waiting for the Kubernetes API server at/g)).toHaveLength(1);
+  });
+
+  it("KUBECONFIG with two files: the first file's current-context is used, as kubectl does, not the last one's", async () => {
+    const [firstPort, secondPort] = [await freePort(), await freePort()];
+    const first = join(tmp.path, "first.yaml");
+    const second = join(tmp.path, "second.yaml");
+    await writeFile(first, kubeconfig(`https://127.0.0.1:${firstPort}`));
+    await writeFile(second, kubeconfig(`https://127.0.0.1:${secondPort}`).replaceAll("dev", "second"));
+    const { code, err } = await run("controller-two-kubeconfigs", CONTROLLER_BIN, [], env({ KUBECONFIG: `${first}${delimiter}${second}`, OFFLOAD_START_WAIT_SECONDS: "1" }));
+    expect(code).toBe(1);
+    expect(err).toContain(`cannot reach the Kubernetes API server at https://127.0.0.1:${firstPort} (context "dev-ctx", kubeconfig KUBECONFIG=${first}${delimiter}${second})`);
+  });
+
+  it("KUBECONFIG with two files defining the same names: one line naming the later file, exit 2", async () => {
+    const first = join(tmp.path, "same-1.yaml");
+    const second = join(tmp.path, "same-2.yaml");
+    await writeFile(first, kubeconfig("https://127.0.0.1:1"));
+    await writeFile(second, kubeconfig("https://127.0.0.1:2"));
+    const { code, err } = await run("controller-duplicate-kubeconfigs", CONTROLLER_BIN, [], env({ KUBECONFIG: `${first}${delimiter}${second}` }));
+    expect(code).toBe(2);
+    expect(err).toMatch(new RegExp(`^offload-controller: cannot merge the kubeconfig ${second} \\(KUBECONFIG\\) with the files before it: Duplicate cluster: dev, .+\\n$`));
   });
 
   it("an API server that refuses the credentials (401): one line at once naming server and context, exit 2, no wait", async () => {

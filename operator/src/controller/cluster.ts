@@ -44,7 +44,7 @@ export function loadCluster(env: NodeJS.ProcessEnv = process.env, home: string =
     present.forEach((file, i) => {
       const one = readKubeconfig(file, "KUBECONFIG");
       if (i === 0) kc.loadFromString(one.exportConfig());
-      else kc.mergeConfig(one);
+      else mergeKubeconfig(kc, one, file);
     });
   } else if (existsSync(homeConfig)) {
     source = `~/.kube/config (${homeConfig})`;
@@ -72,6 +72,22 @@ export function loadCluster(env: NodeJS.ProcessEnv = process.env, home: string =
     throw new ConfigError(`offload-controller: context "${context}" of the kubeconfig (${source}) names cluster "${named ?? ""}", which it does not define with a server URL; fix the kubeconfig`);
   }
   return { kc, source, context, server: cluster.server };
+}
+
+/**
+ * Adds a later file of `KUBECONFIG` to what the earlier ones loaded. As with kubectl, the first file that sets
+ * a current-context keeps it (client-node's default lets the last one win). client-node refuses a cluster, user
+ * or context name that an earlier file already defines; that becomes a `ConfigError` naming the file.
+ */
+function mergeKubeconfig(kc: KubeConfig, one: KubeConfig, file: string): void {
+  try {
+    kc.mergeConfig(one, Boolean(kc.getCurrentContext()));
+  } catch (err) {
+    const reason = (err instanceof Error ? err.message : String(err)).split("\n")[0];
+    throw new ConfigError(
+      `offload-controller: cannot merge the kubeconfig ${file} (KUBECONFIG) with the files before it: ${reason}, which an earlier file defines too; rename it in one of them, or list only one in KUBECONFIG`,
+    );
+  }
 }
 
 /** One kubeconfig file, or a `ConfigError` naming it and what is wrong with it. */
