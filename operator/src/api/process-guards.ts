@@ -2,7 +2,9 @@ import type { Logger } from "pino";
 import { isDatabaseUnavailable } from "../store/db.js";
 
 /**
- * The run API's last line of defence, installed for the life of the API.
+ * The run API's last line of defence, installed by the offload-api entry point
+ * for the life of the process (not by `startApi`: a program embedding the API
+ * keeps its own process-wide handlers).
  *
  * - An unhandled rejection is logged and the API keeps serving: it is a
  *   promise nobody awaited (a missed `await`, a fire-and-forget call), and

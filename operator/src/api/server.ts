@@ -21,7 +21,6 @@ import { installAuth } from "./auth.js";
 import { installJsonBodies } from "./body.js";
 import { clientErrorHandler, frameworkErrors, installErrorHandling, MAX_PARAM_LENGTH } from "./errors.js";
 import { ApiMetrics } from "./metrics.js";
-import { installProcessGuards } from "./process-guards.js";
 import { RunNotifier } from "./notifier.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerRunActionRoutes } from "./routes/run-actions.js";
@@ -64,9 +63,6 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     undo.length = 0;
   };
   try {
-    // Removed last: a dependency may still fail while the rest is stopping.
-    const removeGuards = installProcessGuards(log);
-    undo.push(async () => removeGuards());
     const db: Db = await openDb(config.databaseUrl, config.dataDir, (err) => log.warn({ err }, "database connection error"));
     undo.push(() => db.close());
     const applied = await migrate(db);

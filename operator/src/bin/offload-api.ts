@@ -2,6 +2,7 @@
 // offload-api: the run API process. Configuration comes from the environment only.
 import { isOffloadError, listenError, redactUrl } from "@offload/sdk/internal";
 import { pino, type Logger } from "pino";
+import { installProcessGuards } from "../api/process-guards.js";
 import { startApi, type RunningApi } from "../api/server.js";
 import { API_ENV_DOC, loadApiConfig, type ApiConfig } from "../config/api.js";
 import { API_LISTEN_SETTINGS, checkDataDir, checkPort, waitForDependencies } from "../config/startup.js";
@@ -54,6 +55,9 @@ async function main(argv: string[]): Promise<void> {
     if (isOffloadError(err)) exitWith(err.message, err.code === "OFFLOAD_CONFIG" ? 2 : 1, log);
     throw err;
   }
+  // Process-wide handlers belong to the process, not to startApi, which an embedding program may call:
+  // installed before the API starts and never removed, so they also cover its stop.
+  installProcessGuards(log);
   let api: RunningApi;
   try {
     api = await startApi(config, { logger: log });
