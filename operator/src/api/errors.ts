@@ -91,7 +91,7 @@ export function installErrorHandling(app: FastifyInstance): void {
       return reply
         .code(503)
         .header("retry-after", "1")
-        .send(errorBody("OFFLOAD_UNAVAILABLE", "the database or NATS is unavailable right now; try again shortly (a submission answered so recorded nothing)"));
+        .send(errorBody("OFFLOAD_UNAVAILABLE", "the database or NATS is unavailable right now; try again shortly (a submission answered so may or may not have been recorded; retry with the same idempotencyKey to be sure of one run)"));
     }
     request.log.error({ err }, "request failed");
     return reply.code(500).send(errorBody("OFFLOAD_INTERNAL", "internal error; the run API's logs have the details"));

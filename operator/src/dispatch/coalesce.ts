@@ -26,7 +26,8 @@ export const MAX_IN_FLIGHT = 2;
  * extra wait stays below one group's write. A group that fails is tried again
  * one run at a time, so that one run the database refuses fails only its own
  * call: safe, because a submit that throws has recorded nothing (see
- * {@link submitRuns}), so no run is made twice.
+ * {@link submitRuns}), so no run is made twice; short of a connection lost
+ * between COMMIT and its reply, where only an idempotency key guards a run.
  */
 export class SubmitCoalescer {
   readonly #submit: SubmitMany;

@@ -29,7 +29,9 @@ export interface Submitted {
  * and a client retrying would only make a second one. So is a PENDING mark that
  * fails: the sweeper publishes the run again (JetStream drops the duplicate by
  * its message id) and marks it. Hence when this throws, nothing was recorded,
- * and the same runs may be submitted again.
+ * and the same runs may be submitted again; except when the database connection
+ * dropped after COMMIT was sent and before its reply, when they may have been:
+ * only the same idempotency key makes a second submission safe then.
  */
 export async function submitRuns(deps: SubmitDeps, bodies: readonly CreateRunBody[]): Promise<Submitted[]> {
   const recorded = await recordRuns(deps.db, bodies, { retentionSeconds: deps.runRetentionSeconds });

@@ -80,7 +80,8 @@ export async function recordRuns(db: Db, bodies: readonly CreateRunBody[], opts:
   };
   // One INSERT statement is atomic by itself: a transaction (BEGIN and COMMIT, two more round trips) is only
   // needed when cache lookups must agree with the insert, or when there may be more than one statement (a batch
-  // past one chunk, or idempotency keys to look up). Either way, a call that throws has recorded nothing.
+  // past one chunk, or idempotency keys to look up). Either way, a call that throws has recorded nothing, unless
+  // the connection dropped after COMMIT (or the one statement) was sent and before its reply.
   const oneStatement = bodies.length <= CHUNK && !bodies.some((b) => cacheable(b) || b.idempotencyKey !== undefined);
   return oneStatement ? work(db) : db.transaction(work);
 }
