@@ -124,7 +124,8 @@ export function frameworkErrors(err: FastifyError, request: FastifyRequest, repl
  * The HTTP server's `clientError`: requests Node's parser refused before
  * fastify saw them (headers too large, malformed request lines, a request
  * that never arrived in full). Written to the socket directly, in the same
- * envelope as every other error, then the socket is closed as Node does.
+ * envelope as every other error, if nothing was written on that socket yet,
+ * then the socket is closed as Node does.
  */
 export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
   if (err.code === "ECONNRESET" || socket.destroyed) return;
@@ -135,7 +136,9 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
         ? errorBody("OFFLOAD_REQUEST_TIMEOUT", "the request did not arrive in full in time")
         : errorBody("OFFLOAD_VALIDATION", `malformed HTTP request (${err.code ?? err.message})`);
   const json = JSON.stringify(body);
-  if (socket.writable) {
+  // Node's documented guard: once anything went out on this socket (a response, or part of one), a raw response
+  // written now could land inside another and corrupt what the client reads; then the socket is only destroyed.
+  if (socket.writable && socket.bytesWritten === 0) {
     socket.write(
       `HTTP/1.1 ${body.statusCode} ${STATUS_CODES[body.statusCode] ?? ""}\r\nContent-Length: ${Buffer.byteLength(json)}\r\n` +
         `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${json}`,
