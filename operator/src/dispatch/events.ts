@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
-import { jsonProblem, MAX_JSON_DEPTH, Nats, RunEventSchema, type Run, type RunEvent } from "@offload/sdk/internal";
+import { jsonProblem, MAX_JSON_DEPTH, Nats, RunEventSchema, storableText, type Run, type RunEvent } from "@offload/sdk/internal";
 import type { Logger } from "pino";
 import type { Db } from "../store/db.js";
 import { isUuid } from "../store/ids.js";
@@ -223,9 +223,7 @@ function withStorableResult(data: unknown): unknown {
 }
 
 // U+0000 and lone surrogates: PostgreSQL stores neither in text.
-const LONE_SURROGATE = /\p{Cs}/gu;
-const storable = <T extends string | undefined>(text: T): T =>
-  text === undefined ? text : (text.replaceAll("\u0000", "\uFFFD").replace(LONE_SURROGATE, "\uFFFD") as T);
+const storable = <T extends string | undefined>(text: T): T => (text === undefined ? text : (storableText(text) as T));
 
 /** Diagnostic text a worker sent (error, worker id, keys) with what PostgreSQL cannot store replaced by U+FFFD. */
 function withStorableText(event: RunEvent): RunEvent {

@@ -29,6 +29,8 @@ export interface JsonProblem {
 
 // With the u flag a well-formed pair is one code point; only a lone half is in the category Cs.
 const LONE_SURROGATE = /\p{Cs}/u;
+// A separate global copy for replacing: a global regex's test() keeps state (lastIndex) between calls.
+const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, "gu");
 
 const joinPath = (base: string, key: string | number): string => (base === "" ? String(key) : `${base}.${String(key)}`);
 
@@ -41,6 +43,11 @@ export function unstorableText(text: string): string | undefined {
   if (text.includes("\u0000")) return "contains the character U+0000, which run records cannot store; encode binary data (e.g. base64)";
   if (LONE_SURROGATE.test(text)) return "contains a lone UTF-16 surrogate (half of a pair, not a character), which run records cannot store";
   return undefined;
+}
+
+/** `text` with what {@link unstorableText} refuses (U+0000, lone surrogates) replaced by U+FFFD, for diagnostics kept as they come. */
+export function storableText(text: string): string {
+  return text.replaceAll("\u0000", "\uFFFD").replace(LONE_SURROGATES, "\uFFFD");
 }
 
 /**
