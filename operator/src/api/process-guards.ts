@@ -20,7 +20,7 @@ import { isDatabaseUnavailable } from "../store/db.js";
  *
  * Answers the function that removes the handlers.
  */
-export function installProcessGuards(log: Logger, exit: (code: number) => void = (code) => process.exit(code)): () => void {
+export function installProcessGuards(log: Logger): () => void {
   const onRejection = (reason: unknown): void => {
     log.error({ err: reason }, "unhandled promise rejection; still serving (a bug: please report it with this line)");
   };
@@ -30,7 +30,7 @@ export function installProcessGuards(log: Logger, exit: (code: number) => void =
       return;
     }
     log.fatal({ err }, "uncaught exception; exiting to be restarted");
-    exit(1);
+    process.exit(1);
   };
   process.on("unhandledRejection", onRejection);
   process.on("uncaughtException", onException);

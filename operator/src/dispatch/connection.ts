@@ -21,10 +21,9 @@ export class NatsDisconnectedError extends Error {
 export class NatsLink {
   #connected = true;
   #lost = new AbortController();
-  readonly #done: Promise<void>;
 
   constructor(nc: NatsConnection, log: Logger) {
-    this.#done = (async () => {
+    void (async () => {
       for await (const s of nc.status()) {
         if (s.type === "disconnect" && this.#connected) {
           this.#connected = false;
@@ -46,11 +45,6 @@ export class NatsLink {
   /** False from a disconnect until the connection is back (and after close). */
   get connected(): boolean {
     return this.#connected;
-  }
-
-  /** Aborted when the current connection is lost: what is in flight on it will never be answered. */
-  get lost(): AbortSignal {
-    return this.#lost.signal;
   }
 
   /**
@@ -78,10 +72,5 @@ export class NatsLink {
     } finally {
       lost.removeEventListener("abort", onLost!);
     }
-  }
-
-  /** Resolves once the connection's status stream has ended (after it closed). */
-  done(): Promise<void> {
-    return this.#done;
   }
 }
