@@ -6,7 +6,7 @@ import { ErrorBodySchema, MAX_JSON_DEPTH, type ErrorCode } from "@offload/sdk/in
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call } from "../api/helpers.js";
 import { startStack, stopSharedPostgres, type DbKind, type Stack } from "../support/index.js";
-import { rawRequest } from "./raw-http.js";
+import { rawKeepAlive, rawRequest } from "./raw-http.js";
 
 /** `depth` arrays inside one another, written as text: JSON.stringify itself would recurse. */
 const nestedArrays = (depth: number, inner = "1"): string => "[".repeat(depth) + inner + "]".repeat(depth);
@@ -155,6 +155,9 @@ describe.each<DbKind>(["pglite", "postgres"])("the run API on %s refuses what it
       expect(body.code, what).toBe(code);
     };
     envelope(await rawRequest(stack.apiUrl, `GET /v1/runs HTTP/1.1\r\nX-Big: ${"x".repeat(20_000)}`), 431, "OFFLOAD_HEADERS_TOO_LARGE", "headers too large");
+    // On a kept-alive socket (as the SDK's) whose first answer went out in full, the bad second request is answered too.
+    const both = await rawKeepAlive(stack.apiUrl, "GET /healthz HTTP/1.1", `GET /v1/runs HTTP/1.1\r\nX-Big: ${"x".repeat(20_000)}`);
+    expect(both, "a 431 after a 200 on one socket").toMatch(/^HTTP\/1\.1 200 [\s\S]*HTTP\/1\.1 431 [\s\S]*"OFFLOAD_HEADERS_TOO_LARGE"/);
     envelope(await rawRequest(stack.apiUrl, "GET /v1/runs/%E0%A4%A HTTP/1.1"), 400, "OFFLOAD_VALIDATION", "broken percent-encoding");
     envelope(await rawRequest(stack.apiUrl, "GET /v1/runs?task=%E0%A4%A HTTP/1.1"), 400, "OFFLOAD_VALIDATION", "broken percent-encoding in the query");
     envelope(await rawRequest(stack.apiUrl, `GET /v1/runs/${"a".repeat(2000)} HTTP/1.1`), 400, "OFFLOAD_VALIDATION", "an over-long path parameter");

@@ -39,3 +39,33 @@ export async function rawRequest(url: string, head: string, body = ""): Promise<
   }
   return { status: Number(statusLine.split(" ")[1] ?? 0), headers, body: rest.join("\r\n\r\n") };
 }
+
+/**
+ * Sends `first` and, once its answer has come, `second` on one kept-alive
+ * socket, as an SDK client does; answers everything the server wrote, as text,
+ * once it closes the socket.
+ */
+export async function rawKeepAlive(url: string, first: string, second: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  let text = "";
+  const answered = new Promise<void>((resolve) => {
+    socket.on("data", (b: Buffer) => {
+      text += b.toString("utf8");
+      if (text.includes("\r\n\r\n")) resolve();
+    });
+  });
+  const closed = new Promise<void>((resolve) => {
+    socket.once("close", () => resolve());
+    socket.once("error", () => resolve());
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  socket.write(`${first}\r\nHost: ${hostname}\r\nConnection: keep-alive\r\n\r\n`);
+  await answered;
+  socket.write(`${second}\r\nHost: ${hostname}\r\n\r\n`);
+  await closed;
+  return text;
+}

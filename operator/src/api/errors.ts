@@ -136,9 +136,11 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
         ? errorBody("OFFLOAD_REQUEST_TIMEOUT", "the request did not arrive in full in time")
         : errorBody("OFFLOAD_VALIDATION", `malformed HTTP request (${err.code ?? err.message})`);
   const json = JSON.stringify(body);
-  // Node's documented guard: once anything went out on this socket (a response, or part of one), a raw response
-  // written now could land inside another and corrupt what the client reads; then the socket is only destroyed.
-  if (socket.writable && socket.bytesWritten === 0) {
+  // Node's own rule for this event: answer unless a response on this socket has begun (its headers went out), since
+  // a raw response written then would land inside it. A kept-alive socket whose earlier responses are finished has
+  // no response attached, so a bad second request still gets its 431 or 400, as SDK clients (keep-alive) need.
+  const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (socket.writable && !current?.headersSent) {
     socket.write(
       `HTTP/1.1 ${body.statusCode} ${STATUS_CODES[body.statusCode] ?? ""}\r\nContent-Length: ${Buffer.byteLength(json)}\r\n` +
         `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${json}`,
