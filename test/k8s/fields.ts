@@ -212,8 +212,8 @@ export function jsonPatch(target: Obj, ops: { op: string; path: string; value?: 
   return doc;
 }
 
-/** The value at a JSON pointer's parts, through objects and arrays alike. */
-function pointerGet(doc: unknown, parts: string[]): unknown {
+/** The value at a JSON pointer's parts (or any path of keys and indexes), through objects and arrays alike. */
+export function pointerGet(doc: unknown, parts: string[]): unknown {
   let cur = doc;
   for (const k of parts) {
     if (Array.isArray(cur)) cur = cur[Number(k)];

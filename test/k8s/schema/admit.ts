@@ -6,7 +6,7 @@
  * object the wrong shape for them, the CEL rules. Updates ratchet: an error
  * on a value the update did not change is not reported.
  */
-import { clone, deepEqual, isObj, type Obj } from "../fields.js";
+import { clone, deepEqual, isObj, pointerGet, type Obj } from "../fields.js";
 import { applyDefaults } from "./defaults.js";
 import { validateEmbedded } from "./embedded.js";
 import { fieldErr, invalid, strictDecoding, type FieldError, FieldPath } from "./errors.js";
@@ -78,15 +78,5 @@ function unchanged(e: FieldError, obj: Obj, old: Obj): boolean {
   if (!e.field || e.field.startsWith(".")) return false;
   const path = e.field.split(/\.|(?=\[)/).map((s) => (s.startsWith("[") ? s.slice(1, -1) : s));
   const at = e.type === "Required" ? path.slice(0, -1) : path;
-  return deepEqual(lookup(obj, at), lookup(old, at));
-}
-
-function lookup(v: unknown, path: string[]): unknown {
-  let cur = v;
-  for (const k of path) {
-    if (Array.isArray(cur)) cur = cur[Number(k)];
-    else if (isObj(cur)) cur = cur[k];
-    else return undefined;
-  }
-  return cur;
+  return deepEqual(pointerGet(obj, at), pointerGet(old, at));
 }
