@@ -3,8 +3,15 @@
  * real kube-apiserver answered to each request, to replay against the stand-in.
  */
 import { readdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
+
+/**
+ * Where the corpus is: `OFFLOAD_K8S_CORPUS`, else the shared one beside the
+ * repository (`<repo>/../shared/k8s-conformance`, where a CI clone has it too).
+ */
+export const DEFAULT_CORPUS_DIR = process.env.OFFLOAD_K8S_CORPUS || resolve(fileURLToPath(import.meta.url), "../../../../../shared/k8s-conformance");
 
 const request = z.object({
   method: z.string(),

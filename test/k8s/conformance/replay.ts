@@ -10,11 +10,9 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { isObj, type Obj } from "../fields.js";
 import { compare, type Actual } from "./compare.js";
-import { loadCorpus, type CorpusFile, type CorpusRequest } from "./corpus.js";
+import { DEFAULT_CORPUS_DIR, loadCorpus, type CorpusFile, type CorpusRequest } from "./corpus.js";
 
-const ROOT = resolve(fileURLToPath(import.meta.url), "../../../..");
-/** The shared corpus, beside the repository. */
-export const DEFAULT_CORPUS_DIR = resolve(ROOT, "../shared/k8s-conformance");
+export { DEFAULT_CORPUS_DIR };
 /** How long a watch is read, as when the corpus was recorded. */
 const WATCH_MS = 3000;
 

@@ -3,12 +3,12 @@
  * repository), read for the schema engine's own tests.
  */
 import { readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { DEFAULT_CORPUS_DIR } from "../conformance/corpus.js";
 import type { Obj } from "../fields.js";
 
-/** The corpus folder: `<repo>/../shared/k8s-conformance`, or OFFLOAD_K8S_CORPUS. */
-export const CORPUS_DIR = process.env.OFFLOAD_K8S_CORPUS ?? resolve(dirname(fileURLToPath(import.meta.url)), "../../../../shared/k8s-conformance");
+/** The corpus folder, as the replay tool finds it. */
+export const CORPUS_DIR = DEFAULT_CORPUS_DIR;
 
 export interface CorpusRequest {
   method: string;
