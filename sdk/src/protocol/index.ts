@@ -2,6 +2,7 @@
 export * from "./states.js";
 export * from "./names.js";
 export * from "./run.js";
+export * from "./progress.js";
 export * from "./limits.js";
 export * from "./messages.js";
 export * from "./errors.js";

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { JsonSchema, RunErrorSchema } from "./run.js";
 import { TaskNameSchema } from "./names.js";
+import { RunProgressSchema, TraceContextSchema } from "./progress.js";
 
 /**
  * The payload of a task message on `offload.tasks.<task>`: everything a
@@ -20,12 +21,30 @@ export const TaskMessageSchema = z.object({
   dispatch: z.number().int().nonnegative(),
   /** Per-run override of the task's timeout. */
   timeoutSeconds: z.number().positive().optional(),
+  /** The trace context of the `delay()` call: the worker's span continues it (every dispatch carries it, retries too). */
+  traceContext: TraceContextSchema.optional(),
 });
 export type TaskMessage = z.infer<typeof TaskMessageSchema>;
 
 /** The kinds of event a worker publishes about a run. */
 export const RunEventTypeSchema = z.enum(["RUNNING", "COMPLETED", "FAILED", "AWAITING_RETRY", "CANCELLED"]);
 export type RunEventType = z.infer<typeof RunEventTypeSchema>;
+
+/**
+ * A progress report: published on the same subject as the run's state events,
+ * so JetStream stores it and the run API reads it in order with them (the last
+ * report before the outcome, never after it). Not a state: it changes only
+ * `progress`, and only while the run is RUNNING the same attempt.
+ */
+export const RunProgressMessageSchema = z.object({
+  runId: z.string(),
+  task: TaskNameSchema,
+  type: z.literal("PROGRESS"),
+  attempt: z.number().int().positive(),
+  workerId: z.string(),
+  progress: RunProgressSchema,
+});
+export type RunProgressMessage = z.infer<typeof RunProgressMessageSchema>;
 
 /** An event on `offload.events.<task>`, materialized into the run record by the run API. */
 export const RunEventSchema = z.object({

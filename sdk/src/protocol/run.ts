@@ -2,6 +2,7 @@ import { z } from "zod";
 import { TaskNameSchema } from "./names.js";
 import { isRealTimestamp, jsonProblem, MAX_JSON_DEPTH, unstorableText } from "./limits.js";
 import { RunStateSchema } from "./states.js";
+import { RunProgressSchema, TraceContextSchema } from "./progress.js";
 
 /** Any JSON value: what parameters and results are made of. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -37,6 +38,8 @@ export const RunSchema = z.object({
   cached: z.boolean().describe("True when the result was served from an earlier run's cache."),
   idempotencyKey: z.string().nullable(),
   workerId: z.string().nullable().describe("The worker that last ran it."),
+  progress: RunProgressSchema.optional().describe("The task's last `ctx.progress(...)` report; absent until it makes one."),
+  traceContext: TraceContextSchema.optional().describe("The trace context `delay()` was called in; absent when there was none."),
 });
 export type Run = z.infer<typeof RunSchema>;
 
@@ -82,6 +85,9 @@ export const CreateRunBodySchema = z.strictObject({
     .max(MAX_CACHE_EXPIRES_SECONDS)
     .optional()
     .describe("How long this run's result may serve as a cache hit once completed; unset: forever."),
+  traceContext: TraceContextSchema.optional().describe(
+    "The caller's W3C trace context: the worker's span for the run joins that trace. The SDK sets it from the active span.",
+  ),
 });
 export type CreateRunBody = z.infer<typeof CreateRunBodySchema>;
 
