@@ -6,3 +6,4 @@ export * from "./progress.js";
 export * from "./limits.js";
 export * from "./messages.js";
 export * from "./errors.js";
+export * from "./tasks.js";
