@@ -190,6 +190,7 @@ describe("delay() and map() send what the run API needs", () => {
     cached: false,
     idempotencyKey: null,
     workerId: null,
+    namespace: body.namespace ?? "default",
   });
   // A real HTTP server on loopback standing in for the run API: it records each call and answers as told.
   let answer: (method: string, path: string, body: unknown) => { status: number; body: unknown } = () => ({ status: 500, body: {} });

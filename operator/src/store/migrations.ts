@@ -67,6 +67,21 @@ export const MIGRATIONS: readonly { version: number; name: string; statements: r
       "CREATE INDEX runs_result_ref ON runs (result_ref) WHERE result_ref IS NOT NULL",
     ],
   },
+  {
+    version: 4,
+    name: "namespaces",
+    statements: [
+      // The Kubernetes namespace a run was delayed from: reads, cancel and retry are authorized there.
+      // Runs recorded before authorization existed belong to `default`, where the token and none modes put them.
+      "ALTER TABLE runs ADD COLUMN namespace text NOT NULL DEFAULT 'default'",
+      // An idempotency key is one caller's promise, so it is unique within a namespace: a key taken in another
+      // namespace must neither hand that namespace's run out nor block this one.
+      "DROP INDEX runs_idempotency_key",
+      "CREATE UNIQUE INDEX runs_idempotency_key ON runs (namespace, idempotency_key)",
+      // Listing runs is per namespace.
+      "CREATE INDEX runs_namespace_created ON runs (namespace, created_at DESC, id DESC)",
+    ],
+  },
 ];
 
 /**

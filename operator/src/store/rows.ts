@@ -1,5 +1,8 @@
 import type { Json, Run, RunState } from "@offload/sdk/internal";
 
+/** The namespace of a run recorded without one (and of every run recorded before namespaces existed). */
+export const DEFAULT_NAMESPACE = "default";
+
 /** A row of `runs` as both drivers return it. */
 export interface RunRow {
   id: string;
@@ -22,6 +25,7 @@ export interface RunRow {
   dispatch: number;
   timeout_seconds: number | null;
   cache_expires_in_seconds: number | null;
+  namespace: string;
 }
 
 /** A recorded run plus what dispatching it needs. */
@@ -60,6 +64,7 @@ export function toStored(r: RunRow): StoredRun {
       cached: r.cached,
       idempotencyKey: r.idempotency_key,
       workerId: r.worker_id,
+      namespace: r.namespace,
     },
   };
 }

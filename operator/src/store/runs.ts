@@ -4,9 +4,12 @@ import { cacheSlot, findCacheHits } from "./cache.js";
 import { encodeCursor, type CursorKey } from "./cursor.js";
 import type { Db, Queryable } from "./db.js";
 import { uuidArray } from "./ids.js";
-import { CHUNK, iso, json, placeholders, toStored, type RunRow, type StoredRun } from "./rows.js";
+import { CHUNK, DEFAULT_NAMESPACE, iso, json, toStored, type RunRow, type StoredRun } from "./rows.js";
 
 export type { StoredRun } from "./rows.js";
+
+/** The namespace a body records its run in. */
+const nsOf = (b: CreateRunBody): string => b.namespace ?? DEFAULT_NAMESPACE;
 
 /** The outcome of recording one run. */
 export interface Recorded extends StoredRun {
@@ -33,46 +36,57 @@ export async function recordRuns(db: Db, bodies: readonly CreateRunBody[], opts:
   const cacheable = (b: CreateRunBody): b is CreateRunBody & { cacheKey: string } =>
     b.cacheKey !== undefined && (b.scheduledAt === undefined || Date.parse(b.scheduledAt) <= now);
   const work = async (q: Queryable): Promise<Recorded[]> => {
-    const hits = await findCacheHits(q, bodies.filter(cacheable).map((b) => ({ task: b.task, cacheKey: b.cacheKey })), opts);
+    const hits = await findCacheHits(q, bodies.filter(cacheable).map((b) => ({ namespace: nsOf(b), task: b.task, cacheKey: b.cacheKey })), opts);
     const inserted = new Map<string, Recorded>();
     for (let start = 0; start < bodies.length; start += CHUNK) {
       const chunk = bodies.slice(start, start + CHUNK);
       const params: unknown[] = [];
       const rows = chunk.map((b, i) => {
-        const hit = cacheable(b) ? hits.get(cacheSlot(b.task, b.cacheKey)) : undefined;
+        const hit = cacheable(b) ? hits.get(cacheSlot(nsOf(b), b.task, b.cacheKey)) : undefined;
         const p = params.length + 1;
         params.push(
           ids[start + i], b.task, json(b.parameters), b.idempotencyKey ?? null, b.scheduledAt ?? null,
           b.timeoutSeconds ?? null, b.cacheKey ?? null, b.cacheExpiresInSeconds ?? null,
-          hit !== undefined, hit ? json(hit.result ?? null) : null, hit?.resultRef ?? null,
+          hit !== undefined, hit ? json(hit.result ?? null) : null, hit?.resultRef ?? null, nsOf(b),
         );
-        const [id, task, parameters, key, scheduled, timeout, cacheKey, expires, cached, result, resultRef] = Array.from({ length: 11 }, (_, k) => `$${p + k}`);
+        const [id, task, parameters, key, scheduled, timeout, cacheKey, expires, cached, result, resultRef, namespace] = Array.from({ length: 12 }, (_, k) => `$${p + k}`);
         // now() is the transaction's start: one creation time for a whole batch, and due == true exactly when not scheduled.
         return `(${id}::uuid, ${task}, CASE WHEN ${cached}::boolean THEN 'COMPLETED' ELSE 'SCHEDULED' END, ${parameters}::jsonb, now(),
           COALESCE(${scheduled}::timestamptz, now()), ${key}, ${timeout}::double precision, ${cacheKey}, ${expires}::double precision,
-          ${cached}::boolean, ${result}::jsonb, ${resultRef}, CASE WHEN ${cached}::boolean THEN now() END)`;
+          ${cached}::boolean, ${result}::jsonb, ${resultRef}, CASE WHEN ${cached}::boolean THEN now() END, ${namespace})`;
       });
       const got = await q.query<RunRow & { due: boolean }>(
         `INSERT INTO runs (id, task, state, parameters, created_at, scheduled_at, idempotency_key, timeout_seconds, cache_key,
-                           cache_expires_in_seconds, cached, result, result_ref, finished_at)
+                           cache_expires_in_seconds, cached, result, result_ref, finished_at, namespace)
          VALUES ${rows.join(", ")}
-         ON CONFLICT (idempotency_key) DO NOTHING
+         ON CONFLICT (namespace, idempotency_key) DO NOTHING
          RETURNING *, state = 'SCHEDULED' AND scheduled_at <= now() AS due`,
         params,
       );
       for (const r of got) inserted.set(r.id, { ...toStored(r), created: true, due: r.due });
     }
-    const missingKeys = [...new Set(bodies.filter((b, i) => !inserted.has(ids[i]!) && b.idempotencyKey).map((b) => b.idempotencyKey!))];
+    // Idempotency keys are unique per namespace, so a taken key is looked up with its namespace.
+    const slot = (namespace: string, key: string): string => JSON.stringify([namespace, key]);
+    const missing = [
+      ...new Map(
+        bodies
+          .filter((b, i) => !inserted.has(ids[i]!) && b.idempotencyKey)
+          .map((b) => [slot(nsOf(b), b.idempotencyKey!), [nsOf(b), b.idempotencyKey!]] as const),
+      ).values(),
+    ];
     const byKey = new Map<string, StoredRun>();
-    for (let start = 0; start < missingKeys.length; start += CHUNK) {
-      const keys = missingKeys.slice(start, start + CHUNK);
-      const got = await q.query<RunRow>(`SELECT * FROM runs WHERE idempotency_key IN (${placeholders(1, keys.length)})`, keys);
-      for (const r of got) byKey.set(r.idempotency_key!, toStored(r));
+    for (let start = 0; start < missing.length; start += CHUNK) {
+      const pairs = missing.slice(start, start + CHUNK);
+      const got = await q.query<RunRow>(
+        `SELECT * FROM runs WHERE (namespace, idempotency_key) IN (${pairs.map((_, k) => `($${2 * k + 1}::text, $${2 * k + 2}::text)`).join(", ")})`,
+        pairs.flat(),
+      );
+      for (const r of got) byKey.set(slot(r.namespace, r.idempotency_key!), toStored(r));
     }
     return bodies.map((b, i) => {
       const mine = inserted.get(ids[i]!);
       if (mine) return mine;
-      const existing = b.idempotencyKey ? byKey.get(b.idempotencyKey) : undefined;
+      const existing = b.idempotencyKey ? byKey.get(slot(nsOf(b), b.idempotencyKey)) : undefined;
       // Only a conflict on the key skips a row, and then the row holding the key exists.
       if (!existing) throw new Error(`run for ${b.task} was neither recorded nor found by its idempotency key`);
       return { ...existing, created: false, due: false };
@@ -115,13 +129,14 @@ export async function getRunState(db: Queryable, id: string): Promise<RunState |
   return rows[0]?.state;
 }
 
-/** One page of runs, newest first. */
+/** One page of runs, newest first; of one namespace when `namespace` is given. */
 export async function listRuns(
   db: Queryable,
-  q: { task?: string | undefined; state?: RunState | undefined; limit: number; after?: CursorKey | undefined },
+  q: { namespace?: string | undefined; task?: string | undefined; state?: RunState | undefined; limit: number; after?: CursorKey | undefined },
 ): Promise<{ runs: Run[]; nextCursor: string | null }> {
   const where: string[] = [];
   const params: unknown[] = [];
+  if (q.namespace) where.push(`namespace = $${params.push(q.namespace)}`);
   if (q.task) where.push(`task = $${params.push(q.task)}`);
   if (q.state) where.push(`state = $${params.push(q.state)}`);
   if (q.after) where.push(`(created_at, id) < ($${params.push(q.after.createdAt)}::timestamptz, $${params.push(q.after.id)}::uuid)`);

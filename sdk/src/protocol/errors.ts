@@ -10,7 +10,16 @@ export const ERROR_CODES = {
   OFFLOAD_UNSUPPORTED_MEDIA_TYPE: { status: 415, description: "The body's content-type is not one the API reads; send JSON (content-type: application/json)." },
   OFFLOAD_HEADERS_TOO_LARGE: { status: 431, description: "The request's headers are larger than the API accepts (Node's --max-http-header-size, 16 KiB by default)." },
   OFFLOAD_REQUEST_TIMEOUT: { status: 408, description: "The request did not arrive in full in time; send it again." },
-  OFFLOAD_UNAUTHORIZED: { status: 401, description: "Missing or wrong `Authorization: Bearer <token>`; set OFFLOAD_API_TOKEN." },
+  OFFLOAD_UNAUTHORIZED: {
+    status: 401,
+    description:
+      "Missing, malformed, expired or wrong `Authorization: Bearer <token>`; set OFFLOAD_API_TOKEN, or OFFLOAD_TOKEN_FILE to a ServiceAccount token with the API's audience.",
+  },
+  OFFLOAD_FORBIDDEN: {
+    status: 403,
+    description: "The caller may not do this verb on `runs` (group offload.dev) in this namespace; grant it with a Role/RoleBinding (e.g. to ClusterRole offload-runs-creator).",
+  },
+  OFFLOAD_RATE_LIMITED: { status: 429, description: "Too many requests from this caller; wait `Retry-After` seconds and try again." },
   OFFLOAD_RUN_NOT_FOUND: { status: 404, description: "No run has this id." },
   OFFLOAD_ROUTE_NOT_FOUND: { status: 404, description: "No such endpoint; see /docs." },
   OFFLOAD_RUN_FAILED: { status: 409, description: "The run ended FAILED; `error` holds its error." },

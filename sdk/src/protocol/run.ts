@@ -19,6 +19,12 @@ export type RunError = z.infer<typeof RunErrorSchema>;
 
 const isoDate = z.iso.datetime({ offset: true });
 
+/** A Kubernetes namespace name (a DNS-1123 label, as the API server requires of namespaces). */
+export const NamespaceSchema = z
+  .string()
+  .max(63)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a Kubernetes namespace name: lowercase letters, digits and '-', at most 63 characters");
+
 /** A run as the run API returns it. Times are ISO 8601 strings. */
 export const RunSchema = z.object({
   id: z.string().describe("The run's id (a UUID)."),
@@ -40,6 +46,7 @@ export const RunSchema = z.object({
   workerId: z.string().nullable().describe("The worker that last ran it."),
   progress: RunProgressSchema.optional().describe("The task's last `ctx.progress(...)` report; absent until it makes one."),
   traceContext: TraceContextSchema.optional().describe("The trace context `delay()` was called in; absent when there was none."),
+  namespace: z.string().describe("The Kubernetes namespace the run was delayed from: its reads, cancel and retry are authorized there."),
 });
 export type Run = z.infer<typeof RunSchema>;
 
@@ -88,6 +95,9 @@ export const CreateRunBodySchema = z.strictObject({
   traceContext: TraceContextSchema.optional().describe(
     "The caller's W3C trace context: the worker's span for the run joins that trace. The SDK sets it from the active span.",
   ),
+  namespace: NamespaceSchema.optional().describe(
+    "The namespace to record the run in (the caller needs `create` on `runs` there). Unset: the caller's own ServiceAccount namespace, or `default`.",
+  ),
 });
 export type CreateRunBody = z.infer<typeof CreateRunBodySchema>;
 
@@ -104,6 +114,9 @@ export const CreateRunsBatchResponseSchema = z.object({ runs: z.array(RunSchema)
 
 /** Query of `GET /v1/runs`. */
 export const ListRunsQuerySchema = z.strictObject({
+  namespace: NamespaceSchema.optional().describe(
+    "Only runs of this namespace (the caller needs `list` on `runs` there). Unset: with Kubernetes auth, the caller's own ServiceAccount namespace; otherwise every namespace.",
+  ),
   task: TaskNameSchema.optional(),
   state: RunStateSchema.optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
