@@ -62,7 +62,7 @@ function groupsOf(types: ResourceType[]): Group[] {
 
 function resourcesOf(t: ResourceType): Obj[] {
   const base = { namespaced: !t.clusterScoped, kind: t.kind };
-  const out: Obj[] = [{ name: t.plural, singularName: t.singular ?? t.kind.toLowerCase(), ...base, verbs: VERBS, ...(t.shortNames?.length ? { shortNames: t.shortNames } : {}) }];
+  const out: Obj[] = [{ name: t.plural, singularName: t.singular ?? t.kind.toLowerCase(), ...base, verbs: t.createOnly ? ["create"] : VERBS, ...(t.shortNames?.length ? { shortNames: t.shortNames } : {}) }];
   if (t.status) out.push({ name: `${t.plural}/status`, singularName: "", ...base, verbs: ["get", "patch", "update"] });
   if (t.scale) out.push({ name: `${t.plural}/scale`, singularName: "", namespaced: !t.clusterScoped, group: "autoscaling", version: "v1", kind: "Scale", verbs: ["get", "patch", "update"] });
   return out;

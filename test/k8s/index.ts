@@ -1,3 +1,4 @@
 export * from "./server.js";
 export * from "./fields.js";
 export * from "./crds.js";
+export * from "./auth/index.js";

@@ -21,6 +21,8 @@ export interface ResourceType {
   selectableFields?: string[];
   /** For a custom resource: the name of the CRD that defines it (its schema admits every write). */
   crd?: string;
+  /** Only `create` is served, nothing stored (the reviews: `auth/` answers them). */
+  createOnly?: boolean;
 }
 
 const EVENT_FIELDS = ["involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"];
@@ -53,6 +55,16 @@ export const BUILTIN_TYPES: readonly ResourceType[] = [
     clusterScoped: true,
     status: true,
   },
+  // RBAC (auth/rbac.ts evaluates it; auth/aggregation fills aggregated ClusterRoles).
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", kind: "Role", singular: "role" },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "rolebindings", kind: "RoleBinding", singular: "rolebinding" },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterroles", kind: "ClusterRole", singular: "clusterrole", clusterScoped: true },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterrolebindings", kind: "ClusterRoleBinding", singular: "clusterrolebinding", clusterScoped: true },
+  // The reviews: answered by auth/reviews.ts, never stored.
+  { group: "authentication.k8s.io", version: "v1", plural: "tokenreviews", kind: "TokenReview", singular: "tokenreview", clusterScoped: true, createOnly: true },
+  { group: "authorization.k8s.io", version: "v1", plural: "subjectaccessreviews", kind: "SubjectAccessReview", singular: "subjectaccessreview", clusterScoped: true, createOnly: true },
+  { group: "authorization.k8s.io", version: "v1", plural: "selfsubjectaccessreviews", kind: "SelfSubjectAccessReview", singular: "selfsubjectaccessreview", clusterScoped: true, createOnly: true },
+  { group: "authorization.k8s.io", version: "v1", plural: "localsubjectaccessreviews", kind: "LocalSubjectAccessReview", singular: "localsubjectaccessreview", createOnly: true },
 ];
 
 export const typeKey = (t: ResourceType): string => `${t.group}/${t.version}/${t.plural}`;

@@ -37,6 +37,7 @@ import { builtinCauses } from "./validation.js";
 import { discovery } from "./discovery.js";
 import { admitObject, validateCrd, type FieldValidation } from "./schema/index.js";
 import { installCrds } from "./crds.js";
+import { KubeAuth, type IssueTokenOptions } from "./auth/index.js";
 
 export type { ResourceType } from "./resources.js";
 
@@ -107,10 +108,23 @@ export class FakeKube {
   #gcScheduled = false;
   /** While set, every request is answered 503 (as an API server that is restarting). */
   unavailable = false;
+  /** ServiceAccount tokens, TokenReview, RBAC and the access reviews (`auth/`). */
+  readonly auth: KubeAuth = new KubeAuth(this);
 
   constructor(extraTypes: ResourceType[] = []) {
     for (const t of [...BUILTIN_TYPES, ...extraTypes]) this.#types.set(typeKey(t), t);
     for (const name of INITIAL_NAMESPACES) this.#create(NAMESPACE_TYPE, "", { metadata: { name } }, this.#ctx("kube-apiserver"));
+    this.auth.bootstrap();
+  }
+
+  /**
+   * A signed token for ServiceAccount `namespace/name`, as a TokenRequest gives (see {@link IssueTokenOptions}:
+   * audiences, lifetime, an already-expired one). Unlike the real server, a missing ServiceAccount (and its
+   * namespace) is created first, as a test's setup would.
+   */
+  issueToken(namespace: string, name: string, opts: IssueTokenOptions = {}): string {
+    if (!this.get("serviceaccounts", namespace, name)) this.create({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace } });
+    return this.auth.issueToken(namespace, name, opts);
   }
 
   /** The resource types served now: the built-in ones and those of established CRDs. */
@@ -286,6 +300,12 @@ export class FakeKube {
     try {
       if (this.unavailable) throw new HttpError(503, "ServiceUnavailable", "the server is currently unable to handle the request");
       const body = await readBody(req);
+      const authAnswer = this.auth.handle(req.method ?? "GET", url.pathname, req.headers, body);
+      if (authAnswer) {
+        rec.status = authAnswer.status;
+        send(res, authAnswer.status, authAnswer.body);
+        return;
+      }
       const result = this.#route(req.method ?? "GET", url.pathname, query, req.headers["content-type"] ?? "", body, res);
       if (result === "streaming") {
         rec.status = 200;
@@ -468,6 +488,7 @@ export class FakeKube {
   #emit(type: LogEntry["type"], t: ResourceType, obj: Obj): void {
     const snapshot = clone(obj);
     this.#log.push({ rv: Number(meta(obj).resourceVersion), type, rt: t, obj: snapshot });
+    if (t.group === "rbac.authorization.k8s.io" && t.plural === "clusterroles") this.auth.clusterRolesChanged();
     if (this.#log.length > 20_000) {
       const dropped = this.#log.splice(0, 10_000);
       this.#compactedRv = dropped[dropped.length - 1]!.rv + 1;
