@@ -1,0 +1,57 @@
+/** `offload delay TASK --params JSON [--wait]`: record and dispatch one run, as `task.delay()` does. */
+import { Command } from "commander";
+import type { Json, Run } from "../protocol/index.js";
+import { EXIT, UsageError } from "./exit-codes.js";
+import { followRun } from "./follow.js";
+import { writeJson } from "./io.js";
+import { LiveLine } from "./live.js";
+import { endText, positiveInt, statusText, type CommandContext } from "./runs.js";
+
+export function delayCommand(ctx: CommandContext): Command {
+  return new Command("delay")
+    .description("record and dispatch one run of a task (the worker checks the parameters against the task's schema)")
+    .argument("<task>", "the task's name")
+    .option("-p, --params <json>", "the task's input as JSON, e.g. '{\"url\":\"https://…\",\"width\":200}'", "{}")
+    .option("--idempotency-key <key>", "a second delay with the same key answers the first run")
+    .option("--timeout <seconds>", "overrides the task's timeoutSeconds for this run", positiveInt)
+    .option("-w, --wait", "wait for the run to finish, showing its state and progress; exit 1 if it failed or was cancelled")
+    .option("--json", "print the run as JSON (with --wait: the finished run, its result included)")
+    .action(async (task: string, opts: { params: string; idempotencyKey?: string; timeout?: number; wait?: boolean; json?: boolean }) => {
+      const parameters = parseParams(opts.params);
+      const client = ctx.client();
+      const run = await client.createRun({
+        task,
+        parameters,
+        ...(opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}),
+        ...(opts.timeout ? { timeoutSeconds: opts.timeout } : {}),
+      });
+      if (!opts.wait) {
+        if (opts.json) writeJson(ctx.io, run);
+        else ctx.io.stdout.write(`Run ${run.id} of ${run.task} is ${run.state}.\nFollow it with: offload runs get ${run.id}\n`);
+        return;
+      }
+      const live = new LiveLine(ctx.io.stderr);
+      let end: Run;
+      try {
+        end = await followRun(client, run.id, (r) => live.set(statusText(r)));
+      } finally {
+        live.stop();
+      }
+      if (end.state === "COMPLETED" && end.resultRef !== null) {
+        // A large result lives in the results store: the result call reads it from there.
+        end = { ...end, result: (await client.getResult(end.id)).result };
+      }
+      if (opts.json) writeJson(ctx.io, end);
+      else if (end.state === "COMPLETED") ctx.io.stdout.write(`${JSON.stringify(end.result)}\n`);
+      ctx.io.stderr.write(`${endText(end)}\n`);
+      ctx.exit(end.state === "COMPLETED" ? EXIT.OK : EXIT.RUN_FAILED);
+    });
+}
+
+function parseParams(text: string): Json {
+  try {
+    return JSON.parse(text) as Json;
+  } catch (err) {
+    throw new UsageError(`--params is not JSON: ${(err as Error).message}. Quote it for the shell, e.g. --params '{"width":200}'`);
+  }
+}

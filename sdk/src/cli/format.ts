@@ -1,0 +1,106 @@
+/**
+ * How `offload` shows things to people: aligned tables, relative times and
+ * short durations. Scripts use `--json` instead, whose output never changes
+ * shape with the terminal.
+ */
+import type { Run } from "../protocol/index.js";
+
+/** Rows under a header, each column as wide as its widest cell, two spaces apart; the last column is not padded. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ""))));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c + " ".repeat(widths[i]! - width(c))))
+      .join("  ")
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join("\n") + "\n";
+}
+
+/** `key: value` lines with the values aligned, for one object. */
+export function fields(pairs: readonly (readonly [string, string])[]): string {
+  const w = Math.max(...pairs.map(([k]) => width(k)));
+  return pairs.map(([k, v]) => `${k}:${" ".repeat(w - width(k) + 1)}${v}`).join("\n") + "\n";
+}
+
+// Columns count code points, so a task name with non-ASCII letters still lines up.
+const width = (s: string): number => [...s].length;
+
+/** `now`-relative: "just now", "12s ago", "5m ago", "3h ago", "2d ago"; "in 5m" for a time ahead. */
+export function ago(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return "-";
+  const ms = now - Date.parse(iso);
+  if (Number.isNaN(ms)) return iso;
+  const s = Math.round(Math.abs(ms) / 1000);
+  if (s < 2) return "just now";
+  const text = duration(s * 1000);
+  return ms >= 0 ? `${text} ago` : `in ${text}`;
+}
+
+/** A length of time in its largest unit or two: "850ms", "12s", "4m05s", "3h12m", "2d4h". */
+export function duration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, "0")}s`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h${String(m % 60).padStart(2, "0")}m`;
+  return `${Math.floor(h / 24)}d${h % 24}h`;
+}
+
+/** How long a run took, or has been running; "-" before it started. */
+export function runDuration(run: Pick<Run, "startedAt" | "finishedAt">, now = Date.now()): string {
+  if (!run.startedAt) return "-";
+  const end = run.finishedAt ? Date.parse(run.finishedAt) : now;
+  return duration(end - Date.parse(run.startedAt));
+}
+
+/** A run's progress as people read it: "40% resized 4 of 10", "4/10", or "" when it reported none. */
+export function progressText(run: object): string {
+  const p = (run as { progress?: { value?: number; message?: string; done?: number; total?: number } | null }).progress;
+  if (!p || typeof p.value !== "number") return "";
+  const parts = [`${Math.round(p.value * 100)}%`];
+  if (p.done !== undefined && p.total !== undefined) parts.push(`${p.done}/${p.total}`);
+  if (p.message) parts.push(p.message);
+  return parts.join(" ");
+}
+
+/** A value as one line of JSON, cut to `max` characters (for a table cell). */
+export function brief(value: unknown, max = 60): string {
+  const text = value === undefined ? "-" : JSON.stringify(value);
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** The table of `offload runs ls`. */
+export function runsTable(runs: readonly Run[], now = Date.now()): string {
+  if (runs.length === 0) return "No runs.\n";
+  return table(
+    ["ID", "TASK", "STATE", "ATTEMPTS", "CREATED", "DURATION", "PROGRESS"],
+    runs.map((r) => [r.id, r.task, r.state, String(r.attempts), ago(r.createdAt, now), runDuration(r, now), progressText(r)]),
+  );
+}
+
+/** The page of `offload runs get`. */
+export function runDetails(run: Run, now = Date.now()): string {
+  const pairs: [string, string][] = [
+    ["ID", run.id],
+    ["Task", run.task],
+    ["State", run.state + (run.cached ? " (from cache)" : "")],
+    ["Attempts", String(run.attempts)],
+    ["Created", `${run.createdAt} (${ago(run.createdAt, now)})`],
+  ];
+  if (run.scheduledAt !== run.createdAt) pairs.push(["Scheduled", `${run.scheduledAt} (${ago(run.scheduledAt, now)})`]);
+  pairs.push(["Started", run.startedAt ? `${run.startedAt} (${ago(run.startedAt, now)})` : "-"]);
+  pairs.push(["Finished", run.finishedAt ? `${run.finishedAt} (${ago(run.finishedAt, now)})` : "-"]);
+  pairs.push(["Duration", runDuration(run, now)]);
+  const progress = progressText(run);
+  if (progress) pairs.push(["Progress", progress]);
+  if (run.workerId) pairs.push(["Worker", run.workerId]);
+  const ns = (run as { namespace?: unknown }).namespace;
+  if (typeof ns === "string") pairs.push(["Namespace", ns]);
+  if (run.idempotencyKey) pairs.push(["Idempotency key", run.idempotencyKey]);
+  pairs.push(["Parameters", JSON.stringify(run.parameters)]);
+  if (run.state === "COMPLETED") pairs.push(["Result", run.resultRef ? `(stored: ${run.resultRef})` : JSON.stringify(run.result)]);
+  if (run.error) pairs.push(["Error", `${run.error.type}: ${run.error.message}`]);
+  return fields(pairs);
+}
