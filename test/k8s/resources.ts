@@ -43,6 +43,29 @@ export const BUILTIN_TYPES: readonly ResourceType[] = [
     status: true,
     scale: { specReplicasPath: "spec.replicas", statusReplicasPath: "status.replicas" },
   },
+  // Field selectors as the real server allows them: pkg/registry/core/pod/strategy.go PodToSelectableFields and
+  // pkg/registry/apps/replicaset/strategy.go ReplicaSetToSelectableFields.
+  {
+    group: "",
+    version: "v1",
+    plural: "pods",
+    kind: "Pod",
+    singular: "pod",
+    shortNames: ["po"],
+    status: true,
+    selectableFields: ["spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"],
+  },
+  {
+    group: "apps",
+    version: "v1",
+    plural: "replicasets",
+    kind: "ReplicaSet",
+    singular: "replicaset",
+    shortNames: ["rs"],
+    status: true,
+    scale: { specReplicasPath: "spec.replicas", statusReplicasPath: "status.replicas" },
+    selectableFields: ["status.replicas"],
+  },
   { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", singular: "lease" },
   { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", singular: "event", shortNames: ["ev"], selectableFields: EVENT_FIELDS },
   {

@@ -37,9 +37,17 @@ import { builtinCauses } from "./validation.js";
 import { discovery } from "./discovery.js";
 import { admitObject, validateCrd, type FieldValidation } from "./schema/index.js";
 import { installCrds } from "./crds.js";
+import { Workloads, podDeletionGrace, type WorkloadOptions } from "./workloads/index.js";
 import { KubeAuth, type IssueTokenOptions } from "./auth/index.js";
 
 export type { ResourceType } from "./resources.js";
+
+/** A change to a stored object, as the stand-in's own controllers see it (in-process, in order, before any watch sees it). */
+export interface StoreEvent {
+  type: "ADDED" | "MODIFIED" | "DELETED";
+  resource: ResourceType;
+  object: Obj;
+}
 
 interface Stored {
   obj: Obj;
@@ -108,6 +116,8 @@ export class FakeKube {
   #gcScheduled = false;
   /** While set, every request is answered 503 (as an API server that is restarting). */
   unavailable = false;
+  readonly #observers = new Set<(e: StoreEvent) => void>();
+  #workloads: Workloads | undefined;
   /** ServiceAccount tokens, TokenReview, RBAC and the access reviews (`auth/`). */
   readonly auth: KubeAuth = new KubeAuth(this);
 
@@ -157,6 +167,8 @@ export class FakeKube {
 
   /** {@link stop}, for good: also removes the kubeconfig files it wrote. For `afterAll`. */
   async close(): Promise<void> {
+    // Pods' lives (e.g. worker processes a test attached) end before the server does.
+    await this.#workloads?.close();
     await this.stop();
     await Promise.all(this.#tempDirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
   }
@@ -209,6 +221,27 @@ export class FakeKube {
       w.res.end();
     }
     this.#watchers.clear();
+  }
+
+  /**
+   * Runs the workload controllers (Deployment → ReplicaSet → Pods, a
+   * scheduler and a kubelet: `workloads/`) in this stand-in; once per stand-in.
+   */
+  startWorkloads(opts: WorkloadOptions = {}): Workloads {
+    if (this.#workloads) throw new Error("the workload controllers already run in this stand-in: start them once (startFakeKube's workloads option or startWorkloads)");
+    this.#workloads = new Workloads(this, opts);
+    return this.#workloads;
+  }
+
+  /** The workload controllers, if started. */
+  get workloads(): Workloads | undefined {
+    return this.#workloads;
+  }
+
+  /** Calls `fn` with every change to a stored object, synchronously; returns the function that stops it. */
+  observe(fn: (e: StoreEvent) => void): () => void {
+    this.#observers.add(fn);
+    return () => this.#observers.delete(fn);
   }
 
   /** Open watch streams (for tests). */
@@ -275,11 +308,13 @@ export class FakeKube {
 
   /**
    * Deletes an object (and, through the garbage collector, what it owns); one
-   * with finalizers only gets `metadata.deletionTimestamp` until they are removed.
+   * with finalizers only gets `metadata.deletionTimestamp` until they are
+   * removed, and so does a pod bound to a node until its grace period is over
+   * (a delete with `gracePeriodSeconds: 0` removes it, as the kubelet does).
    */
-  delete(plural: string, namespace: string, name: string): void {
+  delete(plural: string, namespace: string, name: string, opts: { gracePeriodSeconds?: number } = {}): void {
     const t = this.type(plural);
-    this.#delete(t, this.#mustGet(t, namespace, name), undefined, false);
+    this.#delete(t, this.#mustGet(t, namespace, name), undefined, false, opts.gracePeriodSeconds);
   }
 
   /** The managers of an object's fields: manager → sorted paths like `spec.replicas` (all its operations together). */
@@ -374,7 +409,9 @@ export class FakeKube {
       const opts = body.trim() ? (parseJson(body) as Obj) : {};
       const policy = (query.propagationPolicy ?? (opts.propagationPolicy as string | undefined)) || undefined;
       const dryRun = ctx.dryRun || (Array.isArray(opts.dryRun) && opts.dryRun.includes("All"));
-      return answer(200, this.#delete(t, this.#mustGet(t, ns, name), policy, dryRun));
+      const grace = query.gracePeriodSeconds ?? opts.gracePeriodSeconds;
+      const graceSeconds = grace === undefined || grace === null || grace === "" ? undefined : Number(grace);
+      return answer(200, this.#delete(t, this.#mustGet(t, ns, name), policy, dryRun, graceSeconds));
     }
     if (method === "PUT") return answer(200, this.#put(t, ns, name, subresource, decodeObject(body), ctx));
     if (method === "PATCH") return this.#patch(t, ns, name, subresource, contentType, body, query, ctx);
@@ -493,6 +530,7 @@ export class FakeKube {
       const dropped = this.#log.splice(0, 10_000);
       this.#compactedRv = dropped[dropped.length - 1]!.rv + 1;
     }
+    for (const fn of this.#observers) fn({ type, resource: t, object: clone(snapshot) });
     for (const w of this.#watchers) {
       if (w.type.group === t.group && w.type.plural === t.plural && this.#watches(w, snapshot)) w.res.write(JSON.stringify({ type, object: this.#view(w.type, snapshot) }) + "\n");
     }
@@ -699,8 +737,9 @@ export class FakeKube {
     m.resourceVersion = String(++this.#rv);
     s.obj = next;
     this.#renderManaged(s, t);
-    // The write that removes the last finalizer of an object being deleted deletes it.
-    if (m.deletionTimestamp !== undefined && finalizersOf(next).length === 0) {
+    // The write that removes the last finalizer of an object being deleted deletes it (a pod in its grace
+    // period has none to remove: its status writes keep it, as the store's shouldDeleteDuringUpdate says).
+    if (m.deletionTimestamp !== undefined && finalizersOf(next).length === 0 && finalizersOf(prev).length > 0) {
       const gone = this.#remove(t, s);
       return gone;
     }
@@ -767,15 +806,17 @@ export class FakeKube {
    * (`deletionTimestamp`, generation + 1) and answered with itself; the
    * garbage collector does the rest.
    */
-  #delete(t: ResourceType, s: Stored, policy: string | undefined, dryRun: boolean): Obj {
+  #delete(t: ResourceType, s: Stored, policy: string | undefined, dryRun: boolean, gracePeriodSeconds?: number): Obj {
     const m = meta(s.obj);
+    // Only pods are deleted gracefully (the pod strategy's CheckGracefulDelete); anything else goes at once.
+    const grace = t.group === "" && t.kind === "Pod" ? podDeletionGrace(s.obj, gracePeriodSeconds) : 0;
     const extra = policy === "Foreground" ? "foregroundDeletion" : policy === "Orphan" ? "orphan" : undefined;
     if (policy !== undefined && !["Foreground", "Background", "Orphan"].includes(policy)) {
       throw invalid("DeleteOptions.meta.k8s.io", "", [{ field: "propagationPolicy", reason: "FieldValueNotSupported", message: `Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan"` }]);
     }
     const fins = finalizersOf(s.obj);
     const success = (): Obj => ({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", details: { name: m.name, ...(t.group ? { group: t.group } : {}), kind: t.plural, uid: m.uid } });
-    if (fins.length === 0 && !extra) {
+    if (fins.length === 0 && !extra && grace === 0) {
       if (dryRun) return success();
       this.#remove(t, s);
       return success();
@@ -784,9 +825,13 @@ export class FakeKube {
     const nm = meta(next);
     if (extra && !fins.includes(extra)) nm.finalizers = [...fins, extra];
     if (nm.deletionTimestamp === undefined) {
-      nm.deletionTimestamp = now();
-      nm.deletionGracePeriodSeconds = 0;
+      nm.deletionTimestamp = new Date(Date.now() + grace * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+      nm.deletionGracePeriodSeconds = grace;
       nm.generation = (nm.generation as number) + 1;
+    } else if (grace < Number(nm.deletionGracePeriodSeconds ?? 0)) {
+      // A second delete may only shorten the grace period (rest.BeforeDelete).
+      nm.deletionTimestamp = new Date(Date.now() + grace * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+      nm.deletionGracePeriodSeconds = grace;
     }
     if (deepEqual(next, s.obj)) return this.#view(t, s.obj);
     if (dryRun) return this.#view(t, next);
@@ -946,6 +991,15 @@ export interface FakeKubeOptions {
    * every test that uses TaskWorkers or TaskRuns. Default false.
    */
   crds?: boolean;
+  /**
+   * Run the workload controllers (`workloads/index.ts` says what is
+   * modelled): Deployments get ReplicaSets, ReplicaSets get Pods, pods are
+   * bound to a node and given a life (Ready at once, or through
+   * `WorkloadOptions.kubelet`), deleted pods stay Terminating for their grace
+   * period. Default off: a Deployment is only stored, and tests set its
+   * status by hand ({@link FakeKube.patchStatus}).
+   */
+  workloads?: boolean | WorkloadOptions;
 }
 
 /** Starts a fake API server on a free port (with the project's CRDs installed if asked). */
@@ -954,6 +1008,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
   await k.start();
   try {
     if (opts.crds) await installCrds(k);
+    if (opts.workloads) k.startWorkloads(opts.workloads === true ? {} : opts.workloads);
   } catch (err) {
     await k.close();
     throw err;

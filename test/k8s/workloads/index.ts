@@ -1,0 +1,78 @@
+/**
+ * Workloads in the Kubernetes stand-in: what kube-controller-manager's
+ * Deployment and ReplicaSet controllers, the scheduler and a kubelet do,
+ * run in-process against the stand-in's own write paths (so watches,
+ * resourceVersions, managedFields, owner references and the garbage
+ * collector behave as for any client). Opt-in:
+ * `startFakeKube({ workloads: true | WorkloadOptions })` or
+ * `fake.startWorkloads(opts)`; without it a Deployment is only stored, as
+ * before (tests that patch its status by hand keep working).
+ *
+ * Modelled:
+ * - Deployment → ReplicaSet `<deploy>-<pod-template-hash>` (owner reference
+ *   `controller: true`, label `pod-template-hash`, annotation
+ *   `deployment.kubernetes.io/revision`); `spec.replicas` (also through the
+ *   scale subresource) scales the current ReplicaSet; a template change makes
+ *   a new ReplicaSet and rolls to it with RollingUpdate's maxSurge /
+ *   maxUnavailable (or Recreate: old ones to 0 first, new one once their
+ *   pods are gone); status (`replicas`, `updatedReplicas`, `readyReplicas`,
+ *   `availableReplicas`, `unavailableReplicas`, `observedGeneration`,
+ *   conditions `Available` and `Progressing`).
+ * - ReplicaSet → Pods `<rs>-<5 chars>` from its template, owner reference to
+ *   the ReplicaSet; Terminating and finished (Succeeded/Failed) pods are not
+ *   counted; scale-down picks victims in the ReplicaSet controller's order
+ *   (`replicasets.ts`: pod-deletion-cost, readiness, phase, ...).
+ * - Pods: bound to one node (`nodeName`, default `fake-node`) by the
+ *   "scheduler", given a life by the "kubelet" (`kubelet.ts`): Running and
+ *   Ready at once, or through a {@link KubeletHook}. Deleting a bound pod is
+ *   graceful as on the real server: `deletionTimestamp` and
+ *   `deletionGracePeriodSeconds` (from `terminationGracePeriodSeconds`,
+ *   default 30) are set, and the pod stays (Terminating) until the kubelet has
+ *   stopped it and deletes it with grace 0.
+ *
+ * Not modelled: minReadySeconds (ready counts as available at once),
+ * progressDeadlineSeconds (Progressing never turns False), paused
+ * Deployments, proportional scaling of several active ReplicaSets in the
+ * middle of a rollout (the rollout logic settles them instead), more than one
+ * node (so the "co-located pods" rank of the victim order is the same for
+ * every pod), restarts of containers (a failed start makes the pod Failed),
+ * the exact pod-template-hash value (ours is an FNV-1a hash of the template's
+ * JSON, encoded as the real one is), Events of these controllers.
+ */
+import type { Obj } from "../fields.js";
+
+/**
+ * Gives pods a life (e.g. a real worker process per pod). The stand-in's
+ * kubelet calls it; a hook that throws or rejects never takes the stand-in
+ * down: a failed `start` marks the pod Failed with the error's message, a
+ * failed `stop` is logged to stderr and the pod is removed anyway.
+ */
+export interface KubeletHook {
+  /**
+   * Called once the pod is bound to the node (`spec.nodeName` set), with the
+   * pod as stored. While it runs the pod is `Running` but not Ready (as a
+   * container whose readiness probe has not passed yet); when it resolves the
+   * pod turns Ready. May still be running when `stop` is called.
+   */
+  start(pod: Obj): Promise<void> | void;
+  /**
+   * Called once when the pod is deleted (it then has `deletionTimestamp`),
+   * with the grace period to honour (the delete's `gracePeriodSeconds`, else
+   * the pod's `terminationGracePeriodSeconds`, default 30; 0 when the
+   * stand-in closes). The pod object stays, Terminating, until this settles,
+   * then the kubelet deletes it for good.
+   */
+  stop(pod: Obj, graceSeconds: number): Promise<void>;
+}
+
+export interface WorkloadOptions {
+  /** What a pod's life is; without it a pod is Running and Ready as soon as it is bound. */
+  kubelet?: KubeletHook;
+  /** The one node every pod is bound to. Default `fake-node`. */
+  nodeName?: string;
+}
+
+export { Workloads } from "./controller.js";
+export { podsToDelete, deletionCost, isPodReady } from "./ranking.js";
+export { podTemplateHash } from "./deployments.js";
+export { podDeletionGrace } from "./pods.js";
