@@ -2,6 +2,7 @@ import {
   ApiException,
   AppsV1Api,
   CoordinationV1Api,
+  CoreV1Api,
   CustomObjectsApi,
   EventsV1Api,
   PatchStrategy,
@@ -9,6 +10,7 @@ import {
   type KubeConfig,
   type KubernetesListObject,
   type V1Deployment,
+  type V1Pod,
   type KubernetesObject,
 } from "@kubernetes/client-node";
 import { GROUP, TASKRUN, TASKWORKER, VERSION } from "../crds/schemas.js";
@@ -20,6 +22,8 @@ import { FIELD_MANAGER, MANAGED_SELECTOR } from "./labels.js";
  * - offload.dev taskworkers, taskruns: list, watch (informers)
  * - offload.dev taskruns: patch (their `metadata.finalizers`)
  * - offload.dev taskworkers/status, taskruns/status: patch
+ * - offload.dev taskworkers/scale: patch (the autoscaler sets `spec.replicas`, as an HPA does)
+ * - core pods: list, patch (a TaskWorker's pods get their pod-deletion-cost just before a scale-down)
  * - apps deployments: list, watch (informer), get, patch (server-side apply)
  * - events.k8s.io events: create, patch
  * - coordination.k8s.io leases: get, create, update (in leader.ts)
@@ -29,8 +33,10 @@ export class Kube {
   readonly custom: CustomObjectsApi;
   readonly events: EventsV1Api;
   readonly coordination: CoordinationV1Api;
+  readonly core: CoreV1Api;
 
   constructor(readonly kc: KubeConfig) {
+    this.core = kc.makeApiClient(CoreV1Api);
     this.apps = kc.makeApiClient(AppsV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.events = kc.makeApiClient(EventsV1Api);
@@ -98,6 +104,32 @@ export class Kube {
       { group: GROUP, version: VERSION, namespace, plural, name, body, fieldManager: FIELD_MANAGER },
       setHeaderOptions("Content-Type", guarded ? PatchStrategy.JsonPatch : PatchStrategy.MergePatch),
     ) as Promise<KubernetesObject>;
+  }
+
+  /**
+   * Sets `spec.replicas` through the scale subresource (JSON merge patch), as
+   * a HorizontalPodAutoscaler does: the one write that RBAC can grant without
+   * the right to change anything else of the object.
+   */
+  async patchScale(plural: string, namespace: string, name: string, replicas: number): Promise<number> {
+    const scale = (await this.custom.patchNamespacedCustomObjectScale(
+      { group: GROUP, version: VERSION, namespace, plural, name, body: { spec: { replicas } }, fieldManager: FIELD_MANAGER },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    )) as { spec?: { replicas?: number } };
+    return scale.spec?.replicas ?? replicas;
+  }
+
+  /** The pods matching `labelSelector` in `namespace` (one list call, not a watch: see autoscaler.ts). */
+  async listPods(namespace: string, labelSelector: string): Promise<V1Pod[]> {
+    return (await this.core.listNamespacedPod({ namespace, labelSelector })).items;
+  }
+
+  /** Sets annotations of a pod (JSON merge patch; a `null` value removes one). */
+  annotatePod(namespace: string, name: string, annotations: Record<string, string | null>): Promise<V1Pod> {
+    return this.core.patchNamespacedPod(
+      { namespace, name, body: { metadata: { annotations } }, fieldManager: FIELD_MANAGER },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
   }
 
   /** JSON merge patch of `{status}` through the status subresource. */

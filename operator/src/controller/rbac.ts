@@ -14,6 +14,11 @@ export const CONTROLLER_RULES: readonly PolicyRule[] = [
   // status written through the status subresource by JSON merge patch.
   { apiGroups: ["offload.dev"], resources: ["taskworkers", "taskruns"], verbs: ["list", "watch"] },
   { apiGroups: ["offload.dev"], resources: ["taskworkers/status", "taskruns/status"], verbs: ["patch"] },
+  // The autoscaler sets a TaskWorker's replicas through its scale subresource, as a HorizontalPodAutoscaler does.
+  { apiGroups: ["offload.dev"], resources: ["taskworkers/scale"], verbs: ["patch"] },
+  // Just before a scale-down, the autoscaler lists the TaskWorker's pods and sets their
+  // controller.kubernetes.io/pod-deletion-cost (merge patch). No watch: pods matter only at that moment.
+  { apiGroups: [""], resources: ["pods"], verbs: ["list", "patch"] },
   // The offload.dev/cancel-run finalizer on TaskRuns, added and removed by JSON merge patch.
   { apiGroups: ["offload.dev"], resources: ["taskruns"], verbs: ["patch"] },
   // One Deployment per TaskWorker: read when not yet in the informer's cache, applied server-side (apply is a
