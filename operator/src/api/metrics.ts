@@ -1,4 +1,4 @@
-import type { RunEvent, RunState, TaskInfo } from "@offload/sdk/internal";
+import type { RunState, TaskInfo } from "@offload/sdk/internal";
 import type { FastifyInstance } from "fastify";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
@@ -73,7 +73,8 @@ export class ApiMetrics {
     this.#runsDeleted.inc({ state }, count);
   }
 
-  eventHandled(event: RunEvent, applied: boolean): void {
+  /** Counts a worker event handled, by type (the state events and PROGRESS). */
+  eventHandled(event: { readonly type: string }, applied: boolean): void {
     this.#events.inc({ type: event.type, applied: String(applied) });
   }
 

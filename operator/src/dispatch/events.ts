@@ -1,24 +1,24 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
-import { jsonProblem, MAX_JSON_DEPTH, Nats, RunEventSchema, storableText, type Run, type RunEvent } from "@offload/sdk/internal";
+import { jsonProblem, MAX_JSON_DEPTH, Nats, RunEventSchema, RunProgressMessageSchema, storableText, type Run, type RunEvent } from "@offload/sdk/internal";
 import type { Logger } from "pino";
 import type { Db } from "../store/db.js";
 import { isUuid } from "../store/ids.js";
-import { applyEvents, lockRuns } from "../store/events.js";
+import { applyEvents, lockRuns, type WorkerEvent } from "../store/events.js";
 
 /** Options of {@link startEventMaterializer}. */
 export interface MaterializerOptions {
   /** Called with the run after an event changed it (feeds result long-polls and event streams). */
   onApplied(run: Run): void;
   /** Called for every well-formed event once handled, with whether it changed the run (for metrics). */
-  onHandled?(event: RunEvent, applied: boolean): void;
+  onHandled?(event: WorkerEvent, applied: boolean): void;
   /** Most events written in one transaction. @defaultValue 256 */
   batchSize?: number;
 }
 
 interface Received {
   m: JsMsg;
-  event: RunEvent;
+  event: WorkerEvent;
   /** When a batch first found the event's run held by another transaction. */
   heldSince?: number;
 }
@@ -188,7 +188,7 @@ function signal(): { wait(): Promise<void>; notify(): void } {
   };
 }
 
-function parse(m: JsMsg): { success: true; event: RunEvent } | { success: false; problem: string } {
+function parse(m: JsMsg): { success: true; event: WorkerEvent } | { success: false; problem: string } {
   let data: unknown;
   try {
     data = m.json();
@@ -199,11 +199,12 @@ function parse(m: JsMsg): { success: true; event: RunEvent } | { success: false;
   // Bounded before zod recurses into it: a deeper event would overflow the stack and stop this materializer.
   const shape = jsonProblem(data, { maxDepth: MAX_JSON_DEPTH + 2, text: false });
   if (shape) return { success: false, problem: `${shape.path || "(root)"}: ${shape.message}` };
-  const r = RunEventSchema.safeParse(data);
+  const progress = isProgress(data);
+  const r = progress ? RunProgressMessageSchema.safeParse(data) : RunEventSchema.safeParse(data);
   if (!r.success) return { success: false, problem: r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ") };
   // Run ids are UUIDs; anything else would fail in SQL and be redelivered forever.
   if (!isUuid(r.data.runId)) return { success: false, problem: "runId: not a run id (a UUID)" };
-  return { success: true, event: withStorableText(r.data) };
+  return { success: true, event: r.data.type === "PROGRESS" ? withStorableProgress(r.data) : withStorableText(r.data) };
 }
 
 /**
@@ -220,6 +221,14 @@ function withStorableResult(data: unknown): unknown {
   const { result: _dropped, ...rest } = data as Record<string, unknown>;
   const where = problem.path ? ` at ${problem.path}` : "";
   return { ...rest, type: "FAILED", error: { type: "ResultNotStorable", message: `the task's result cannot be stored: the value${where} ${problem.message}` } };
+}
+
+const isProgress = (data: unknown): boolean => typeof data === "object" && data !== null && (data as { type?: unknown }).type === "PROGRESS";
+
+/** A progress report with its message storable (see {@link withStorableText}). */
+function withStorableProgress(event: Extract<WorkerEvent, { type: "PROGRESS" }>): WorkerEvent {
+  const { message } = event.progress;
+  return { ...event, workerId: storable(event.workerId), progress: { ...event.progress, ...(message !== undefined ? { message: storable(message) } : {}) } };
 }
 
 // U+0000 and lone surrogates: PostgreSQL stores neither in text.

@@ -8,6 +8,8 @@ import type { NatsLink } from "./connection.js";
 export function taskMessage({ run, dispatch, timeoutSeconds }: StoredRun): TaskMessage {
   const msg: TaskMessage = { runId: run.id, task: run.task, parameters: run.parameters, attemptsBefore: run.attempts, dispatch };
   if (timeoutSeconds !== null) msg.timeoutSeconds = timeoutSeconds;
+  // From the record, so that every dispatch (retries, the sweeper's republish) continues the caller's trace.
+  if (run.traceContext) msg.traceContext = run.traceContext;
   return msg;
 }
 

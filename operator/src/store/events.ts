@@ -1,4 +1,4 @@
-import { statesBefore, type Run, type RunEvent, type RunEventType } from "@offload/sdk/internal";
+import { statesBefore, type Run, type RunEvent, type RunEventType, type RunProgressMessage } from "@offload/sdk/internal";
 import type { Queryable } from "./db.js";
 import { uuidArray } from "./ids.js";
 import { json, stateList, toStored, type RunRow } from "./rows.js";
@@ -15,11 +15,16 @@ export async function lockRuns(tx: Queryable, ids: readonly string[]): Promise<S
   return new Set(rows.map((r) => r.id));
 }
 
+/** What a worker reports about a run: a state event, or a progress report. */
+export type WorkerEvent = RunEvent | RunProgressMessage;
+
 /**
  * Applies workers' events to their runs, each only if its transition is
  * allowed: a terminal run never changes, and a late or duplicated event (an
  * older attempt's) never moves a run backwards. Events of one run are applied
- * in the order given; different runs in any order. Answers, per event, the
+ * in the order given; different runs in any order. A progress report changes
+ * only `progress`, and only while the run is RUNNING that attempt (one after
+ * the outcome is ignored). Answers, per event, the
  * run just after it, or undefined when that event changed nothing. Run ids
  * must be UUIDs (checked when events are parsed; throws otherwise).
  *
@@ -29,12 +34,12 @@ export async function lockRuns(tx: Queryable, ids: readonly string[]): Promise<S
  * together; on PostgreSQL only events of runs it locked ({@link lockRuns}),
  * so it never waits for one run while holding others.
  */
-export async function applyEvents(q: Queryable, events: readonly RunEvent[]): Promise<(Run | undefined)[]> {
+export async function applyEvents(q: Queryable, events: readonly WorkerEvent[]): Promise<(Run | undefined)[]> {
   const after: (Run | undefined)[] = events.map(() => undefined);
   for (const round of roundsOf(events)) {
     for (const [type, indexes] of round) {
       const records = JSON.stringify(indexes.map((i) => toRecord(events[i]!, i)));
-      const rows = await q.query<RunRow & { event_index: number }>(UPDATES[type], [records, uuidArray(indexes.map((i) => events[i]!.runId))]);
+      const rows = await q.query<RunRow & { event_index: number }>(sqlOf(type), [records, uuidArray(indexes.map((i) => events[i]!.runId))]);
       for (const row of rows) after[row.event_index] = toStored(row).run;
     }
   }
@@ -42,10 +47,10 @@ export async function applyEvents(q: Queryable, events: readonly RunEvent[]): Pr
 }
 
 /** The events (by index) of one round, by type. */
-type Round = Map<RunEventType, number[]>;
+type Round = Map<WorkerEvent["type"], number[]>;
 
 /** Splits the events (by index) into rounds: the k-th event of each run goes into round k, grouped by type. */
-function roundsOf(events: readonly RunEvent[]): Round[] {
+function roundsOf(events: readonly WorkerEvent[]): Round[] {
   const rounds: Round[] = [];
   const seen = new Map<string, number>();
   events.forEach((e, i) => {
@@ -60,7 +65,10 @@ function roundsOf(events: readonly RunEvent[]): Round[] {
 }
 
 /** One event as a row of the `v` record set below. Optional values are null; JSON goes as text so `jsonb` parses it exactly once. */
-function toRecord(e: RunEvent, index: number): Record<string, unknown> {
+function toRecord(e: WorkerEvent, index: number): Record<string, unknown> {
+  if (e.type === "PROGRESS") {
+    return { event_index: index, id: e.runId, attempt: e.attempt, at: e.progress.updatedAt, worker_id: e.workerId, progress: JSON.stringify(e.progress) };
+  }
   const error =
     e.type === "FAILED"
       ? JSON.stringify(e.error ?? { type: "Error", message: "the run failed (the worker gave no error)" })
@@ -79,17 +87,19 @@ function toRecord(e: RunEvent, index: number): Record<string, unknown> {
     retry_at: e.retryAt ?? null,
     cached: e.cached ?? null,
     cache_key: e.cacheKey ?? null,
+    progress: null,
   };
 }
 
 const RECORD =
   "v(event_index integer, id uuid, attempt integer, at timestamptz, worker_id text, result text, result_ref text, error text," +
-  " retry_at timestamptz, cached boolean, cache_key text)";
+  " retry_at timestamptz, cached boolean, cache_key text, progress text)";
 
 /** What each event type sets besides `state`, `attempts` and `updated_at`, and what it needs beyond the state check. */
 const BY_TYPE: Record<RunEventType, { set: string[]; guard?: string }> = {
   RUNNING: {
-    set: ["started_at = v.at", "worker_id = v.worker_id", "retry_at = NULL"],
+    // A new try starts without the progress an earlier one reported.
+    set: ["started_at = v.at", "worker_id = v.worker_id", "retry_at = NULL", "progress = NULL"],
     // Only a new attempt starts a run, in any state before: a RUNNING of the same (or an older) attempt is a
     // duplicate or a straggler. (For a run waiting for a dispatch, the general guard below already asks this.)
     guard: "r.attempts < v.attempt",
@@ -138,3 +148,15 @@ const UPDATES = Object.fromEntries(
     return [type, sql];
   }),
 ) as Record<RunEventType, string>;
+
+/**
+ * A progress report: only while the run is RUNNING the attempt that reported it (so never after its outcome,
+ * nor from an older try), and never older than the report it replaces (a report the database refused once
+ * comes back later, after newer ones). `updated_at` stays: it says when the run's state last changed.
+ */
+const PROGRESS_UPDATE =
+  `UPDATE runs AS r SET progress = v.progress::jsonb FROM jsonb_to_recordset($1::jsonb) AS ${RECORD}` +
+  " WHERE r.id = ANY($2::uuid[]) AND r.id = v.id AND r.state = 'RUNNING' AND r.attempts = v.attempt" +
+  " AND (r.progress IS NULL OR (r.progress->>'updatedAt')::timestamptz <= v.at) RETURNING r.*, v.event_index";
+
+const sqlOf = (type: WorkerEvent["type"]): string => (type === "PROGRESS" ? PROGRESS_UPDATE : UPDATES[type]);

@@ -82,6 +82,16 @@ export const MIGRATIONS: readonly { version: number; name: string; statements: r
       "CREATE INDEX runs_namespace_created ON runs (namespace, created_at DESC, id DESC)",
     ],
   },
+  {
+    version: 5,
+    name: "progress and trace context",
+    statements: [
+      // The task's last ctx.progress(...) report (RunProgress as JSON); NULL until it makes one.
+      "ALTER TABLE runs ADD COLUMN progress jsonb",
+      // The W3C trace context delay() was called in (TraceContext as JSON): every dispatch of the run carries it.
+      "ALTER TABLE runs ADD COLUMN trace_context jsonb",
+    ],
+  },
 ];
 
 /**

@@ -1,4 +1,4 @@
-import type { Json, Run, RunState } from "@offload/sdk/internal";
+import type { Json, Run, RunProgress, RunState, TraceContext } from "@offload/sdk/internal";
 
 /** The namespace of a run recorded without one (and of every run recorded before namespaces existed). */
 export const DEFAULT_NAMESPACE = "default";
@@ -26,6 +26,8 @@ export interface RunRow {
   timeout_seconds: number | null;
   cache_expires_in_seconds: number | null;
   namespace: string;
+  progress: RunProgress | null;
+  trace_context: TraceContext | null;
 }
 
 /** A recorded run plus what dispatching it needs. */
@@ -65,6 +67,9 @@ export function toStored(r: RunRow): StoredRun {
       idempotencyKey: r.idempotency_key,
       workerId: r.worker_id,
       namespace: r.namespace,
+      // Absent rather than null: runs from before progress and traces existed look the same as runs without them.
+      ...(r.progress ? { progress: r.progress } : {}),
+      ...(r.trace_context ? { traceContext: r.trace_context } : {}),
     },
   };
 }
@@ -84,5 +89,5 @@ export const stateList = (states: readonly RunState[]): string =>
     })
     .join(", ");
 
-/** Rows per multi-row statement: at most a dozen parameters each stays far below PostgreSQL's 65535. */
+/** Rows per multi-row statement: at most 16 parameters each stays far below PostgreSQL's 65535. */
 export const CHUNK = 2000;

@@ -48,16 +48,19 @@ export async function recordRuns(db: Db, bodies: readonly CreateRunBody[], opts:
           ids[start + i], b.task, json(b.parameters), b.idempotencyKey ?? null, b.scheduledAt ?? null,
           b.timeoutSeconds ?? null, b.cacheKey ?? null, b.cacheExpiresInSeconds ?? null,
           hit !== undefined, hit ? json(hit.result ?? null) : null, hit?.resultRef ?? null, nsOf(b),
+          b.traceContext ? JSON.stringify(b.traceContext) : null,
         );
-        const [id, task, parameters, key, scheduled, timeout, cacheKey, expires, cached, result, resultRef, namespace] = Array.from({ length: 12 }, (_, k) => `$${p + k}`);
+        const [id, task, parameters, key, scheduled, timeout, cacheKey, expires, cached, result, resultRef, namespace, traceContext] =
+          Array.from({ length: 13 }, (_, k) => `$${p + k}`);
         // now() is the transaction's start: one creation time for a whole batch, and due == true exactly when not scheduled.
         return `(${id}::uuid, ${task}, CASE WHEN ${cached}::boolean THEN 'COMPLETED' ELSE 'SCHEDULED' END, ${parameters}::jsonb, now(),
           COALESCE(${scheduled}::timestamptz, now()), ${key}, ${timeout}::double precision, ${cacheKey}, ${expires}::double precision,
-          ${cached}::boolean, ${result}::jsonb, ${resultRef}, CASE WHEN ${cached}::boolean THEN now() END, ${namespace})`;
+          ${cached}::boolean, ${result}::jsonb, ${resultRef}, CASE WHEN ${cached}::boolean THEN now() END, ${namespace},
+          ${traceContext}::jsonb)`;
       });
       const got = await q.query<RunRow & { due: boolean }>(
         `INSERT INTO runs (id, task, state, parameters, created_at, scheduled_at, idempotency_key, timeout_seconds, cache_key,
-                           cache_expires_in_seconds, cached, result, result_ref, finished_at, namespace)
+                           cache_expires_in_seconds, cached, result, result_ref, finished_at, namespace, trace_context)
          VALUES ${rows.join(", ")}
          ON CONFLICT (namespace, idempotency_key) DO NOTHING
          RETURNING *, state = 'SCHEDULED' AND scheduled_at <= now() AS due`,

@@ -1,4 +1,4 @@
-import { canTransition, isTerminal, type Run } from "@offload/sdk/internal";
+import { canTransition, isTerminal, type Run, type RunProgress, type RunProgressEvent } from "@offload/sdk/internal";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -25,6 +25,14 @@ export interface RunEventRoutesDeps {
 const isNews = (last: Run, next: Run): boolean =>
   canTransition(last.state, next.state) && (next.state !== last.state || next.attempts > last.attempts);
 
+// Whether `next` brings a progress report `last` did not show: with a change of state (or attempt), any other
+// report; within the same state and attempt, only a newer one (a re-read may race a notification).
+const isProgressNews = (last: Run, next: Run, stateNews: boolean): next is Run & { progress: RunProgress } =>
+  next.progress !== undefined &&
+  (stateNews
+    ? next.progress.updatedAt !== last.progress?.updatedAt
+    : next.state === last.state && next.attempts === last.attempts && (last.progress === undefined || next.progress.updatedAt > last.progress.updatedAt));
+
 /** `GET /v1/runs/:id/events`: a run's state changes as server-sent events. */
 export function registerRunEventRoutes(root: FastifyInstance, deps: RunEventRoutesDeps): void {
   const app = root.withTypeProvider<ZodTypeProvider>();
@@ -35,14 +43,16 @@ export function registerRunEventRoutes(root: FastifyInstance, deps: RunEventRout
         summary: "Follow a run's state as server-sent events",
         description:
           "A `text/event-stream`: first the run as it is (`event: state`, `data:` the run as JSON), then the run again after " +
-          "each change of state (or a new attempt). The stream ends after a terminal state (COMPLETED, FAILED, CANCELLED), " +
+          "each change of state (or a new attempt), and `event: progress` (`data:` `{runId, progress}`) after each progress report " +
+          "the task makes with `ctx.progress(...)` (coalesced by the worker to a few per second). " +
+          "The stream ends after a terminal state (COMPLETED, FAILED, CANCELLED), " +
           "and at the API's shutdown (reconnect to continue). A comment line every 15 s keeps idle connections open.",
         tags: ["runs"],
         params: IdParams,
         response: {
           200: {
             description: "The event stream.",
-            content: { "text/event-stream": { schema: z.string().describe("`event: state` / `data: <Run as JSON>` blocks.") } },
+            content: { "text/event-stream": { schema: z.string().describe("`event: state` / `data: <Run as JSON>` and `event: progress` / `data: {runId, progress}` blocks.") } },
           },
           ...errorResponses("OFFLOAD_RUN_NOT_FOUND"),
         },
@@ -84,11 +94,16 @@ export function registerRunEventRoutes(root: FastifyInstance, deps: RunEventRout
       const send = (run: Run): void => {
         res.write(`id: ${++seq}\nevent: state\ndata: ${JSON.stringify(run)}\n\n`);
       };
+      const sendProgress = (progress: RunProgress): void => {
+        const data: RunProgressEvent = { runId: id, progress };
+        res.write(`id: ${++seq}\nevent: progress\ndata: ${JSON.stringify(data)}\n\n`);
+      };
       const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), deps.keepAliveMs ?? 15_000);
       try {
         res.write("retry: 2000\n\n");
         let last = first;
         send(last);
+        if (last.progress) sendProgress(last.progress);
         while (!isTerminal(last.state) && !signal.aborted) {
           if (pending.length === 0) {
             await new Promise<void>((resolve) => {
@@ -106,9 +121,15 @@ export function registerRunEventRoutes(root: FastifyInstance, deps: RunEventRout
           if (signal.aborted) break;
           const candidates = pending.length ? pending.splice(0) : [await getRun(deps.db, id)];
           for (const run of candidates) {
-            if (!run || !isNews(last, run)) continue;
+            if (!run) continue;
+            const stateNews = isNews(last, run);
+            const progressNews = isProgressNews(last, run, stateNews);
+            if (!stateNews && !progressNews) continue;
             last = run;
-            send(run);
+            // The last report comes before the outcome that ends the stream, as the task made it.
+            if (progressNews && isTerminal(run.state)) sendProgress(run.progress);
+            if (stateNews) send(run);
+            if (progressNews && !isTerminal(run.state)) sendProgress(run.progress);
             if (isTerminal(run.state)) break;
           }
         }
