@@ -95,7 +95,10 @@ describe("CRDs", () => {
     expect(props.resources!["x-kubernetes-preserve-unknown-fields"]).toBe(true);
     const pt = props.podTemplate!.properties as Record<string, Node>;
     expect(pt.affinity!["x-kubernetes-preserve-unknown-fields"]).toBe(true);
-    expect(Object.keys(pt).sort()).toEqual(["affinity", "annotations", "labels", "nodeSelector", "serviceAccountName", "tolerations", "volumeMounts", "volumes"]);
+    expect(Object.keys(pt).sort()).toEqual(["affinity", "annotations", "automountServiceAccountToken", "containerSecurityContext", "labels", "nodeSelector", "securityContext", "serviceAccountName", "tolerations", "volumeMounts", "volumes"]);
+    // Fields of a security context the schema does not list are kept (Kubernetes checks them in the pod).
+    expect(pt.securityContext!["x-kubernetes-preserve-unknown-fields"]).toBe(true);
+    expect(pt.containerSecurityContext!["x-kubernetes-preserve-unknown-fields"]).toBe(true);
     expect((props.podTemplate!["x-kubernetes-validations"] as Node[])[0]!.rule).toContain("volumeMounts");
     const status = (schema(tw).properties as Record<string, Node>).status!.properties as Record<string, Node>;
     expect(Object.keys(status).sort()).toEqual(["backlog", "conditions", "observedGeneration", "readyReplicas", "replicas", "selector"]);
@@ -164,6 +167,15 @@ describe("CRDs", () => {
       expect(write({ tasks: ["a", "a"] })).toEqual(["spec: Invalid value: \"object\": tasks must not repeat a name"]);
       expect(write({ podTemplate: { volumeMounts: [{ name: "nope", mountPath: "/x" }] } })).toEqual([
         "spec.podTemplate: Invalid value: \"object\": every volumeMounts[].name must name one of volumes",
+      ]);
+      expect(write({ podTemplate: { volumes: [{ name: "offload-token", emptyDir: {} }] } })).toEqual([
+        "spec.podTemplate: Invalid value: \"object\": volume names offload-tmp and offload-token are the controller's: pick another name",
+      ]);
+      expect(write({ podTemplate: { securityContext: { runAsUser: -1, seccompProfile: { type: "Sometimes" } } } })).toEqual([
+        "spec.podTemplate.securityContext.runAsUser: Invalid value: -1: spec.podTemplate.securityContext.runAsUser in body should be greater than or equal to 0",
+        'spec.podTemplate.securityContext.seccompProfile.type: Unsupported value: "Sometimes": supported values: "RuntimeDefault", "Localhost", "Unconfined"',
+        // As the real server: CEL rules are skipped once the schema has refused the object.
+        '<nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation',
       ]);
       expect(write({ env: [{ name: "X", value: "1", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }] })).toEqual([
         "spec.env[0]: Invalid value: \"object\": set either value or valueFrom, not both",

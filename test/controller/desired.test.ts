@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { TaskWorkerSchema, type TaskWorker } from "../../operator/src/crds/schemas.js";
-import { desiredDeployment, TERMINATION_MARGIN_SECONDS, WORKER_HEALTH_PORT, withNatsCredentials } from "../../operator/src/controller/desired.js";
+import { desiredDeployment, TERMINATION_MARGIN_SECONDS, WORKER_HEALTH_PORT, withNatsCredentials, type WorkerDefaults } from "../../operator/src/controller/desired.js";
 
-type Container = { name: string; image: string; env: { name: string; value?: string; valueFrom?: unknown }[]; resources?: unknown; volumeMounts?: unknown; ports: unknown; livenessProbe: unknown; readinessProbe: unknown };
-type PodSpec = { containers: Container[]; terminationGracePeriodSeconds: number; serviceAccountName?: string; nodeSelector?: unknown; tolerations?: unknown; affinity?: unknown; volumes?: unknown };
+type Mount = { name: string; mountPath: string; readOnly?: boolean };
+type Volume = { name: string; [source: string]: unknown };
+type Container = { name: string; image: string; env: { name: string; value?: string; valueFrom?: unknown }[]; resources?: unknown; volumeMounts: Mount[]; ports: unknown; livenessProbe: unknown; readinessProbe: unknown; securityContext: Record<string, unknown> };
+type PodSpec = { containers: Container[]; terminationGracePeriodSeconds: number; serviceAccountName?: string; nodeSelector?: unknown; tolerations?: unknown; affinity?: unknown; volumes: Volume[]; securityContext: Record<string, unknown>; automountServiceAccountToken: boolean };
 type Deployment = {
   apiVersion: string;
   kind: string;
@@ -19,7 +21,7 @@ function tw(spec: Record<string, unknown>, name = "pool"): TaskWorker {
     spec: { image: "img:1", module: "./tasks.js", ...spec },
   });
 }
-const build = (spec: Record<string, unknown>, defaults = {}): Deployment => desiredDeployment(tw(spec), defaults) as unknown as Deployment;
+const build = (spec: Record<string, unknown>, defaults: WorkerDefaults = {}): Deployment => desiredDeployment(tw(spec), defaults) as unknown as Deployment;
 const container = (d: Deployment): Container => d.spec.template.spec.containers[0]!;
 const envOf = (d: Deployment): Record<string, unknown> => Object.fromEntries(container(d).env.map((e) => [e.name, e.value ?? e.valueFrom]));
 
@@ -185,12 +187,141 @@ describe("desiredDeployment (pure)", () => {
     expect(build({}).spec.template.spec).not.toHaveProperty("serviceAccountName");
   });
 
-  it("podTemplate.volumes and volumeMounts", () => {
+  it("podTemplate.volumes and volumeMounts, after the controller's writable /tmp", () => {
     const volumes = [{ name: "scratch", emptyDir: { sizeLimit: "1Gi" } }, { name: "creds", secret: { secretName: "c" } }];
     const volumeMounts = [{ name: "scratch", mountPath: "/tmp/s" }, { name: "creds", mountPath: "/etc/creds", readOnly: true }];
     const d = build({ podTemplate: { volumes, volumeMounts } });
-    expect(d.spec.template.spec.volumes).toEqual(volumes);
-    expect(container(d).volumeMounts).toEqual(volumeMounts);
-    expect(container(build({}))).not.toHaveProperty("volumeMounts");
+    expect(d.spec.template.spec.volumes).toEqual([TMP_VOLUME, ...volumes]);
+    expect(container(d).volumeMounts).toEqual([TMP_MOUNT, ...volumeMounts]);
+    expect(container(build({})).volumeMounts).toEqual([TMP_MOUNT]);
+    expect(build({}).spec.template.spec.volumes).toEqual([TMP_VOLUME]);
+  });
+
+  it("a user's own volume at /tmp replaces the controller's", () => {
+    const d = build({ podTemplate: { volumes: [{ name: "big-tmp", emptyDir: { sizeLimit: "20Gi" } }], volumeMounts: [{ name: "big-tmp", mountPath: "/tmp" }] } });
+    expect(container(d).volumeMounts).toEqual([{ name: "big-tmp", mountPath: "/tmp" }]);
+    expect(d.spec.template.spec.volumes).toEqual([{ name: "big-tmp", emptyDir: { sizeLimit: "20Gi" } }]);
+  });
+
+  it("the controller's volume names are refused in a TaskWorker", () => {
+    for (const name of ["offload-tmp", "offload-token"]) {
+      const r = TaskWorkerSchema.safeParse({ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", metadata: { name: "p" }, spec: { image: "i", module: "m", podTemplate: { volumes: [{ name, emptyDir: {} }] } } });
+      expect(r.success).toBe(false);
+      expect(r.error?.issues[0]?.message).toMatch(/volume names offload-tmp and offload-token are the controller's/);
+    }
   });
 });
+
+const TMP_VOLUME = { name: "offload-tmp", emptyDir: { sizeLimit: "256Mi" } };
+const TMP_MOUNT = { name: "offload-tmp", mountPath: "/tmp" };
+const POD_DEFAULT = { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, fsGroupChangePolicy: "OnRootMismatch", seccompProfile: { type: "RuntimeDefault" } };
+const CONTAINER_DEFAULT = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] } };
+const podSc = (d: Deployment): Record<string, unknown> => d.spec.template.spec.securityContext;
+const containerSc = (d: Deployment): Record<string, unknown> => container(d).securityContext;
+
+describe("worker pods safe by default, each setting overridable", () => {
+  it("no overrides: the restricted Pod Security Standard, no Kubernetes API token", () => {
+    const d = build({});
+    expect(podSc(d)).toEqual(POD_DEFAULT);
+    expect(containerSc(d)).toEqual(CONTAINER_DEFAULT);
+    expect(d.spec.template.spec.automountServiceAccountToken).toBe(false);
+  });
+
+  it("pod only: the fields given replace ours, the rest stay", () => {
+    const d = build({ podTemplate: { securityContext: { runAsUser: 2000, seccompProfile: { type: "Localhost", localhostProfile: "profiles/worker.json" }, sysctls: [{ name: "net.core.somaxconn", value: "1024" }] } } });
+    expect(podSc(d)).toEqual({
+      ...POD_DEFAULT,
+      runAsUser: 2000,
+      seccompProfile: { type: "Localhost", localhostProfile: "profiles/worker.json" },
+      // A field the schema does not list is passed on as given.
+      sysctls: [{ name: "net.core.somaxconn", value: "1024" }],
+    });
+    expect(containerSc(d)).toEqual(CONTAINER_DEFAULT);
+  });
+
+  it("container only: capabilities merged field by field, a list replaced whole", () => {
+    const d = build({ podTemplate: { containerSecurityContext: { capabilities: { add: ["NET_BIND_SERVICE"] } } } });
+    expect(containerSc(d)).toEqual({ ...CONTAINER_DEFAULT, capabilities: { drop: ["ALL"], add: ["NET_BIND_SERVICE"] } });
+    expect(podSc(d)).toEqual(POD_DEFAULT);
+    const dropFew = build({ podTemplate: { containerSecurityContext: { capabilities: { drop: ["NET_RAW"] } } } });
+    expect(at(containerSc(dropFew), "capabilities")).toEqual({ drop: ["NET_RAW"] });
+  });
+
+  it("both, and every default set to its opposite", () => {
+    const d = build({
+      podTemplate: {
+        automountServiceAccountToken: true,
+        securityContext: { runAsNonRoot: false, runAsUser: 0, runAsGroup: 0, fsGroup: 0, fsGroupChangePolicy: "Always", seccompProfile: { type: "Unconfined" } },
+        containerSecurityContext: { allowPrivilegeEscalation: true, readOnlyRootFilesystem: false, runAsNonRoot: false, capabilities: { drop: [] }, privileged: true },
+      },
+    });
+    expect(podSc(d)).toEqual({ runAsNonRoot: false, runAsUser: 0, runAsGroup: 0, fsGroup: 0, fsGroupChangePolicy: "Always", seccompProfile: { type: "Unconfined" } });
+    expect(containerSc(d)).toEqual({ allowPrivilegeEscalation: true, readOnlyRootFilesystem: false, runAsNonRoot: false, capabilities: { drop: [] }, privileged: true });
+    expect(d.spec.template.spec.automountServiceAccountToken).toBe(true);
+  });
+
+  it("overrides keep everything else the TaskWorker gave: env, resources, volumes, service account", () => {
+    const resources = { requests: { cpu: "1" }, limits: { memory: "2Gi" } };
+    const volumes = [{ name: "cache", emptyDir: {} }];
+    const volumeMounts = [{ name: "cache", mountPath: "/cache" }];
+    const spec = { env: [{ name: "A", value: "1" }], resources, podTemplate: { serviceAccountName: "workers", volumes, volumeMounts, securityContext: { runAsUser: 3000 }, containerSecurityContext: { readOnlyRootFilesystem: false } } };
+    const d = build(spec, { auth: { mode: "kubernetes", audience: "offload" } });
+    expect(envOf(d).A).toBe("1");
+    expect(container(d).resources).toEqual(resources);
+    expect(d.spec.template.spec.serviceAccountName).toBe("workers");
+    expect(d.spec.template.spec.volumes).toEqual(expect.arrayContaining(volumes));
+    expect(container(d).volumeMounts).toEqual(expect.arrayContaining(volumeMounts));
+    expect(podSc(d).runAsUser).toBe(3000);
+    expect(containerSc(d).readOnlyRootFilesystem).toBe(false);
+    expect(containerSc(d).allowPrivilegeEscalation).toBe(false);
+    // Neither the TaskWorker nor the defaults are changed by the merge.
+    const parsed = tw(spec);
+    desiredDeployment(parsed);
+    expect(parsed.spec.podTemplate?.securityContext).toEqual({ runAsUser: 3000 });
+    expect(podSc(build({}))).toEqual(POD_DEFAULT);
+  });
+
+  it("the CRD schema refuses a security context of the wrong shape", () => {
+    const parse = (podTemplate: Record<string, unknown>) => TaskWorkerSchema.safeParse({ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", metadata: { name: "p" }, spec: { image: "i", module: "m", podTemplate } });
+    expect(parse({ securityContext: { runAsUser: 1000 } }).success).toBe(true);
+    expect(parse({ securityContext: { runAsUser: -1 } }).success).toBe(false);
+    expect(parse({ securityContext: { seccompProfile: { type: "Sometimes" } } }).success).toBe(false);
+    expect(parse({ containerSecurityContext: { readOnlyRootFilesystem: "yes" } }).success).toBe(false);
+    expect(parse({ containerSecurityContext: { capabilities: { add: "ALL" } } }).success).toBe(false);
+  });
+});
+
+describe("the run API token of worker pods", () => {
+  const kube: WorkerDefaults = { apiUrl: "http://api:8080", apiTokenSecret: "api-token", auth: { mode: "kubernetes", audience: "offload" } };
+
+  it("auth kubernetes: a projected ServiceAccount token for the audience at OFFLOAD_TOKEN_FILE, no shared token", () => {
+    const d = build({}, kube);
+    const token = d.spec.template.spec.volumes.find((v) => v.name === "offload-token");
+    expect(token).toEqual({
+      name: "offload-token",
+      projected: { sources: [{ serviceAccountToken: { audience: "offload", expirationSeconds: 3600, path: "token" } }] },
+    });
+    expect(container(d).volumeMounts).toContainEqual({ name: "offload-token", mountPath: "/var/run/secrets/offload", readOnly: true });
+    expect(envOf(d).OFFLOAD_TOKEN_FILE).toBe("/var/run/secrets/offload/token");
+    expect(envOf(d)).not.toHaveProperty("OFFLOAD_API_TOKEN");
+    // The Kubernetes API token stays unmounted: the projected one is all the worker needs.
+    expect(d.spec.template.spec.automountServiceAccountToken).toBe(false);
+    const other = build({}, { ...kube, auth: { mode: "kubernetes", audience: "tasks.example.com" } });
+    expect(at(other.spec.template.spec.volumes, 1, "projected", "sources", 0, "serviceAccountToken", "audience")).toBe("tasks.example.com");
+  });
+
+  it("auth token (the default) and none: the shared token from the Secret, no projected volume", () => {
+    for (const auth of [undefined, { mode: "token", audience: "offload" }, { mode: "none", audience: "offload" }] as const) {
+      const d = build({}, { ...kube, auth });
+      expect(envOf(d).OFFLOAD_API_TOKEN).toEqual({ secretKeyRef: { name: "api-token", key: "token" } });
+      expect(envOf(d)).not.toHaveProperty("OFFLOAD_TOKEN_FILE");
+      expect(d.spec.template.spec.volumes.map((v) => v.name)).toEqual(["offload-tmp"]);
+    }
+  });
+});
+
+function at(value: unknown, ...path: (string | number)[]): unknown {
+  let v: unknown = value;
+  for (const k of path) v = v !== null && typeof v === "object" ? (v as Record<string | number, unknown>)[k] : undefined;
+  return v;
+}

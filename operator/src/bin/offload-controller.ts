@@ -25,6 +25,10 @@ Environment:
   OFFLOAD_API_URL                 run API: TaskRuns are submitted here; also given to worker pods
   OFFLOAD_API_TOKEN               bearer token for the controller's run API calls
   OFFLOAD_API_TOKEN_SECRET        Secret (key "token") whose value worker pods get as OFFLOAD_API_TOKEN
+  OFFLOAD_AUTH                    the run API's auth mode: kubernetes|token|none (default token); kubernetes gives
+                                  worker pods a projected ServiceAccount token at /var/run/secrets/offload/token
+                                  (OFFLOAD_TOKEN_FILE) instead of OFFLOAD_API_TOKEN
+  OFFLOAD_AUTH_AUDIENCE           audience of that token, as the run API expects it (default offload)
   OFFLOAD_NATS_CREDENTIALS_SECRET Secret (keys "user", "password") worker pods get as OFFLOAD_NATS_USER/
                                   OFFLOAD_NATS_PASSWORD, with OFFLOAD_NATS_URL nats://$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)@host
   OFFLOAD_LEADER_ELECTION         campaign for a Lease before acting (default true)
@@ -81,7 +85,7 @@ async function main(): Promise<void> {
     log,
     identity: env.identity,
     namespace: env.OFFLOAD_WATCH_NAMESPACE,
-    workerDefaults: { natsUrl: env.OFFLOAD_NATS_URL, apiUrl: env.OFFLOAD_API_URL, apiTokenSecret: env.OFFLOAD_API_TOKEN_SECRET, natsCredentialsSecret: env.OFFLOAD_NATS_CREDENTIALS_SECRET },
+    workerDefaults: { natsUrl: env.OFFLOAD_NATS_URL, apiUrl: env.OFFLOAD_API_URL, apiTokenSecret: env.OFFLOAD_API_TOKEN_SECRET, natsCredentialsSecret: env.OFFLOAD_NATS_CREDENTIALS_SECRET, auth: { mode: env.OFFLOAD_AUTH, audience: env.OFFLOAD_AUTH_AUDIENCE } },
     api: env.OFFLOAD_API_URL ? { url: env.OFFLOAD_API_URL, token: env.OFFLOAD_API_TOKEN } : undefined,
     resyncMs: env.OFFLOAD_RESYNC_SECONDS * 1000,
     pollMs: env.OFFLOAD_TASKRUN_POLL_SECONDS * 1000,

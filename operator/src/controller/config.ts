@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { httpUrl, natsUrls, parseEnv, port, positive, startWaitSeconds } from "@offload/sdk/internal";
 import { LOG_LEVELS } from "../config/api.js";
+import { AUTH_MODES } from "./desired.js";
 
 const bool = (def: "true" | "false") =>
   z
@@ -36,6 +37,15 @@ export const ControllerEnvSchema = z.object({
    * Unset: worker pods get OFFLOAD_NATS_URL as it is.
    */
   OFFLOAD_NATS_CREDENTIALS_SECRET: z.string().min(1).optional(),
+  /**
+   * How the run API authenticates callers (its own OFFLOAD_AUTH: give both the same value). `kubernetes`: worker
+   * pods get a projected ServiceAccount token for OFFLOAD_AUTH_AUDIENCE at /var/run/secrets/offload/token
+   * (OFFLOAD_TOKEN_FILE) and no OFFLOAD_API_TOKEN; `token` and `none`: they get OFFLOAD_API_TOKEN from
+   * OFFLOAD_API_TOKEN_SECRET, if set. @defaultValue "token"
+   */
+  OFFLOAD_AUTH: z.enum(AUTH_MODES, { error: `must be one of ${AUTH_MODES.join(", ")}` }).default("token"),
+  /** The audience of the worker pods' projected token; the run API's OFFLOAD_AUTH_AUDIENCE. @defaultValue "offload" */
+  OFFLOAD_AUTH_AUDIENCE: z.string().min(1).default("offload"),
   /** Campaign for a Lease before acting, so that only one replica reconciles. @defaultValue true */
   OFFLOAD_LEADER_ELECTION: bool("true"),
   /** Namespace of the leader-election Lease. @defaultValue the pod's namespace, else the kubeconfig's, else "default" */

@@ -16,7 +16,47 @@ export interface WorkerDefaults {
    * password is never in the Deployment. Credentials already in `natsUrl` are dropped.
    */
   natsCredentialsSecret?: string;
+  /**
+   * How the run API authenticates callers (the controller's OFFLOAD_AUTH). With `kubernetes`, worker pods get a
+   * projected ServiceAccount token for `audience` at WORKER_TOKEN_FILE (OFFLOAD_TOKEN_FILE), so that a task's
+   * `delay()` is made as the pod's ServiceAccount, and no OFFLOAD_API_TOKEN. @defaultValue token mode
+   */
+  auth?: { mode: AuthMode; audience: string };
 }
+
+/** The run API's authentication modes (as OFFLOAD_AUTH names them). */
+export const AUTH_MODES = ["kubernetes", "token", "none"] as const;
+export type AuthMode = (typeof AUTH_MODES)[number];
+
+/** Where worker pods find their run API token with auth `kubernetes`: the SDK's default OFFLOAD_TOKEN_FILE. */
+export const WORKER_TOKEN_DIR = "/var/run/secrets/offload";
+export const WORKER_TOKEN_FILE = `${WORKER_TOKEN_DIR}/token`;
+/**
+ * Lifetime asked for the projected token. The kubelet renews it at 80% of this (and the SDK re-reads the file), so
+ * it only bounds how long a stolen token stays useful; an hour is the kubelet's own default.
+ */
+export const WORKER_TOKEN_SECONDS = 3600;
+
+/**
+ * The restricted Pod Security Standard, which worker pods meet unless a TaskWorker says otherwise. 1000:1000 is
+ * the worker image's USER; fsGroup makes the projected token and volumes readable by it.
+ */
+export const DEFAULT_POD_SECURITY_CONTEXT: Readonly<Record<string, unknown>> = Object.freeze({
+  runAsNonRoot: true,
+  runAsUser: 1000,
+  runAsGroup: 1000,
+  fsGroup: 1000,
+  fsGroupChangePolicy: "OnRootMismatch",
+  seccompProfile: { type: "RuntimeDefault" },
+});
+export const DEFAULT_CONTAINER_SECURITY_CONTEXT: Readonly<Record<string, unknown>> = Object.freeze({
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  capabilities: { drop: ["ALL"] },
+});
+/** Size cap of the writable /tmp a read-only root filesystem needs (tasks needing more mount their own volume there). */
+const TMP_SIZE_LIMIT = "256Mi";
 
 /** The userinfo worker pods' NATS URLs carry when the controller has a NATS credentials Secret. */
 const NATS_URL_CREDENTIALS = "$(OFFLOAD_NATS_USER):$(OFFLOAD_NATS_PASSWORD)";
@@ -64,6 +104,7 @@ export function desiredDeployment(tw: TaskWorker, defaults: WorkerDefaults = {})
   const spec = tw.spec;
   const pt = spec.podTemplate ?? {};
   const select = selectorLabels(name);
+  const kubeAuth = defaults.auth?.mode === "kubernetes" ? defaults.auth : undefined;
   const ownLabels = { ...select, [L.managedBy]: MANAGED_BY, [L.taskworker]: name };
 
   const env = mergeEnv(
@@ -84,7 +125,8 @@ export function desiredDeployment(tw: TaskWorker, defaults: WorkerDefaults = {})
           ]
         : []),
       ...(defaults.apiUrl ? [{ name: "OFFLOAD_API_URL", value: defaults.apiUrl }] : []),
-      ...(defaults.apiTokenSecret
+      // With kubernetes auth the pod presents its own ServiceAccount's token; a shared one would override it (the SDK prefers OFFLOAD_API_TOKEN).
+      ...(defaults.apiTokenSecret && !kubeAuth
         ? [{ name: "OFFLOAD_API_TOKEN", valueFrom: { secretKeyRef: { name: defaults.apiTokenSecret, key: "token" } } }]
         : []),
     ],
@@ -96,8 +138,28 @@ export function desiredDeployment(tw: TaskWorker, defaults: WorkerDefaults = {})
       { name: "OFFLOAD_DRAIN_SECONDS", value: String(spec.drainSeconds) },
       { name: "OFFLOAD_WORKER_PORT", value: String(WORKER_HEALTH_PORT) },
       { name: "OFFLOAD_WORKER_ID", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+      ...(kubeAuth ? [{ name: "OFFLOAD_TOKEN_FILE", value: WORKER_TOKEN_FILE }] : []),
     ],
   );
+
+  // Ours first, then the user's; a user's mount at one of our paths (a bigger /tmp, say) replaces ours.
+  const userMounts = pt.volumeMounts ?? [];
+  const ownVolumes = [
+    { volume: { name: "offload-tmp", emptyDir: { sizeLimit: TMP_SIZE_LIMIT } }, mount: { name: "offload-tmp", mountPath: "/tmp" } },
+    ...(kubeAuth
+      ? [
+          {
+            volume: {
+              name: "offload-token",
+              projected: {
+                sources: [{ serviceAccountToken: { audience: kubeAuth.audience, expirationSeconds: WORKER_TOKEN_SECONDS, path: "token" } }],
+              },
+            },
+            mount: { name: "offload-token", mountPath: WORKER_TOKEN_DIR, readOnly: true },
+          },
+        ]
+      : []),
+  ].filter((o) => !userMounts.some((m) => m.mountPath === o.mount.mountPath));
 
   const container: Record<string, unknown> = {
     name: WORKER_CONTAINER,
@@ -108,17 +170,20 @@ export function desiredDeployment(tw: TaskWorker, defaults: WorkerDefaults = {})
     readinessProbe: { httpGet: { path: "/readyz", port: "health" }, periodSeconds: 5, failureThreshold: 2 },
   };
   if (spec.resources && Object.keys(spec.resources).length) container.resources = spec.resources;
-  if (pt.volumeMounts?.length) container.volumeMounts = pt.volumeMounts;
+  container.securityContext = mergeFields(DEFAULT_CONTAINER_SECURITY_CONTEXT, pt.containerSecurityContext);
+  container.volumeMounts = [...ownVolumes.map((o) => o.mount), ...userMounts];
 
   const podSpec: Record<string, unknown> = {
+    automountServiceAccountToken: pt.automountServiceAccountToken ?? false,
+    securityContext: mergeFields(DEFAULT_POD_SECURITY_CONTEXT, pt.securityContext),
     containers: [container],
     terminationGracePeriodSeconds: spec.drainSeconds + TERMINATION_MARGIN_SECONDS,
+    volumes: [...ownVolumes.map((o) => o.volume), ...(pt.volumes ?? [])],
   };
   if (pt.serviceAccountName) podSpec.serviceAccountName = pt.serviceAccountName;
   if (pt.nodeSelector && Object.keys(pt.nodeSelector).length) podSpec.nodeSelector = pt.nodeSelector;
   if (pt.tolerations?.length) podSpec.tolerations = pt.tolerations;
   if (pt.affinity && Object.keys(pt.affinity).length) podSpec.affinity = pt.affinity;
-  if (pt.volumes?.length) podSpec.volumes = pt.volumes;
 
   const podMeta: Record<string, unknown> = { labels: { ...(pt.labels ?? {}), ...ownLabels } };
   if (pt.annotations && Object.keys(pt.annotations).length) podMeta.annotations = pt.annotations;
@@ -154,4 +219,20 @@ function mergeEnv(...lists: EnvVar[][]): EnvVar[] {
   const byName = new Map<string, EnvVar>();
   for (const list of lists) for (const e of list) byName.set(e.name, e);
   return [...byName.values()];
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * `over` merged into `base` field by field, objects recursively, lists and scalars replaced: the rule the
+ * TaskWorker's security-context fields document, so that setting one field keeps every other default.
+ */
+export function mergeFields(base: Readonly<Record<string, unknown>>, over: Readonly<Record<string, unknown>> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = structuredClone(base) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(over ?? {})) {
+    if (v === undefined) continue;
+    const mine = out[k];
+    out[k] = isPlainObject(mine) && isPlainObject(v) ? mergeFields(mine, v) : structuredClone(v);
+  }
+  return out;
 }

@@ -77,6 +77,65 @@ const VolumeMountSchema = z
   })
   .describe("A mount of one of `volumes` into the worker container.");
 
+/** A uid or gid: Kubernetes' int64, never negative. */
+const unixId = (description: string) => z.number().int().min(0).max(2147483647).describe(description);
+
+const SeccompProfileSchema = z
+  .object({
+    type: z.enum(["RuntimeDefault", "Localhost", "Unconfined"]).describe("`RuntimeDefault` (the container runtime's profile), `Localhost` (a profile file on the node) or `Unconfined`."),
+    localhostProfile: z.string().min(1).optional().describe("With type `Localhost`: the profile's path relative to the kubelet's seccomp folder."),
+  })
+  .describe("The seccomp profile, as in Kubernetes' SeccompProfile.");
+
+/**
+ * Both security contexts are merged into the controller's defaults key by key (an object such as `capabilities`
+ * or `seccompProfile` key by key too, a list replaces ours), so a TaskWorker that sets only `runAsUser` keeps
+ * every other default. Fields not listed here are passed to the pod as given (Kubernetes checks them).
+ */
+const MERGE_NOTE = "Merged into the controller's defaults field by field (objects such as `capabilities` field by field too; a list replaces the default list): set only what you want to change.";
+
+const PodSecurityContextSchema = z
+  .object({
+    runAsNonRoot: z.boolean().optional().describe("Refuse to start a container whose user is root. Default true."),
+    runAsUser: unixId("The uid the containers run as. Default 1000 (the Offload worker image's user).").optional(),
+    runAsGroup: unixId("The primary gid of the containers' processes. Default 1000.").optional(),
+    fsGroup: unixId("A gid that owns the pod's volumes (so a non-root user can read the projected token and write volumes). Default 1000.").optional(),
+    fsGroupChangePolicy: z.enum(["OnRootMismatch", "Always"]).optional().describe("When the kubelet changes volume ownership to fsGroup. Default `OnRootMismatch` (only when the volume's root does not match: fast restarts)."),
+    supplementalGroups: z.array(unixId("A gid.")).max(64).optional().describe("More gids for the containers' processes. Default none."),
+    seccompProfile: SeccompProfileSchema.optional(),
+  })
+  .catchall(z.unknown())
+  .meta({
+    ...PRESERVE,
+    description: `The worker pods' security context (Kubernetes' PodSecurityContext). Defaults: runAsNonRoot true, runAsUser, runAsGroup and fsGroup 1000, fsGroupChangePolicy OnRootMismatch, seccompProfile RuntimeDefault. ${MERGE_NOTE}`,
+  });
+
+const ContainerSecurityContextSchema = z
+  .object({
+    allowPrivilegeEscalation: z.boolean().optional().describe("Let a process gain more privileges than its parent (setuid binaries). Default false."),
+    readOnlyRootFilesystem: z.boolean().optional().describe("Mount the container's root filesystem read-only; /tmp is a writable emptyDir. Default true."),
+    runAsNonRoot: z.boolean().optional().describe("Refuse to start the container if its user is root. Default true."),
+    runAsUser: unixId("The uid of the container's processes; overrides the pod's. Default: the pod's.").optional(),
+    runAsGroup: unixId("The primary gid of the container's processes; overrides the pod's. Default: the pod's.").optional(),
+    privileged: z.boolean().optional().describe("Run the container privileged (as root on the host). Default: not set (false)."),
+    capabilities: z
+      .object({
+        add: z.array(z.string().min(1).describe("A capability, e.g. `NET_BIND_SERVICE`.")).max(64).optional().describe("Capabilities to add back. Default none."),
+        drop: z.array(z.string().min(1).describe("A capability, or `ALL`.")).max(64).optional().describe("Capabilities to drop. Default `[ALL]`."),
+      })
+      .describe("Linux capabilities of the container's processes. Default: drop ALL.")
+      .optional(),
+    seccompProfile: SeccompProfileSchema.optional(),
+  })
+  .catchall(z.unknown())
+  .meta({
+    ...PRESERVE,
+    description: `The worker container's security context (Kubernetes' SecurityContext). Defaults: allowPrivilegeEscalation false, readOnlyRootFilesystem true (with a writable emptyDir at /tmp), runAsNonRoot true, capabilities drop ALL. ${MERGE_NOTE}`,
+  });
+
+/** Volumes the controller adds to every worker pod; a TaskWorker's own volumes may not take their names. */
+export const RESERVED_VOLUMES = ["offload-tmp", "offload-token"] as const;
+
 const PodTemplateSchema = z
   .object({
     labels: stringMap("Extra labels on the worker pods (the controller's own labels take precedence).").optional(),
@@ -87,10 +146,20 @@ const PodTemplateSchema = z
     serviceAccountName: z.string().min(1).describe("The ServiceAccount the worker pods run as. Default: the namespace's `default`.").optional(),
     volumes: z.array(VolumeSchema).max(64).describe("Volumes of the worker pods.").optional(),
     volumeMounts: z.array(VolumeMountSchema).max(64).describe("Where `volumes` are mounted in the worker container.").optional(),
+    automountServiceAccountToken: z
+      .boolean()
+      .describe("Mount the ServiceAccount's Kubernetes API token, for tasks that call the Kubernetes API. Default false: workers do not need it (the run API token, when auth is `kubernetes`, is a separate projected volume).")
+      .optional(),
+    securityContext: PodSecurityContextSchema.optional(),
+    containerSecurityContext: ContainerSecurityContextSchema.optional(),
   })
   .refine((p) => (p.volumeMounts ?? []).every((m) => (p.volumes ?? []).some((v) => v.name === m.name)), {
     message: "every volumeMounts[].name must name one of volumes",
     path: ["volumeMounts"],
+  })
+  .refine((p) => !(p.volumes ?? []).some((v) => (RESERVED_VOLUMES as readonly string[]).includes(v.name)), {
+    message: `volume names ${RESERVED_VOLUMES.join(" and ")} are the controller's: pick another name`,
+    path: ["volumes"],
   })
   .meta({
     description: "Settings of the worker pods beyond the container itself.",
@@ -98,6 +167,10 @@ const PodTemplateSchema = z
       {
         rule: "!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name))",
         message: "every volumeMounts[].name must name one of volumes",
+      },
+      {
+        rule: `!has(self.volumes) || self.volumes.all(v, !(v.name in [${RESERVED_VOLUMES.map((n) => `'${n}'`).join(", ")}]))`,
+        message: `volume names ${RESERVED_VOLUMES.join(" and ")} are the controller's: pick another name`,
       },
     ],
   });
