@@ -1,0 +1,230 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import type { Run } from "@offload/sdk";
+import { freePort, killAll, ROOT, startProcess, startStack, stopSharedPostgres, waitForRun, type Stack } from "../support/index.js";
+
+const BIN = join(ROOT, "sdk/bin/offload.js");
+const FIXTURES = join(import.meta.dirname, "fixtures/tasks.mjs");
+const TOKEN = "cli-test-token";
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+let stack: Stack;
+let dir: string;
+const env = (): Record<string, string> => ({ OFFLOAD_API_URL: stack.apiUrl, OFFLOAD_API_TOKEN: TOKEN });
+
+/** Runs `offload args…` to its end (not on a terminal: pipes). */
+async function offload(args: string[], extraEnv: Record<string, string | undefined> = {}): Promise<Result> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { env: { ...process.env, ...env(), ...extraEnv } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout: string; stderr: string };
+    if (typeof e.code !== "number") throw err;
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** Starts `offload args…` and leaves it running; stdout and stderr are merged in `output()`. */
+function start(args: string[]) {
+  return startProcess(`offload ${args[0]} ${args[1] ?? ""}`, process.execPath, [BIN, ...args], env());
+}
+
+const gateRun = async (gate: string): Promise<Run> => stack.client.createRun({ task: "gated", parameters: { dir, gate } });
+const untilRunning = (id: string): Promise<Run> => waitForRun(() => stack.client.getRun(id), (r) => r.state === "RUNNING", "the run to be RUNNING");
+
+/** Asserts an error is one line with the API's code, never a stack. */
+function expectOneLineError(r: Result, code: string): void {
+  expect(r.stderr).toContain(code);
+  expect(r.stderr).not.toMatch(/^\s+at /m);
+}
+
+describe("the offload CLI against a real stack", () => {
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "offload-cli-"));
+    stack = await startStack({ token: TOKEN });
+    await stack.startWorker({ module: FIXTURES, concurrency: 4 });
+  }, 90_000);
+  afterAll(async () => {
+    await stack?.stop();
+    await stopSharedPostgres();
+    await killAll();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("--help on every command, --version, and usage errors exit 2", async () => {
+    for (const args of [["--help"], ["runs", "--help"], ["runs", "ls", "--help"], ["runs", "get", "--help"], ["runs", "logs", "--help"], ["runs", "cancel", "--help"], ["runs", "retry", "--help"], ["tasks", "--help"], ["delay", "--help"]]) {
+      const r = await offload(args);
+      expect(r.code, args.join(" ")).toBe(0);
+      expect(r.stdout, args.join(" ")).toMatch(/^Usage: offload/);
+    }
+    expect((await offload(["--help"])).stdout).toContain("Exit codes:");
+    const { version } = JSON.parse(readFileSync(join(ROOT, "sdk/package.json"), "utf8")) as { version: string };
+    expect((await offload(["--version"])).stdout.trim()).toBe(version);
+
+    const badState = await offload(["runs", "ls", "--state", "DONE"]);
+    expect(badState.code).toBe(2);
+    expect(badState.stderr).toContain("Allowed choices are SCHEDULED");
+    const badJson = await offload(["delay", "add", "--params", "{a:1}"]);
+    expect(badJson.code).toBe(2);
+    expect(badJson.stderr).toContain("--params is not JSON");
+    expect((await offload(["runs", "frobnicate"])).code).toBe(2);
+  });
+
+  it("delay --wait: the result on stdout and exit 0; --json gives the finished run; a failing run exits 1 with its error", async () => {
+    const table = await offload(["delay", "add", "--params", '{"a":2,"b":3}', "--wait"]);
+    expect(table.code).toBe(0);
+    expect(JSON.parse(table.stdout)).toEqual({ sum: 5 });
+    expect(table.stderr).toMatch(/Run [0-9a-f-]{36} COMPLETED/);
+
+    const json = await offload(["delay", "add", "--params", '{"a":1,"b":1}', "--wait", "--json"]);
+    expect(json.code).toBe(0);
+    const run = JSON.parse(json.stdout) as Run;
+    expect(run).toMatchObject({ task: "add", state: "COMPLETED", result: { sum: 2 }, attempts: 1 });
+    expect(await stack.client.getRun(run.id)).toMatchObject({ state: "COMPLETED" });
+
+    const failed = await offload(["delay", "boom", "--params", '{"message":"no disk"}', "--wait"]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/FAILED: Error: no disk/);
+    expect(failed.stdout).toBe("");
+
+    const queued = await offload(["delay", "add", "--params", '{"a":0,"b":0}', "--json"]);
+    expect(queued.code).toBe(0);
+    expect(["PENDING", "RUNNING", "COMPLETED"]).toContain((JSON.parse(queued.stdout) as Run).state);
+  });
+
+  it("runs get and runs ls: a table for people, --json for scripts, 3 for an unknown run", async () => {
+    const older = await stack.client.createRun({ task: "add", parameters: { a: 0, b: 1 } });
+    await waitForRun(() => stack.client.getRun(older.id), (r) => r.state === "COMPLETED", "the run to complete");
+    const run = await stack.client.createRun({ task: "add", parameters: { a: 20, b: 22 } });
+    await waitForRun(() => stack.client.getRun(run.id), (r) => r.state === "COMPLETED", "the run to complete");
+
+    const get = await offload(["runs", "get", run.id]);
+    expect(get.code).toBe(0);
+    expect(get.stdout).toMatch(new RegExp(`^ID:\\s+${run.id}$`, "m"));
+    expect(get.stdout).toMatch(/^State:\s+COMPLETED$/m);
+    expect(get.stdout).toMatch(/^Result:\s+\{"sum":42\}$/m);
+    expect(get.stdout).toMatch(/^Parameters:\s+\{"a":20,"b":22\}$/m);
+    const getJson = await offload(["runs", "get", run.id, "--json"]);
+    expect(JSON.parse(getJson.stdout)).toEqual(await stack.client.getRun(run.id));
+
+    const ls = await offload(["runs", "ls", "--task", "add", "--limit", "2"]);
+    expect(ls.code).toBe(0);
+    const [header, ...rows] = ls.stdout.trimEnd().split("\n");
+    expect(header).toMatch(/^ID\s+TASK\s+STATE\s+ATTEMPTS\s+CREATED\s+DURATION\s+PROGRESS$/);
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatch(new RegExp(`^${run.id}\\s+add\\s+COMPLETED\\s+1\\s+(just now|\\d+s ago)`));
+    // Aligned: every row's TASK column starts where the header's does.
+    for (const row of rows) expect(row.indexOf(" add ") + 1).toBe(header!.indexOf("TASK"));
+    const lsJson = JSON.parse((await offload(["runs", "ls", "--task", "add", "--limit", "2", "--json"])).stdout) as { runs: Run[]; nextCursor: string | null };
+    expect(lsJson.runs.map((r) => r.id)[0]).toBe(run.id);
+    expect(lsJson.nextCursor).toEqual(expect.any(String));
+    expect((await offload(["runs", "ls", "--state", "FAILED", "--task", "add"])).stdout).toBe("No runs.\n");
+
+    const missing = await offload(["runs", "get", "00000000-0000-4000-8000-000000000000"]);
+    expect(missing.code).toBe(3);
+    expectOneLineError(missing, "OFFLOAD_RUN_NOT_FOUND");
+  });
+
+  it("runs logs prints the run's lines; --follow prints them as they come and ends with the run", async () => {
+    const run = await gateRun("logs");
+    await untilRunning(run.id);
+    const follow = start(["runs", "logs", run.id, "--follow"]);
+    await follow.waitForOutput(/INFO\s+started \{"gate":"logs"\}/);
+    await writeFile(join(dir, "logs"), "");
+    expect(await follow.exited).toBe(0);
+    expect(follow.output()).toMatch(/INFO\s+gate open/);
+    expect(follow.output()).toMatch(/COMPLETED/);
+    expect(follow.output().match(/started/g)).toHaveLength(1);
+
+    const logs = await offload(["runs", "logs", run.id]);
+    expect(logs.code).toBe(0);
+    expect(logs.stdout.trimEnd().split("\n").map((l) => l.replace(/^\S+ #1 /, ""))).toEqual(['INFO  started {"gate":"logs"}', "INFO  gate open"]);
+    const json = (await offload(["runs", "logs", run.id, "--json"])).stdout.trimEnd().split("\n").map((l) => JSON.parse(l) as { msg: string });
+    expect(json.map((l) => l.msg)).toEqual(["started", "gate open"]);
+  });
+
+  it("runs ls --watch shows runs change and ends once they finished", async () => {
+    const task = await freePort(); // a unique gate name
+    const run = await gateRun(`watch-${task}`);
+    await untilRunning(run.id);
+    const watch = start(["runs", "ls", "--watch", "--task", "gated", "--state", "RUNNING"]);
+    await watch.waitForOutput(new RegExp(`${run.id}\\s+gated\\s+RUNNING`));
+    await writeFile(join(dir, `watch-${task}`), "");
+    // The run leaves the RUNNING filter: the watch has nothing left going, and ends.
+    expect(await watch.exited).toBe(0);
+
+    const json = start(["runs", "ls", "--watch", "--json", "--task", "add", "--limit", "1"]);
+    expect(await json.exited).toBe(0);
+    expect((JSON.parse(json.output().trim().split("\n")[0]!) as Run).task).toBe("add");
+  });
+
+  it("delay --wait shows the run's progress on its status lines while it runs", async () => {
+    const waiting = start(["delay", "gated", "--params", JSON.stringify({ dir, gate: "progress" }), "--wait"]);
+    await waiting.waitForOutput(/gated \S+ RUNNING 50% 1\/2 halfway/);
+    await writeFile(join(dir, "progress"), "");
+    expect(await waiting.exited).toBe(0);
+    expect(waiting.output()).toContain('{"gate":"progress"}');
+  });
+
+  it("runs cancel and runs retry say what they did; refused actions exit 6 with the API's code", async () => {
+    const run = await gateRun("never-opened");
+    await untilRunning(run.id);
+    const cancel = await offload(["runs", "cancel", run.id]);
+    expect(cancel.code).toBe(0);
+    // Answered CANCELLED, or RUNNING with the worker asked to stop, as the API had it at that moment.
+    expect(cancel.stdout).toMatch(new RegExp(`^Run ${run.id} (is CANCELLED\\.|was RUNNING: its worker was asked to stop it)`));
+    await waitForRun(() => stack.client.getRun(run.id), (r) => r.state === "CANCELLED", "the run to be cancelled");
+
+    const done = await stack.client.createRun({ task: "add", parameters: { a: 1, b: 2 } });
+    await waitForRun(() => stack.client.getRun(done.id), (r) => r.state === "COMPLETED", "the run to complete");
+    const late = await offload(["runs", "cancel", done.id]);
+    expect(late.code).toBe(6);
+    expectOneLineError(late, "OFFLOAD_RUN_FINISHED");
+
+    const failed = await stack.client.createRun({ task: "boom", parameters: { message: "flaky" } });
+    await waitForRun(() => stack.client.getRun(failed.id), (r) => r.state === "FAILED", "the run to fail");
+    const retry = await offload(["runs", "retry", failed.id, "--json"]);
+    expect(retry.code).toBe(0);
+    expect((JSON.parse(retry.stdout) as Run).state).toBe("PENDING");
+    const again = await waitForRun(() => stack.client.getRun(failed.id), (r) => r.state === "FAILED" && r.attempts === 2, "the retry to fail again");
+    expect(again.attempts).toBe(2);
+    const notRetryable = await offload(["runs", "retry", done.id]);
+    expect(notRetryable.code).toBe(6);
+    expectOneLineError(notRetryable, "OFFLOAD_RUN_NOT_RETRYABLE");
+  });
+
+  it("tasks lists the served tasks with their workers", async () => {
+    const table = await offload(["tasks"]);
+    expect(table.code).toBe(0);
+    const [header, ...rows] = table.stdout.trimEnd().split("\n");
+    expect(header).toMatch(/^TASK\s+BACKLOG\s+IN FLIGHT\s+WORKERS\s+SLOTS\s+LAST HEARTBEAT$/);
+    expect(rows.find((r) => r.startsWith("add "))).toMatch(/^add\s+\d+\s+\d+\s+1\s+4\s+(just now|\d+s ago)$/);
+    const json = JSON.parse((await offload(["tasks", "--json"])).stdout) as { name: string; workers: unknown[] }[];
+    expect(json.map((t) => t.name)).toEqual(expect.arrayContaining(["add", "boom", "gated"]));
+  });
+
+  it("exit 4 without the API's token, 5 when the API cannot be reached, 2 for a malformed OFFLOAD_API_URL", async () => {
+    const noToken = await offload(["runs", "ls"], { OFFLOAD_API_TOKEN: undefined });
+    expect(noToken.code).toBe(4);
+    expectOneLineError(noToken, "OFFLOAD_UNAUTHORIZED");
+    const wrong = await offload(["tasks"], { OFFLOAD_API_TOKEN: "wrong" });
+    expect(wrong.code).toBe(4);
+
+    const down = await offload(["runs", "ls"], { OFFLOAD_API_URL: `http://127.0.0.1:${await freePort()}` });
+    expect(down.code).toBe(5);
+    expectOneLineError(down, "OFFLOAD_API_UNREACHABLE");
+    const malformed = await offload(["runs", "ls"], { OFFLOAD_API_URL: "ftp://nowhere" });
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toContain("OFFLOAD_API_URL");
+  });
+});
