@@ -125,7 +125,7 @@ describe("the offload CLI against a real stack", () => {
     expect(rows[0]).toMatch(new RegExp(`^${run.id}\\s+add\\s+COMPLETED\\s+1\\s+(just now|\\d+s ago)`));
     // Aligned: every row's TASK column starts where the header's does.
     for (const row of rows) expect(row.indexOf(" add ") + 1).toBe(header!.indexOf("TASK"));
-    const lsJson = JSON.parse((await offload(["runs", "ls", "--task", "add", "--limit", "2", "--json"])).stdout) as { runs: Run[]; nextCursor: string | null };
+    const lsJson = JSON.parse((await offload(["runs", "ls", "--task", "add", "--limit", "1", "--json"])).stdout) as { runs: Run[]; nextCursor: string | null };
     expect(lsJson.runs.map((r) => r.id)[0]).toBe(run.id);
     expect(lsJson.nextCursor).toEqual(expect.any(String));
     expect((await offload(["runs", "ls", "--state", "FAILED", "--task", "add"])).stdout).toBe("No runs.\n");
