@@ -9,9 +9,11 @@ import {
   ErrorBodySchema,
   ListRunsResponseSchema,
   ListTasksResponseSchema,
+  MAX_TASK_LIST_WAIT_SECONDS,
   ResultResponseSchema,
   RunLogsResponseSchema,
   RunSchema,
+  TaskListSchema,
   isTerminal,
   type CreateRunBody,
   type ListRunsQuery,
@@ -19,6 +21,7 @@ import {
   type ResultResponse,
   type Run,
   type TaskInfo,
+  type TaskList,
 } from "./protocol/index.js";
 
 /** A run's log, as `GET /v1/runs/:id/logs` answers it: `lines` oldest first; `truncated` once older lines were dropped. */
@@ -116,6 +119,32 @@ export class OffloadClient {
   /** `GET /v1/tasks`: the tasks the run API knows of, with their backlog and the workers serving them. */
   async listTasks(): Promise<TaskInfo[]> {
     return ListTasksResponseSchema.parse(await this.#request("GET", "/v1/tasks")).tasks;
+  }
+
+  /**
+   * `GET /v1/tasks?since=&wait=`: the task list and the `version` of its load.
+   * With `since` (an earlier answer's version) it long-polls: it answers at
+   * once if the load is another, else when it changes, or after `waitSeconds`
+   * (at most 60) with the same version. `signal` ends the wait early (the call
+   * then rejects with the signal's reason). The controller's task watch calls
+   * it in a loop.
+   */
+  async pollTasks(options: { since?: string; waitSeconds?: number; signal?: AbortSignal } = {}): Promise<TaskList> {
+    const wait = Math.max(0, Math.min(MAX_TASK_LIST_WAIT_SECONDS, options.waitSeconds ?? 0));
+    const qs = new URLSearchParams({ wait: String(wait), ...(options.since !== undefined ? { since: options.since } : {}) });
+    // fetch, not the keep-alive transport: a wait must be abortable when the caller stops.
+    const signals = [AbortSignal.timeout(this.#timeoutMs + wait * 1000), ...(options.signal ? [options.signal] : [])];
+    let res: { status: number; ok: boolean; text: string };
+    try {
+      const r = await fetch(`${this.apiUrl}/v1/tasks?${qs}`, { headers: this.#headers("application/json"), signal: AbortSignal.any(signals) });
+      res = { status: r.status, ok: r.ok, text: await r.text() };
+    } catch (err) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      throw new ApiUnreachableError(this.apiUrl, err);
+    }
+    const text = res.text;
+    if (!res.ok) throw this.#errorOf(res.status, text);
+    return TaskListSchema.parse(safeJson(text));
   }
 
   /**

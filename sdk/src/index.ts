@@ -47,4 +47,4 @@ export {
   isTaskTimeoutError,
 } from "./errors.js";
 export { isTerminal, RUN_STATES } from "./protocol/index.js";
-export type { Run, RunState, RunError, Json, ErrorCode, RunLogLine, TaskInfo } from "./protocol/index.js";
+export type { Run, RunState, RunError, Json, ErrorCode, RunLogLine, TaskInfo, TaskList } from "./protocol/index.js";

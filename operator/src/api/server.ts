@@ -28,6 +28,7 @@ import { registerRunEventRoutes } from "./routes/run-events.js";
 import { registerRunLogRoutes } from "./routes/run-logs.js";
 import { registerRunRoutes } from "./routes/runs.js";
 import { registerTaskRoutes } from "./routes/tasks.js";
+import { TaskLoadWatch } from "./task-load.js";
 import { listTasks } from "./task-list.js";
 
 /** A running run API. */
@@ -110,6 +111,10 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     const workers = new WorkerDirectory();
     const heartbeats = workers.listen(nc);
     undo.push(async () => heartbeats.stop());
+    const taskLoad = new TaskLoadWatch(() => listTasks({ db, jsm, workers }));
+    const taskLoadWakes = taskLoad.listen(nc);
+    const unwatchWorkers = workers.onLoadChange(() => taskLoad.poke());
+    undo.push(async () => (unwatchWorkers(), taskLoadWakes.stop()));
 
     const closing = new AbortController();
     const app = await buildApp(config, log);
@@ -132,7 +137,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     registerRunActionRoutes(app, { db, js, nc, link, cancellations, notifier, log });
     registerRunLogRoutes(app, { db, js, jsm });
     registerRunEventRoutes(app, { db, notifier, recheckMs: config.resultRecheckMs, closing: closing.signal });
-    registerTaskRoutes(app, { db, jsm, workers });
+    registerTaskRoutes(app, { db, jsm, workers, watch: taskLoad, closing: closing.signal });
     metrics.exposeTasks(() => listTasks({ db, jsm, workers }));
     // Runs first when unwinding: requests in flight still need the database and NATS.
     undo.push(async () => {

@@ -20,9 +20,20 @@ export interface WorkerSighting {
 export class WorkerDirectory {
   readonly #byTask = new Map<string, Map<string, { beat: Heartbeat; seenAt: number }>>();
   readonly #now: () => number;
+  readonly #listeners = new Set<() => void>();
 
   constructor(now: () => number = Date.now) {
     this.#now = now;
+  }
+
+  /**
+   * Calls `listener` after each heartbeat that changes a worker's load (a new
+   * worker, or another in-flight count or concurrency), not after one that only
+   * says it is still there; until the returned function is called.
+   */
+  onLoadChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   /** Records one heartbeat (malformed ones are ignored: workers of other versions may say more or less). */
@@ -30,8 +41,11 @@ export class WorkerDirectory {
     const beat = HeartbeatSchema.safeParse(data);
     if (!beat.success) return;
     const workers = this.#byTask.get(beat.data.task) ?? new Map();
+    const before = workers.get(beat.data.workerId)?.beat;
     workers.set(beat.data.workerId, { beat: beat.data, seenAt: this.#now() });
     this.#byTask.set(beat.data.task, workers);
+    if (before?.inFlight === beat.data.inFlight && before.concurrency === beat.data.concurrency) return;
+    for (const listener of this.#listeners) listener();
   }
 
   /** The workers heard from lately, per task, oldest entries forgotten on the way. */

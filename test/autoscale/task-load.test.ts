@@ -1,0 +1,121 @@
+// The run API's long-poll of the task load (GET /v1/tasks?since=&wait=), which
+// the controller's autoscaler waits on: the shared, rate-limited read in
+// process, then through a real run API, nats-server and worker.
+import { setMaxListeners } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { OffloadClient, TaskInfo, TaskList } from "@offload/sdk";
+import { TaskLoadWatch, loadVersion } from "../../operator/src/api/task-load.js";
+import { killAll, startStack, stopSharedPostgres, type Stack } from "../support/index.js";
+
+const TASKS = fileURLToPath(new URL("./fixtures/tasks.mjs", import.meta.url));
+
+const task = (name: string, backlog: number, workers: TaskInfo["workers"] = []): TaskInfo => ({ name, backlog, inFlight: 0, workers });
+const worker = (workerId: string, inFlight: number): TaskInfo["workers"][number] => ({ workerId, concurrency: 2, inFlight, lastSeenAt: new Date().toISOString() });
+
+describe("TaskLoadWatch", () => {
+  it("names a load by backlog and in-flight counts, not by heartbeat times or order", () => {
+    const a = [task("a", 1, [worker("p1", 0), worker("p2", 1)]), task("b", 0)];
+    const later = [task("b", 0), task("a", 1, [{ ...worker("p2", 1), lastSeenAt: "2030-01-01T00:00:00.000Z" }, worker("p1", 0)])];
+    expect(loadVersion(later)).toBe(loadVersion(a));
+    expect(loadVersion([task("a", 2, [worker("p1", 0), worker("p2", 1)]), task("b", 0)])).not.toBe(loadVersion(a));
+    expect(loadVersion([task("a", 1, [worker("p1", 1), worker("p2", 1)]), task("b", 0)])).not.toBe(loadVersion(a));
+  });
+
+  it("a hundred waiters and a hundred wake-ups share one read per interval", async () => {
+    let reads = 0;
+    const watch = new TaskLoadWatch(async () => (reads++, [task("a", 0)]), { minIntervalMs: 60_000, rescanMs: 60_000 });
+    const { version } = await watch.current();
+    expect(reads).toBe(1);
+    const stop = new AbortController();
+    setMaxListeners(200, stop.signal);
+    const waiting = Array.from({ length: 100 }, () => watch.waitForChange(version, 60_000, stop.signal));
+    for (let i = 0; i < 100; i++) watch.poke();
+    // The wake-ups' read is held until a minute after the first: none more has started.
+    await new Promise((r) => setImmediate(r));
+    expect(reads).toBe(1);
+    stop.abort();
+    const answers = await Promise.all(waiting);
+    expect(new Set(answers.map((a) => a.version))).toEqual(new Set([version]));
+  });
+
+  it("wakes every waiter with the new load after a wake-up, and answers at once for another version", async () => {
+    let backlog = 0;
+    const watch = new TaskLoadWatch(async () => [task("a", backlog)], { minIntervalMs: 0, rescanMs: 60_000 });
+    const first = await watch.current();
+    const waiting = Array.from({ length: 10 }, () => watch.waitForChange(first.version, 60_000));
+    backlog = 3;
+    watch.poke();
+    const answers = await Promise.all(waiting);
+    for (const a of answers) expect(a.tasks).toEqual([task("a", 3)]);
+    expect(answers[0]!.version).not.toBe(first.version);
+    // A caller behind the times is answered without waiting.
+    expect((await watch.waitForChange(first.version, 60_000)).version).toBe(answers[0]!.version);
+    expect((await watch.waitForChange("not-a-version", 60_000)).tasks).toEqual([task("a", 3)]);
+  });
+});
+
+describe("GET /v1/tasks?since=&wait= against a real run API and worker", () => {
+  let stack: Stack;
+  let client: OffloadClient;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "offload-task-load-"));
+    stack = await startStack();
+    client = stack.client;
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await stopSharedPostgres();
+    await killAll();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Long-polls from `since` until `done` holds, as the controller's loop does. */
+  async function pollUntil(since: string, done: (l: TaskList) => boolean): Promise<TaskList> {
+    let list = await client.pollTasks({ since, waitSeconds: 30 });
+    while (!done(list)) list = await client.pollTasks({ since: list.version, waitSeconds: 30 });
+    return list;
+  }
+
+  it("answers the same version while nothing changes, and a plain GET says the version too", async () => {
+    const now = await client.pollTasks();
+    expect(now).toEqual({ tasks: [], version: expect.any(String) });
+    const after = await client.pollTasks({ since: now.version, waitSeconds: 1 });
+    expect(after).toEqual(now);
+  });
+
+  it("refuses a wait over 60 s with OFFLOAD_VALIDATION", async () => {
+    const res = await fetch(`${stack.apiUrl}/v1/tasks?wait=61`);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: "OFFLOAD_VALIDATION" });
+  });
+
+  it("wakes a waiting poll with the backlog of a run delayed for a task no worker serves yet", async () => {
+    const before = await client.pollTasks();
+    const waiting = client.pollTasks({ since: before.version, waitSeconds: 60 });
+    await client.createRun({ task: "as-quick", parameters: { n: 1 } });
+    const woken = await waiting;
+    const seen = woken.tasks.find((t) => t.name === "as-quick") ? woken : await pollUntil(woken.version, (l) => l.tasks.some((t) => t.name === "as-quick" && t.backlog === 1));
+    expect(seen.tasks.find((t) => t.name === "as-quick")).toMatchObject({ backlog: 1, workers: [] });
+  });
+
+  it("shows each worker's in-flight runs as they start and finish", async () => {
+    const base = await client.pollTasks();
+    const w = await stack.startWorker({ module: TASKS, concurrency: 2, env: { OFFLOAD_WORKER_ID: "pod-a" } });
+    const release = join(dir, "release-1");
+    const run = await client.createRun({ task: "as-long", parameters: { release } });
+    const busy = await pollUntil(base.version, (l) => l.tasks.some((t) => t.name === "as-long" && t.workers.some((x) => x.workerId === "pod-a" && x.inFlight === 1)));
+    expect(busy.tasks.find((t) => t.name === "as-long")).toMatchObject({ backlog: 0, inFlight: 1 });
+    // The quick run waiting since the last test was taken by the new worker too.
+    await writeFile(release, "");
+    const idle = await pollUntil(busy.version, (l) => l.tasks.some((t) => t.name === "as-long" && t.inFlight === 0 && t.workers.every((x) => x.inFlight === 0)));
+    expect(idle.tasks.find((t) => t.name === "as-long")!.workers).toEqual([expect.objectContaining({ workerId: "pod-a", inFlight: 0 })]);
+    expect((await client.getResult(run.id, 20)).result).toEqual({ released: true, worker: "pod-a" });
+    await w.child.stop(5000);
+  });
+});
