@@ -97,3 +97,25 @@ function splitTopLevel(s: string): string[] {
   out.push(cur);
   return out;
 }
+
+/**
+ * A `metav1.LabelSelector` object (`matchLabels` and `matchExpressions` with
+ * In, NotIn, Exists, DoesNotExist), as `metav1.LabelSelectorAsSelector`
+ * reads it: an empty selector matches everything.
+ */
+export function labelSelectorObject(sel: Obj | undefined): Matcher {
+  const matchLabels = (sel?.matchLabels ?? {}) as Record<string, string>;
+  const exprs = (Array.isArray(sel?.matchExpressions) ? sel.matchExpressions : []) as { key: string; operator: string; values?: string[] }[];
+  return (o) => {
+    const l = labelsOf(o);
+    if (Object.entries(matchLabels).some(([k, v]) => l[k] !== v)) return false;
+    return exprs.every((e) => {
+      const has = e.key in l;
+      if (e.operator === "In") return has && (e.values ?? []).includes(l[e.key]!);
+      if (e.operator === "NotIn") return !has || !(e.values ?? []).includes(l[e.key]!);
+      if (e.operator === "Exists") return has;
+      if (e.operator === "DoesNotExist") return !has;
+      return false;
+    });
+  };
+}
