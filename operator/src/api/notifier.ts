@@ -10,10 +10,12 @@ import { isTerminal, type Run } from "@offload/sdk/internal";
 export class RunNotifier {
   readonly #waiters = new Map<string, Set<(run: Run) => void>>();
   readonly #watchers = new Map<string, Set<(run: Run) => void>>();
+  readonly #all = new Set<(run: Run) => void>();
 
   /** Tells watchers of `run.id` about its new state, and waiters once it finished. */
   notify(run: Run): void {
     for (const watch of this.#watchers.get(run.id) ?? []) watch(run);
+    for (const watch of this.#all) watch(run);
     if (!isTerminal(run.state)) return;
     const set = this.#waiters.get(run.id);
     if (!set) return;
@@ -70,5 +72,11 @@ export class RunNotifier {
       set.delete(listener);
       if (set.size === 0 && this.#watchers.get(id) === set) this.#watchers.delete(id);
     };
+  }
+
+  /** Calls `listener` with every run after each change this process records (the dashboard's live list), until the returned function is called. */
+  watchAll(listener: (run: Run) => void): () => void {
+    this.#all.add(listener);
+    return () => void this.#all.delete(listener);
   }
 }
