@@ -84,6 +84,8 @@ describe("CRDs", () => {
       ["Desired", ".spec.replicas"],
       ["Tasks", ".spec.tasks"],
       ["Backlog", ".status.backlog"],
+      ["Min", ".spec.autoscaling.minReplicas"],
+      ["Max", ".spec.autoscaling.maxReplicas"],
       ["Age", ".metadata.creationTimestamp"],
     ]);
     const s = (schema(tw).properties as Record<string, Node>).spec!;
@@ -101,7 +103,7 @@ describe("CRDs", () => {
     expect(pt.containerSecurityContext!["x-kubernetes-preserve-unknown-fields"]).toBe(true);
     expect((props.podTemplate!["x-kubernetes-validations"] as Node[])[0]!.rule).toContain("volumeMounts");
     const status = (schema(tw).properties as Record<string, Node>).status!.properties as Record<string, Node>;
-    expect(Object.keys(status).sort()).toEqual(["backlog", "conditions", "observedGeneration", "readyReplicas", "replicas", "selector"]);
+    expect(Object.keys(status).sort()).toEqual(["autoscaling", "backlog", "conditions", "observedGeneration", "readyReplicas", "replicas", "selector"]);
     expect(status.conditions).toMatchObject({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] });
   });
 

@@ -79,6 +79,8 @@ export function taskWorkerCrd(): CustomResourceDefinition {
       { name: "Desired", type: "integer", jsonPath: ".spec.replicas", description: "Worker pods asked for." },
       { name: "Tasks", type: "string", jsonPath: ".spec.tasks", description: "The tasks served (empty: all the module's tasks)." },
       { name: "Backlog", type: "integer", jsonPath: ".status.backlog", description: "Runs waiting for a worker." },
+      { name: "Min", type: "integer", jsonPath: ".spec.autoscaling.minReplicas", priority: 1, description: "Fewest worker pods the autoscaler keeps (empty: not autoscaled)." },
+      { name: "Max", type: "integer", jsonPath: ".spec.autoscaling.maxReplicas", priority: 1, description: "Most worker pods the autoscaler runs (empty: not autoscaled)." },
       age,
     ],
   });

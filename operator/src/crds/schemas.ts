@@ -175,6 +175,70 @@ const PodTemplateSchema = z
     ],
   });
 
+/** The scale-down delay when `spec.autoscaling.scaleDownDelaySeconds` is not set. */
+export const DEFAULT_SCALE_DOWN_DELAY_SECONDS = 60;
+
+/**
+ * Sizing a pool on its backlog. The controller then owns `spec.replicas`
+ * (it writes it through the scale subresource, as a HorizontalPodAutoscaler
+ * would); see docs/kubernetes.md "Autoscaling".
+ */
+export const AutoscalingSchema = z
+  .object({
+    minReplicas: z
+      .number()
+      .int()
+      .min(0)
+      .max(10000)
+      .default(0)
+      .describe("Fewest worker pods. 0 (the default) lets an idle pool scale to zero; a run delayed then gets a pod within a second or two."),
+    maxReplicas: z.number().int().min(1).max(10000).describe("Most worker pods, however long the backlog."),
+    targetBacklogPerReplica: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .optional()
+      .describe(
+        "Runs waiting plus running per worker pod: the pool is sized to ceil(backlog / this), within minReplicas and maxReplicas. " +
+          "Default: `concurrency` (one pod for every `concurrency` runs). The backlog is that of every task this pool serves; " +
+          "when two TaskWorkers serve the same task, each counts that task's whole backlog, so that no run is left without a pod " +
+          "(together they may run more pods than needed: give each task one autoscaled pool for an exact fit).",
+      ),
+    scaleDownDelaySeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(86400)
+      .default(DEFAULT_SCALE_DOWN_DELAY_SECONDS)
+      .describe(
+        "How long a lower size must have been wanted before pods go (the highest size wanted within this window is kept, " +
+          "as a HorizontalPodAutoscaler's stabilization window does), so a backlog that comes and goes does not make pods flap. " +
+          "Scaling up is never delayed.",
+      ),
+  })
+  .refine((a) => a.minReplicas <= a.maxReplicas, { message: "minReplicas must not exceed maxReplicas: lower minReplicas or raise maxReplicas", path: ["minReplicas"] })
+  .meta({
+    description:
+      "Size the pool on its backlog instead of `replicas`. With it set the controller owns `replicas`: `kubectl scale` still works, " +
+      "but the next decision (on the next change of backlog, or within seconds) sets the size the backlog asks for again, as with a " +
+      "HorizontalPodAutoscaler; set minReplicas equal to maxReplicas, or remove autoscaling, to pin a size. Before a scale-down the " +
+      "controller marks each pod with controller.kubernetes.io/pod-deletion-cost = its runs in flight, so idle pods go first.",
+    "x-kubernetes-validations": [
+      {
+        rule: "!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",
+        message: "minReplicas must not exceed maxReplicas: lower minReplicas or raise maxReplicas",
+        fieldPath: ".minReplicas",
+      },
+    ],
+  });
+export type Autoscaling = z.output<typeof AutoscalingSchema>;
+
+// Without a list of tasks the controller learns a pool's tasks from its running pods' heartbeats: at zero pods
+// there are none, so a delayed run would never get a pod.
+const SCALE_TO_ZERO_NEEDS_TASKS =
+  "autoscaling with minReplicas 0 needs spec.tasks: with no pod running the controller cannot tell which tasks this pool serves; list them in spec.tasks or set minReplicas to 1 or more";
+
 /** What a TaskWorker asks for: a pool of worker pods serving a module of tasks. */
 export const TaskWorkerSpecSchema = z
   .object({
@@ -197,6 +261,7 @@ export const TaskWorkerSpecSchema = z
       .meta({ ...PRESERVE, description: "The worker container's resource requests and limits, as in a container's `resources`." })
       .optional(),
     podTemplate: PodTemplateSchema.optional(),
+    autoscaling: AutoscalingSchema.optional(),
     drainSeconds: z
       .number()
       .int()
@@ -206,12 +271,17 @@ export const TaskWorkerSpecSchema = z
       .describe("How long a stopping pod may finish the runs it has before it is killed; its termination grace period is this plus a margin."),
   })
   .refine((s) => !s.tasks || new Set(s.tasks).size === s.tasks.length, { message: "tasks must not repeat a name", path: ["tasks"] })
+  .refine((s) => !s.autoscaling || s.tasks !== undefined || s.autoscaling.minReplicas > 0, { message: SCALE_TO_ZERO_NEEDS_TASKS, path: ["tasks"] })
   .meta({
     description: "The desired pool of worker pods.",
     "x-kubernetes-validations": [
       {
         rule: "!has(self.tasks) || self.tasks.all(t, self.tasks.exists_one(u, u == t))",
         message: "tasks must not repeat a name",
+      },
+      {
+        rule: "!has(self.autoscaling) || has(self.tasks) || (has(self.autoscaling.minReplicas) && self.autoscaling.minReplicas > 0)",
+        message: SCALE_TO_ZERO_NEEDS_TASKS,
       },
     ],
   });
@@ -223,8 +293,17 @@ export const TaskWorkerStatusSchema = z
     readyReplicas: z.number().int().min(0).describe("Worker pods that are ready to take runs.").optional(),
     selector: z.string().describe("The label selector of the worker pods, as a string (for the scale subresource and HPAs).").optional(),
     observedGeneration: z.number().int().min(0).describe("The `.metadata.generation` this status was computed from.").optional(),
-    conditions: conditions("`Ready`: all wanted pods are ready. `Progressing`: a change is rolling out. `Degraded`: the controller cannot make what the spec asks for.").optional(),
+    conditions: conditions("`Ready`: all wanted pods are ready. `Progressing`: a change is rolling out. `Degraded`: the controller cannot make what the spec asks for. With `spec.autoscaling`: `ScalingActive` (False when the run API cannot tell the backlog: the size is then left alone) and `ScalingLimited` (True while minReplicas or maxReplicas holds the size back).").optional(),
     backlog: z.number().int().min(0).describe("Runs of this pool's tasks waiting for a worker, as the run API last reported.").optional(),
+    autoscaling: z
+      .object({
+        desiredReplicas: z.number().int().min(0).describe("The size the autoscaler last decided on.").optional(),
+        backlog: z.number().int().min(0).describe("Runs of this pool's tasks waiting or running, as the autoscaler last counted them.").optional(),
+        lastScaleTime: z.iso.datetime({ offset: true }).describe("When the autoscaler last changed `spec.replicas`.").optional(),
+        reason: z.string().max(1024).describe("Why the autoscaler wants `desiredReplicas`, in words.").optional(),
+      })
+      .describe("What the autoscaler decided (with `spec.autoscaling` set); conditions `ScalingActive` and `ScalingLimited` say whether it can act and whether a bound holds it.")
+      .optional(),
   })
   .describe("What the controller last observed of the pool.");
 export type TaskWorkerStatus = z.output<typeof TaskWorkerStatusSchema>;
