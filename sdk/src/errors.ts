@@ -160,3 +160,14 @@ export const isTaskTimeoutError = hasCode("OFFLOAD_TIMEOUT") as (err: unknown) =
 export function isApiError(err: unknown): err is ApiError {
   return isOffloadError(err) && typeof (err as { status?: unknown }).status === "number";
 }
+
+/**
+ * `ctx.progress(...)` was called with a value it cannot report (not a finite
+ * number from 0 to 1, `done` above `total`, …); thrown in the task, at the
+ * call. The run's earlier reports are kept.
+ */
+export class InvalidProgressError extends OffloadError {
+  constructor(message: string) {
+    super("OFFLOAD_PROGRESS", `ctx.progress(): ${message}`);
+  }
+}

@@ -16,6 +16,7 @@ export type {
   RetryOn,
   CacheOptions,
   CachePolicyPart,
+  ProgressReport,
 } from "./task.js";
 export { serve } from "./serve/index.js";
 export type { ServeOptions, Server, ServeHooks, RunInfo, RunOutcome, RunLogLevel } from "./serve/index.js";
@@ -36,6 +37,7 @@ export {
   RunFinishedError,
   RunNotRetryableError,
   ResultNotSerializableError,
+  InvalidProgressError,
   isOffloadError,
   isApiError,
   isRunFailedError,
@@ -47,4 +49,4 @@ export {
   isTaskTimeoutError,
 } from "./errors.js";
 export { isTerminal, RUN_STATES } from "./protocol/index.js";
-export type { Run, RunState, RunError, Json, ErrorCode, RunLogLine, TaskInfo, TaskList } from "./protocol/index.js";
+export type { Run, RunState, RunError, Json, ErrorCode, RunLogLine, TaskInfo, TaskList, RunProgress, RunProgressEvent, TraceContext } from "./protocol/index.js";

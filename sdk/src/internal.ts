@@ -9,3 +9,6 @@ export * from "./nats/layout.js";
 export * from "./retries.js";
 export * from "./cache.js";
 export * from "./startup.js";
+export * from "./tracing/context.js";
+export * from "./tracing/run-span.js";
+export * from "./tracing/setup.js";

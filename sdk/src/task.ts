@@ -3,11 +3,14 @@ import type { z } from "zod";
 import { cacheKeyOf, checkCacheOptions, type CacheOptions } from "./cache.js";
 import { defaultClient, type OffloadClient, type RunLogs } from "./client.js";
 import { InputValidationError, ResultTimeoutError, ConfigError } from "./errors.js";
-import { MAX_BATCH, MAX_TIMEOUT_SECONDS, TaskNameSchema, type Json, type Run } from "./protocol/index.js";
+import { MAX_BATCH, MAX_TIMEOUT_SECONDS, TaskNameSchema, type Json, type Run, type TraceContext } from "./protocol/index.js";
 import { checkRetrySettings, type RetryDelay, type RetryOn } from "./retries.js";
+import type { ProgressReport } from "./serve/progress.js";
+import { activeTraceContext } from "./tracing/context.js";
 
 export type { CacheOptions, CachePolicyPart } from "./cache.js";
 export type { RetryDelay, RetryOn } from "./retries.js";
+export type { ProgressReport } from "./serve/progress.js";
 
 const TASK_BRAND = Symbol.for("offload.task");
 
@@ -33,6 +36,22 @@ export interface TaskContext {
   readonly log: Logger;
   /** The worker process running it. */
   readonly workerId: string;
+  /**
+   * Reports how far the run is: `ctx.progress(0.4, "resized 4 of 10")`, or
+   * `ctx.progress({ done: 4, total: 10, message: "resized 4 of 10" })`.
+   * Stored on the run (`run.status()` and `GET /v1/runs/:id` show it as
+   * `progress`) and sent on its events stream as `event: progress`.
+   *
+   * Call it as often as you like: reports are coalesced to at most one
+   * message every 250 ms per run (the first at once, then the latest), and the
+   * last one is always stored, before the run's outcome. It returns at once
+   * and never waits for NATS. A value outside 0..1, `done` above `total` or a
+   * non-finite number throws an `InvalidProgressError` here; a report made
+   * after the run ended is ignored. A new try (a retry, a redelivery) starts
+   * without progress.
+   */
+  progress(value: number, message?: string): void;
+  progress(report: ProgressReport): void;
 }
 
 /** What a task's `onCompletion` and `onFailure` hooks are told about the run. */
@@ -144,7 +163,10 @@ export interface ResultOptions {
 export interface RunHandle<O> {
   readonly id: string;
   readonly task: string;
-  /** The run record, fresh from the run API. */
+  /**
+   * The run record, fresh from the run API: state, attempts, times, error, and
+   * `progress` (the task's last `ctx.progress(...)` report, once it made one).
+   */
   status(): Promise<Run>;
   /** Waits for the run to finish and returns its result; throws `RunFailedError` / `RunCancelledError` if it did not complete. */
   result(options?: ResultOptions): Promise<O>;
@@ -222,6 +244,11 @@ export function task<S extends z.ZodType, O>(
     const cacheKey = cacheKeyOf(frozen.name, fn, frozen.cache as CacheOptions<never>, parameters);
     return { cacheKey, ...(frozen.cache.expiresInSeconds !== undefined ? { cacheExpiresInSeconds: frozen.cache.expiresInSeconds } : {}) };
   };
+  // The caller's active span, if any: the worker's span for the run continues its trace.
+  const traceFields = (): { traceContext?: TraceContext } => {
+    const traceContext = activeTraceContext();
+    return traceContext ? { traceContext } : {};
+  };
 
   const self: Task<S, Awaited<O>> = {
     name: frozen.name,
@@ -237,13 +264,15 @@ export function task<S extends z.ZodType, O>(
         ...scheduleOf(delayOptions),
         ...(delayOptions.timeoutSeconds !== undefined ? { timeoutSeconds: delayOptions.timeoutSeconds } : {}),
         ...cacheFields(parameters),
+        ...traceFields(),
       });
       return makeHandle<Awaited<O>>(client(), run.id, frozen.name);
     },
     async map(inputs) {
+      const traced = traceFields();
       const bodies = inputs.map((input) => {
         const parameters = validate(input) as never;
-        return { task: frozen.name, parameters, ...cacheFields(parameters) };
+        return { task: frozen.name, parameters, ...cacheFields(parameters), ...traced };
       });
       const handles: RunHandle<Awaited<O>>[] = [];
       for (let i = 0; i < bodies.length; i += MAX_BATCH) {

@@ -8,7 +8,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamClient } from "@nats-io/jetstream";
-import { Nats, type RunEvent, type RunLogLine } from "../protocol/index.js";
+import { Nats, type RunEvent, type RunLogLine, type RunProgress, type RunProgressMessage } from "../protocol/index.js";
 import type { RunInfo } from "./index.js";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -39,6 +39,16 @@ export class RunReporter {
         await sleep(250 * 2 ** i);
       }
     }
+  }
+
+  /**
+   * Publishes a progress report, once: a lost one is replaced by the next (the
+   * caller coalesces them, and waits for this before publishing the outcome, so
+   * that the last report is stored first on the same subject).
+   */
+  async publishProgress(info: RunInfo, progress: RunProgress): Promise<void> {
+    const msg: RunProgressMessage = { runId: info.runId, task: info.task, type: "PROGRESS", attempt: info.attempt, workerId: this.#workerId, progress };
+    await this.#js.publish(Nats.eventSubject(info.task), JSON.stringify(msg), { timeout: 5000 });
   }
 
   /** Ships one of the run's log lines; the OFFLOAD_LOGS stream stores it, bounded per run. */

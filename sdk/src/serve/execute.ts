@@ -8,6 +8,7 @@
  * deliver again, so at worst a run is tried again, never lost.
  */
 import type { JsMsg } from "@nats-io/jetstream";
+import { context } from "@opentelemetry/api";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { TaskMessageSchema, type RunError, type RunEvent, type TaskMessage } from "../protocol/index.js";
@@ -23,6 +24,8 @@ import { RELEASE_DELAY_MS } from "./pull.js";
 import type { ResultStore } from "./results.js";
 import { runLogger } from "./run-log.js";
 import { settle } from "./settle.js";
+import { ProgressCoalescer } from "./progress.js";
+import { startRunSpan, type RunSpan } from "../tracing/run-span.js";
 
 /** What running a message needs from the server that fetched it. */
 export interface ExecuteDeps {
@@ -32,7 +35,7 @@ export interface ExecuteDeps {
   readonly runLogLevel: RunLogLevel;
   readonly log: Logger;
   readonly cancellations: Pick<Cancellations, "isCancelled" | "watchRun">;
-  readonly reporter: Pick<RunReporter, "publish" | "logLine">;
+  readonly reporter: Pick<RunReporter, "publish" | "logLine" | "publishProgress">;
   readonly results: Pick<ResultStore, "eventFields">;
   readonly hooks: Pick<Hooks, "runStarted" | "runFinished" | "task">;
 }
@@ -64,6 +67,10 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
   const cancel = deps.cancellations.watchRun(info.runId);
   // In-progress acks keep the message ours for as long as the run takes.
   const working = setInterval(() => settle(() => msg.working()), (deps.ackWaitSeconds * 1000) / 3);
+  // The try's span, once it has started, and how it ended (a try whose outcome could not be reported was abandoned).
+  let span: RunSpan | undefined;
+  let outcome: Parameters<RunSpan["end"]>[0] = "ABANDONED";
+  let failure: Parameters<RunSpan["end"]>[1];
   try {
     if (cancel.requested || (await deps.cancellations.isCancelled(info.runId, log))) {
       // Never started: the run API has (or will have) marked it CANCELLED; the event covers an API that died in between.
@@ -83,8 +90,18 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
     hooks.runStarted(info);
     log.debug("run started");
 
-    const runLog = runLogger(log, deps.runLogLevel, info.attempt, (line) => reporter.logLine(info.runId, line));
-    const ending = await invoke({ task, message, info, log: runLog, workerId: deps.workerId, abandoned, cancel });
+    span = startRunSpan(info, deps.workerId, message.traceContext);
+    // The run's own lines carry the trace, so that a log search finds them from the trace and back.
+    const runLog = runLogger(span.logFields ? log.child(span.logFields) : log, deps.runLogLevel, info.attempt, (line) => reporter.logLine(info.runId, line));
+    const progress = new ProgressCoalescer(
+      (p) => reporter.publishProgress(info, p),
+      (err) => log.warn({ err }, "could not publish a progress report; the next one replaces it"),
+    );
+    const ending = await context.with(span.context, () =>
+      invoke({ task, message, info, log: runLog, workerId: deps.workerId, abandoned, cancel, progress }),
+    );
+    // The last report goes before the outcome (the same subject keeps them in order); later ones are ignored.
+    await progress.close(ending.kind !== "abandoned");
     const durationSeconds = (performance.now() - startedAt) / 1000;
     if (ending.kind === "abandoned") {
       // Released for redelivery (as the next attempt) once this process's fetches have expired.
@@ -118,6 +135,8 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
       return;
     }
     settle(() => msg.ack());
+    outcome = type;
+    if (ending.kind === "failed") failure = { error: ending.error, thrown: ending.thrown };
     const error = ending.kind === "failed" ? ending.error : undefined;
     logOutcome(log, event, durationSeconds, error);
     hooks.runFinished(info, type, durationSeconds, error);
@@ -133,6 +152,7 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
   } finally {
     clearInterval(working);
     cancel.dispose();
+    span?.end(outcome, failure);
   }
 }
 

@@ -10,6 +10,7 @@ import { InputValidationError, ResultNotSerializableError, RunCancelledError, Ta
 import type { TaskMessage } from "../protocol/index.js";
 import type { Task, TaskContext } from "../task.js";
 import type { CancelWatch } from "./cancellations.js";
+import { progressOf, type ProgressCoalescer } from "./progress.js";
 import { errorOf, toJson, type Ending } from "./ending.js";
 import type { RunInfo } from "./index.js";
 
@@ -24,6 +25,8 @@ export interface Invocation {
   /** Resolves when the worker gives the run up (stop() ran out of drain time). */
   readonly abandoned: Promise<void>;
   readonly cancel: CancelWatch;
+  /** Where `ctx.progress(...)` reports go. */
+  readonly progress: Pick<ProgressCoalescer, "report">;
 }
 
 /** The reason a run's signal is aborted when the worker stops before the run finished. */
@@ -34,7 +37,7 @@ class WorkerStoppingError extends Error {
   }
 }
 
-export async function invoke({ task, message, info, log, workerId, abandoned, cancel }: Invocation): Promise<Ending> {
+export async function invoke({ task, message, info, log, workerId, abandoned, cancel, progress }: Invocation): Promise<Ending> {
   // Cancelled while RUNNING was being published: the function is not called at all.
   if (cancel.requested) return { kind: "cancelled" };
   let input = task.options.input.safeParse(message.parameters);
@@ -55,6 +58,8 @@ export async function invoke({ task, message, info, log, workerId, abandoned, ca
     signal: controller.signal,
     log,
     workerId,
+    // Checked here, in the task's own call, so a bad report throws where it was made.
+    progress: (...args: unknown[]) => progress.report(progressOf(args)),
   };
   const timeoutSeconds = message.timeoutSeconds ?? task.options.timeoutSeconds;
   let timer: NodeJS.Timeout | undefined;
