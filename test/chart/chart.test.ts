@@ -35,7 +35,7 @@ const SERVED = new Set([
   "apps/v1/Deployment", "apps/v1/StatefulSet",
   "rbac.authorization.k8s.io/v1/ClusterRole", "rbac.authorization.k8s.io/v1/ClusterRoleBinding",
   "rbac.authorization.k8s.io/v1/Role", "rbac.authorization.k8s.io/v1/RoleBinding",
-  "autoscaling/v2/HorizontalPodAutoscaler", "policy/v1/PodDisruptionBudget",
+  "autoscaling/v2/HorizontalPodAutoscaler", "policy/v1/PodDisruptionBudget", "networking.k8s.io/v1/NetworkPolicy",
   "apiextensions.k8s.io/v1/CustomResourceDefinition",
 ]);
 
@@ -67,11 +67,14 @@ function checkInvariants(r: Rendered, rules: readonly PolicyRule[]): void {
     }
   }
 
-  // RBAC: one ClusterRole, exactly CONTROLLER_RULES, bound to the controller's ServiceAccount.
+  // RBAC: the controller's ClusterRole is exactly CONTROLLER_RULES, bound to the controller's ServiceAccount; every
+  // other ClusterRole grants only the run API's virtual resource runs.offload.dev (auth.test.ts checks them).
   const roles = r.ofKind("ClusterRole");
-  expect(roles.map((x) => x.metadata.name)).toEqual([CONTROLLER]);
+  expect(normalize(at(r.get("ClusterRole", CONTROLLER), "rules") as PolicyRule[])).toEqual(normalize(rules));
+  for (const role of roles.filter((x) => x.metadata.name !== CONTROLLER)) {
+    for (const rule of at(role, "rules") as PolicyRule[]) expect(rule, role.metadata.name).toMatchObject({ apiGroups: ["offload.dev"], resources: ["runs"] });
+  }
   expect(r.ofKind("Role")).toEqual([]);
-  expect(normalize(at(roles[0], "rules") as PolicyRule[])).toEqual(normalize(rules));
   const binding = r.get("ClusterRoleBinding", CONTROLLER);
   expect(at(binding, "roleRef")).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: CONTROLLER });
   const controller = r.get("Deployment", CONTROLLER);
@@ -148,12 +151,20 @@ function checkInvariants(r: Rendered, rules: readonly PolicyRule[]): void {
     }
   }
 
-  // The controller and the API share the token Secret.
+  // The controller and the run API agree on the auth mode; with `token` they share the token Secret, otherwise
+  // no process holds a shared token.
   const api = r.get("Deployment", API);
-  const tokenRef = env(container(controller, "controller"), "OFFLOAD_API_TOKEN").valueFrom?.secretKeyRef;
-  expect(tokenRef?.key).toBe("token");
-  expect(env(container(api, "api"), "OFFLOAD_API_TOKEN").valueFrom?.secretKeyRef).toEqual(tokenRef);
-  expect(env(container(controller, "controller"), "OFFLOAD_API_TOKEN_SECRET").value).toBe(tokenRef?.name);
+  const mode = env(container(api, "api"), "OFFLOAD_AUTH").value;
+  expect(env(container(controller, "controller"), "OFFLOAD_AUTH").value).toBe(mode);
+  if (mode === "token") {
+    const tokenRef = env(container(controller, "controller"), "OFFLOAD_API_TOKEN").valueFrom?.secretKeyRef;
+    expect(tokenRef?.key).toBe("token");
+    expect(env(container(api, "api"), "OFFLOAD_API_TOKEN").valueFrom?.secretKeyRef).toEqual(tokenRef);
+    expect(env(container(controller, "controller"), "OFFLOAD_API_TOKEN_SECRET").value).toBe(tokenRef?.name);
+  } else {
+    for (const w of workloads(r)) for (const c of allContainers(w)) expect((c.env ?? []).map((e) => e.name), `${w.metadata.name} ${c.name}`).not.toContain("OFFLOAD_API_TOKEN");
+    expect(r.find("Secret", TOKEN_SECRET)).toBeUndefined();
+  }
 }
 
 /** The image of the first container of a workload. */
@@ -194,8 +205,9 @@ describe("the Helm chart", () => {
     expect(env(c, "OFFLOAD_CONTROLLER_PORT").value).toBe("8082");
     expect(env(c, "OFFLOAD_WATCH_NAMESPACE").value).toBe("");
     expect(env(c, "OFFLOAD_LOG_LEVEL").value).toBe("info");
-    expect(env(c, "OFFLOAD_API_TOKEN").valueFrom?.secretKeyRef).toEqual({ name: TOKEN_SECRET, key: "token" });
-    expect(env(c, "OFFLOAD_API_TOKEN_SECRET").value).toBe(TOKEN_SECRET);
+    // auth.mode kubernetes by default: the controller presents its ServiceAccount's projected token (auth.test.ts).
+    expect(env(c, "OFFLOAD_AUTH").value).toBe("kubernetes");
+    expect(env(c, "OFFLOAD_TOKEN_FILE").value).toBe("/var/run/secrets/offload/token");
     expect(at(c, "livenessProbe", "httpGet")).toEqual({ path: "/healthz", port: "health" });
     expect(at(c, "readinessProbe", "httpGet")).toEqual({ path: "/readyz", port: "health" });
     expect(at(c, "ports", 0, "containerPort")).toBe(8082);
@@ -345,10 +357,11 @@ describe("the Helm chart", () => {
     for (const w of workloads(r)) expect(podSpec(w).imagePullSecrets, `${w.kind}/${w.metadata.name}`).toEqual([{ name: "regcred" }]);
   });
 
-  describe("the API token Secret", () => {
+  describe("the API token Secret (auth.mode token)", () => {
+    const TOKEN_MODE = { "auth.mode": "token" };
     it("is generated when not given: 32 random characters under `token`", () => {
-      const a = secretValue(template().get("Secret", TOKEN_SECRET), "token");
-      const b = secretValue(template().get("Secret", TOKEN_SECRET), "token");
+      const a = secretValue(template(TOKEN_MODE).get("Secret", TOKEN_SECRET), "token");
+      const b = secretValue(template(TOKEN_MODE).get("Secret", TOKEN_SECRET), "token");
       expect(a).toMatch(/^[A-Za-z0-9]{32}$/);
       // With no cluster to look the old one up in, each render draws a new one.
       expect(b).not.toBe(a);
@@ -360,13 +373,13 @@ describe("the Helm chart", () => {
     });
 
     it("takes the token from values when given", () => {
-      const r = template({ "apiToken.value": "s3cret-token-from-values" });
+      const r = template({ ...TOKEN_MODE, "apiToken.value": "s3cret-token-from-values" });
       expect(secretValue(r.get("Secret", TOKEN_SECRET), "token")).toBe("s3cret-token-from-values");
       checkInvariants(r, rules);
     });
 
     it("honors an existing Secret: none is made and every reference names it", () => {
-      const r = template({ "apiToken.existingSecret": "my-offload-token" });
+      const r = template({ ...TOKEN_MODE, "apiToken.existingSecret": "my-offload-token" });
       checkInvariants(r, rules);
       expect(r.find("Secret", TOKEN_SECRET)).toBeUndefined();
       const c = container(r.get("Deployment", CONTROLLER), "controller");
@@ -528,7 +541,7 @@ describe("the Helm chart", () => {
       const url = "nats://old:creds@nats-a.messaging.svc:4222,tls://nats-b.messaging.svc:4222";
       const r = template({ ...EXTERNAL, "nats.url": url, "nats.auth.existingSecret": "ext-nats" });
       checkInvariants(r, rules);
-      expect(r.ofKind("Secret").map((s) => s.metadata.name)).toEqual([TOKEN_SECRET]);
+      expect(r.ofKind("Secret").map((s) => s.metadata.name)).toEqual([]);
       const hosts = "nats://nats-a.messaging.svc:4222,tls://nats-b.messaging.svc:4222";
       const a = container(r.get("Deployment", API), "api");
       expect(env(a, "OFFLOAD_NATS_USER").valueFrom?.secretKeyRef).toEqual({ name: "ext-nats", key: "user" });
@@ -589,7 +602,7 @@ describe("the Helm chart", () => {
     });
 
     it("a token too short to be a secret", () => {
-      expect(fails({ "apiToken.value": "short" })).toMatch(/apiToken\.value must be at least 16 characters/);
+      expect(fails({ "auth.mode": "token", "apiToken.value": "short" })).toMatch(/apiToken\.value must be at least 16 characters/);
     });
 
     it("an unknown top-level key", () => {

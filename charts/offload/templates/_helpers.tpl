@@ -213,3 +213,38 @@ affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/* "true" when callers present ServiceAccount tokens (auth.mode kubernetes), else "". */}}
+{{- define "offload.auth.kubernetes" -}}
+{{- if eq .Values.auth.mode "kubernetes" -}}true{{- end -}}
+{{- end -}}
+
+{{/* "true" when callers present the shared token of the Secret (auth.mode token), else "". */}}
+{{- define "offload.auth.sharedToken" -}}
+{{- if eq .Values.auth.mode "token" -}}true{{- end -}}
+{{- end -}}
+
+{{- define "offload.api.serviceAccountName" -}}{{ include "offload.api.name" . }}{{- end -}}
+
+{{/* Where a pod's projected run API token is mounted: the SDK's default OFFLOAD_TOKEN_FILE is <dir>/token. */}}
+{{- define "offload.runApiToken.dir" -}}/var/run/secrets/offload{{- end -}}
+
+{{/*
+The projected ServiceAccount token a pod presents to the run API with auth.mode kubernetes. The kubelet renews
+it before it expires and the SDK re-reads the file, so the hour only bounds how long a stolen token is useful.
+*/}}
+{{- define "offload.runApiToken.volume" -}}
+- name: offload-token
+  projected:
+    sources:
+      - serviceAccountToken:
+          audience: {{ .Values.auth.audience | quote }}
+          expirationSeconds: 3600
+          path: token
+{{- end -}}
+
+{{- define "offload.runApiToken.mount" -}}
+- name: offload-token
+  mountPath: {{ include "offload.runApiToken.dir" . }}
+  readOnly: true
+{{- end -}}
