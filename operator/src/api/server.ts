@@ -3,6 +3,7 @@ import fastifySwaggerUi from "@fastify/swagger-ui";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { ERROR_CODES, ErrorBodySchema, JsonSchema, RunSchema, natsConnectOptions, redactUrl, type Run } from "@offload/sdk/internal";
+import type { KubeConfig } from "@kubernetes/client-node";
 import fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -15,12 +16,14 @@ import { WorkerDirectory } from "../dispatch/heartbeats.js";
 import { ensureBuckets, ensureStreams } from "../dispatch/streams.js";
 import { startRetention } from "../dispatch/retention.js";
 import { startSweeper } from "../dispatch/sweeper.js";
+import { loadCluster } from "../controller/cluster.js";
 import { openDb, type Db } from "../store/db.js";
 import { migrate } from "../store/migrations.js";
-import { installAuth } from "./auth.js";
+import { createAccess, type Access } from "./auth/index.js";
 import { installJsonBodies } from "./body.js";
 import { clientErrorHandler, frameworkErrors, installErrorHandling, MAX_PARAM_LENGTH } from "./errors.js";
 import { ApiMetrics } from "./metrics.js";
+import { installRateLimit } from "./rate-limit.js";
 import { RunNotifier } from "./notifier.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerRunActionRoutes } from "./routes/run-actions.js";
@@ -48,6 +51,11 @@ export interface RunningApi {
 export interface StartApiOptions {
   /** Logger to use. @defaultValue a pino logger at `config.logLevel` on stdout */
   logger?: Logger;
+  /**
+   * The cluster TokenReviews and SubjectAccessReviews go to with `OFFLOAD_AUTH=kubernetes`.
+   * @defaultValue the kubeconfig the controller would use (KUBECONFIG, ~/.kube/config, in-cluster)
+   */
+  kubeConfig?: KubeConfig;
 }
 
 /**
@@ -116,8 +124,10 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     const unwatchWorkers = workers.onLoadChange(() => taskLoad.poke());
     undo.push(async () => (unwatchWorkers(), taskLoadWakes.stop()));
 
+    const kc = config.auth.mode === "kubernetes" ? (options.kubeConfig ?? loadCluster(process.env, undefined, undefined, "offload-api").kc) : undefined;
+    const access = createAccess(config, kc, log);
     const closing = new AbortController();
-    const app = await buildApp(config, log);
+    const app = await buildApp(config, access, log);
     metrics.install(app);
     registerHealthRoutes(app, { db, nc, link, log });
     registerRunRoutes(app, {
@@ -165,7 +175,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
 }
 
 /** The fastify instance with validation, serialization, OpenAPI at /docs, auth and error handling; no routes yet. */
-async function buildApp(config: Readonly<ApiConfig>, log: Logger): Promise<FastifyInstance> {
+async function buildApp(config: Readonly<ApiConfig>, access: Access, log: Logger): Promise<FastifyInstance> {
   const app = fastify({
     loggerInstance: log as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
@@ -197,13 +207,14 @@ async function buildApp(config: Readonly<ApiConfig>, log: Logger): Promise<Fasti
             .join("\n"),
       },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
-      security: config.token ? [{ bearer: [] }] : [],
+      security: access.mode === "none" ? [] : [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,
   });
   await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
-  installAuth(app, config.token);
+  access.install(app, config.token);
+  await installRateLimit(app, config.rateLimit);
   installErrorHandling(app);
   return app;
 }

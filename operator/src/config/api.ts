@@ -8,6 +8,17 @@ export const TEST_FAULTS = ["exit-after-record"] as const;
 
 export type TestFault = (typeof TEST_FAULTS)[number];
 
+/**
+ * How the run API knows its callers. `kubernetes`: each caller's ServiceAccount token, checked with a TokenReview,
+ * and its rights per namespace with a SubjectAccessReview (the chart's default). `token`: one shared
+ * `OFFLOAD_API_TOKEN` (outside a cluster). `none`: anyone may do anything (local development only).
+ */
+export const AUTH_MODES = ["kubernetes", "token", "none"] as const;
+export type AuthMode = (typeof AUTH_MODES)[number];
+
+/** The audience a ServiceAccount token must be issued for when OFFLOAD_AUTH_AUDIENCE is unset. */
+export const DEFAULT_AUTH_AUDIENCE = "offload";
+
 /** The environment of `offload-api`, validated once at start. */
 export const ApiEnvSchema = z.object({
   OFFLOAD_API_PORT: port.default(8080),
@@ -27,9 +38,20 @@ export const ApiEnvSchema = z.object({
   OFFLOAD_FAILED_RUN_RETENTION_DAYS: z.coerce.number().min(0).optional(),
   OFFLOAD_RETENTION_INTERVAL_SECONDS: positive.default(300),
   OFFLOAD_TEST_FAULT: z.enum(TEST_FAULTS).optional(),
+  OFFLOAD_AUTH: z.enum(AUTH_MODES, { error: `must be one of ${AUTH_MODES.join(", ")}` }).optional(),
+  OFFLOAD_AUTH_AUDIENCE: z.string().min(1).default(DEFAULT_AUTH_AUDIENCE),
+  OFFLOAD_AUTH_CACHE_SECONDS: z.coerce.number().min(0).max(300, "must be at most 300 (a revoked right must not outlive this long)").default(10),
+  OFFLOAD_AUTH_CACHE_ENTRIES: z.coerce.number().int().min(1).default(10_000),
+  OFFLOAD_RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).default(0),
+  OFFLOAD_RATE_LIMIT_WINDOW_SECONDS: positive.default(1),
+}).superRefine((e, ctx) => {
+  if (e.OFFLOAD_AUTH === "token" && !e.OFFLOAD_API_TOKEN) {
+    ctx.addIssue({ code: "custom", path: ["OFFLOAD_AUTH"], message: "is token, but OFFLOAD_API_TOKEN is unset; set it to the shared token callers send" });
+  }
 });
 const DAY_SECONDS = 24 * 60 * 60;
 type ApiEnvName = keyof z.infer<typeof ApiEnvSchema>;
+type ApiEnv = z.infer<typeof ApiEnvSchema>;
 
 /**
  * What `--help` prints for each variable. Keyed by the schema's names, so a
@@ -41,7 +63,7 @@ export const API_ENV_DOC: Record<ApiEnvName, string> = {
   OFFLOAD_NATS_URL: "NATS server(s) with JetStream, comma-separated. Default nats://127.0.0.1:4222.",
   OFFLOAD_DATABASE_URL: "PostgreSQL URL for run records. Unset: an embedded PGlite database in OFFLOAD_DATA_DIR (one replica only).",
   OFFLOAD_DATA_DIR: "Folder of the embedded database when OFFLOAD_DATABASE_URL is unset. Default .offload (in the working directory).",
-  OFFLOAD_API_TOKEN: "When set, every call except /healthz, /readyz and /metrics needs `Authorization: Bearer <token>`.",
+  OFFLOAD_API_TOKEN: "The shared token of OFFLOAD_AUTH=token: every call except /healthz, /readyz and /metrics needs `Authorization: Bearer <token>`.",
   OFFLOAD_API_BODY_LIMIT: "Largest request body in bytes; larger ones get 413. Default 1048576 (1 MiB).",
   OFFLOAD_LOG_LEVEL: `Log level: ${LOG_LEVELS.join(", ")}. Default info.`,
   OFFLOAD_START_WAIT_SECONDS:
@@ -54,6 +76,22 @@ export const API_ENV_DOC: Record<ApiEnvName, string> = {
   OFFLOAD_FAILED_RUN_RETENTION_DAYS:
     "Overrides OFFLOAD_RUN_RETENTION_DAYS for FAILED runs (often worth keeping longer); 0 keeps them forever. Default: OFFLOAD_RUN_RETENTION_DAYS.",
   OFFLOAD_RETENTION_INTERVAL_SECONDS: "Pause between two passes deleting expired runs. Default 300.",
+  OFFLOAD_AUTH:
+    "How callers are known. kubernetes: the caller's ServiceAccount token (checked with a TokenReview) and its rights per namespace " +
+    "(a SubjectAccessReview on resource runs of group offload.dev: create, get, list, delete, update); needs a kubeconfig as the " +
+    "controller finds it (KUBECONFIG, ~/.kube/config, in-cluster) and, in a cluster, the ClusterRole system:auth-delegator. " +
+    "token: the shared OFFLOAD_API_TOKEN. none: no checks at all, for local development only. " +
+    "Default: token when OFFLOAD_API_TOKEN is set, else none (with a warning at start).",
+  OFFLOAD_AUTH_AUDIENCE: `With OFFLOAD_AUTH=kubernetes, the audience callers' tokens must be issued for (the projected volume's audience). Default ${DEFAULT_AUTH_AUDIENCE}.`,
+  OFFLOAD_AUTH_CACHE_SECONDS:
+    "With OFFLOAD_AUTH=kubernetes, how long a TokenReview or SubjectAccessReview verdict (allowed or not) is reused; " +
+    "never past the token's expiry; 0 asks every time. At most 300. Default 10.",
+  OFFLOAD_AUTH_CACHE_ENTRIES: "With OFFLOAD_AUTH=kubernetes, most verdicts kept (each cache: tokens, and access decisions); the least recently used go first. Default 10000.",
+  OFFLOAD_RATE_LIMIT_PER_SECOND:
+    "Requests per second one caller may make (the authenticated identity, else the client address), counted per replica; " +
+    "more get 429 OFFLOAD_RATE_LIMITED with Retry-After. /healthz, /readyz and /metrics are not limited. 0 (the default) turns it off.",
+  OFFLOAD_RATE_LIMIT_WINDOW_SECONDS:
+    "The window the limit is counted over: a caller may send OFFLOAD_RATE_LIMIT_PER_SECOND × this many requests per window, in any burst. Default 1.",
   OFFLOAD_TEST_FAULT: `Test only, never in production. ${TEST_FAULTS.join(", ")}: exit(1) right after a run is recorded, before it is published.`,
 };
 
@@ -69,8 +107,12 @@ export interface ApiConfig {
   databaseUrl: string | undefined;
   /** Folder of the embedded database. @defaultValue ".offload" */
   dataDir: string;
-  /** Bearer token required on every call but the probes; undefined: no auth. */
+  /** Bearer token of the `token` mode (required on every call but the probes). */
   token: string | undefined;
+  /** How callers are authenticated and authorized. */
+  auth: AuthConfig;
+  /** Per-caller rate limit; undefined: none. */
+  rateLimit: RateLimitConfig | undefined;
   /** Largest body in bytes. @defaultValue 1048576 */
   bodyLimit: number;
   /** @defaultValue "info" */
@@ -96,6 +138,33 @@ export interface ApiConfig {
   testFault: TestFault | undefined;
 }
 
+/** How the run API knows its callers (see {@link AUTH_MODES}). */
+export interface AuthConfig {
+  mode: AuthMode;
+  /** The audience a ServiceAccount token must carry (`kubernetes`). @defaultValue "offload" */
+  audience: string;
+  /** How long a review's verdict is reused, in ms (`kubernetes`); 0: not at all. @defaultValue 10000 */
+  cacheTtlMs: number;
+  /** Most verdicts kept per cache (`kubernetes`). @defaultValue 10000 */
+  cacheMaxEntries: number;
+}
+
+/** Requests one caller may make per window. */
+export interface RateLimitConfig {
+  max: number;
+  windowMs: number;
+}
+
+/** The mode asked for, else `token` when a shared token is set, else `none`: today's behaviour, and `npm run dev`'s. */
+function authOf(e: ApiEnv): AuthConfig {
+  return {
+    mode: e.OFFLOAD_AUTH ?? (e.OFFLOAD_API_TOKEN ? "token" : "none"),
+    audience: e.OFFLOAD_AUTH_AUDIENCE,
+    cacheTtlMs: e.OFFLOAD_AUTH_CACHE_SECONDS * 1000,
+    cacheMaxEntries: e.OFFLOAD_AUTH_CACHE_ENTRIES,
+  };
+}
+
 /** Reads and checks the environment; throws a `ConfigError` naming every bad variable. */
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): Readonly<ApiConfig> {
   const e = parseEnv(ApiEnvSchema, env, "offload-api");
@@ -106,6 +175,15 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Ap
     databaseUrl: e.OFFLOAD_DATABASE_URL,
     dataDir: e.OFFLOAD_DATA_DIR,
     token: e.OFFLOAD_API_TOKEN,
+    auth: authOf(e),
+    rateLimit:
+      e.OFFLOAD_RATE_LIMIT_PER_SECOND > 0
+        ? {
+            // At least one request per window, however small the rate.
+            max: Math.max(1, Math.floor(e.OFFLOAD_RATE_LIMIT_PER_SECOND * e.OFFLOAD_RATE_LIMIT_WINDOW_SECONDS)),
+            windowMs: e.OFFLOAD_RATE_LIMIT_WINDOW_SECONDS * 1000,
+          }
+        : undefined,
     bodyLimit: e.OFFLOAD_API_BODY_LIMIT,
     logLevel: e.OFFLOAD_LOG_LEVEL,
     startWaitSeconds: e.OFFLOAD_START_WAIT_SECONDS,

@@ -29,7 +29,12 @@ export interface ClusterConnection {
  * `~/.kube/config`, else the pod's service account) and checks that it names
  * a context and a server. Throws a `ConfigError` naming the file otherwise.
  */
-export function loadCluster(env: NodeJS.ProcessEnv = process.env, home: string = homedir(), tokenPath: string = SERVICE_ACCOUNT_TOKEN): ClusterConnection {
+export function loadCluster(
+  env: NodeJS.ProcessEnv = process.env,
+  home: string = homedir(),
+  tokenPath: string = SERVICE_ACCOUNT_TOKEN,
+  program = "offload-controller",
+): ClusterConnection {
   const kc = new KubeConfig();
   const homeConfig = join(home, ".kube", "config");
   let source: string;
@@ -39,37 +44,37 @@ export function loadCluster(env: NodeJS.ProcessEnv = process.env, home: string =
     const present = files.filter((f) => existsSync(f));
     source = `KUBECONFIG=${env.KUBECONFIG}`;
     if (!present.length) {
-      throw new ConfigError(`offload-controller: KUBECONFIG names ${files.join(", ")}, which does not exist; set KUBECONFIG to a kubeconfig file (kubectl config view --raw > FILE)`);
+      throw new ConfigError(`${program}: KUBECONFIG names ${files.join(", ")}, which does not exist; set KUBECONFIG to a kubeconfig file (kubectl config view --raw > FILE)`);
     }
     present.forEach((file, i) => {
-      const one = readKubeconfig(file, "KUBECONFIG");
+      const one = readKubeconfig(file, "KUBECONFIG", program);
       if (i === 0) kc.loadFromString(one.exportConfig());
-      else mergeKubeconfig(kc, one, file);
+      else mergeKubeconfig(kc, one, file, program);
     });
   } else if (existsSync(homeConfig)) {
     source = `~/.kube/config (${homeConfig})`;
-    kc.loadFromString(readKubeconfig(homeConfig, "~/.kube/config").exportConfig());
+    kc.loadFromString(readKubeconfig(homeConfig, "~/.kube/config", program).exportConfig());
   } else if (existsSync(tokenPath) && env.KUBERNETES_SERVICE_HOST) {
     source = "in-cluster (the pod's service account)";
     kc.loadFromCluster();
   } else {
     const notInPod = existsSync(tokenPath) ? `${tokenPath} exists but KUBERNETES_SERVICE_HOST is unset` : `this is not a pod (no ${tokenPath})`;
     throw new ConfigError(
-      `offload-controller: no Kubernetes cluster configured: KUBECONFIG is unset, ${homeConfig} does not exist, and ${notInPod}; ` +
-        "set KUBECONFIG to a kubeconfig file, or run the controller in the cluster (helm install offload charts/offload)",
+      `${program}: no Kubernetes cluster configured: KUBECONFIG is unset, ${homeConfig} does not exist, and ${notInPod}; ` +
+        `set KUBECONFIG to a kubeconfig file, or run ${program === "offload-controller" ? "the controller" : program} in the cluster (helm install offload charts/offload)`,
     );
   }
   const context = kc.getCurrentContext();
   if (!context || !kc.getContextObject(context)) {
     throw new ConfigError(
-      `offload-controller: the kubeconfig (${source}) has ${context ? `no context "${context}" (its current-context)` : "no current-context"}; ` +
+      `${program}: the kubeconfig (${source}) has ${context ? `no context "${context}" (its current-context)` : "no current-context"}; ` +
         `pick one with kubectl config use-context NAME (it has: ${kc.getContexts().map((c) => c.name).join(", ") || "none"})`,
     );
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster?.server) {
     const named = kc.getContextObject(context)?.cluster;
-    throw new ConfigError(`offload-controller: context "${context}" of the kubeconfig (${source}) names cluster "${named ?? ""}", which it does not define with a server URL; fix the kubeconfig`);
+    throw new ConfigError(`${program}: context "${context}" of the kubeconfig (${source}) names cluster "${named ?? ""}", which it does not define with a server URL; fix the kubeconfig`);
   }
   return { kc, source, context, server: cluster.server };
 }
@@ -79,25 +84,25 @@ export function loadCluster(env: NodeJS.ProcessEnv = process.env, home: string =
  * a current-context keeps it (client-node's default lets the last one win). client-node refuses a cluster, user
  * or context name that an earlier file already defines; that becomes a `ConfigError` naming the file.
  */
-function mergeKubeconfig(kc: KubeConfig, one: KubeConfig, file: string): void {
+function mergeKubeconfig(kc: KubeConfig, one: KubeConfig, file: string, program: string): void {
   try {
     kc.mergeConfig(one, Boolean(kc.getCurrentContext()));
   } catch (err) {
     const reason = (err instanceof Error ? err.message : String(err)).split("\n")[0];
     throw new ConfigError(
-      `offload-controller: cannot merge the kubeconfig ${file} (KUBECONFIG) with the files before it: ${reason}, which an earlier file defines too; rename it in one of them, or list only one in KUBECONFIG`,
+      `${program}: cannot merge the kubeconfig ${file} (KUBECONFIG) with the files before it: ${reason}, which an earlier file defines too; rename it in one of them, or list only one in KUBECONFIG`,
     );
   }
 }
 
 /** One kubeconfig file, or a `ConfigError` naming it and what is wrong with it. */
-function readKubeconfig(file: string, from: string): KubeConfig {
+function readKubeconfig(file: string, from: string, program: string): KubeConfig {
   const kc = new KubeConfig();
   try {
     kc.loadFromFile(file);
   } catch (err) {
     const reason = (err instanceof Error ? err.message : String(err)).split("\n")[0];
-    throw new ConfigError(`offload-controller: cannot read the kubeconfig ${file} (${from}): ${reason}; check it with kubectl --kubeconfig ${file} config view`);
+    throw new ConfigError(`${program}: cannot read the kubeconfig ${file} (${from}): ${reason}; check it with kubectl --kubeconfig ${file} config view`);
   }
   return kc;
 }
@@ -109,7 +114,7 @@ function readKubeconfig(file: string, from: string): KubeConfig {
  * are wrong and no wait mends that. Throws an `UnreachableError` naming the
  * kubeconfig, context and server when the wait is over.
  */
-export async function waitForCluster(conn: ClusterConnection, waitSeconds: number, log: Logger): Promise<void> {
+export async function waitForCluster(conn: ClusterConnection, waitSeconds: number, log: Logger, program = "offload-controller"): Promise<void> {
   const version = conn.kc.makeApiClient(VersionApi);
   const where = `${conn.server} (context "${conn.context}", kubeconfig ${conn.source})`;
   const outcome = await retryUntil(
@@ -120,7 +125,7 @@ export async function waitForCluster(conn: ClusterConnection, waitSeconds: numbe
       } catch (err) {
         if (err instanceof ApiException) {
           if (err.code === 401) {
-            throw new ConfigError(`offload-controller: the Kubernetes API server at ${where} refused the credentials (401 Unauthorized); renew them, e.g. log in again, or pick another context`);
+            throw new ConfigError(`${program}: the Kubernetes API server at ${where} refused the credentials (401 Unauthorized); renew them, e.g. log in again, or pick another context`);
           }
           return undefined;
         }
@@ -135,7 +140,7 @@ export async function waitForCluster(conn: ClusterConnection, waitSeconds: numbe
   );
   if (outcome.ok) return;
   throw new UnreachableError(
-    `offload-controller: cannot reach the Kubernetes API server at ${where} within ${waitSeconds} s (OFFLOAD_START_WAIT_SECONDS): ${outcome.reason}; ` +
+    `${program}: cannot reach the Kubernetes API server at ${where} within ${waitSeconds} s (OFFLOAD_START_WAIT_SECONDS): ${outcome.reason}; ` +
       `check that the cluster runs and that kubectl --context ${conn.context} version answers, or set KUBECONFIG / pick another context`,
   );
 }

@@ -1,0 +1,125 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { AuthMode } from "../../config/api.js";
+import { DEFAULT_NAMESPACE } from "../../store/rows.js";
+import { ApiHttpError, errorBody } from "../errors.js";
+import { RUNS_RESOURCE, callerOf, setCaller, type RunVerb } from "./caller.js";
+import { ReviewUnavailableError, type KubernetesAuth } from "./kubernetes.js";
+
+/**
+ * Paths answered without a token: Kubernetes probes carry none, and a
+ * Prometheus scrape usually carries none either (metrics hold counts and task
+ * names, never parameters or results).
+ */
+export const OPEN_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
+
+/** Whether `request` is to a path open to anyone. */
+export const isOpenPath = (request: FastifyRequest): boolean => OPEN_PATHS.has(request.url.split("?")[0]!);
+
+// Hashing first makes the comparison constant-time whatever the lengths.
+const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/**
+ * What the run routes ask of authorization: which namespace a request is
+ * about, and whether its caller may do a verb on runs there. One object per
+ * API, for every mode: with `token` and `none` every authenticated caller may
+ * do everything and runs live in `default` unless a request names another.
+ */
+export class Access {
+  readonly mode: AuthMode;
+  readonly #kube: KubernetesAuth | undefined;
+
+  constructor(mode: "token" | "none");
+  constructor(mode: "kubernetes", kube: KubernetesAuth);
+  constructor(mode: AuthMode, kube?: KubernetesAuth) {
+    this.mode = mode;
+    this.#kube = kube;
+  }
+
+  /**
+   * The namespace a request delays runs in or lists: the one it names, else
+   * (with Kubernetes auth) the caller's own ServiceAccount namespace. With
+   * `token` or `none` and no name: `fallback` (`default` for new runs,
+   * undefined (every namespace) for a listing).
+   */
+  namespaceFor(request: FastifyRequest, named: string | undefined, fallback: string | undefined = DEFAULT_NAMESPACE): string | undefined {
+    if (named !== undefined) return named;
+    const caller = callerOf(request);
+    if (caller?.kind !== "kubernetes") return fallback;
+    if (caller.namespace) return caller.namespace;
+    throw new ApiHttpError(
+      "OFFLOAD_VALIDATION",
+      `the caller (${caller.username}) is not a ServiceAccount, so it has no namespace of its own; name one with \`namespace\``,
+      { issues: [{ path: "namespace", message: "required for a caller that is not a ServiceAccount" }] },
+    );
+  }
+
+  /**
+   * Throws 403 `OFFLOAD_FORBIDDEN` unless the caller may do `verb` on runs in
+   * `namespace`, and 503 `OFFLOAD_UNAVAILABLE` when that cannot be known now.
+   */
+  async require(request: FastifyRequest, verb: RunVerb, namespace: string): Promise<void> {
+    const caller = callerOf(request);
+    if (!this.#kube || caller?.kind !== "kubernetes") return;
+    let allowed: boolean;
+    try {
+      allowed = await this.#kube.allowed(caller, verb, namespace);
+    } catch (err) {
+      if (err instanceof ReviewUnavailableError) throw new ApiHttpError("OFFLOAD_UNAVAILABLE", err.message);
+      throw err;
+    }
+    if (!allowed) {
+      throw new ApiHttpError(
+        "OFFLOAD_FORBIDDEN",
+        `${caller.username} may not ${verb} ${RUNS_RESOURCE.resource}.${RUNS_RESOURCE.group} in namespace ${namespace}; ` +
+          `grant it with a RoleBinding there (e.g. to the ClusterRole offload-runs-${verb === "get" || verb === "list" ? "viewer" : "creator"})`,
+      );
+    }
+  }
+
+  /**
+   * Authenticates every request but those to {@link OPEN_PATHS}: 401
+   * `OFFLOAD_UNAUTHORIZED` without a valid bearer token (never echoing it),
+   * 503 when the token cannot be checked now. `token` is the shared token of
+   * the `token` mode.
+   */
+  install(app: FastifyInstance, token?: string): void {
+    if (this.mode === "none") {
+      app.addHook("onRequest", async (request) => setCaller(request, { kind: "shared" }));
+      return;
+    }
+    const expected = token === undefined ? undefined : digest(token);
+    const kube = this.#kube;
+    app.addHook("onRequest", async (request, reply) => {
+      if (isOpenPath(request)) return;
+      const header = request.headers.authorization;
+      const m = BEARER.exec(header ?? "");
+      if (!m) {
+        return unauthorized(reply, header ? "the Authorization header is malformed; send `Authorization: Bearer <token>`" : "missing `Authorization: Bearer <token>` header");
+      }
+      if (kube) {
+        let verdict;
+        try {
+          verdict = await kube.authenticate(m[1]!);
+        } catch (err) {
+          if (!(err instanceof ReviewUnavailableError)) throw err;
+          return reply.code(503).header("retry-after", "1").send(errorBody("OFFLOAD_UNAVAILABLE", err.message));
+        }
+        if ("rejected" in verdict) return unauthorized(reply, `${verdict.rejected}; mount a fresh ServiceAccount token (OFFLOAD_TOKEN_FILE)`);
+        setCaller(request, verdict);
+        return;
+      }
+      if (expected && timingSafeEqual(digest(m[1]!), expected)) {
+        setCaller(request, { kind: "shared" });
+        return;
+      }
+      return unauthorized(reply, "the bearer token is wrong; send the run API's OFFLOAD_API_TOKEN");
+    });
+  }
+}
+
+function unauthorized(reply: FastifyReply, message: string): FastifyReply {
+  return reply.code(401).header("www-authenticate", 'Bearer realm="offload"').send(errorBody("OFFLOAD_UNAUTHORIZED", message));
+}
