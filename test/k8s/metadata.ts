@@ -47,15 +47,24 @@ const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 const cause = (field: string, reason: string, message: string): StatusCause => ({ field, reason, message });
 
+/** apimachinery's `path.IsValidPathSegmentName`: what the RBAC types allow as names (so `system:auth-delegator`). */
+function pathSegmentProblems(name: string): string[] {
+  if (name === "." || name === "..") return [`may not be '${name}'`];
+  return ["/", "%"].filter((c) => name.includes(c)).map((c) => `may not contain '${c}'`);
+}
+
 /**
  * The causes a write's metadata earns (none when it is fine). `label` says
- * names must be DNS labels (namespaces) rather than DNS subdomains.
+ * names must be DNS labels (namespaces) rather than DNS subdomains;
+ * `pathSegment` that any path segment will do (the RBAC types).
  */
-export function metadataCauses(m: Obj, opts: { label?: boolean } = {}): StatusCause[] {
+export function metadataCauses(m: Obj, opts: { label?: boolean; pathSegment?: boolean } = {}): StatusCause[] {
   const out: StatusCause[] = [];
   const name = m.name;
   if (typeof name !== "string" || name === "") {
     out.push(cause("metadata.name", "FieldValueRequired", "Required value: name or generateName is required"));
+  } else if (opts.pathSegment) {
+    for (const p of pathSegmentProblems(name)) out.push(cause("metadata.name", "FieldValueInvalid", `Invalid value: ${JSON.stringify(name)}: ${p}`));
   } else if (opts.label ? !(DNS1123_LABEL.test(name) && name.length <= 63) : !(DNS1123_SUBDOMAIN.test(name) && name.length <= 253)) {
     const what = opts.label ? "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character" : "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
     out.push(cause("metadata.name", "FieldValueInvalid", `Invalid value: ${JSON.stringify(name)}: ${what}`));

@@ -21,6 +21,8 @@ export interface ResourceType {
   selectableFields?: string[];
   /** For a custom resource: the name of the CRD that defines it (its schema admits every write). */
   crd?: string;
+  /** Names are any path segment (no `/`, `%`, `.` or `..`), not DNS subdomains: the RBAC types (`system:auth-delegator`). */
+  pathSegmentNames?: boolean;
   /** Only `create` is served, nothing stored (the reviews: `auth/` answers them). */
   createOnly?: boolean;
 }
@@ -79,10 +81,10 @@ export const BUILTIN_TYPES: readonly ResourceType[] = [
     status: true,
   },
   // RBAC (auth/rbac.ts evaluates it; auth/aggregation fills aggregated ClusterRoles).
-  { group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", kind: "Role", singular: "role" },
-  { group: "rbac.authorization.k8s.io", version: "v1", plural: "rolebindings", kind: "RoleBinding", singular: "rolebinding" },
-  { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterroles", kind: "ClusterRole", singular: "clusterrole", clusterScoped: true },
-  { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterrolebindings", kind: "ClusterRoleBinding", singular: "clusterrolebinding", clusterScoped: true },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", kind: "Role", singular: "role", pathSegmentNames: true },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "rolebindings", kind: "RoleBinding", singular: "rolebinding", pathSegmentNames: true },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterroles", kind: "ClusterRole", singular: "clusterrole", pathSegmentNames: true, clusterScoped: true },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterrolebindings", kind: "ClusterRoleBinding", singular: "clusterrolebinding", pathSegmentNames: true, clusterScoped: true },
   // The reviews: answered by auth/reviews.ts, never stored.
   { group: "authentication.k8s.io", version: "v1", plural: "tokenreviews", kind: "TokenReview", singular: "tokenreview", clusterScoped: true, createOnly: true },
   { group: "authorization.k8s.io", version: "v1", plural: "subjectaccessreviews", kind: "SubjectAccessReview", singular: "subjectaccessreview", clusterScoped: true, createOnly: true },

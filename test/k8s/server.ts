@@ -573,7 +573,7 @@ export class FakeKube {
   #admit(t: ResourceType, obj: Obj, old: Obj | undefined, ctx: WriteCtx, sub: Subresource | undefined): Obj {
     const m = meta(obj);
     const name = String(m.name ?? "");
-    const causes = [...metadataCauses(m, { label: t === NAMESPACE_TYPE }), ...(old ? newFinalizersWhileDeleting(old, obj) : [])];
+    const causes = [...metadataCauses(m, { label: t === NAMESPACE_TYPE, pathSegment: t.pathSegmentNames === true }), ...(old ? newFinalizersWhileDeleting(old, obj) : [])];
     if (causes.length) throw invalid(kindName(t), name, causes);
     if (t.crd) {
       const crd = this.#crd(t.crd);
@@ -608,7 +608,8 @@ export class FakeKube {
   #create(t: ResourceType, namespace: string, input: Obj, ctx: WriteCtx, operation: "Apply" | "Update" = "Update", owned?: Set<string>): Obj {
     if (namespace && !this.#store.has(this.#key(NAMESPACE_TYPE, "", namespace))) throw new HttpError(404, "NotFound", `namespaces "${namespace}" not found`, [], { name: namespace, kind: "namespaces" });
     const m = { ...meta(input) };
-    if (!m.name && typeof m.generateName === "string" && m.generateName) m.name = m.generateName + randomBytes(3).toString("hex").slice(0, 5);
+    // As names.SimpleNameGenerator: the base cut to 58 characters, then 5 of rand.String's alphabet (no vowels, no look-alikes).
+    if (!m.name && typeof m.generateName === "string" && m.generateName) m.name = m.generateName.slice(0, 58) + [...randomBytes(5)].map((b) => "bcdfghjklmnpqrstvwxz2456789"[b % 27]).join("");
     if (namespace && m.namespace && m.namespace !== namespace) throw new HttpError(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request");
     const obj: Obj = { ...clone(input), apiVersion: apiVersionOf(t), kind: t.kind };
     // The status subresource's create strategy drops status; a CRD's status is the server's to fill.

@@ -6,7 +6,7 @@
  * (`jwtTokenAuthenticator.AuthenticateToken`) and `claims.go`
  * (`validator.Validate`) do, with their error texts.
  */
-import { createHash, createPublicKey, generateKeyPairSync, randomUUID, sign, verify, type KeyObject } from "node:crypto";
+import { createHash, generateKeyPairSync, randomUUID, sign, verify, type KeyObject } from "node:crypto";
 import type { Obj } from "../fields.js";
 
 /** Default lifetime of a requested token (SetDefaults_TokenRequestSpec). */
@@ -121,7 +121,7 @@ export class TokenSigner {
     const { publicKey, kid } = this.#keys;
     if (typeof header.kid === "string" && header.kid !== "" && header.kid !== kid) return error("invalid signature, no keys found");
     // go-jose's error when the signature does not verify with the key.
-    if (header.alg !== "RS256" || !verify("sha256", Buffer.from(`${head}.${body}`), createPublicKey(publicKey), Buffer.from(sig, "base64url"))) {
+    if (header.alg !== "RS256" || !verify("sha256", Buffer.from(`${head}.${body}`), publicKey, Buffer.from(sig, "base64url"))) {
       return error("go-jose/go-jose: error in cryptographic primitive");
     }
     // An empty `aud` (a legacy token) means the API server's own audiences; the caller passes those as `wanted` by default.
