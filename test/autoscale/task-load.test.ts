@@ -8,7 +8,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OffloadClient, TaskInfo, TaskList } from "@offload/sdk";
+import { pino } from "pino";
 import { TaskLoadWatch, loadVersion } from "../../operator/src/api/task-load.js";
+import { TaskWatch, changedTasks, type TaskListChange } from "../../operator/src/controller/task-watch.js";
 import { killAll, startStack, stopSharedPostgres, type Stack } from "../support/index.js";
 
 const TASKS = fileURLToPath(new URL("./fixtures/tasks.mjs", import.meta.url));
@@ -100,7 +102,10 @@ describe("GET /v1/tasks?since=&wait= against a real run API and worker", () => {
     const waiting = client.pollTasks({ since: before.version, waitSeconds: 60 });
     await client.createRun({ task: "as-quick", parameters: { n: 1 } });
     const woken = await waiting;
-    const seen = woken.tasks.find((t) => t.name === "as-quick") ? woken : await pollUntil(woken.version, (l) => l.tasks.some((t) => t.name === "as-quick" && t.backlog === 1));
+    expect(woken.version).not.toBe(before.version);
+    // The run is recorded (the task is listed) a moment before it is marked PENDING (its backlog).
+    const queued = (l: TaskList): boolean => l.tasks.some((t) => t.name === "as-quick" && t.backlog === 1);
+    const seen = queued(woken) ? woken : await pollUntil(woken.version, queued);
     expect(seen.tasks.find((t) => t.name === "as-quick")).toMatchObject({ backlog: 1, workers: [] });
   });
 
@@ -117,5 +122,64 @@ describe("GET /v1/tasks?since=&wait= against a real run API and worker", () => {
     expect(idle.tasks.find((t) => t.name === "as-long")!.workers).toEqual([expect.objectContaining({ workerId: "pod-a", inFlight: 0 })]);
     expect((await client.getResult(run.id, 20)).result).toEqual({ released: true, worker: "pod-a" });
     await w.child.stop(5000);
+  });
+
+  it("the controller's TaskWatch follows the list with one loop, says which tasks changed, and rides out a run API restart", async () => {
+    const changes: TaskListChange[] = [];
+    const waiters = new Set<() => void>();
+    const next = (what: string, done: (c: TaskListChange) => boolean): Promise<TaskListChange> =>
+      new Promise((resolve, reject) => {
+        const check = (): void => {
+          const hit = changes.find(done);
+          if (!hit) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(hit);
+        };
+        const timer = setTimeout(() => (waiters.delete(check), reject(new Error(`no change: ${what}; saw ${JSON.stringify(changes)}`))), 30_000);
+        waiters.add(check);
+        check();
+      });
+    const watch = new TaskWatch({
+      client,
+      log: pino({ level: "silent" }),
+      retryBaseMs: 50,
+      retryMaxMs: 200,
+      onChange: (c) => {
+        changes.push(c);
+        for (const w of [...waiters]) w();
+      },
+    });
+    watch.start();
+    try {
+      const first = await next("the first list", () => true);
+      expect(first.state.ok).toBe(true);
+      changes.length = 0;
+      await client.createRun({ task: "as-fresh", parameters: { n: 1 } });
+      const fresh = await next("as-fresh's backlog", (c) => c.state.ok && c.state.tasks.some((t) => t.name === "as-fresh" && t.backlog === 1));
+      expect([...fresh.changed]).toEqual(["as-fresh"]);
+      expect((await watch.get())?.find((t) => t.name === "as-fresh")).toMatchObject({ backlog: 1 });
+
+      changes.length = 0;
+      await stack.api.stop(5000);
+      const down = await next("the run API down", (c) => !c.state.ok);
+      expect(down.state).toMatchObject({ ok: false, message: expect.stringContaining("task list is unavailable") });
+      expect(await watch.get()).toBeUndefined();
+      await stack.startApi();
+      const up = await next("the run API back", (c) => c.state.ok);
+      expect(up.changed.has("as-fresh")).toBe(true);
+    } finally {
+      await watch.stop();
+    }
+  });
+});
+
+describe("changedTasks", () => {
+  it("names tasks whose backlog, in-flight or workers' load changed, and tasks that came or went", () => {
+    const before = [task("a", 1, [worker("p1", 0)]), task("b", 0), task("c", 2)];
+    const after = [task("a", 1, [{ ...worker("p1", 0), lastSeenAt: "2030-01-01T00:00:00.000Z" }]), task("b", 3), task("d", 0)];
+    expect(changedTasks(before, after)).toEqual(new Set(["b", "c", "d"]));
+    expect(changedTasks(before, [task("a", 1, [worker("p1", 1)]), task("b", 0), task("c", 2)])).toEqual(new Set(["a"]));
+    expect(changedTasks(undefined, before)).toEqual(new Set(["a", "b", "c"]));
   });
 });
