@@ -12,3 +12,4 @@ export * from "./startup.js";
 export * from "./tracing/context.js";
 export * from "./tracing/run-span.js";
 export * from "./tracing/setup.js";
+export * from "./tracing/spans.js";

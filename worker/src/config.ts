@@ -65,6 +65,12 @@ Other environment variables:
   OFFLOAD_RESULT_INLINE_LIMIT    bytes above which a result goes to the object store (default 262144)
   OFFLOAD_RUN_LOG_LEVEL          lowest level of ctx.log lines kept with the run (default info)
 
+Traces (OpenTelemetry; off unless asked for): OTEL_TRACES_EXPORTER=otlp, or
+OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) set, exports each run's
+"offload.run <task>" span over OTLP/HTTP (JSON); OTEL_SERVICE_NAME (default
+offload-worker), OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS and
+OTEL_BSP_* apply as in every OpenTelemetry SDK; OTEL_SDK_DISABLED=true wins.
+
 Exit codes: 0 after a clean stop; 1 when NATS did not accept connections
 within OFFLOAD_START_WAIT_SECONDS, or on a failure at run time; 2 on bad
 configuration (a bad value, a module without tasks, a port in use).

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // offload-api: the run API process. Configuration comes from the environment only.
-import { isOffloadError, listenError, redactUrl } from "@offload/sdk/internal";
+import { isOffloadError, listenError, redactUrl, startTracing, type Tracing } from "@offload/sdk/internal";
 import { pino, type Logger } from "pino";
 import { installProcessGuards } from "../api/process-guards.js";
 import { startApi, type RunningApi } from "../api/server.js";
@@ -17,6 +17,12 @@ Environment:
 ${Object.entries(API_ENV_DOC)
   .map(([name, doc]) => `  ${name}\n      ${doc}`)
   .join("\n")}
+
+Traces (OpenTelemetry; off unless asked for): OTEL_TRACES_EXPORTER=otlp, or
+OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) set, exports the spans of
+submits and dispatches over OTLP/HTTP (JSON); OTEL_SERVICE_NAME (default
+offload-api), OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS and OTEL_BSP_*
+apply as in every OpenTelemetry SDK; OTEL_SDK_DISABLED=true wins.
 
 Exit codes: 0 after a graceful stop (SIGTERM, SIGINT); 1 when PostgreSQL or
 NATS did not accept connections within OFFLOAD_START_WAIT_SECONDS, or on a
@@ -58,6 +64,13 @@ async function main(argv: string[]): Promise<void> {
   // Process-wide handlers belong to the process, not to startApi, which an embedding program may call:
   // installed before the API starts and never removed, so they also cover its stop.
   installProcessGuards(log);
+  let tracing: Tracing | undefined;
+  try {
+    tracing = await startTracing("offload-api", log);
+  } catch (err) {
+    // Traces are a window, not the work: an API that cannot export them still serves.
+    log.error({ err }, "could not set up trace export (OTEL_* variables); running without it");
+  }
   let api: RunningApi;
   try {
     api = await startApi(config, { logger: log });
@@ -78,7 +91,8 @@ async function main(argv: string[]): Promise<void> {
     stopping = true;
     api.log.info({ signal }, "stopping");
     api.close().then(
-      () => process.exit(0),
+      // The last spans are exported before the exit (bounded by OTEL_EXPORTER_OTLP_TIMEOUT).
+      () => void Promise.resolve(tracing?.shutdown()).finally(() => process.exit(0)),
       (err: unknown) => {
         api.log.error({ err }, "error while stopping");
         process.exit(1);

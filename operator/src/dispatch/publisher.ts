@@ -1,8 +1,11 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Nats, type TaskMessage } from "@offload/sdk/internal";
+import { inSpan, Nats, type TaskMessage } from "@offload/sdk/internal";
 import type { StoredRun } from "../store/runs.js";
 import type { NatsLink } from "./connection.js";
+
+/** The instrumentation scope of the run API's spans. */
+export const OPERATOR_TRACER = "@offload/operator";
 
 /** The task message of a run's next dispatch. */
 export function taskMessage({ run, dispatch, timeoutSeconds }: StoredRun): TaskMessage {
@@ -38,6 +41,23 @@ export const PUBLISH_TIMEOUT_MS = 10_000;
  * the idle workers of each task that got work.
  */
 export async function publishRuns(bus: DispatchBus, runs: readonly StoredRun[]): Promise<{ published: string[]; failed: unknown[] }> {
+  // Within the submit span when there is one; a dispatch by the sweeper (a retry, a republish) joins the run's trace.
+  const tasks = new Set(runs.map((r) => r.run.task));
+  const attributes = {
+    "messaging.system": "nats",
+    "messaging.operation.type": "send",
+    "offload.runs": runs.length,
+    ...(tasks.size === 1 ? { "offload.task": runs[0]!.run.task, "messaging.destination.name": Nats.taskSubject(runs[0]!.run.task) } : {}),
+    ...(runs.length === 1 ? { "offload.run.id": runs[0]!.run.id, "offload.dispatch": runs[0]!.dispatch } : {}),
+  };
+  return inSpan(OPERATOR_TRACER, "offload.dispatch", { kind: "producer", attributes, parent: runs[0]?.run.traceContext }, async (span) => {
+    const done = await publish(bus, runs);
+    span.setAttributes({ "offload.published": done.published.length, "offload.failed": done.failed.length });
+    return done;
+  });
+}
+
+async function publish(bus: DispatchBus, runs: readonly StoredRun[]): Promise<{ published: string[]; failed: unknown[] }> {
   const results = await bus.link.settleWhileConnected(
     runs.map(
       (r) => () =>

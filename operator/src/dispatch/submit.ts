@@ -1,10 +1,10 @@
-import type { CreateRunBody, Run } from "@offload/sdk/internal";
+import { inSpan, type CreateRunBody, type Run } from "@offload/sdk/internal";
 import type { Logger } from "pino";
 import type { TestFault } from "../config/api.js";
 import type { Db } from "../store/db.js";
 import { markPending, recordRuns } from "../store/runs.js";
 import { NatsDisconnectedError } from "./connection.js";
-import { publishRuns, type DispatchBus } from "./publisher.js";
+import { OPERATOR_TRACER, publishRuns, type DispatchBus } from "./publisher.js";
 
 /** What {@link submitRuns} needs. */
 export interface SubmitDeps extends DispatchBus {
@@ -34,6 +34,18 @@ export interface Submitted {
  * only the same idempotency key makes a second submission safe then.
  */
 export async function submitRuns(deps: SubmitDeps, bodies: readonly CreateRunBody[]): Promise<Submitted[]> {
+  // A span in the caller's trace (delay() sends its context in the body; a batch from map() shares one).
+  const tasks = new Set(bodies.map((b) => b.task));
+  const attributes = { "offload.runs": bodies.length, ...(tasks.size === 1 ? { "offload.task": bodies[0]!.task } : {}) };
+  const parent = bodies.find((b) => b.traceContext)?.traceContext;
+  return inSpan(OPERATOR_TRACER, "offload.submit", { kind: "server", attributes, parent }, async (span) => {
+    const submitted = await submit(deps, bodies);
+    if (submitted.length === 1) span.setAttributes({ "offload.run.id": submitted[0]!.run.id, "offload.run.created": submitted[0]!.created });
+    return submitted;
+  });
+}
+
+async function submit(deps: SubmitDeps, bodies: readonly CreateRunBody[]): Promise<Submitted[]> {
   const recorded = await recordRuns(deps.db, bodies, { retentionSeconds: deps.runRetentionSeconds });
   const due = recorded.filter((r) => r.created && r.due);
   if (deps.testFault === "exit-after-record" && recorded.some((r) => r.created)) {

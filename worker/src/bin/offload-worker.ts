@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // offload-worker: serves the tasks of a module. See `offload-worker --help`.
 import { pino, type Logger } from "pino";
-import { isOffloadError } from "@offload/sdk/internal";
+import { isOffloadError, startTracing, type Tracing } from "@offload/sdk/internal";
 import { HELP, loadConfig, runWorker, type Command, type WorkerConfig } from "../index.js";
 import { findModule, loadTasks } from "../load.js";
 import { WATCH_CHILD_ENV, WATCH_HELP, reportImport, superviseWatch, takeWatchFlag } from "../watch.js";
@@ -23,6 +23,15 @@ async function main(): Promise<void> {
   if (watch) return supervise(args, c, logger);
   // Under --watch: the supervisor is the parent, listening on the IPC channel.
   const watchChild = process.env[WATCH_CHILD_ENV] === "1" && process.send !== undefined;
+
+  // Before the tasks load, so that their spans have a provider from the first run (only if OTEL_* asks for it).
+  let tracing: Tracing | undefined;
+  try {
+    tracing = await startTracing("offload-worker", logger);
+  } catch (err) {
+    // Traces are a window, not the work: a worker that cannot export them still runs its tasks.
+    logger.error({ err }, "could not set up trace export (OTEL_* variables); running without it");
+  }
 
   // Task code can throw outside its promise (a timer callback); the runs in flight are redelivered.
   process.on("uncaughtException", (err) => {
@@ -63,10 +72,13 @@ async function main(): Promise<void> {
     }
     signalled = true;
     logger.info({ signal, inFlight: worker.server.inFlight }, "draining");
-    void worker.stop().then(() => {
-      logger.info("worker stopped");
-      process.exit(0);
-    });
+    void worker
+      .stop()
+      .then(() => tracing?.shutdown())
+      .then(() => {
+        logger.info("worker stopped");
+        process.exit(0);
+      });
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
