@@ -55,11 +55,13 @@ export class ProgressCoalescer {
   readonly #send: (progress: RunProgress) => Promise<void>;
   readonly #onError: (err: unknown) => void;
   readonly #intervalMs: number;
-  #pending: RunProgress | undefined;
+  /** The report not yet sent, and when it was made (turned into text only when sent: a tight loop pays for one). */
+  #pending: { progress: Omit<RunProgress, "updatedAt">; at: number } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<void> | undefined;
   #lastSentAt = Number.NEGATIVE_INFINITY;
   #closed = false;
+  #lastStamp = 0;
 
   constructor(send: (progress: RunProgress) => Promise<void>, onError: (err: unknown) => void, intervalMs = PROGRESS_INTERVAL_MS) {
     this.#send = send;
@@ -70,7 +72,7 @@ export class ProgressCoalescer {
   /** Takes a report (the newest replaces one not yet sent); ignored once the run has ended. */
   report(progress: Omit<RunProgress, "updatedAt">): void {
     if (this.#closed) return;
-    this.#pending = { ...progress, updatedAt: new Date().toISOString() };
+    this.#pending = { progress, at: Date.now() };
     this.#schedule();
   }
 
@@ -87,7 +89,13 @@ export class ProgressCoalescer {
     await this.#inFlight;
     const last = this.#pending;
     this.#pending = undefined;
-    if (last) await this.#send(last).catch(this.#onError);
+    if (last) await this.#send(this.#stamped(last)).catch(this.#onError);
+  }
+
+  // Each report sent is newer than the one before, by a millisecond at least: the run API keeps the newest.
+  #stamped({ progress, at }: { progress: Omit<RunProgress, "updatedAt">; at: number }): RunProgress {
+    this.#lastStamp = Math.max(at, this.#lastStamp + 1);
+    return { ...progress, updatedAt: new Date(this.#lastStamp).toISOString() };
   }
 
   #schedule(): void {
@@ -101,11 +109,11 @@ export class ProgressCoalescer {
   }
 
   #sendPending(): void {
-    const progress = this.#pending;
-    if (!progress) return;
+    const pending = this.#pending;
+    if (!pending) return;
     this.#pending = undefined;
     this.#lastSentAt = performance.now();
-    this.#inFlight = this.#send(progress)
+    this.#inFlight = this.#send(this.#stamped(pending))
       .catch(this.#onError)
       .finally(() => {
         this.#inFlight = undefined;
