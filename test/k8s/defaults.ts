@@ -7,6 +7,7 @@
  */
 import { isObj, type Obj } from "./fields.js";
 import type { ResourceType } from "./resources.js";
+import { initialPodStatus } from "./workloads/pods.js";
 
 const setDefault = (o: Obj, k: string, v: unknown): void => {
   if (o[k] === undefined || o[k] === null) o[k] = v;
@@ -19,6 +20,15 @@ const objAt = (o: Obj, k: string): Obj => {
 /** Fills in the defaults of `obj` (in place) for the built-in type `t`; other types are left alone. */
 export function applyBuiltinDefaults(t: ResourceType, obj: Obj): void {
   if (t.group === "apps" && t.kind === "Deployment") defaultDeployment(obj);
+  else if (t.group === "apps" && t.kind === "ReplicaSet") {
+    const spec = objAt(obj, "spec");
+    setDefault(spec, "replicas", 1);
+    if (isObj(spec.template)) defaultTemplate(spec.template as Obj);
+  } else if (t.group === "" && t.kind === "Pod") {
+    if (isObj(obj.spec)) defaultPodSpec(obj.spec as Obj);
+    // The pod strategy's PrepareForCreate: a new pod is Pending, whatever status the client sent.
+    if (!isObj(obj.status) || obj.status.phase === undefined) obj.status = { ...(isObj(obj.status) ? obj.status : {}), ...initialPodStatus(obj) };
+  }
   else if (t.group === "" && t.kind === "Secret") {
     setDefault(obj, "type", "Opaque");
     // stringData is write-only: the Secret conversion merges it into data (base64), over keys data already has.
@@ -46,8 +56,10 @@ function defaultDeployment(d: Obj): void {
   }
   setDefault(spec, "revisionHistoryLimit", 10);
   setDefault(spec, "progressDeadlineSeconds", 600);
-  if (!isObj(spec.template)) return;
-  const template = spec.template as Obj;
+  if (isObj(spec.template)) defaultTemplate(spec.template as Obj);
+}
+
+function defaultTemplate(template: Obj): void {
   // Go serializes the template's zero creationTimestamp as null; clients see it, so it is part of the answer.
   const tm = objAt(template, "metadata");
   if (!("creationTimestamp" in tm)) tm.creationTimestamp = null;

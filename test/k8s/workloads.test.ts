@@ -1,0 +1,337 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AppsV1Api, CoreV1Api, PatchStrategy, Watch, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
+import { ROOT, waitFor } from "../support/index.js";
+import { deletionCost, podsToDelete, startFakeKube, type FakeKube, type KubeletHook, type Obj } from "./index.js";
+
+// Installed by scripts/setup.sh, as for kubectl.test.ts.
+const KUBECTL = join(ROOT, ".tools/bin/kubectl");
+const COST = "controller.kubernetes.io/pod-deletion-cost";
+const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const strategic = setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
+
+const deployment = (name: string, replicas: number, extra: { image?: string; grace?: number } = {}): Obj => ({
+  apiVersion: "apps/v1",
+  kind: "Deployment",
+  metadata: { name },
+  spec: {
+    replicas,
+    selector: { matchLabels: { app: name } },
+    template: {
+      metadata: { labels: { app: name } },
+      spec: { containers: [{ name: "worker", image: extra.image ?? "worker:1" }], ...(extra.grace !== undefined ? { terminationGracePeriodSeconds: extra.grace } : {}) },
+    },
+  },
+});
+
+const ready = (p: V1Pod): boolean => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+const names = (pods: V1Pod[]): string[] => pods.map((p) => p.metadata!.name!).sort();
+
+/** A promise with its resolve and reject, for holding a kubelet hook call until the test lets it go. */
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } {
+  let resolve!: () => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+// The Deployment and ReplicaSet controllers, scheduler and kubelet of the stand-in, seen through the real client-node over HTTP.
+describe("workloads in the Kubernetes stand-in (no kubelet hook)", () => {
+  let fake: FakeKube;
+  let apps: AppsV1Api;
+  let core: CoreV1Api;
+  const NS = "wl";
+  const podsOf = async (app: string): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: NS, labelSelector: `app=${app}` })).items;
+  /** The pods as stored (timestamps as strings, as the controller reads them), for ranking them as it does. */
+  const storedPods = (app: string): Obj[] => fake.list("pods", NS).filter((p) => ((p.metadata as Obj).labels as Obj | undefined)?.app === app);
+  const livePods = async (app: string): Promise<V1Pod[]> => (await podsOf(app)).filter((p) => !p.metadata?.deletionTimestamp);
+  const readyDeployment = (name: string, replicas: number) =>
+    waitFor(`deployment ${name} with ${replicas} ready, updated pods`, async () => {
+      const d = await apps.readNamespacedDeployment({ name, namespace: NS });
+      const s = d.status;
+      return s?.observedGeneration === d.metadata?.generation && (s?.readyReplicas ?? 0) === replicas && (s?.updatedReplicas ?? 0) === replicas && (s?.replicas ?? 0) === replicas && (await podsOf(name)).length === replicas ? d : undefined;
+    });
+
+  beforeAll(async () => {
+    fake = await startFakeKube({ workloads: true });
+    fake.ensureNamespace(NS);
+    const kc = fake.kubeConfig(NS);
+    apps = kc.makeApiClient(AppsV1Api);
+    core = kc.makeApiClient(CoreV1Api);
+  });
+  afterAll(async () => {
+    await fake?.close();
+  });
+
+  it("a Deployment of 3 gets one ReplicaSet named for its template hash and 3 Running, Ready pods, seen through a watch", async () => {
+    const events: { type: string; phase?: string; ready: boolean }[] = [];
+    const watch = await new Watch(fake.kubeConfig(NS)).watch(`/api/v1/namespaces/${NS}/pods`, { labelSelector: "app=web" }, (type: string, pod: V1Pod) => {
+      events.push({ type, phase: pod.status?.phase, ready: ready(pod) });
+    }, () => undefined);
+    try {
+      await apps.createNamespacedDeployment({ namespace: NS, body: deployment("web", 3) });
+      const d = await readyDeployment("web", 3);
+      expect(d.status?.availableReplicas).toBe(3);
+      expect(d.status?.conditions?.map((c) => [c.type, c.status, c.reason])).toEqual([
+        ["Available", "True", "MinimumReplicasAvailable"],
+        ["Progressing", "True", "NewReplicaSetAvailable"],
+      ]);
+      expect(d.metadata?.annotations?.["deployment.kubernetes.io/revision"]).toBe("1");
+
+      const rsList = (await apps.listNamespacedReplicaSet({ namespace: NS, labelSelector: "app=web" })).items;
+      expect(rsList).toHaveLength(1);
+      const rs = rsList[0]!;
+      const hash = rs.metadata!.labels!["pod-template-hash"]!;
+      expect(hash).toMatch(/^[bcdfghjklmnpqrstvwxz2456789]+$/);
+      expect(rs.metadata!.name).toBe(`web-${hash}`);
+      expect(rs.metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: "Deployment", name: "web", uid: d.metadata!.uid, controller: true, blockOwnerDeletion: true })]);
+      expect(rs.spec!.selector.matchLabels).toEqual({ app: "web", "pod-template-hash": hash });
+      expect(rs.status).toMatchObject({ replicas: 3, readyReplicas: 3, availableReplicas: 3, fullyLabeledReplicas: 3, observedGeneration: rs.metadata!.generation });
+
+      const pods = await podsOf("web");
+      for (const p of pods) {
+        expect(p.metadata!.name).toMatch(new RegExp(`^web-${hash}-[bcdfghjklmnpqrstvwxz2456789]{5}$`));
+        expect(p.metadata!.labels).toEqual({ app: "web", "pod-template-hash": hash });
+        expect(p.metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: "ReplicaSet", name: rs.metadata!.name, uid: rs.metadata!.uid, controller: true })]);
+        expect(p.spec!.nodeName).toBe("fake-node");
+        expect(p.spec!.terminationGracePeriodSeconds).toBe(30);
+        expect(p.status?.phase).toBe("Running");
+        expect(ready(p)).toBe(true);
+        expect(p.status?.podIP).toMatch(/^10\.244\./);
+        expect(p.status?.containerStatuses?.[0]).toMatchObject({ name: "worker", ready: true, started: true });
+      }
+      expect(new Set(pods.map((p) => p.status!.podIP)).size).toBe(3);
+      // Each pod went through the watch from Pending to Running and Ready, as the kubelet reported it.
+      await waitFor("the watch to see 3 ready pods", () => events.filter((e) => e.type === "MODIFIED" && e.ready).length >= 3);
+      expect(events.filter((e) => e.type === "ADDED").every((e) => e.phase === "Pending")).toBe(true);
+      // Status writes carry their writers, as on a real cluster.
+      expect(Object.keys(fake.managers("pods", NS, pods[0]!.metadata!.name!))).toEqual(expect.arrayContaining(["kube-controller-manager", "kube-scheduler", "kubelet"]));
+    } finally {
+      watch.abort();
+    }
+  });
+
+  it("scale to 1 through the scale subresource deletes the pods with the lowest pod-deletion-cost, whatever their age", async () => {
+    const pods = await podsOf("web");
+    // The pod the ReplicaSet would take first without costs gets the highest one: it must survive.
+    const [firstVictim] = podsToDelete(storedPods("web"), 1);
+    const keep = (firstVictim!.metadata as Obj).name as string;
+    const others = names(pods).filter((n) => n !== keep);
+    const costs: Record<string, string> = { [keep]: "100", [others[0]!]: "-5", [others[1]!]: "+7" /* invalid: counts as 0 */ };
+    for (const [name, cost] of Object.entries(costs)) {
+      await core.patchNamespacedPod({ name, namespace: NS, body: { metadata: { annotations: { [COST]: cost } } } }, strategic);
+    }
+    expect((await core.readNamespacedPod({ name: keep, namespace: NS })).metadata?.annotations?.[COST]).toBe("100");
+
+    const scale = await apps.patchNamespacedDeploymentScale({ name: "web", namespace: NS, body: { spec: { replicas: 1 } } }, merge);
+    expect(scale.spec?.replicas).toBe(1);
+    await readyDeployment("web", 1);
+    expect(names(await podsOf("web"))).toEqual([keep]);
+    const rs = (await apps.listNamespacedReplicaSet({ namespace: NS, labelSelector: "app=web" })).items;
+    expect(rs.map((r) => [r.spec?.replicas, r.status?.replicas])).toEqual([[1, 1]]);
+    expect(rs[0]!.metadata?.annotations?.["deployment.kubernetes.io/desired-replicas"]).toBe("1");
+  });
+
+  it("with equal costs a not-ready pod goes before ready ones, and a ready one goes before a costlier not-ready one", async () => {
+    await apps.createNamespacedDeployment({ namespace: NS, body: deployment("probe", 3) });
+    await readyDeployment("probe", 3);
+    const pods = await podsOf("probe");
+    // The pod that would be kept last if all were ready fails its readiness probe.
+    const ranked = podsToDelete(storedPods("probe"), 2);
+    const survivor = names(pods).find((n) => !ranked.some((r) => (r.metadata as Obj).name === n))!;
+    fake.workloads!.setReady(NS, survivor, false);
+    await waitFor("the deployment to count 2 ready pods", async () => (await apps.readNamespacedDeployment({ name: "probe", namespace: NS })).status?.readyReplicas === 2);
+    const d = await apps.readNamespacedDeployment({ name: "probe", namespace: NS });
+    expect(d.status?.unavailableReplicas).toBe(1);
+
+    await apps.patchNamespacedDeploymentScale({ name: "probe", namespace: NS, body: { spec: { replicas: 2 } } }, merge);
+    await readyDeployment("probe", 2);
+    const left = names(await podsOf("probe"));
+    expect(left).not.toContain(survivor);
+    expect(left).toHaveLength(2);
+
+    // Readiness outranks cost: a not-ready pod with a high cost still goes before a ready one with a low cost.
+    const [notReady, readyOne] = left as [string, string];
+    await core.patchNamespacedPod({ name: notReady, namespace: NS, body: { metadata: { annotations: { [COST]: "1000" } } } }, strategic);
+    await core.patchNamespacedPod({ name: readyOne, namespace: NS, body: { metadata: { annotations: { [COST]: "-1000" } } } }, strategic);
+    fake.workloads!.setReady(NS, notReady, false);
+    await waitFor("one ready pod", async () => (await apps.readNamespacedDeployment({ name: "probe", namespace: NS })).status?.readyReplicas === 1);
+    await apps.patchNamespacedDeploymentScale({ name: "probe", namespace: NS, body: { spec: { replicas: 1 } } }, merge);
+    await readyDeployment("probe", 1);
+    expect(names(await podsOf("probe"))).toEqual([readyOne]);
+  });
+
+  it("the deletion cost is read as the ReplicaSet controller reads it: an int32 without sign or leading zeros, else 0", () => {
+    const pod = (v: string): Obj => ({ metadata: { annotations: { [COST]: v } } });
+    expect([pod("12"), pod("-3"), pod("0"), pod("+4"), pod("007"), pod("2147483648"), pod("-2147483648"), pod("1e3"), pod("")].map(deletionCost)).toEqual([12, -3, 0, 0, 0, 0, -2147483648, 0, 0]);
+  });
+
+  it("a template change rolls to a new ReplicaSet and scales the old one to 0, which stays as history", async () => {
+    await apps.patchNamespacedDeployment({ name: "web", namespace: NS, body: { spec: { replicas: 3 } } }, merge);
+    await readyDeployment("web", 3);
+    const [oldRs] = (await apps.listNamespacedReplicaSet({ namespace: NS, labelSelector: "app=web" })).items;
+    await apps.patchNamespacedDeployment({ name: "web", namespace: NS, body: { spec: { template: { spec: { containers: [{ name: "worker", image: "worker:2" }] } } } } }, strategic);
+    await waitFor("every web pod on worker:2", async () => {
+      const pods = await podsOf("web");
+      return pods.length === 3 && pods.every((p) => p.spec?.containers[0]?.image === "worker:2" && ready(p));
+    });
+    const d = await readyDeployment("web", 3);
+    expect(d.metadata?.annotations?.["deployment.kubernetes.io/revision"]).toBe("2");
+    const rs = (await apps.listNamespacedReplicaSet({ namespace: NS, labelSelector: "app=web" })).items;
+    expect(rs).toHaveLength(2);
+    const newRs = rs.find((r) => r.metadata!.uid !== oldRs!.metadata!.uid)!;
+    expect(newRs.metadata!.name).not.toBe(oldRs!.metadata!.name);
+    expect(newRs.metadata!.annotations?.["deployment.kubernetes.io/revision"]).toBe("2");
+    expect(newRs.spec?.replicas).toBe(3);
+    const old = rs.find((r) => r.metadata!.uid === oldRs!.metadata!.uid)!;
+    expect([old.spec?.replicas, old.status?.replicas]).toEqual([0, 0]);
+    const hash = newRs.metadata!.labels!["pod-template-hash"];
+    expect((await podsOf("web")).every((p) => p.metadata!.labels!["pod-template-hash"] === hash)).toBe(true);
+  });
+
+  it("kubectl lists the pods by label and field selector and annotates one", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "offload-wl-kubectl-"));
+    try {
+      const kubeconfig = await fake.writeKubeconfig(dir, NS);
+      const run = async (...args: string[]): Promise<string> => {
+        const { stdout } = await promisify(execFile)(KUBECTL, ["--kubeconfig", kubeconfig, "--cache-dir", join(dir, "cache"), ...args]);
+        return stdout;
+      };
+      const pods = names(await podsOf("web"));
+      const listed = await run("get", "pods", "-l", "app=web", "-o", "name");
+      expect(listed.trim().split("\n").sort()).toEqual(pods.map((n) => `pod/${n}`));
+      const running = await run("get", "pods", "--field-selector", "status.phase=Running,spec.nodeName=fake-node", "-o", "name");
+      expect(running).toContain(`pod/${pods[0]}`);
+      expect(await run("get", "pods", "-l", "app=nothing", "-o", "name")).toBe("");
+      await run("annotate", "pod", pods[0]!, `${COST}=42`);
+      expect((await core.readNamespacedPod({ name: pods[0]!, namespace: NS })).metadata?.annotations?.[COST]).toBe("42");
+      const rs = await run("get", "rs", "-l", "app=web", "-o", "jsonpath={.items[*].spec.replicas}");
+      expect(rs.split(" ").sort()).toEqual(["0", "3"]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("deleting the Deployment garbage-collects its ReplicaSets and their pods", async () => {
+    await apps.deleteNamespacedDeployment({ name: "web", namespace: NS });
+    await waitFor("web's ReplicaSets and pods to be gone", async () => (await apps.listNamespacedReplicaSet({ namespace: NS, labelSelector: "app=web" })).items.length === 0 && (await podsOf("web")).length === 0);
+    // The other Deployment's pods are left alone.
+    expect(await livePods("probe")).toHaveLength(1);
+  });
+});
+
+describe("workloads in the Kubernetes stand-in with a kubelet hook", () => {
+  let fake: FakeKube;
+  let apps: AppsV1Api;
+  let core: CoreV1Api;
+  const NS = "hooked";
+  const started: string[] = [];
+  const stopped: { name: string; grace: number }[] = [];
+  /** Per pod name prefix: hold the hook's start or stop until the test says. */
+  const holdStart = new Map<string, Promise<void>>();
+  const holdStop = new Map<string, Promise<void>>();
+  const held = (m: Map<string, Promise<void>>, name: string): Promise<void> | undefined => [...m].find(([k]) => name.startsWith(k))?.[1];
+  const hook: KubeletHook = {
+    start: async (pod) => {
+      const name = String((pod.metadata as Obj).name);
+      started.push(name);
+      await held(holdStart, name);
+    },
+    stop: async (pod, grace) => {
+      const name = String((pod.metadata as Obj).name);
+      stopped.push({ name, grace });
+      await held(holdStop, name);
+    },
+  };
+  const podsOf = async (app: string): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: NS, labelSelector: `app=${app}` })).items;
+
+  beforeAll(async () => {
+    fake = await startFakeKube({ workloads: { kubelet: hook } });
+    fake.ensureNamespace(NS);
+    const kc = fake.kubeConfig(NS);
+    apps = kc.makeApiClient(AppsV1Api);
+    core = kc.makeApiClient(CoreV1Api);
+  });
+  afterAll(async () => {
+    await fake?.close();
+  });
+
+  it("a pod is Running but not Ready while start runs, and Ready when it resolves", async () => {
+    const gate = deferred();
+    holdStart.set("slow-", gate.promise);
+    await apps.createNamespacedDeployment({ namespace: NS, body: deployment("slow", 1) });
+    const [pod] = await waitFor("the slow pod to be started", async () => {
+      const pods = await podsOf("slow");
+      return pods.length === 1 && started.includes(pods[0]!.metadata!.name!) ? pods : undefined;
+    });
+    const name = pod!.metadata!.name!;
+    const during = await core.readNamespacedPod({ name, namespace: NS });
+    expect(during.status?.phase).toBe("Running");
+    expect(ready(during)).toBe(false);
+    expect(during.status?.conditions?.find((c) => c.type === "Ready")?.reason).toBe("ContainersNotReady");
+    expect((await apps.readNamespacedDeployment({ name: "slow", namespace: NS })).status?.readyReplicas ?? 0).toBe(0);
+    gate.resolve();
+    await waitFor("the slow pod to be ready", async () => ready(await core.readNamespacedPod({ name, namespace: NS })));
+    await waitFor("the deployment to count it", async () => (await apps.readNamespacedDeployment({ name: "slow", namespace: NS })).status?.readyReplicas === 1);
+  });
+
+  it("a deleted pod lingers Terminating, counted out of the ReplicaSet and replaced, until the hook's stop (with the pod's grace period) resolves", async () => {
+    await apps.createNamespacedDeployment({ namespace: NS, body: deployment("graceful", 2, { grace: 7 }) });
+    await waitFor("2 ready graceful pods", async () => (await apps.readNamespacedDeployment({ name: "graceful", namespace: NS })).status?.readyReplicas === 2);
+    const gate = deferred();
+    holdStop.set("graceful-", gate.promise);
+    const [victim] = names(await podsOf("graceful"));
+    await core.deleteNamespacedPod({ name: victim!, namespace: NS });
+    await waitFor("the hook's stop to be called", () => stopped.some((s) => s.name === victim));
+    expect(stopped.find((s) => s.name === victim)?.grace).toBe(7);
+    const terminating = await core.readNamespacedPod({ name: victim!, namespace: NS });
+    expect(terminating.metadata?.deletionTimestamp).toBeDefined();
+    expect(terminating.metadata?.deletionGracePeriodSeconds).toBe(7);
+    // The ReplicaSet no longer counts it and has made a replacement, while it is still there.
+    await waitFor("a replacement pod, ready", async () => (await podsOf("graceful")).filter((p) => !p.metadata?.deletionTimestamp && ready(p)).length === 2);
+    expect(names(await podsOf("graceful"))).toContain(victim);
+    const rs = (await apps.listNamespacedReplicaSet({ namespace: NS, labelSelector: "app=graceful" })).items[0]!;
+    expect(rs.status?.replicas).toBe(2);
+
+    // A delete with its own grace period passes that one on.
+    const [second] = names((await podsOf("graceful")).filter((p) => !p.metadata?.deletionTimestamp));
+    await core.deleteNamespacedPod({ name: second!, namespace: NS, gracePeriodSeconds: 3 });
+    await waitFor("the second stop", () => stopped.some((s) => s.name === second));
+    expect(stopped.find((s) => s.name === second)?.grace).toBe(3);
+
+    gate.resolve();
+    await waitFor("both pods to be gone", async () => !names(await podsOf("graceful")).some((n) => n === victim || n === second));
+    await waitFor("2 ready graceful pods again", async () => (await podsOf("graceful")).filter((p) => !p.metadata?.deletionTimestamp && ready(p)).length === 2);
+    holdStop.delete("graceful-");
+  });
+
+  it("a start that fails marks the pod Failed with the message; the stand-in keeps serving", async () => {
+    holdStart.set("broken-", Promise.reject(new Error("worker exited with code 3")));
+    // Keep the rejection from counting as unhandled before the hook awaits it.
+    holdStart.get("broken-")!.catch(() => undefined);
+    await apps.createNamespacedDeployment({ namespace: NS, body: deployment("broken", 1) });
+    const failed = await waitFor("a failed broken pod", async () => (await podsOf("broken")).find((p) => p.status?.phase === "Failed"));
+    expect(failed.status?.message).toContain("worker exited with code 3");
+    expect(ready(failed)).toBe(false);
+    // Scaled to 0 and deleted, the failed pods' lives still end with stop.
+    holdStart.delete("broken-");
+    await apps.deleteNamespacedDeployment({ name: "broken", namespace: NS });
+    await waitFor("the broken pods to be gone", async () => (await podsOf("broken")).length === 0);
+    expect(stopped.some((s) => s.name === failed.metadata!.name)).toBe(true);
+    expect((await apps.readNamespacedDeployment({ name: "slow", namespace: NS })).status?.readyReplicas).toBe(1);
+  });
+
+  it("close() stops every pod's life first, with grace 0", async () => {
+    const live = names((await podsOf("slow")).concat(await podsOf("graceful")));
+    expect(live).toHaveLength(3);
+    await fake.close();
+    for (const name of live) expect(stopped.find((s) => s.name === name)).toEqual({ name, grace: 0 });
+  });
+});
