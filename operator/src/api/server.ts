@@ -143,10 +143,11 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
       closing: closing.signal,
       results,
       metrics,
+      access,
     });
-    registerRunActionRoutes(app, { db, js, nc, link, cancellations, notifier, log });
-    registerRunLogRoutes(app, { db, js, jsm });
-    registerRunEventRoutes(app, { db, notifier, recheckMs: config.resultRecheckMs, closing: closing.signal });
+    registerRunActionRoutes(app, { db, js, nc, link, cancellations, notifier, log, access });
+    registerRunLogRoutes(app, { db, js, jsm, access });
+    registerRunEventRoutes(app, { db, notifier, recheckMs: config.resultRecheckMs, closing: closing.signal, access });
     registerTaskRoutes(app, { db, jsm, workers, watch: taskLoad, closing: closing.signal });
     metrics.exposeTasks(() => listTasks({ db, jsm, workers }));
     // Runs first when unwinding: requests in flight still need the database and NATS.

@@ -126,6 +126,12 @@ export async function getRun(db: Queryable, id: string): Promise<Run | undefined
   return rows[0] ? toStored(rows[0]).run : undefined;
 }
 
+/** The namespace of the run with this id, or undefined: what authorizing a call about it needs. `id` must be a UUID. */
+export async function getRunNamespace(db: Queryable, id: string): Promise<string | undefined> {
+  const rows = await db.query<{ namespace: string }>("SELECT namespace FROM runs WHERE id = $1::uuid", [id]);
+  return rows[0]?.namespace;
+}
+
 /** Just the state of the run with this id, or undefined; cheaper than {@link getRun} for polling. `id` must be a UUID. */
 export async function getRunState(db: Queryable, id: string): Promise<RunState | undefined> {
   const rows = await db.query<{ state: RunState }>("SELECT state FROM runs WHERE id = $1::uuid", [id]);

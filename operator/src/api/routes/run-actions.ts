@@ -5,11 +5,11 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Logger } from "pino";
 import { cancelRun, retryRun } from "../../dispatch/lifecycle.js";
 import type { Db } from "../../store/db.js";
-import { isUuid } from "../../store/ids.js";
 import { getRun } from "../../store/runs.js";
 import { ApiHttpError } from "../errors.js";
 import type { RunNotifier } from "../notifier.js";
-import { IdParams, notFound } from "./runs.js";
+import type { Access } from "../auth/index.js";
+import { ACCESS_ERRORS, IdParams, authorizeRun, notFound } from "./runs.js";
 import { errorResponses } from "./schemas.js";
 import type { DispatchBus } from "../../dispatch/publisher.js";
 
@@ -19,6 +19,7 @@ export interface RunActionDeps extends DispatchBus {
   cancellations: KV;
   notifier: RunNotifier;
   log: Logger;
+  access: Access;
 }
 
 /** `POST /v1/runs/:id/cancel` and `POST /v1/runs/:id/retry`: an operator changing a run's course. */
@@ -37,12 +38,13 @@ export function registerRunActionRoutes(root: FastifyInstance, deps: RunActionDe
           "run answers 409 `OFFLOAD_RUN_FINISHED`.",
         tags: ["runs"],
         params: IdParams,
-        response: { 200: RunSchema, 202: RunSchema, ...errorResponses("OFFLOAD_RUN_NOT_FOUND", "OFFLOAD_RUN_FINISHED", "OFFLOAD_UNAVAILABLE") },
+        response: { 200: RunSchema, 202: RunSchema, ...errorResponses("OFFLOAD_RUN_NOT_FOUND", "OFFLOAD_RUN_FINISHED", ...ACCESS_ERRORS) },
       },
     },
     async (request, reply) => {
       const { id } = request.params;
-      if (!isUuid(id)) throw notFound(id);
+      // RBAC's verb for ending something is delete.
+      await authorizeRun(deps, request, id, "delete");
       const out = await cancelRun(deps, id);
       switch (out.kind) {
         case "not-found":
@@ -71,12 +73,13 @@ export function registerRunActionRoutes(root: FastifyInstance, deps: RunActionDe
           "counts on from where it stopped. 202 with the run. Any other state answers 409 `OFFLOAD_RUN_NOT_RETRYABLE`.",
         tags: ["runs"],
         params: IdParams,
-        response: { 202: RunSchema, ...errorResponses("OFFLOAD_RUN_NOT_FOUND", "OFFLOAD_RUN_NOT_RETRYABLE", "OFFLOAD_UNAVAILABLE") },
+        response: { 202: RunSchema, ...errorResponses("OFFLOAD_RUN_NOT_FOUND", "OFFLOAD_RUN_NOT_RETRYABLE", ...ACCESS_ERRORS) },
       },
     },
     async (request, reply) => {
       const { id } = request.params;
-      if (!isUuid(id)) throw notFound(id);
+      // Retrying changes the run in place: RBAC's update.
+      await authorizeRun(deps, request, id, "update");
       let run;
       try {
         run = await retryRun(deps, id);

@@ -3,10 +3,10 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Db } from "../../store/db.js";
-import { isUuid } from "../../store/ids.js";
 import { getRun } from "../../store/runs.js";
 import type { RunNotifier } from "../notifier.js";
-import { IdParams, notFound } from "./runs.js";
+import type { Access } from "../auth/index.js";
+import { ACCESS_ERRORS, IdParams, authorizeRun, notFound } from "./runs.js";
 import { errorResponses } from "./schemas.js";
 
 /** What the event stream route needs. */
@@ -19,6 +19,7 @@ export interface RunEventRoutesDeps {
   keepAliveMs?: number;
   /** Aborted at shutdown: every stream ends. */
   closing: AbortSignal;
+  access: Access;
 }
 
 // Whether `next` is news after `last`: a change forward (a re-read racing an event must never show a run going back).
@@ -54,13 +55,13 @@ export function registerRunEventRoutes(root: FastifyInstance, deps: RunEventRout
             description: "The event stream.",
             content: { "text/event-stream": { schema: z.string().describe("`event: state` / `data: <Run as JSON>` and `event: progress` / `data: {runId, progress}` blocks.") } },
           },
-          ...errorResponses("OFFLOAD_RUN_NOT_FOUND"),
+          ...errorResponses("OFFLOAD_RUN_NOT_FOUND", ...ACCESS_ERRORS),
         },
       },
     },
     async (request, reply) => {
       const { id } = request.params;
-      if (!isUuid(id)) throw notFound(id);
+      await authorizeRun(deps, request, id, "get");
       // Watch before the first read, so a change in between is not missed.
       const pending: Run[] = [];
       let wake: (() => void) | undefined;

@@ -7,10 +7,11 @@ import {
   ResultQuerySchema,
   ResultResponseSchema,
   RunSchema,
+  MAX_BATCH,
   isTerminal,
   type Run,
 } from "@offload/sdk/internal";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { ObjectStore } from "@nats-io/obj";
@@ -19,7 +20,9 @@ import { SubmitCoalescer } from "../../dispatch/coalesce.js";
 import { submitRuns, type SubmitDeps } from "../../dispatch/submit.js";
 import { decodeCursor } from "../../store/cursor.js";
 import { isUuid } from "../../store/ids.js";
-import { getRun, getRunState, listRuns } from "../../store/runs.js";
+import type { Db } from "../../store/db.js";
+import { getRun, getRunNamespace, getRunState, listRuns } from "../../store/runs.js";
+import type { Access, RunVerb } from "../auth/index.js";
 import { ApiHttpError } from "../errors.js";
 import type { ApiMetrics } from "../metrics.js";
 import type { RunNotifier } from "../notifier.js";
@@ -35,6 +38,8 @@ export interface RunRoutesDeps extends SubmitDeps {
   /** Where workers put results too large for an event. */
   results: ObjectStore;
   metrics: ApiMetrics;
+  /** Who may do what, in which namespace. */
+  access: Access;
 }
 
 /** The `:id` of the run routes. */
@@ -44,6 +49,21 @@ export const IdParams = z.object({ id: z.string().describe("The run's id.") });
 export function notFound(id: string): ApiHttpError {
   return new ApiHttpError("OFFLOAD_RUN_NOT_FOUND", `no run has the id ${JSON.stringify(id)}`, { runId: id });
 }
+
+/**
+ * 404 unless run `id` exists, and (with Kubernetes auth) 403 unless the caller may do `verb` on runs in the
+ * namespace the run was delayed from. Without Kubernetes auth nobody is refused, so the run is not read here.
+ */
+export async function authorizeRun(deps: { db: Db; access: Access }, request: FastifyRequest, id: string, verb: RunVerb): Promise<void> {
+  if (!isUuid(id)) throw notFound(id);
+  if (deps.access.mode !== "kubernetes") return;
+  const namespace = await getRunNamespace(deps.db, id);
+  if (namespace === undefined) throw notFound(id);
+  await deps.access.require(request, verb, namespace);
+}
+
+// What every run route may answer besides its own: no right (403) and no way to check it now (503).
+export const ACCESS_ERRORS = ["OFFLOAD_FORBIDDEN", "OFFLOAD_UNAVAILABLE", "OFFLOAD_RATE_LIMITED"] as const;
 
 /** `/v1/runs…`: record and dispatch runs, read them, await their results. */
 export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): void {
@@ -62,11 +82,13 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
           "that run's result, and is not dispatched.",
         tags: ["runs"],
         body: CreateRunBodySchema,
-        response: { 200: RunSchema, 202: RunSchema, ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_BODY_TOO_LARGE") },
+        response: { 200: RunSchema, 202: RunSchema, ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_BODY_TOO_LARGE", ...ACCESS_ERRORS) },
       },
     },
     async (request, reply) => {
-      const one = await singles.submit(request.body);
+      const namespace = deps.access.namespaceFor(request, request.body.namespace)!;
+      await deps.access.require(request, "create", namespace);
+      const one = await singles.submit({ ...request.body, namespace });
       if (one.created) deps.metrics.runCreated(one.run.task);
       if (!one.created) reply.header("idempotent-replayed", "true");
       return reply.code(one.created ? 202 : 200).send(one.run);
@@ -78,14 +100,19 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
     {
       schema: {
         summary: "Record and dispatch many runs at once",
-        description: "Answers the runs in the order given; an entry whose `idempotencyKey` is taken answers the earlier run.",
+        description:
+          `Answers the runs in the order given; an entry whose \`idempotencyKey\` is taken (in its namespace) answers the earlier run. ` +
+          `At most ${MAX_BATCH} runs, and the body within OFFLOAD_API_BODY_LIMIT. Each entry may name its \`namespace\`; the caller ` +
+          "needs `create` on runs in every namespace the batch names, else nothing is recorded (403).",
         tags: ["runs"],
         body: CreateRunsBatchBodySchema,
-        response: { 202: CreateRunsBatchResponseSchema, ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_BODY_TOO_LARGE") },
+        response: { 202: CreateRunsBatchResponseSchema, ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_BODY_TOO_LARGE", ...ACCESS_ERRORS) },
       },
     },
     async (request, reply) => {
-      const runs = await submitRuns(deps, request.body.runs);
+      const bodies = request.body.runs.map((b) => ({ ...b, namespace: deps.access.namespaceFor(request, b.namespace)! }));
+      for (const namespace of new Set(bodies.map((b) => b.namespace))) await deps.access.require(request, "create", namespace);
+      const runs = await submitRuns(deps, bodies);
       for (const r of runs) if (r.created) deps.metrics.runCreated(r.run.task);
       return reply.code(202).send({ runs: runs.map((r) => r.run) });
     },
@@ -96,20 +123,25 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
     {
       schema: {
         summary: "List runs, newest first",
+        description:
+          "Of one namespace: `namespace`, else (with Kubernetes auth) the caller's own ServiceAccount namespace; " +
+          "with a shared token or no auth and no `namespace`, of every namespace.",
         tags: ["runs"],
         querystring: ListRunsQuerySchema,
-        response: { 200: ListRunsResponseSchema, ...errorResponses("OFFLOAD_VALIDATION") },
+        response: { 200: ListRunsResponseSchema, ...errorResponses("OFFLOAD_VALIDATION", ...ACCESS_ERRORS) },
       },
     },
     async (request) => {
       const { task, state, limit, cursor } = request.query;
+      const namespace = deps.access.namespaceFor(request, request.query.namespace, undefined);
+      if (namespace !== undefined) await deps.access.require(request, "list", namespace);
       const after = cursor === undefined ? undefined : decodeCursor(cursor);
       if (cursor !== undefined && !after) {
         throw new ApiHttpError("OFFLOAD_VALIDATION", "invalid query: cursor: not a cursor this API gave out", {
           issues: [{ path: "cursor", message: "not a cursor this API gave out (use `nextCursor` from the previous page)" }],
         });
       }
-      return listRuns(db, { task, state, limit, after });
+      return listRuns(db, { namespace, task, state, limit, after });
     },
   );
 
@@ -120,12 +152,13 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
         summary: "Get a run",
         tags: ["runs"],
         params: IdParams,
-        response: { 200: RunSchema, ...errorResponses("OFFLOAD_RUN_NOT_FOUND") },
+        response: { 200: RunSchema, ...errorResponses("OFFLOAD_RUN_NOT_FOUND", ...ACCESS_ERRORS) },
       },
     },
     async (request) => {
       const { id } = request.params;
-      const run = isUuid(id) ? await getRun(db, id) : undefined;
+      await authorizeRun(deps, request, id, "get");
+      const run = await getRun(db, id);
       if (!run) throw notFound(id);
       return run;
     },
@@ -146,13 +179,13 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
         response: {
           200: ResultResponseSchema,
           202: ResultResponseSchema,
-          ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_RUN_NOT_FOUND", "OFFLOAD_RUN_FAILED", "OFFLOAD_RUN_CANCELLED", "OFFLOAD_RESULT_UNAVAILABLE"),
+          ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_RUN_NOT_FOUND", "OFFLOAD_RUN_FAILED", "OFFLOAD_RUN_CANCELLED", "OFFLOAD_RESULT_UNAVAILABLE", ...ACCESS_ERRORS),
         },
       },
     },
     async (request, reply) => {
       const { id } = request.params;
-      if (!isUuid(id)) throw notFound(id);
+      await authorizeRun(deps, request, id, "get");
       // The client going away ends the wait, as does shutdown.
       const gone = new AbortController();
       reply.raw.once("close", () => gone.abort());

@@ -10,7 +10,7 @@ const ALWAYS: ErrorCode[] = ["OFFLOAD_UNAUTHORIZED", "OFFLOAD_INTERNAL"];
  */
 export function errorResponses(...codes: ErrorCode[]): Record<number, typeof ErrorBodySchema> {
   const byStatus = new Map<number, ErrorCode[]>();
-  for (const c of [...codes, ...ALWAYS]) {
+  for (const c of new Set([...codes, ...ALWAYS])) {
     const s = ERROR_CODES[c].status;
     byStatus.set(s, [...(byStatus.get(s) ?? []), c]);
   }
