@@ -30,6 +30,8 @@ import { registerRunActionRoutes } from "./routes/run-actions.js";
 import { registerRunEventRoutes } from "./routes/run-events.js";
 import { registerRunLogRoutes } from "./routes/run-logs.js";
 import { registerRunRoutes } from "./routes/runs.js";
+import { registerOverviewRoutes } from "./routes/overview.js";
+import { registerDashboard } from "./ui.js";
 import { registerTaskRoutes } from "./routes/tasks.js";
 import { TaskLoadWatch } from "./task-load.js";
 import { listTasks } from "./task-list.js";
@@ -149,6 +151,8 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     registerRunLogRoutes(app, { db, js, jsm, access });
     registerRunEventRoutes(app, { db, notifier, recheckMs: config.resultRecheckMs, closing: closing.signal, access });
     registerTaskRoutes(app, { db, jsm, workers, watch: taskLoad, closing: closing.signal });
+    registerOverviewRoutes(app, { db, jsm, workers, notifier, access, closing: closing.signal });
+    await registerDashboard(app);
     metrics.exposeTasks(() => listTasks({ db, jsm, workers }));
     // Runs first when unwinding: requests in flight still need the database and NATS.
     undo.push(async () => {

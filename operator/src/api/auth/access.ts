@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AuthMode } from "../../config/api.js";
 import { DEFAULT_NAMESPACE } from "../../store/rows.js";
 import { ApiHttpError, errorBody } from "../errors.js";
+import { isDashboardPath } from "../ui.js";
 import { RUNS_RESOURCE, callerOf, setCaller, type RunVerb } from "./caller.js";
 import { ReviewUnavailableError, type KubernetesAuth } from "./kubernetes.js";
 
@@ -13,8 +14,12 @@ import { ReviewUnavailableError, type KubernetesAuth } from "./kubernetes.js";
  */
 export const OPEN_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 
-/** Whether `request` is to a path open to anyone. */
-export const isOpenPath = (request: FastifyRequest): boolean => OPEN_PATHS.has(request.url.split("?")[0]!);
+/**
+ * Whether `request` is to a path open to anyone: those above, and the
+ * dashboard's files (/ui/…), which hold no data: the page asks for the token
+ * and sends it with each of its API calls.
+ */
+export const isOpenPath = (request: FastifyRequest): boolean => OPEN_PATHS.has(request.url.split("?")[0]!) || isDashboardPath(request.url);
 
 // Hashing first makes the comparison constant-time whatever the lengths.
 const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
