@@ -6,6 +6,7 @@ import { installProcessGuards } from "../api/process-guards.js";
 import { startApi, type RunningApi } from "../api/server.js";
 import { API_ENV_DOC, loadApiConfig, type ApiConfig } from "../config/api.js";
 import { API_LISTEN_SETTINGS, checkDataDir, checkPort, waitForDependencies } from "../config/startup.js";
+import { loadCluster, waitForCluster, type ClusterConnection } from "../controller/cluster.js";
 
 const USAGE = `Usage: offload-api [--help]
 
@@ -24,10 +25,11 @@ submits and dispatches over OTLP/HTTP (JSON); OTEL_SERVICE_NAME (default
 offload-api), OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS and OTEL_BSP_*
 apply as in every OpenTelemetry SDK; OTEL_SDK_DISABLED=true wins.
 
-Exit codes: 0 after a graceful stop (SIGTERM, SIGINT); 1 when PostgreSQL or
-NATS did not accept connections within OFFLOAD_START_WAIT_SECONDS, or on a
-failure at run time; 2 on bad configuration (a bad value, the port in use, a
-data folder that cannot be written). Each start-up failure is one line on
+Exit codes: 0 after a graceful stop (SIGTERM, SIGINT); 1 when PostgreSQL,
+NATS or (OFFLOAD_AUTH=kubernetes) the Kubernetes API server did not answer
+within OFFLOAD_START_WAIT_SECONDS, or on a failure at run time; 2 on bad
+configuration (a bad value, the port in use, a data folder that cannot be
+written, no kubeconfig with OFFLOAD_AUTH=kubernetes). Each start-up failure is one line on
 stderr naming what was tried and the variable to change.
 `;
 
@@ -53,10 +55,14 @@ async function main(argv: string[]): Promise<void> {
   }
   const log = pino({ name: "offload-api", level: config.logLevel });
   // Cheapest first: a taken port or an unwritable folder is known at once, before any wait on a server.
+  let cluster: ClusterConnection | undefined;
   try {
     await checkPort(config);
     if (!config.databaseUrl) await checkDataDir(config.dataDir);
+    // OFFLOAD_AUTH=kubernetes reviews every caller with the API server: the kubeconfig is found as the controller finds it.
+    if (config.auth.mode === "kubernetes") cluster = loadCluster(process.env, undefined, undefined, "offload-api");
     await waitForDependencies(config, config.startWaitSeconds, log);
+    if (cluster) await waitForCluster(cluster, config.startWaitSeconds, log, "offload-api");
   } catch (err) {
     if (isOffloadError(err)) exitWith(err.message, err.code === "OFFLOAD_CONFIG" ? 2 : 1, log);
     throw err;
@@ -73,7 +79,7 @@ async function main(argv: string[]): Promise<void> {
   }
   let api: RunningApi;
   try {
-    api = await startApi(config, { logger: log });
+    api = await startApi(config, { logger: log, ...(cluster ? { kubeConfig: cluster.kc } : {}) });
   } catch (err) {
     const taken = listenError(err, { ...API_LISTEN_SETTINGS, host: config.host, port: config.port });
     if (taken) exitWith(taken.message, 2, log);
