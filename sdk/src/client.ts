@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { z } from "zod";
 import { ClientEnvSchema, parseEnv } from "./config.js";
 import { HttpTransport } from "./http.js";
+import { TokenFile } from "./token-file.js";
 import { readServerSentEvents } from "./sse.js";
 import { ApiError, ApiUnreachableError, RunCancelledError, RunFailedError, RunFinishedError, RunNotRetryableError } from "./errors.js";
 import {
@@ -31,7 +32,10 @@ export type RunLogs = z.infer<typeof RunLogsResponseSchema>;
 export interface ClientOptions {
   /** The run API's base URL. @defaultValue `OFFLOAD_API_URL`, else `http://127.0.0.1:8080` */
   apiUrl?: string;
-  /** Bearer token for the run API. @defaultValue `OFFLOAD_API_TOKEN` (none if unset) */
+  /**
+   * Bearer token for the run API. @defaultValue `OFFLOAD_API_TOKEN`, else the token in the file
+   * `OFFLOAD_TOKEN_FILE` (default `/var/run/secrets/offload/token`, if there), re-read when it is rotated, else none
+   */
   token?: string;
   /** Per-request timeout in milliseconds (long polls add their wait on top). @defaultValue 30000 */
   requestTimeoutMs?: number;
@@ -41,6 +45,7 @@ export interface ClientOptions {
 export class OffloadClient {
   readonly apiUrl: string;
   readonly #token: string | undefined;
+  readonly #tokenFile: TokenFile | undefined;
   readonly #timeoutMs: number;
   readonly #http: HttpTransport;
 
@@ -53,6 +58,7 @@ export class OffloadClient {
     );
     this.apiUrl = (options.apiUrl ?? env.OFFLOAD_API_URL).replace(/\/+$/, "");
     this.#token = options.token ?? env.OFFLOAD_API_TOKEN;
+    this.#tokenFile = this.#token === undefined ? TokenFile.open(env.OFFLOAD_TOKEN_FILE) : undefined;
     this.#timeoutMs = options.requestTimeoutMs ?? 30_000;
     this.#http = new HttpTransport(this.apiUrl);
   }
@@ -214,18 +220,25 @@ export class OffloadClient {
   }
 
   #headers(accept: string): Record<string, string> {
-    return { accept, ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}) };
+    const token = this.#token ?? this.#tokenFile?.token;
+    return { accept, ...(token ? { authorization: `Bearer ${token}` } : {}) };
   }
 
   async #request(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<unknown> {
-    const headers = this.#headers("application/json");
-    if (body !== undefined) headers["content-type"] = "application/json";
-    let res: { status: number; text: string };
-    try {
-      res = await this.#http.send(method, path, headers, body === undefined ? undefined : JSON.stringify(body), this.#timeoutMs + extraTimeoutMs);
-    } catch (err) {
-      throw new ApiUnreachableError(this.apiUrl, err);
-    }
+    const json = body === undefined ? undefined : JSON.stringify(body);
+    const send = async (): Promise<{ status: number; text: string }> => {
+      const headers = this.#headers("application/json");
+      if (json !== undefined) headers["content-type"] = "application/json";
+      try {
+        return await this.#http.send(method, path, headers, json, this.#timeoutMs + extraTimeoutMs);
+      } catch (err) {
+        throw new ApiUnreachableError(this.apiUrl, err);
+      }
+    };
+    let res = await send();
+    // A 401 may mean the kubelet rotated the token file since it was last looked at: read it now, and if it
+    // holds a new token, ask once more (a refused request changed nothing, so it is safe to send again).
+    if (res.status === 401 && this.#tokenFile?.refresh()) res = await send();
     if (res.status >= 200 && res.status < 300) return res.text ? safeJson(res.text) : undefined;
     throw this.#errorOf(res.status, res.text);
   }

@@ -67,6 +67,8 @@ export const positive = z.coerce.number().positive();
 export const ClientEnvSchema = z.object({
   OFFLOAD_API_URL: httpUrl.default("http://127.0.0.1:8080"),
   OFFLOAD_API_TOKEN: z.string().min(1).optional(),
+  /** A file holding the token (a projected ServiceAccount token), re-read when it is rotated; OFFLOAD_API_TOKEN wins. */
+  OFFLOAD_TOKEN_FILE: z.string().min(1).optional(),
 });
 export type ClientEnv = z.infer<typeof ClientEnvSchema>;
 
