@@ -70,6 +70,13 @@ export function templateRaw(values: Record<string, unknown> = {}, extra: string[
   return helm([...args, ...extra]);
 }
 
+/** helm's message for values the chart must refuse; throws if helm renders them anyway. */
+export function refusal(values: Record<string, unknown>): string {
+  const r = templateRaw(values);
+  if (r.status === 0) throw new Error(`helm template accepted ${JSON.stringify(values)}:\n${r.stdout.slice(0, 200)}`);
+  return r.stderr;
+}
+
 /** Renders the chart, throwing with helm's message if it fails. */
 export function template(values: Record<string, unknown> = {}): Rendered {
   const r = templateRaw(values);
