@@ -81,7 +81,9 @@ export class Controller {
     this.#clock = o.clock ?? realClock;
     this.kube = new Kube(o.kc);
     this.#events = new EventRecorder(this.kube, o.identity, o.log);
-    this.#api = o.api ? new OffloadClient({ apiUrl: o.api.url, token: o.api.token ?? "" }) : undefined;
+    // No token given: the client reads OFFLOAD_TOKEN_FILE, the projected ServiceAccount token the chart mounts with
+    // OFFLOAD_AUTH=kubernetes (re-read when the kubelet rotates it); an empty string would turn that off.
+    this.#api = o.api ? new OffloadClient({ apiUrl: o.api.url, token: o.api.token }) : undefined;
     if (o.leaderElection?.enabled) {
       this.#elector = new LeaderElector({
         coordination: this.kube.coordination,
@@ -167,7 +169,7 @@ class Term {
     this.queue = new WorkQueue(new RateLimiter(o.rateLimiter, clock), clock);
     if (o.api) {
       // Its own client with a short timeout: a slow run API delays a backlog by seconds, not by the default 30.
-      const lister = new OffloadClient({ apiUrl: o.api.url, token: o.api.token ?? "", requestTimeoutMs: 5000 });
+      const lister = new OffloadClient({ apiUrl: o.api.url, token: o.api.token, requestTimeoutMs: 5000 });
       this.#tasks = new TaskListCache(() => lister.listTasks(), clock);
     }
     const paths = Kube.paths(o.namespace);
