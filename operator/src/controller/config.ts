@@ -2,8 +2,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { httpUrl, natsUrls, parseEnv, port, positive, startWaitSeconds } from "@offload/sdk/internal";
-import { LOG_LEVELS } from "../config/api.js";
-import { AUTH_MODES } from "./desired.js";
+import { AUTH_MODES, DEFAULT_AUTH_AUDIENCE, LOG_LEVELS } from "../config/api.js";
 
 const bool = (def: "true" | "false") =>
   z
@@ -45,7 +44,7 @@ export const ControllerEnvSchema = z.object({
    */
   OFFLOAD_AUTH: z.enum(AUTH_MODES, { error: `must be one of ${AUTH_MODES.join(", ")}` }).default("token"),
   /** The audience of the worker pods' projected token; the run API's OFFLOAD_AUTH_AUDIENCE. @defaultValue "offload" */
-  OFFLOAD_AUTH_AUDIENCE: z.string().min(1).default("offload"),
+  OFFLOAD_AUTH_AUDIENCE: z.string().min(1).default(DEFAULT_AUTH_AUDIENCE),
   /** Campaign for a Lease before acting, so that only one replica reconciles. @defaultValue true */
   OFFLOAD_LEADER_ELECTION: bool("true"),
   /** Namespace of the leader-election Lease. @defaultValue the pod's namespace, else the kubeconfig's, else "default" */

@@ -1,3 +1,4 @@
+import type { AuthMode } from "../config/api.js";
 import { API_VERSION, TASKWORKER, type TaskWorker } from "../crds/schemas.js";
 import { L, MANAGED_BY, selectorLabels } from "./labels.js";
 
@@ -23,10 +24,6 @@ export interface WorkerDefaults {
    */
   auth?: { mode: AuthMode; audience: string };
 }
-
-/** The run API's authentication modes (as OFFLOAD_AUTH names them). */
-export const AUTH_MODES = ["kubernetes", "token", "none"] as const;
-export type AuthMode = (typeof AUTH_MODES)[number];
 
 /** Where worker pods find their run API token with auth `kubernetes`: the SDK's default OFFLOAD_TOKEN_FILE. */
 export const WORKER_TOKEN_DIR = "/var/run/secrets/offload";
