@@ -234,22 +234,25 @@ describe("workloads in the Kubernetes stand-in with a kubelet hook", () => {
   const NS = "hooked";
   const started: string[] = [];
   const stopped: { name: string; grace: number }[] = [];
-  /** Per pod name prefix: hold the hook's start or stop until the test says. */
+  /** Per pod name prefix (or, for starts, `image:` and the first container's image): hold the hook's start or stop until the test says. */
   const holdStart = new Map<string, Promise<void>>();
   const holdStop = new Map<string, Promise<void>>();
-  const held = (m: Map<string, Promise<void>>, name: string): Promise<void> | undefined => [...m].find(([k]) => name.startsWith(k))?.[1];
+  const held = (m: Map<string, Promise<void>>, pod: Obj): Promise<void> | undefined => {
+    const name = String((pod.metadata as Obj).name);
+    const image = String(((pod.spec as Obj).containers as Obj[])[0]!.image);
+    return [...m].find(([k]) => name.startsWith(k) || k === `image:${image}`)?.[1];
+  };
   const hook: KubeletHook = {
     start: async (pod) => {
-      const name = String((pod.metadata as Obj).name);
-      started.push(name);
-      await held(holdStart, name);
+      started.push(String((pod.metadata as Obj).name));
+      await held(holdStart, pod);
     },
     stop: async (pod, grace) => {
-      const name = String((pod.metadata as Obj).name);
-      stopped.push({ name, grace });
-      await held(holdStop, name);
+      stopped.push({ name: String((pod.metadata as Obj).name), grace });
+      await held(holdStop, pod);
     },
   };
+  const replicaSets = async (app: string) => (await apps.listNamespacedReplicaSet({ namespace: NS, labelSelector: `app=${app}` })).items;
   const podsOf = async (app: string): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: NS, labelSelector: `app=${app}` })).items;
 
   beforeAll(async () => {
@@ -328,9 +331,87 @@ describe("workloads in the Kubernetes stand-in with a kubelet hook", () => {
     expect((await apps.readNamespacedDeployment({ name: "slow", namespace: NS })).status?.readyReplicas).toBe(1);
   });
 
+  it("RollingUpdate (maxSurge 1, maxUnavailable 0): one new pod at a time, an old one goes only once a new one is ready", async () => {
+    const roll = deployment("roll", 3);
+    (roll.spec as Obj).strategy = { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } };
+    await apps.createNamespacedDeployment({ namespace: NS, body: roll });
+    await waitFor("3 ready roll pods", async () => (await apps.readNamespacedDeployment({ name: "roll", namespace: NS })).status?.availableReplicas === 3);
+    // Every state the ReplicaSets pass through, as the store saw them.
+    const specTotals: number[] = [];
+    const availableTotals: number[] = [];
+    const rsState = new Map<string, { spec: number; available: number }>();
+    for (const rs of await replicaSets("roll")) rsState.set(rs.metadata!.name!, { spec: rs.spec!.replicas!, available: rs.status!.availableReplicas! });
+    const stopObserving = fake.observe((e) => {
+      if (e.resource.kind !== "ReplicaSet" || ((e.object.metadata as Obj).labels as Obj).app !== "roll") return;
+      const name = String((e.object.metadata as Obj).name);
+      if (e.type === "DELETED") rsState.delete(name);
+      else rsState.set(name, { spec: Number((e.object.spec as Obj).replicas ?? 0), available: Number((e.object.status as Obj | undefined)?.availableReplicas ?? 0) });
+      specTotals.push([...rsState.values()].reduce((n, r) => n + r.spec, 0));
+      availableTotals.push([...rsState.values()].reduce((n, r) => n + r.available, 0));
+    });
+    try {
+      const gate = deferred();
+      holdStart.set("image:worker:2", gate.promise);
+      await apps.patchNamespacedDeployment({ name: "roll", namespace: NS, body: { spec: { template: { spec: { containers: [{ name: "worker", image: "worker:2" }] } } } } }, strategic);
+      const [first] = await waitFor("the first new pod to be starting", async () => {
+        const pods = (await podsOf("roll")).filter((p) => p.spec?.containers[0]?.image === "worker:2" && started.includes(p.metadata!.name!));
+        return pods.length ? pods : undefined;
+      });
+      // While it is not ready, the surge is used up and nothing old may go.
+      const during = await replicaSets("roll");
+      expect(during.map((r) => [r.spec?.template?.spec?.containers[0]?.image, r.spec?.replicas]).sort()).toEqual([
+        ["worker:1", 3],
+        ["worker:2", 1],
+      ]);
+      expect((await podsOf("roll")).filter((p) => !p.metadata?.deletionTimestamp)).toHaveLength(4);
+      const d = await apps.readNamespacedDeployment({ name: "roll", namespace: NS });
+      expect(d.status).toMatchObject({ replicas: 4, updatedReplicas: 1, availableReplicas: 3, unavailableReplicas: 1 });
+      expect(d.status?.conditions?.find((c) => c.type === "Progressing")?.reason).toBe("ReplicaSetUpdated");
+      expect(first!.metadata!.name).toMatch(/^roll-/);
+
+      gate.resolve();
+      await waitFor("the rollout to finish", async () => {
+        const s = (await apps.readNamespacedDeployment({ name: "roll", namespace: NS })).status;
+        return s?.updatedReplicas === 3 && s.availableReplicas === 3 && s.replicas === 3 && s.conditions?.some((c) => c.type === "Progressing" && c.reason === "NewReplicaSetAvailable");
+      });
+      expect((await replicaSets("roll")).map((r) => [r.spec?.template?.spec?.containers[0]?.image, r.spec?.replicas]).sort()).toEqual([
+        ["worker:1", 0],
+        ["worker:2", 3],
+      ]);
+      // Never more than replicas + maxSurge pods asked for, never fewer than replicas - maxUnavailable available.
+      expect(Math.max(...specTotals)).toBe(4);
+      expect(Math.min(...availableTotals)).toBeGreaterThanOrEqual(3);
+    } finally {
+      stopObserving();
+      holdStart.delete("image:worker:2");
+    }
+  });
+
+  it("Recreate: the old pods are stopped and gone before the new ReplicaSet is made", async () => {
+    const re = deployment("re", 2);
+    (re.spec as Obj).strategy = { type: "Recreate" };
+    await apps.createNamespacedDeployment({ namespace: NS, body: re });
+    await waitFor("2 ready re pods", async () => (await apps.readNamespacedDeployment({ name: "re", namespace: NS })).status?.readyReplicas === 2);
+    const oldPods = names(await podsOf("re"));
+    const gate = deferred();
+    holdStop.set("re-", gate.promise);
+    try {
+      await apps.patchNamespacedDeployment({ name: "re", namespace: NS, body: { spec: { template: { spec: { containers: [{ name: "worker", image: "worker:2" }] } } } } }, strategic);
+      await waitFor("both old pods to be stopping", () => oldPods.every((n) => stopped.some((s) => s.name === n)));
+      // They linger Terminating, so no new ReplicaSet yet.
+      expect((await replicaSets("re")).map((r) => r.spec?.replicas)).toEqual([0]);
+      expect(names(await podsOf("re"))).toEqual(oldPods);
+      gate.resolve();
+      await waitFor("2 ready pods of the new template", async () => (await podsOf("re")).filter((p) => p.spec?.containers[0]?.image === "worker:2" && ready(p)).length === 2);
+      expect((await podsOf("re")).some((p) => oldPods.includes(p.metadata!.name!))).toBe(false);
+    } finally {
+      holdStop.delete("re-");
+    }
+  });
+
   it("close() stops every pod's life first, with grace 0", async () => {
-    const live = names((await podsOf("slow")).concat(await podsOf("graceful")));
-    expect(live).toHaveLength(3);
+    const live = names((await podsOf("slow")).concat(await podsOf("graceful"), await podsOf("roll"), await podsOf("re")));
+    expect(live).toHaveLength(8);
     await fake.close();
     for (const name of live) expect(stopped.find((s) => s.name === name)).toEqual({ name, grace: 0 });
   });

@@ -125,6 +125,12 @@ export class Workloads {
     } else if (t.group === "" && t.kind === "Pod") {
       this.#enqueue(key("pods", ns, name));
       this.#enqueueOwner(o, ns);
+      // A Recreate rollout waits for the old pods to be gone: the Deployment hears of each pod deleted (deletePod).
+      const rsRef = controllerOf(o);
+      if (e.type === "DELETED" && rsRef?.kind === "ReplicaSet") {
+        const rs = this.#kube.get("replicasets", ns, String(rsRef.name));
+        if (rs) this.#enqueueOwner(rs, ns);
+      }
     }
   }
 
