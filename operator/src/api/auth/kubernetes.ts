@@ -33,6 +33,8 @@ export interface KubernetesAuthOptions {
   cacheMaxEntries: number;
   /** Longest wait for one review, in ms. @defaultValue 5000 */
   reviewTimeoutMs?: number;
+  /** The clock cached verdicts age by (tests advance one by hand). @defaultValue `performance` */
+  clock?: { now(): number };
 }
 
 type KubernetesCaller = Extract<Caller, { kind: "kubernetes" }>;
@@ -54,7 +56,7 @@ function expiryOf(claims: string): number | undefined {
 export class KubernetesAuth {
   readonly #authn: AuthenticationV1Api;
   readonly #authz: AuthorizationV1Api;
-  readonly #opts: Required<KubernetesAuthOptions>;
+  readonly #opts: KubernetesAuthOptions & { reviewTimeoutMs: number };
   readonly #tokens: VerdictCache<TokenVerdict>;
   readonly #access: VerdictCache<{ allowed: boolean }>;
   readonly #log: Logger;
@@ -63,8 +65,9 @@ export class KubernetesAuth {
     this.#authn = kc.makeApiClient(AuthenticationV1Api);
     this.#authz = kc.makeApiClient(AuthorizationV1Api);
     this.#opts = { reviewTimeoutMs: 5000, ...opts };
-    this.#tokens = new VerdictCache({ ttlMs: opts.cacheTtlMs, maxEntries: opts.cacheMaxEntries });
-    this.#access = new VerdictCache({ ttlMs: opts.cacheTtlMs, maxEntries: opts.cacheMaxEntries });
+    const cache = { ttlMs: opts.cacheTtlMs, maxEntries: opts.cacheMaxEntries, ...(opts.clock ? { clock: opts.clock } : {}) };
+    this.#tokens = new VerdictCache<TokenVerdict>(cache);
+    this.#access = new VerdictCache<{ allowed: boolean }>(cache);
     this.#log = log;
   }
 
