@@ -530,7 +530,14 @@ export class FakeKube {
       const dropped = this.#log.splice(0, 10_000);
       this.#compactedRv = dropped[dropped.length - 1]!.rv + 1;
     }
-    for (const fn of this.#observers) fn({ type, resource: t, object: clone(snapshot) });
+    for (const fn of this.#observers) {
+      // An observer (a test's wait, the workload controllers) that throws must not fail the write that told it.
+      try {
+        fn({ type, resource: t, object: clone(snapshot) });
+      } catch (err) {
+        process.stderr.write(`${JSON.stringify({ msg: "k8s stand-in: an observer of stored changes threw", err: err instanceof Error ? err.message : String(err) })}\n`);
+      }
+    }
     for (const w of this.#watchers) {
       if (w.type.group === t.group && w.type.plural === t.plural && this.#watches(w, snapshot)) w.res.write(JSON.stringify({ type, object: this.#view(w.type, snapshot) }) + "\n");
     }
