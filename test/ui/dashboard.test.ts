@@ -1,0 +1,149 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import type { Run } from "@offload/sdk";
+import { killAll, ROOT, startStack, stopSharedPostgres, waitForRun, type Stack } from "../support/index.js";
+import { launch, type Browser } from "./browser.js";
+
+const FIXTURES = join(ROOT, "test/cli/fixtures/tasks.mjs");
+const TOKEN = "ui-test-token";
+// Generous for a loaded 2-core machine; these are upper bounds on waits for the page, never sleeps.
+const SEEN = { timeout: 15_000 };
+
+let stack: Stack;
+let browser: Browser;
+let page: Page;
+let dir: string;
+
+const until = (id: string, state: Run["state"]): Promise<Run> => waitForRun(() => stack.client.getRun(id), (r) => r.state === state, `run ${id} to be ${state}`);
+const gated = (gate: string): Promise<Run> => stack.client.createRun({ task: "gated", parameters: { dir, gate } });
+const open = (gate: string): Promise<void> => writeFile(join(dir, gate), "");
+const row = (id: string) => page.locator(`tr[data-run="${id}"]`);
+
+describe("the dashboard at /ui in headless Chromium", () => {
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "offload-ui-"));
+    [stack, browser] = await Promise.all([startStack({ token: TOKEN }), launch()]);
+    await stack.startWorker({ module: FIXTURES, concurrency: 4 });
+    // The pages of every test but the token prompt's start with the token in the tab, as after the prompt.
+    page = await browser.context.newPage();
+    await page.addInitScript((t) => sessionStorage.setItem("offload.apiToken", t), TOKEN);
+  }, 90_000);
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+    await stopSharedPostgres();
+    await killAll();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("asks for the API's token once, refuses a wrong one, and keeps the right one for the tab", async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${stack.apiUrl}/ui/`);
+    const input = page.getByLabel("API token");
+    await input.waitFor(SEEN);
+    await expect(input.evaluate((el) => el === document.activeElement)).resolves.toBe(true);
+    await browser.shot(page, "token-prompt");
+    await input.fill("not-the-token");
+    await input.press("Enter");
+    await page.getByRole("alert").filter({ hasText: "refused the token" }).waitFor(SEEN);
+    await page.getByLabel("API token").fill(TOKEN);
+    await page.getByRole("button", { name: "Continue" }).click();
+    await page.getByRole("heading", { name: "Overview" }).waitFor(SEEN);
+    // Kept for the tab: a reload asks no more.
+    await page.reload();
+    await page.getByRole("heading", { name: "Overview" }).waitFor(SEEN);
+    expect(await page.getByLabel("API token").count()).toBe(0);
+    await page.close();
+  });
+
+  it("the overview: per task, the last hour's completed and failed, the throughput chart and the workers", async () => {
+    const added = await Promise.all([1, 2, 3].map((a) => stack.client.createRun({ task: "add", parameters: { a, b: 1 } })));
+    const failed = await stack.client.createRun({ task: "boom", parameters: { message: "overview" } });
+    await Promise.all([...added.map((r) => until(r.id, "COMPLETED")), until(failed.id, "FAILED")]);
+    await page.goto(`${stack.apiUrl}/ui/#/`);
+    const add = page.locator('tr[data-task="add"]');
+    await add.locator('[data-col="completed"]', { hasText: /^3$/ }).waitFor(SEEN);
+    await page.locator('tr[data-task="boom"] [data-col="failed"]', { hasText: /^1$/ }).waitFor(SEEN);
+    expect(await add.locator('[data-col="workers"]').innerText()).toMatch(/^1 \(4 slots\)/);
+    expect(await page.locator("figure.chart svg rect.bar-completed").count()).toBeGreaterThan(0);
+    await page.getByText(/^1 worker, \d+ run\(s\) in flight/).waitFor(SEEN);
+    await browser.shot(page, "overview");
+
+    // Readable on a phone: nothing wider than the screen but the tables' own scroll boxes.
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+    await browser.shot(page, "overview-phone");
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it("the runs list updates live as a run starts and completes", async () => {
+    await page.goto(`${stack.apiUrl}/ui/#/runs?task=gated`);
+    await page.getByRole("heading", { name: "Runs" }).waitFor(SEEN);
+    const run = await gated("list");
+    await row(run.id).and(page.locator('[data-state="RUNNING"]')).waitFor(SEEN);
+    await browser.shot(page, "runs-running");
+    await open("list");
+    await row(run.id).and(page.locator('[data-state="COMPLETED"]')).waitFor(SEEN);
+    // Filters are real controls with labels, and change the list.
+    await page.getByLabel("State").selectOption("FAILED");
+    await page.getByText("No runs match.").waitFor(SEEN);
+    await browser.shot(page, "runs-filtered");
+  });
+
+  it("a run's page: parameters, progress, its logs as they come, the timeline and the result", async () => {
+    const run = await gated("detail");
+    await until(run.id, "RUNNING");
+    await page.goto(`${stack.apiUrl}/ui/#/runs/${run.id}`);
+    await page.locator("ol.logs li", { hasText: "started" }).waitFor(SEEN);
+    await page.locator(".run-progress", { hasText: "50% 1/2 halfway" }).waitFor(SEEN);
+    expect(await page.locator("#parameters-title + pre").innerText()).toContain('"gate": "detail"');
+    await browser.shot(page, "run-running");
+    await open("detail");
+    await page.locator("ol.logs li", { hasText: "gate open" }).waitFor(SEEN);
+    await page.locator(".run-head .state", { hasText: "COMPLETED" }).waitFor(SEEN);
+    expect(await page.locator("#result-title + pre").innerText()).toContain('"gate": "detail"');
+    expect(await page.locator("ol.timeline").innerText()).toMatch(/created[\s\S]*COMPLETED/);
+    await browser.shot(page, "run-completed");
+  });
+
+  it("Cancel on a running run says what it did, and the run ends CANCELLED", async () => {
+    const run = await gated("never");
+    await until(run.id, "RUNNING");
+    await page.goto(`${stack.apiUrl}/ui/#/runs/${run.id}`);
+    const cancel = page.getByRole("button", { name: "Cancel run" });
+    await page.locator(".run-head .state", { hasText: "RUNNING" }).waitFor(SEEN);
+    await cancel.focus();
+    await page.keyboard.press("Enter");
+    await page.getByRole("status").filter({ hasText: /^(Cancelled: the run is CANCELLED|Asked its worker to stop the run)/ }).waitFor(SEEN);
+    await page.locator(".run-head .state", { hasText: "CANCELLED" }).waitFor(SEEN);
+    expect(await cancel.isDisabled()).toBe(true);
+    await browser.shot(page, "run-cancelled");
+  });
+
+  it("Retry on a failed run says what it did; the error is shown, and the retry runs", async () => {
+    const run = await stack.client.createRun({ task: "boom", parameters: { message: "disk full" } });
+    await until(run.id, "FAILED");
+    await page.goto(`${stack.apiUrl}/ui/#/runs/${run.id}`);
+    await page.locator("#error-title ~ .problem", { hasText: "Error: disk full" }).waitFor(SEEN);
+    await browser.shot(page, "run-failed");
+    await page.getByRole("button", { name: "Retry run" }).click();
+    await page.getByRole("status").filter({ hasText: /^Retried: the run is PENDING again and attempt 2/ }).waitFor(SEEN);
+    await waitForRun(() => stack.client.getRun(run.id), (r) => r.state === "FAILED" && r.attempts === 2, "the retry to fail again");
+    await page.locator(".run-head", { hasText: "attempt 2" }).waitFor(SEEN);
+    await browser.shot(page, "run-retried");
+  });
+
+  it("the workers: id, tasks, runs in flight and last heartbeat", async () => {
+    await page.goto(`${stack.apiUrl}/ui/#/workers`);
+    const worker = page.locator("table.workers tbody tr").first();
+    await worker.waitFor(SEEN);
+    const text = await worker.innerText();
+    expect(text).toMatch(/add, boom, gated/);
+    expect(text).toMatch(/\d+ \/ 4/);
+    expect(text).toMatch(/just now|\d+s ago/);
+    await browser.shot(page, "workers");
+  });
+});
