@@ -48,12 +48,12 @@ export function send(res: ServerResponse, status: number, body: unknown, warning
   res.end(text);
 }
 
-export function readBody(req: IncomingMessage): Promise<string> {
+/** The body as bytes (protobuf bodies, which kubectl sends for some built-in types, are not text). */
+export function readBodyBytes(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    let data = "";
-    req.setEncoding("utf8");
-    req.on("data", (c: string) => (data += c));
-    req.on("end", () => resolve(data));
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
     req.on("error", reject);
   });
 }

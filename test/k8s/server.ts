@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
 import { changedLeaves, clone, deepEqual, deleteAt, displayPath, getAt, isObj, keyPath, leaves, mergeApply, mergePatch, overlaps, setAt, type Obj } from "./fields.js";
-import { HttpError, conflict, decodeObject, invalid, notFound, notFoundPath, parseFieldValidation, parseJson, readBody, send, statusBody } from "./http.js";
+import { HttpError, conflict, decodeObject, invalid, notFound, notFoundPath, parseFieldValidation, parseJson, readBodyBytes, send, statusBody } from "./http.js";
 import { cloneManagers, listKeysOf, managerKey, renderManagedFields, scopeOf, type ManagerEntry, type Subresource } from "./managed-fields.js";
 import { APPLY_PATCH, checkPatchType, patchWith } from "./patches.js";
 import { finalizersOf, meta, metadataCauses, newFinalizersWhileDeleting, pickSystem, stripSystem, withoutMetaStatus } from "./metadata.js";
@@ -334,8 +334,9 @@ export class FakeKube {
     this.requests.push(rec);
     try {
       if (this.unavailable) throw new HttpError(503, "ServiceUnavailable", "the server is currently unable to handle the request");
-      const body = await readBody(req);
-      const authAnswer = this.auth.handle(req.method ?? "GET", url.pathname, req.headers, body);
+      const bytes = await readBodyBytes(req);
+      const body = bytes.toString("utf8");
+      const authAnswer = this.auth.handle(req.method ?? "GET", url.pathname, req.headers, bytes);
       if (authAnswer) {
         rec.status = authAnswer.status;
         send(res, authAnswer.status, authAnswer.body);

@@ -156,7 +156,7 @@ export class KubeAuth {
   }
 
   /** Serves the request if it is one of the auth endpoints (TokenRequest, the reviews); undefined otherwise. */
-  handle(method: string, pathname: string, headers: IncomingHttpHeaders, body: string): AuthAnswer | undefined {
+  handle(method: string, pathname: string, headers: IncomingHttpHeaders, body: Buffer): AuthAnswer | undefined {
     return routeAuth(this, method, pathname, headers, body);
   }
 }

@@ -12,6 +12,7 @@ import { isObj, type Obj } from "../fields.js";
 import { HttpError, decodeObject, invalid, notFoundPath } from "../http.js";
 import type { StatusCause } from "../schema/index.js";
 import type { AuthAnswer, KubeAuth } from "./auth.js";
+import { PROTOBUF, decodeProtobuf } from "./protobuf.js";
 import { DEFAULT_EXPIRATION_SECONDS } from "./tokens.js";
 import type { AccessRequest, NonResourceAttributes, ResourceAttributes } from "./types.js";
 
@@ -38,12 +39,13 @@ function invalidValue(v: unknown): string {
 const cause = (field: string, value: unknown, detail: string): StatusCause => ({ field, reason: "FieldValueInvalid", message: `Invalid value: ${invalidValue(value)}: ${detail}` });
 
 /** Serves `pathname` if it is an auth endpoint; undefined lets the generic routes have it. */
-export function routeAuth(auth: KubeAuth, method: string, pathname: string, headers: IncomingHttpHeaders, body: string): AuthAnswer | undefined {
+export function routeAuth(auth: KubeAuth, method: string, pathname: string, headers: IncomingHttpHeaders, body: Buffer): AuthAnswer | undefined {
+  const decode = (): Obj => ((headers["content-type"] ?? "").startsWith(PROTOBUF) ? decodeProtobuf(body) : decodeObject(body.toString("utf8")));
   const seg = pathname.split("/").filter(Boolean).map(decodeURIComponent);
   // /api/v1/namespaces/NS/serviceaccounts/NAME/token
   if (seg.length === 7 && seg[0] === "api" && seg[1] === "v1" && seg[2] === "namespaces" && seg[4] === "serviceaccounts" && seg[6] === "token") {
     if (method !== "POST") throw methodNotAllowed();
-    return tokenRequest(auth, seg[3]!, seg[5]!, decodeObject(body));
+    return tokenRequest(auth, seg[3]!, seg[5]!, decode());
   }
   if (seg[0] !== "apis" || seg[2] !== "v1") return undefined;
   const rest = seg.slice(3);
@@ -60,7 +62,7 @@ export function routeAuth(auth: KubeAuth, method: string, pathname: string, head
   if (!known) return undefined;
   if (more.length) throw notFoundPath(pathname);
   if (method !== "POST") throw methodNotAllowed();
-  const obj = decodeObject(body);
+  const obj = decode();
   if (plural === "tokenreviews") return tokenReview(auth, obj);
   if (plural === "subjectaccessreviews") return subjectAccessReview(auth, obj);
   if (plural === "selfsubjectaccessreviews") return selfSubjectAccessReview(auth, obj, headers);
