@@ -111,6 +111,14 @@ describe("workloads in the Kubernetes stand-in (no kubelet hook)", () => {
       // Each pod went through the watch from Pending to Running and Ready, as the kubelet reported it.
       await waitFor("the watch to see 3 ready pods", () => events.filter((e) => e.type === "MODIFIED" && e.ready).length >= 3);
       expect(events.filter((e) => e.type === "ADDED").every((e) => e.phase === "Pending")).toBe(true);
+      // The components' Events tell the story, as kubectl describe shows it.
+      const recorded = (await core.listNamespacedEvent({ namespace: NS })).items;
+      const about = (kind: string, name: string) => recorded.filter((e) => e.involvedObject.kind === kind && e.involvedObject.name === name).map((e) => `${e.reason}: ${e.message}`);
+      expect(about("Deployment", "web")).toEqual([`ScalingReplicaSet: Scaled up replica set ${rs.metadata!.name} from 0 to 3`]);
+      expect(about("ReplicaSet", rs.metadata!.name!).sort()).toEqual(names(pods).map((n) => `SuccessfulCreate: Created pod: ${n}`));
+      expect(about("Pod", pods[0]!.metadata!.name!)).toEqual(["Started: Started container worker"]);
+      const scheduled = fake.list("events.events.k8s.io", NS).filter((e) => e.reason === "Scheduled").map((e) => e.note);
+      expect(scheduled.sort()).toEqual(names(pods).map((n) => `Successfully assigned ${NS}/${n} to fake-node`));
       // Status writes carry their writers, as on a real cluster.
       expect(Object.keys(fake.managers("pods", NS, pods[0]!.metadata!.name!))).toEqual(expect.arrayContaining(["kube-controller-manager", "kube-scheduler", "kubelet"]));
     } finally {
@@ -137,6 +145,9 @@ describe("workloads in the Kubernetes stand-in (no kubelet hook)", () => {
     const rs = (await apps.listNamespacedReplicaSet({ namespace: NS, labelSelector: "app=web" })).items;
     expect(rs.map((r) => [r.spec?.replicas, r.status?.replicas])).toEqual([[1, 1]]);
     expect(rs[0]!.metadata?.annotations?.["deployment.kubernetes.io/desired-replicas"]).toBe("1");
+    const events = (await core.listNamespacedEvent({ namespace: NS })).items;
+    expect(events.filter((e) => e.reason === "ScalingReplicaSet").map((e) => e.message)).toContain(`Scaled down replica set ${rs[0]!.metadata!.name} from 3 to 1`);
+    expect(events.filter((e) => e.reason === "SuccessfulDelete").map((e) => e.message).sort()).toEqual(others.map((n) => `Deleted pod: ${n}`));
   });
 
   it("with equal costs a not-ready pod goes before ready ones, and a ready one goes before a costlier not-ready one", async () => {

@@ -17,6 +17,11 @@ const key = (kind: Kind, namespace: string, name: string): string => `${kind}\0$
 /** Syncs per turn of the event loop, so that HTTP requests are answered in between. */
 const BATCH = 200;
 
+/** The stand-in is test infrastructure: it says what went wrong on stderr, one JSON line, and goes on, as a controller logs and retries. */
+function report(err: unknown, what: string): void {
+  process.stderr.write(`${JSON.stringify({ msg: `k8s stand-in workloads: ${what} failed`, err: err instanceof Error ? err.message : String(err) })}\n`);
+}
+
 export class Workloads {
   readonly #kube: FakeKube;
   readonly #deployments: DeploymentController;
@@ -24,6 +29,8 @@ export class Workloads {
   readonly #kubelet: Kubelet;
   readonly #queue = new Set<string>();
   readonly #timers = new Set<NodeJS.Timeout>();
+  /** Syncs of a key that failed in a row: its retries back off (as the work queue's rate limiter does). */
+  readonly #failures = new Map<string, number>();
   readonly #unobserve: () => void;
   #pending = 0;
   #drainScheduled = false;
@@ -32,10 +39,6 @@ export class Workloads {
 
   constructor(kube: FakeKube, opts: WorkloadOptions = {}) {
     this.#kube = kube;
-    const report = (err: unknown, what: string): void => {
-      // The stand-in is test infrastructure: say what went wrong on stderr and go on, as a controller would log and retry.
-      process.stderr.write(`${JSON.stringify({ msg: `k8s stand-in workloads: ${what} failed`, err: err instanceof Error ? err.message : String(err) })}\n`);
-    };
     const deps: ControllerDeps = {
       kube,
       report,
@@ -162,16 +165,20 @@ export class Workloads {
         else if (kind === "replicasets") this.#replicaSets.sync(ns, name);
         else this.#kubelet.sync(ns, name);
       } catch (err) {
-        // As a controller's work queue: log, and try again a little later (not at once, which would spin).
-        process.stderr.write(`${JSON.stringify({ msg: `k8s stand-in workloads: sync of ${kind} ${ns}/${name} failed`, err: err instanceof Error ? err.message : String(err) })}\n`);
+        // As a controller's work queue: log, and try again later, backing off (not at once, which would spin).
+        report(err, `the sync of ${kind} ${ns}/${name}`);
+        const failures = (this.#failures.get(k) ?? 0) + 1;
+        this.#failures.set(k, failures);
         if (this.#kube.get(kind, ns, name)) {
           const timer = setTimeout(() => {
             this.#timers.delete(timer);
             this.#enqueue(k);
-          }, 100);
+          }, Math.min(100 * 2 ** (failures - 1), 10_000));
           this.#timers.add(timer);
-        }
+        } else this.#failures.delete(k);
+        continue;
       }
+      this.#failures.delete(k);
     }
     if (this.#queue.size && !this.#closed && !this.#drainScheduled) {
       this.#drainScheduled = true;

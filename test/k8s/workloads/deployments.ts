@@ -10,6 +10,7 @@ import { clone, deepEqual, isObj, type Obj } from "../fields.js";
 import { HttpError } from "../http.js";
 import { CONTROLLER_MANAGER, controllerOf, controllerRef, metaOf, nameOf, omitEmpty, podsOf, specOf, statusOf, uidOf, type ControllerDeps } from "./replicasets.js";
 import { timestamp } from "./pods.js";
+import { recordEvent } from "./events.js";
 
 const HASH_LABEL = "pod-template-hash";
 const REVISION = "deployment.kubernetes.io/revision";
@@ -231,7 +232,9 @@ export class DeploymentController {
       spec: { replicas, minReadySeconds: specOf(d).minReadySeconds ?? 0, selector, template },
     };
     try {
-      return kube.create(rs, CONTROLLER_MANAGER);
+      const created = kube.create(rs, CONTROLLER_MANAGER);
+      if (replicas > 0) recordEvent(kube, d, "Normal", "ScalingReplicaSet", `Scaled up replica set ${nameOf(created)} from 0 to ${replicas}`, "deployment-controller");
+      return created;
     } catch (err) {
       if (!(err instanceof HttpError && err.code === 409)) throw err;
       // Taken: ours with the same template is fine (found next sync); else hash again with a higher collision count.
@@ -246,8 +249,11 @@ export class DeploymentController {
   #scale(d: Obj, rs: Obj, replicas: number, maxSurge: number): Obj {
     const want = { [DESIRED_REPLICAS]: String(replicasOf(d)), [MAX_REPLICAS]: String(replicasOf(d) + maxSurge) };
     const a = annotationsOf(rs);
-    if (replicasOf(rs) === replicas && Object.entries(want).every(([k, v]) => a[k] === v)) return rs;
-    return this.#deps.kube.patch("replicasets", String(metaOf(rs).namespace), nameOf(rs), { metadata: { annotations: want }, spec: { replicas } }, CONTROLLER_MANAGER);
+    const from = replicasOf(rs);
+    if (from === replicas && Object.entries(want).every(([k, v]) => a[k] === v)) return rs;
+    const scaled = this.#deps.kube.patch("replicasets", String(metaOf(rs).namespace), nameOf(rs), { metadata: { annotations: want }, spec: { replicas } }, CONTROLLER_MANAGER);
+    if (from !== replicas) recordEvent(this.#deps.kube, d, "Normal", "ScalingReplicaSet", `Scaled ${from < replicas ? "up" : "down"} replica set ${nameOf(rs)} from ${from} to ${replicas}`, "deployment-controller");
+    return scaled;
   }
 
   #annotate(rs: Obj, annotations: Record<string, string>): Obj {

@@ -10,34 +10,47 @@
  *
  * Modelled:
  * - Deployment → ReplicaSet `<deploy>-<pod-template-hash>` (owner reference
- *   `controller: true`, label `pod-template-hash`, annotation
- *   `deployment.kubernetes.io/revision`); `spec.replicas` (also through the
- *   scale subresource) scales the current ReplicaSet; a template change makes
- *   a new ReplicaSet and rolls to it with RollingUpdate's maxSurge /
- *   maxUnavailable (or Recreate: old ones to 0 first, new one once their
- *   pods are gone); status (`replicas`, `updatedReplicas`, `readyReplicas`,
- *   `availableReplicas`, `unavailableReplicas`, `observedGeneration`,
- *   conditions `Available` and `Progressing`).
+ *   `controller: true`, label `pod-template-hash`, annotations
+ *   `deployment.kubernetes.io/revision`, `desired-replicas`, `max-replicas`);
+ *   `spec.replicas` (also through the scale subresource) scales the current
+ *   ReplicaSet; a template change makes a new ReplicaSet and rolls to it with
+ *   RollingUpdate's maxSurge / maxUnavailable, or Recreate (old ones to 0,
+ *   the new one once their pods are gone); old ReplicaSets beyond
+ *   `revisionHistoryLimit` are deleted; status (`replicas`, `updatedReplicas`,
+ *   `readyReplicas`, `availableReplicas`, `unavailableReplicas`,
+ *   `observedGeneration`, conditions `Available` and `Progressing`).
  * - ReplicaSet → Pods `<rs>-<5 chars>` from its template, owner reference to
  *   the ReplicaSet; Terminating and finished (Succeeded/Failed) pods are not
- *   counted; scale-down picks victims in the ReplicaSet controller's order
- *   (`replicasets.ts`: pod-deletion-cost, readiness, phase, ...).
+ *   counted, so a replacement is made while a deleted pod still drains;
+ *   scale-down picks victims in the ReplicaSet controller's order
+ *   (`ranking.ts`: unassigned, phase, readiness, pod-deletion-cost,
+ *   co-location, time ready, restarts, age); pods that failed to start slow
+ *   their replacements down (backoff from 0.5 s to 30 s).
  * - Pods: bound to one node (`nodeName`, default `fake-node`) by the
  *   "scheduler", given a life by the "kubelet" (`kubelet.ts`): Running and
- *   Ready at once, or through a {@link KubeletHook}. Deleting a bound pod is
- *   graceful as on the real server: `deletionTimestamp` and
- *   `deletionGracePeriodSeconds` (from `terminationGracePeriodSeconds`,
- *   default 30) are set, and the pod stays (Terminating) until the kubelet has
- *   stopped it and deletes it with grace 0.
+ *   Ready at once, or through a {@link KubeletHook}; `Workloads.setReady`
+ *   plays a readiness probe's verdict. Deleting a bound pod is graceful as on
+ *   the real server: `deletionTimestamp` and `deletionGracePeriodSeconds`
+ *   (the delete's `gracePeriodSeconds`, else `terminationGracePeriodSeconds`,
+ *   default 30) are set, and the pod stays (Terminating) until the kubelet
+ *   has stopped it and deletes it with grace 0. A pod deleted at once
+ *   (unbound, finished, or `--grace-period=0 --force`) still has its life
+ *   stopped (grace 0).
+ * - Events: ScalingReplicaSet, SuccessfulCreate / SuccessfulDelete, Started,
+ *   Killing, Failed (core/v1) and Scheduled (events.k8s.io/v1).
  *
  * Not modelled: minReadySeconds (ready counts as available at once),
  * progressDeadlineSeconds (Progressing never turns False), paused
- * Deployments, proportional scaling of several active ReplicaSets in the
- * middle of a rollout (the rollout logic settles them instead), more than one
- * node (so the "co-located pods" rank of the victim order is the same for
- * every pod), restarts of containers (a failed start makes the pod Failed),
- * the exact pod-template-hash value (ours is an FNV-1a hash of the template's
- * JSON, encoded as the real one is), Events of these controllers.
+ * Deployments (left alone entirely), proportional scaling of several active
+ * ReplicaSets in the middle of a rollout (the rollout logic settles them
+ * instead), adoption and release of pods or ReplicaSets by label selector
+ * (only controller owner references count), more than one node (so the
+ * "co-located pods" rank of the victim order is the same for every pod),
+ * container restarts (a failed start makes the pod Failed), pod spec
+ * immutability and the binding subresource (the scheduler patches
+ * `spec.nodeName`), server-side printing (`kubectl get pods` shows NAME and
+ * AGE only), the exact pod-template-hash value (ours is an FNV-1a hash of the
+ * template's canonical JSON, encoded as the real one is).
  */
 import type { Obj } from "../fields.js";
 

@@ -11,6 +11,7 @@ import { clone, isObj, type Obj } from "../fields.js";
 import type { FakeKube } from "../server.js";
 import type { KubeletHook } from "./index.js";
 import { podStatusAt, timestamp, type PodStage } from "./pods.js";
+import { recordEvent, recordScheduled } from "./events.js";
 
 /** What the kubelet needs from the controllers around it. */
 export interface KubeletDeps {
@@ -116,7 +117,14 @@ export class Kubelet {
     const ns = String(m.namespace);
     const name = String(m.name);
     kube.patch("pods", ns, name, { spec: { nodeName } }, "kube-scheduler");
-    kube.patchStatus("pods", ns, name, { conditions: [{ type: "PodScheduled", status: "True", lastTransitionTime: timestamp() }] }, "kube-scheduler");
+    const bound = kube.patchStatus("pods", ns, name, { conditions: [{ type: "PodScheduled", status: "True", lastTransitionTime: timestamp() }] }, "kube-scheduler");
+    recordScheduled(kube, bound, nodeName);
+  }
+
+  /** One of the kubelet's Events about the pod's containers. */
+  #event(life: Life, type: "Normal" | "Warning", reason: string, message: (container: string) => string): void {
+    const containers = (Array.isArray(specOf(life.pod).containers) ? (specOf(life.pod).containers as unknown[]) : []).filter(isObj);
+    for (const c of containers) recordEvent(this.#deps.kube, life.pod, type, reason, message(String(c.name)), "kubelet", this.#deps.nodeName);
   }
 
   #start(pod: Obj): void {
@@ -135,6 +143,7 @@ export class Kubelet {
     };
     this.#lives.set(life.uid, life);
     this.#write(life, "creating");
+    this.#event(life, "Normal", "Started", (c) => `Started container ${c}`);
     const hook = this.#deps.hook;
     if (!hook) {
       life.started = true;
@@ -151,7 +160,10 @@ export class Kubelet {
         life.failed = true;
         this.#deps.report(err, `the kubelet hook's start of pod ${life.namespace}/${life.name}`);
         const message = `kubelet hook start failed: ${err instanceof Error ? err.message : String(err)}`;
-        if (!this.#closed && !life.stopCalled) this.#write(life, "failed", message);
+        if (!this.#closed && !life.stopCalled) {
+          this.#write(life, "failed", message);
+          this.#event(life, "Warning", "Failed", () => message);
+        }
       },
     );
     this.#deps.track(started);
@@ -161,6 +173,7 @@ export class Kubelet {
   #stop(life: Life, graceSeconds: number): void {
     if (life.stopCalled) return;
     life.stopCalled = true;
+    if (!this.#closed) this.#event(life, "Normal", "Killing", (c) => `Stopping container ${c}`);
     const finish = (): void => {
       this.#lives.delete(life.uid);
       if (this.#closed) return;

@@ -7,6 +7,7 @@
 import { clone, deepEqual, isObj, type Obj } from "../fields.js";
 import type { FakeKube } from "../server.js";
 import { isPodActive, isPodReady, podsToDelete } from "./ranking.js";
+import { recordEvent } from "./events.js";
 
 /** What the controllers need from the loop around them. */
 export interface ControllerDeps {
@@ -130,13 +131,19 @@ export class ReplicaSetController {
         this.#deps.requeueAfter("replicasets", ns, nameOf(rs), wait);
         return;
       }
-      for (let i = 0; i < Math.min(-diff, BURST_REPLICAS); i++) kube.create(podFromTemplate(rs), CONTROLLER_MANAGER);
+      for (let i = 0; i < Math.min(-diff, BURST_REPLICAS); i++) {
+        const pod = kube.create(podFromTemplate(rs), CONTROLLER_MANAGER);
+        recordEvent(kube, rs, "Normal", "SuccessfulCreate", `Created pod: ${nameOf(pod)}`, "replicaset-controller");
+      }
     } else if (diff > 0) {
       // The pods of the ReplicaSet's siblings (same Deployment) count for the co-location rank (getIndirectlyRelatedPods).
       const owner = controllerOf(rs);
       const siblings = owner ? kube.list("replicasets", ns).filter((r) => controllerOf(r)?.uid === owner.uid && uidOf(r) !== uidOf(rs)) : [];
       const related = [...active, ...siblings.flatMap((s) => podsOf(kube, ns, s).filter(isPodActive))];
-      for (const victim of podsToDelete(active, diff, related)) kube.delete("pods", ns, nameOf(victim));
+      for (const victim of podsToDelete(active, diff, related)) {
+        kube.delete("pods", ns, nameOf(victim));
+        recordEvent(kube, rs, "Normal", "SuccessfulDelete", `Deleted pod: ${nameOf(victim)}`, "replicaset-controller");
+      }
     }
   }
 
