@@ -30,8 +30,19 @@ export async function startController(fake: FakeKube, name: string, env: Record<
   });
 }
 
+/** A task as the stub's `GET /v1/tasks` lists it (the run API's TaskInfo). */
+export interface StubTask {
+  name: string;
+  backlog: number;
+  inFlight: number;
+  workers: { workerId: string; concurrency: number; inFlight: number; lastSeenAt: string }[];
+}
+
 /**
- * A stand-in run API: POST /v1/runs refuses `rejected-task` with 400 and
+ * A stand-in run API: GET /v1/tasks answers `tasks` with a `version` that
+ * `setTasks` bumps, long-polling as the real one does (`since` equal to the
+ * current version and `wait` > 0: it answers on the next `setTasks` or after
+ * `wait` seconds); POST /v1/runs refuses `rejected-task` with 400 and
  * accepts anything else; GET answers COMPLETED, except for a task named
  * `slow-…`, which stays RUNNING; POST /v1/runs/:id/cancel cancels a run not
  * finished (409 for a COMPLETED one). While `down`, it cuts every connection
@@ -39,18 +50,38 @@ export async function startController(fake: FakeKube, name: string, env: Record<
  */
 export interface StubApi {
   url: string;
-  posts: { task: string; idempotencyKey?: string; parameters?: unknown; auth?: string }[];
+  posts: { task: string; idempotencyKey?: string; parameters?: unknown; namespace?: string; auth?: string }[];
   /** Run ids that POST /v1/runs/:id/cancel was answered for. */
   cancels: string[];
   /** `METHOD path` of the requests cut while `down`. */
   refused: string[];
   down: boolean;
+  /** What GET /v1/tasks lists; change it with {@link setTasks}. */
+  tasks: StubTask[];
+  /** Replaces the task list and wakes the long-polls waiting on the old one. */
+  setTasks(tasks: StubTask[]): void;
+  /** The versions GET /v1/tasks answered, in order (a test can wait until a version was seen). */
+  served: string[];
   stop(): Promise<void>;
 }
 
 export async function startStubApi(): Promise<StubApi> {
   const runs = new Map<string, Record<string, unknown>>();
-  const stub: Omit<StubApi, "url" | "stop"> = { posts: [], cancels: [], refused: [], down: false };
+  let version = 1;
+  let waiters: (() => void)[] = [];
+  const stub: Omit<StubApi, "url" | "stop"> = {
+    posts: [],
+    cancels: [],
+    refused: [],
+    down: false,
+    tasks: [],
+    served: [],
+    setTasks(tasks: StubTask[]): void {
+      stub.tasks = tasks;
+      version += 1;
+      for (const wake of waiters.splice(0)) wake();
+    },
+  };
   const { posts } = stub;
   const server: Server = createServer((req, res) => {
     if (stub.down) {
@@ -64,8 +95,32 @@ export async function startStubApi(): Promise<StubApi> {
       const json = (status: number, v: unknown): void => {
         res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(v));
       };
+      const url = new URL(req.url ?? "/", "http://stub");
+      if (req.method === "GET" && url.pathname === "/v1/tasks") {
+        const answer = (): void => {
+          stub.served.push(String(version));
+          json(200, { version: String(version), tasks: stub.tasks });
+        };
+        // As the real one: a `since` other than the current version, or no wait, answers at once.
+        const wait = Number(url.searchParams.get("wait") ?? 0);
+        if (url.searchParams.get("since") !== String(version) || !(wait > 0)) return answer();
+        const timer = setTimeout(() => {
+          waiters = waiters.filter((w) => w !== wake);
+          answer();
+        }, wait * 1000);
+        const wake = (): void => {
+          clearTimeout(timer);
+          answer();
+        };
+        waiters.push(wake);
+        req.socket.once("close", () => {
+          clearTimeout(timer);
+          waiters = waiters.filter((w) => w !== wake);
+        });
+        return;
+      }
       if (req.method === "POST" && req.url === "/v1/runs") {
-        const b = JSON.parse(body) as { task: string; idempotencyKey?: string; parameters?: unknown };
+        const b = JSON.parse(body) as { task: string; idempotencyKey?: string; parameters?: unknown; namespace?: string };
         posts.push({ ...b, auth: req.headers.authorization });
         if (b.task === "rejected-task") {
           return json(400, { code: "OFFLOAD_VALIDATION", message: "no worker serves task rejected-task", statusCode: 400, issues: [{ path: "task", message: "unknown task" }] });
@@ -77,7 +132,7 @@ export async function startStubApi(): Promise<StubApi> {
         const run = {
           id, task: b.task, state: "PENDING", parameters: b.parameters ?? null, attempts: 0, createdAt: t, scheduledAt: t,
           startedAt: null, finishedAt: null, updatedAt: t, result: null, resultRef: null, error: null, cacheKey: null, cached: false,
-          idempotencyKey: b.idempotencyKey ?? null, workerId: null,
+          idempotencyKey: b.idempotencyKey ?? null, workerId: null, namespace: b.namespace ?? "default",
         };
         runs.set(id, run);
         return json(202, run);
