@@ -222,6 +222,27 @@ describe("the Kubernetes stand-in's authentication and authorization", () => {
       await expect(authz.createSubjectAccessReview({ body: { spec: { user: "x" } } })).rejects.toMatchObject({ code: 422 });
     });
 
+    it("RBAC objects are defaulted and checked as on the real server: apiGroups filled in, a binding's roleRef cannot change, a rule needs verbs", async () => {
+      const b = await rbac.createNamespacedRoleBinding({
+        namespace: "b",
+        body: { metadata: { name: "defaults" }, roleRef: { kind: "ClusterRole", name: "view" } as never, subjects: [{ kind: "User", name: "dave" }, { kind: "ServiceAccount", name: "app", namespace: "a" }] },
+      });
+      expect(b.roleRef.apiGroup).toBe(RBAC);
+      expect(b.subjects).toEqual([{ apiGroup: RBAC, kind: "User", name: "dave" }, { kind: "ServiceAccount", name: "app", namespace: "a" }]);
+      const change = rbac.replaceNamespacedRoleBinding({ namespace: "b", name: "defaults", body: { ...b, roleRef: { apiGroup: RBAC, kind: "ClusterRole", name: "edit" } } });
+      await expect(change.catch((e: { body: string }) => JSON.parse(e.body) as { message: string })).resolves.toMatchObject({
+        code: 422,
+        message: 'RoleBinding.rbac.authorization.k8s.io "defaults" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"ClusterRole", Name:"edit"}: cannot change roleRef',
+      });
+      const noVerbs = rbac.createClusterRole({ body: { metadata: { name: "no-verbs" }, rules: [{ apiGroups: [""], resources: ["pods"], verbs: [] }] } });
+      await expect(noVerbs.catch((e: { body: string }) => JSON.parse(e.body) as { message: string })).resolves.toMatchObject({
+        code: 422,
+        message: 'ClusterRole.rbac.authorization.k8s.io "no-verbs" is invalid: rules[0].verbs: Required value: verbs must contain at least one value',
+      });
+      const wrongKind = rbac.createClusterRoleBinding({ body: { metadata: { name: "to-role" }, roleRef: { apiGroup: RBAC, kind: "Role", name: "x" }, subjects: [] } });
+      await expect(wrongKind).rejects.toMatchObject({ code: 422 });
+    });
+
     it("a LocalSubjectAccessReview is confined to its namespace; a SelfSubjectAccessReview answers for the caller (the admin, or the ServiceAccount of a token)", async () => {
       const { user, groups } = saUser("a", "app");
       const local = await authz.createNamespacedLocalSubjectAccessReview({

@@ -8,6 +8,7 @@
 import { isObj, type Obj } from "./fields.js";
 import type { ResourceType } from "./resources.js";
 import { initialPodStatus } from "./workloads/pods.js";
+import { defaultRbacObject } from "./auth/rbac-objects.js";
 
 const setDefault = (o: Obj, k: string, v: unknown): void => {
   if (o[k] === undefined || o[k] === null) o[k] = v;
@@ -19,6 +20,7 @@ const objAt = (o: Obj, k: string): Obj => {
 
 /** Fills in the defaults of `obj` (in place) for the built-in type `t`; other types are left alone. */
 export function applyBuiltinDefaults(t: ResourceType, obj: Obj): void {
+  defaultRbacObject(t, obj);
   if (t.group === "apps" && t.kind === "Deployment") defaultDeployment(obj);
   else if (t.group === "apps" && t.kind === "ReplicaSet") {
     const spec = objAt(obj, "spec");

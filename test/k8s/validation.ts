@@ -4,12 +4,13 @@
  * selector is required, must match the template's labels and cannot change;
  * containers need a name and an image) and Events
  * (pkg/apis/core/validation/events.go: events.k8s.io/v1 ones strictly, core/v1
- * ones as legacy), the keys of Secrets and ConfigMaps, and Lease durations.
- * Other built-in types are not checked.
+ * ones as legacy), the keys of Secrets and ConfigMaps, and Lease durations;
+ * the RBAC objects in auth/rbac-objects.ts. Other built-in types are not checked.
  */
 import { deepEqual, isObj, type Obj } from "./fields.js";
 import type { ResourceType } from "./resources.js";
 import type { StatusCause } from "./schema/index.js";
+import { rbacCauses } from "./auth/rbac-objects.js";
 
 const cause = (field: string, reason: string, message: string): StatusCause => ({ field, reason, message });
 
@@ -18,6 +19,7 @@ export function builtinCauses(t: ResourceType, obj: Obj, old: Obj | undefined): 
   if (t.group === "apps" && t.kind === "Deployment") return deploymentCauses(obj, old);
   if (t.group === "" && (t.kind === "Secret" || t.kind === "ConfigMap")) return dataKeyCauses(obj);
   if (t.group === "coordination.k8s.io" && t.kind === "Lease") return leaseCauses(obj);
+  if (t.group === "rbac.authorization.k8s.io") return rbacCauses(t, obj, old);
   if (t.kind === "Event") return eventCauses(internalEvent(t, obj), old ? internalEvent(t, old) : undefined, t.group === "events.k8s.io");
   return [];
 }
