@@ -13,3 +13,4 @@ export * from "./tracing/context.js";
 export * from "./tracing/run-span.js";
 export * from "./tracing/setup.js";
 export * from "./tracing/spans.js";
+export * from "./tracing/api.js";

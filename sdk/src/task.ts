@@ -245,8 +245,8 @@ export function task<S extends z.ZodType, O>(
     return { cacheKey, ...(frozen.cache.expiresInSeconds !== undefined ? { cacheExpiresInSeconds: frozen.cache.expiresInSeconds } : {}) };
   };
   // The caller's active span, if any: the worker's span for the run continues its trace.
-  const traceFields = (): { traceContext?: TraceContext } => {
-    const traceContext = activeTraceContext();
+  const traceFields = async (): Promise<{ traceContext?: TraceContext }> => {
+    const traceContext = await activeTraceContext();
     return traceContext ? { traceContext } : {};
   };
 
@@ -264,12 +264,12 @@ export function task<S extends z.ZodType, O>(
         ...scheduleOf(delayOptions),
         ...(delayOptions.timeoutSeconds !== undefined ? { timeoutSeconds: delayOptions.timeoutSeconds } : {}),
         ...cacheFields(parameters),
-        ...traceFields(),
+        ...(await traceFields()),
       });
       return makeHandle<Awaited<O>>(client(), run.id, frozen.name);
     },
     async map(inputs) {
-      const traced = traceFields();
+      const traced = await traceFields();
       const bodies = inputs.map((input) => {
         const parameters = validate(input) as never;
         return { task: frozen.name, parameters, ...cacheFields(parameters), ...traced };

@@ -1,14 +1,16 @@
 // One trace from the app's span through delay() to the worker's span, with the run API's spans in it: real
 // worker and API processes that opt in to export through the standard OTEL_* variables, sending OTLP/HTTP to a
 // receiver this test runs; the app's own spans go to an in-memory exporter in this process.
+import { execFileSync } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import * as otel from "@opentelemetry/api";
 import { trace, type Span } from "@opentelemetry/api";
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-node";
 import { setDefaultClient } from "@offload/sdk";
 import { activeTraceContext, spanContextOf, tracingRequested } from "@offload/sdk/internal";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { killAll, startStack, stopSharedPostgres, waitFor, type RunningWorker, type Stack } from "../support/index.js";
+import { killAll, ROOT, startStack, stopSharedPostgres, waitFor, type RunningWorker, type Stack } from "../support/index.js";
 import { tracedFail, tracedOk } from "./fixtures/tasks.mjs";
 
 const FIXTURES = new URL("./fixtures/tasks.mjs", import.meta.url).pathname;
@@ -106,7 +108,7 @@ describe("a trace across the hop", () => {
       const run = await tracedOk.delay({ n: 21 });
       runId = run.id;
       // What the run API recorded: the context delay() was called in.
-      expect((await run.status()).traceContext).toEqual(activeTraceContext());
+      expect((await run.status()).traceContext).toEqual(await activeTraceContext());
     });
     expect(await tracedOk.handle(runId).result({ timeoutSeconds: 30 })).toEqual({ doubled: 42 });
     const { traceId, spanId: appSpanId } = appSpan.spanContext();
@@ -162,6 +164,18 @@ describe("a trace across the hop", () => {
 });
 
 describe("trace settings", () => {
+  it("loads no OpenTelemetry package in a process that does not use it", () => {
+    // Which OpenTelemetry modules a fresh process has loaded after importing `imports` (the CommonJS builds are what Node loads).
+    const loaded = (imports: string[]): string[] => {
+      const script = `${imports.map((m) => `import "${m}";`).join("")} import { createRequire } from "node:module";
+        console.log(JSON.stringify(Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes("@opentelemetry"))));`;
+      return JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { cwd: ROOT, encoding: "utf8" })) as string[];
+    };
+    expect(loaded(["@offload/sdk", "@offload/sdk/internal"])).toEqual([]);
+    // The check sees the API when something does load it.
+    expect(loaded(["@opentelemetry/api"]).length).toBeGreaterThan(0);
+  });
+
   it("exports only when a process opts in through OTEL_* variables", () => {
     expect(tracingRequested({})).toBe(false);
     expect(tracingRequested({ OTEL_TRACES_EXPORTER: "otlp" })).toBe(true);
@@ -173,9 +187,10 @@ describe("trace settings", () => {
 
   it("reads a W3C traceparent, and refuses an invalid one", () => {
     const tc = { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", tracestate: "vendor=x" };
-    expect(spanContextOf(tc)).toMatchObject({ traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", traceFlags: 1, isRemote: true });
-    expect(spanContextOf(tc)?.traceState?.get("vendor")).toBe("x");
-    expect(spanContextOf({ traceparent: "00-00000000000000000000000000000000-00f067aa0ba902b7-01" })).toBeUndefined();
-    expect(spanContextOf({ traceparent: "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" })).toBeUndefined();
+    expect(spanContextOf(otel, tc)).toMatchObject({ traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", traceFlags: 1, isRemote: true });
+    expect(spanContextOf(otel, tc)?.traceState?.get("vendor")).toBe("x");
+    expect(spanContextOf(otel, { traceparent: "00-00000000000000000000000000000000-00f067aa0ba902b7-01" })).toBeUndefined();
+    expect(spanContextOf(otel, { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01" })).toBeUndefined();
+    expect(spanContextOf(otel, { traceparent: "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" })).toBeUndefined();
   });
 });

@@ -8,7 +8,6 @@
  * deliver again, so at worst a run is tried again, never lost.
  */
 import type { JsMsg } from "@nats-io/jetstream";
-import { context } from "@opentelemetry/api";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { TaskMessageSchema, type RunError, type RunEvent, type TaskMessage } from "../protocol/index.js";
@@ -90,16 +89,14 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
     hooks.runStarted(info);
     log.debug("run started");
 
-    span = startRunSpan(info, deps.workerId, message.traceContext);
+    span = await startRunSpan(info, deps.workerId, message.traceContext);
     // The run's own lines carry the trace, so that a log search finds them from the trace and back.
     const runLog = runLogger(span.logFields ? log.child(span.logFields) : log, deps.runLogLevel, info.attempt, (line) => reporter.logLine(info.runId, line));
     const progress = new ProgressCoalescer(
       (p) => reporter.publishProgress(info, p),
       (err) => log.warn({ err }, "could not publish a progress report; the next one replaces it"),
     );
-    const ending = await context.with(span.context, () =>
-      invoke({ task, message, info, log: runLog, workerId: deps.workerId, abandoned, cancel, progress }),
-    );
+    const ending = await span.run(() => invoke({ task, message, info, log: runLog, workerId: deps.workerId, abandoned, cancel, progress }));
     // The last report goes before the outcome (the same subject keeps them in order); later ones are ignored.
     await progress.close(ending.kind !== "abandoned");
     const durationSeconds = (performance.now() - startedAt) / 1000;

@@ -9,6 +9,7 @@
  * time nor their memory.
  */
 import type { Logger } from "pino";
+import { otelApi } from "./api.js";
 
 /** A tracer provider set up by {@link startTracing}. */
 export interface Tracing {
@@ -60,6 +61,8 @@ export async function startTracing(serviceName: string, log: Logger, env: NodeJS
   const provider = new NodeTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())] });
   // Also installs the AsyncLocalStorage context manager (spans follow awaits) and the W3C propagator.
   provider.register();
+  // Registered now: the SDK's spans load the API from here on (see otelApi).
+  await otelApi();
   log.info({ serviceName: resource.attributes["service.name"], endpoint: env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT ?? "(default)" }, "exporting traces over OTLP");
   return {
     async shutdown() {

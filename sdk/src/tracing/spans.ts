@@ -1,10 +1,10 @@
 /**
- * Spans for Offload's own processes (the run API's submit and dispatch),
- * through `@opentelemetry/api` only: with no tracer provider installed (see
- * startTracing) they cost a no-op call each.
+ * Spans for Offload's own processes (the run API's submit and dispatch). In a
+ * process where OpenTelemetry is not in use (see startTracing) `fn` simply runs.
  */
-import { context, SpanKind, SpanStatusCode, trace, type Attributes } from "@opentelemetry/api";
+import type { Attributes } from "@opentelemetry/api";
 import type { TraceContext } from "../protocol/index.js";
+import { otelApi } from "./api.js";
 import { parentContextOf } from "./context.js";
 
 /** What a traced function may add to its span. */
@@ -20,7 +20,7 @@ export interface InSpanOptions {
   parent?: TraceContext | undefined;
 }
 
-const KINDS = { server: SpanKind.SERVER, producer: SpanKind.PRODUCER, consumer: SpanKind.CONSUMER, internal: SpanKind.INTERNAL } as const;
+const UNTRACED: SpanHandle = { setAttributes() {} };
 
 /**
  * Runs `fn` inside a new span of the tracer `scope`, as the active span (so
@@ -28,14 +28,17 @@ const KINDS = { server: SpanKind.SERVER, producer: SpanKind.PRODUCER, consumer: 
  * (status ERROR) and rethrown.
  */
 export async function inSpan<T>(scope: string, name: string, opts: InSpanOptions, fn: (span: SpanHandle) => Promise<T>): Promise<T> {
-  const active = context.active();
-  const parent = trace.getSpan(active) ? active : parentContextOf(opts.parent);
-  const span = trace.getTracer(scope).startSpan(name, { kind: KINDS[opts.kind], ...(opts.attributes ? { attributes: opts.attributes } : {}) }, parent);
+  const api = await otelApi();
+  if (!api) return fn(UNTRACED);
+  const kinds = { server: api.SpanKind.SERVER, producer: api.SpanKind.PRODUCER, consumer: api.SpanKind.CONSUMER, internal: api.SpanKind.INTERNAL };
+  const active = api.context.active();
+  const parent = api.trace.getSpan(active) ? active : parentContextOf(api, opts.parent);
+  const span = api.trace.getTracer(scope).startSpan(name, { kind: kinds[opts.kind], ...(opts.attributes ? { attributes: opts.attributes } : {}) }, parent);
   try {
-    return await context.with(trace.setSpan(parent, span), () => fn(span));
+    return await api.context.with(api.trace.setSpan(parent, span), () => fn(span));
   } catch (err) {
     span.recordException(err instanceof Error ? err : String(err));
-    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+    span.setStatus({ code: api.SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
     throw err;
   } finally {
     span.end();
