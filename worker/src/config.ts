@@ -28,7 +28,11 @@ export const WorkerEnvSchema = ServeEnvSchema.extend({
   OFFLOAD_WORKER_HOST: z.string().min(1).default("0.0.0.0"),
   /** Seconds to wait at start for NATS to accept connections before giving up. @defaultValue 30 */
   OFFLOAD_START_WAIT_SECONDS: startWaitSeconds,
-  /** This process's id in run records. @defaultValue `<hostname>-<pid>-<random>` (the pod name comes first in Kubernetes) */
+  /**
+   * This process's id in run records and heartbeats. In a TaskWorker's pod the controller sets it to the pod's name
+   * (Downward API `metadata.name`): that is how the autoscaler tells which pods have runs in flight before a
+   * scale-down, so keep it so if you build pods by hand. @defaultValue `<hostname>-<pid>-<random>`
+   */
   OFFLOAD_WORKER_ID: z.string().min(1).max(256).optional(),
 });
 export type WorkerConfig = z.infer<typeof WorkerEnvSchema>;
@@ -60,7 +64,7 @@ Other environment variables:
   OFFLOAD_START_WAIT_SECONDS     seconds to wait at start for NATS to accept connections (default 30)
   OFFLOAD_ACK_WAIT_SECONDS       seconds before an unacked run goes to another worker (default 30)
   OFFLOAD_LOG_LEVEL              fatal|error|warn|info|debug|trace|silent (default info)
-  OFFLOAD_WORKER_ID              this process's id in run records (default <hostname>-<pid>-<random>)
+  OFFLOAD_WORKER_ID              this process's id in run records; a TaskWorker pod's name (default <hostname>-<pid>-<random>)
   OFFLOAD_MAX_DELIVER            deliveries of a task message before it is given up on (default 10; -1: no limit)
   OFFLOAD_RESULT_INLINE_LIMIT    bytes above which a result goes to the object store (default 262144)
   OFFLOAD_RUN_LOG_LEVEL          lowest level of ctx.log lines kept with the run (default info)
