@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks that the commands a fresh clone promises work right after
-# `bash scripts/setup.sh`: `npx offload-api --help`, `npx offload-worker --help`
+# `bash scripts/setup.sh`: `npx offload --help`, `npx offload-api --help`, `npx offload-worker --help`
 # and `npx offload-controller --help` run the workspace's own commands, typed
 # as a user types them. npm_config_yes=false stops npx from installing from the
 # registry, so a missing link fails here (with the registry's 404) instead of
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 failed=0
-for bin in offload-api offload-worker offload-controller; do
+for bin in offload offload-api offload-worker offload-controller; do
   if out=$(npm_config_yes=false npx "$bin" --help 2>&1) && grep -q "$bin" <<<"$out"; then
     echo "check-bins: npx $bin --help: ok"
   else

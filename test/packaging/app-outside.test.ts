@@ -146,6 +146,8 @@ describe("an app outside the repo, from the packed tarballs", () => {
     const sdk = await installed("@offload/sdk");
     const workerManifest = await installed("@offload/worker");
     expect(workerManifest.bin).toEqual({ "offload-worker": "./bin/offload-worker.js" });
+    expect(sdk.bin).toEqual({ offload: "./bin/offload.js" });
+    expect(packed.find((p) => p.name === "@offload/sdk")!.files.map((f) => f.path)).toEqual(expect.arrayContaining(["bin/offload.js", "dist/bin/offload.js", "dist/cli/main.js"]));
     // Exactly the sdk released with it: the worker imports @offload/sdk/internal, which is not a public API.
     expect((workerManifest.dependencies as Record<string, string>)["@offload/sdk"]).toBe(sdk.version);
     expect(sdk.exports).toMatchObject({ "./internal": { types: "./dist/internal.d.ts", default: "./dist/internal.js" } });
@@ -198,5 +200,12 @@ describe("an app outside the repo, from the packed tarballs", () => {
     expect(printed.sum).toBe(5);
     const record = await stack.client.getRun(printed.runId);
     expect(record).toMatchObject({ task: "add", state: "COMPLETED" });
+
+    // The CLI comes with the SDK: `npx offload` in the app finds the packed bin (no download), on the SDK's client.
+    const npx = (args: string[]) =>
+      run("npx", ["--no-install", "offload", ...args], { cwd: app, env: { ...process.env, OFFLOAD_API_URL: stack.apiUrl } });
+    const got = JSON.parse((await npx(["runs", "get", printed.runId, "--json"])).stdout) as { id: string; state: string };
+    expect(got).toMatchObject({ id: printed.runId, state: "COMPLETED" });
+    expect((await npx(["--version"])).stdout.trim()).toBe((JSON.parse(await readFile(join(app, "node_modules/@offload/sdk/package.json"), "utf8")) as { version: string }).version);
   }, 120_000);
 });

@@ -31,7 +31,7 @@ describe("the packages' commands", () => {
 
   it("point at files git tracks, outside dist/, so a fresh clone has them before the build", async () => {
     const all = (await Promise.all(PACKAGES.map(async (pkg) => Object.entries(await bins(pkg)).map(([name, path]) => ({ pkg, name, path }))))).flat();
-    expect(all.map((b) => b.name).sort()).toEqual(["offload-api", "offload-controller", "offload-worker"]);
+    expect(all.map((b) => b.name).sort()).toEqual(["offload", "offload-api", "offload-controller", "offload-worker"]);
     for (const b of all) {
       expect(b.path, `${b.name}`).not.toMatch(/(^|\/)dist\//);
       await run("git", ["ls-files", "--error-unmatch", join(b.pkg, b.path)], { cwd: ROOT }); // throws if untracked
