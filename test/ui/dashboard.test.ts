@@ -40,6 +40,11 @@ describe("the dashboard at /ui in headless Chromium", () => {
   });
 
   it("asks for the API's token once, refuses a wrong one, and keeps the right one for the tab", async () => {
+    // The page's files are open (they hold no data); what it shows needs the token.
+    expect((await fetch(`${stack.apiUrl}/ui/`)).status).toBe(200);
+    expect((await fetch(`${stack.apiUrl}/ui`, { redirect: "manual" })).headers.get("location")).toBe("/ui/");
+    expect((await fetch(`${stack.apiUrl}/v1/overview`)).status).toBe(401);
+    expect((await fetch(`${stack.apiUrl}/v1/events`)).status).toBe(401);
     const page = await browser.context.newPage();
     await page.goto(`${stack.apiUrl}/ui/`);
     const input = page.getByLabel("API token");

@@ -19,7 +19,7 @@ interface Moment {
 function momentsOf(run: Run): Moment[] {
   const out: Moment[] = [{ at: run.createdAt, what: "created" }];
   if (run.scheduledAt !== run.createdAt) out.push({ at: run.scheduledAt, what: "due" });
-  if (run.startedAt) out.push({ at: run.startedAt, what: `started (attempt ${run.attempts})` });
+  if (run.startedAt) out.push({ at: run.startedAt, what: `RUNNING (attempt ${run.attempts})` });
   if (run.finishedAt) out.push({ at: run.finishedAt, what: run.state });
   return out;
 }
