@@ -2,7 +2,9 @@ import { readFileSync } from "node:fs";
 import type { KubeConfig, KubernetesObject, V1Deployment } from "@kubernetes/client-node";
 import { OffloadClient } from "@offload/sdk/internal";
 import type { Logger } from "pino";
-import { TASKRUN, TASKWORKER } from "../crds/schemas.js";
+import { TASKRUN, TASKWORKER, TaskWorkerSchema } from "../crds/schemas.js";
+import { backlogOf } from "./autoscale.js";
+import { Autoscaler, poolTasks, type TaskSnapshot } from "./autoscaler.js";
 import type { WorkerDefaults } from "./desired.js";
 import { EventRecorder } from "./events.js";
 import { ResilientInformer, type InformerEvent } from "./informers.js";
@@ -12,7 +14,7 @@ import { LeaderElector } from "./leader.js";
 import { RateLimiter, WorkQueue, realClock, type Clock, type RateLimiterOptions } from "./queue.js";
 import { reconcileTaskRun } from "./taskrun.js";
 import { RetryableError, type ReconcileResult } from "./result.js";
-import { TaskListCache } from "./tasks.js";
+import { TaskWatch, type TaskListChange } from "./task-watch.js";
 import { reconcileTaskWorker } from "./taskworker.js";
 
 /** Options of {@link Controller}. */
@@ -155,8 +157,11 @@ class Term {
   readonly #workers: Promise<void>[] = [];
   #resync: { cancel(): void } | undefined;
   #stopped = false;
-  /** The run API's task list, shared by the backlogs and the TaskRuns' NoWorker check; undefined without a run API. */
-  readonly #tasks: TaskListCache | undefined;
+  /** The run API's task list, shared by the backlogs, the autoscaler and the TaskRuns' NoWorker check; undefined without a run API. */
+  readonly #tasks: TaskWatch | undefined;
+  readonly #autoscaler: Autoscaler;
+  /** Each autoscaled TaskWorker's backlog as last passed to the queue (see {@link #onTasksChanged}). */
+  readonly #loads = new Map<string, number | undefined>();
 
   constructor(
     private readonly o: ControllerOptions,
@@ -168,10 +173,11 @@ class Term {
   ) {
     this.queue = new WorkQueue(new RateLimiter(o.rateLimiter, clock), clock);
     if (o.api) {
-      // Its own client with a short timeout: a slow run API delays a backlog by seconds, not by the default 30.
+      // Its own client with a short timeout (the long-poll's wait comes on top): a run API that hangs is noticed in seconds.
       const lister = new OffloadClient({ apiUrl: o.api.url, token: o.api.token, requestTimeoutMs: 5000 });
-      this.#tasks = new TaskListCache(() => lister.listTasks(), clock);
+      this.#tasks = new TaskWatch({ client: lister, log: o.log, clock, onChange: (c) => this.#onTasksChanged(c) });
     }
+    this.#autoscaler = new Autoscaler({ kube, events, log: o.log, now: () => clock.now(), snapshot: () => this.#snapshot() });
     const paths = Kube.paths(o.namespace);
     const common = { kc: o.kc, log: o.log, clock, restartBaseMs: o.informerRestartMs };
     const enqueue = (kind: Key["kind"]) => (_e: InformerEvent, obj: KubernetesObject) => {
@@ -197,6 +203,7 @@ class Term {
   async start(): Promise<void> {
     // Deployments first, so the first TaskWorker reconciles see the Deployments that exist.
     await this.#dep.start();
+    this.#tasks?.start();
     await Promise.all([this.#tw.start(), this.#tr.start()]);
     for (let i = 0; i < (this.o.workers ?? 4); i++) this.#workers.push(this.#work());
     this.#scheduleResync();
@@ -206,7 +213,7 @@ class Term {
     this.#stopped = true;
     this.#resync?.cancel();
     this.queue.shutDown();
-    await Promise.all(this.informers.map((i) => i.stop()));
+    await Promise.all([...this.informers.map((i) => i.stop()), this.#tasks?.stop()]);
     await Promise.all(this.#workers);
   }
 
@@ -248,16 +255,47 @@ class Term {
   /**
    * Runs waiting for this pool: the backlog of its listed tasks, or (with no
    * list) of the tasks its pods serve, recognised by their worker ids (pod
-   * names). One `GET /v1/tasks` every few seconds serves every TaskWorker
-   * (see {@link TaskListCache}).
+   * names). One long-poll of `GET /v1/tasks` serves every TaskWorker (see
+   * {@link TaskWatch}).
    */
   async #backlog(name: string, tasks: readonly string[] | undefined): Promise<number | undefined> {
     const all = await this.#tasks?.get();
-    if (!all) return undefined;
-    const podName = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-[a-z0-9]+-[a-z0-9]{5}$`);
-    const mine = tasks?.length ? all.filter((x) => tasks.includes(x.name)) : all.filter((x) => x.workers.some((w) => podName.test(w.workerId)));
-    if (!tasks?.length && mine.length === 0) return undefined;
-    return mine.reduce((sum, x) => sum + x.backlog, 0);
+    const names = all && poolTasks(name, tasks, all);
+    if (!all || !names) return undefined;
+    return all.filter((x) => names.has(x.name)).reduce((sum, x) => sum + x.backlog, 0);
+  }
+
+  /** The task list for the autoscaler, or why there is none: the watch's latest, never a request of its own. */
+  async #snapshot(): Promise<TaskSnapshot> {
+    if (!this.#tasks) {
+      return { ok: false, reason: "NoRunApi", message: "the controller has no run API (OFFLOAD_API_URL is not set), so it cannot see the backlog" };
+    }
+    const state = this.#tasks.state() ?? (await this.#tasks.settled());
+    return state.ok ? { ok: true, tasks: state.tasks } : { ok: false, reason: "RunApiUnavailable", message: state.message };
+  }
+
+  /**
+   * Called when the run API's task load changed: queues each autoscaled
+   * TaskWorker whose own backlog (its tasks' runs waiting plus running)
+   * changed, so it reacts within the moment, not at its next periodic
+   * reconcile. The queue folds repeats of a key into one reconcile.
+   */
+  #onTasksChanged(change: TaskListChange): void {
+    const seen = new Set<string>();
+    for (const obj of this.#tw.list()) {
+      const tw = TaskWorkerSchema.safeParse(obj);
+      if (!tw.success || !tw.data.spec.autoscaling) continue;
+      const { name, namespace } = tw.data.metadata;
+      const key = keyOf({ kind: "TaskWorker", namespace: namespace ?? "", name });
+      const names = change.state.ok ? poolTasks(name, tw.data.spec.tasks, change.state.tasks) : undefined;
+      const load = change.state.ok && names ? backlogOf(change.state.tasks, names) : undefined;
+      seen.add(key);
+      // In-flight counts per worker change all the time; only a change of this pool's total matters here.
+      if (this.#loads.has(key) && this.#loads.get(key) === load) continue;
+      this.#loads.set(key, load);
+      this.queue.add(key);
+    }
+    for (const key of this.#loads.keys()) if (!seen.has(key)) this.#loads.delete(key);
   }
 
   #reconcile(k: Key): Promise<ReconcileResult> {
@@ -271,11 +309,12 @@ class Term {
           getTaskWorker: (ns, name) => this.#tw.get(name, ns),
           getDeployment: (ns, name) => this.#dep.get(name, ns),
           backlog: this.o.api ? (tasks) => this.#backlog(k.name, tasks) : undefined,
+          autoscaler: this.#autoscaler,
           now,
         },
         k.namespace,
         k.name,
-      ).then((r) => (this.o.api ? { requeueAfterMs: this.o.backlogMs ?? 15_000, ...r } : r));
+      ).then((r) => (this.o.api ? { ...r, requeueAfterMs: Math.min(r.requeueAfterMs ?? Infinity, this.o.backlogMs ?? 15_000) } : r));
     }
     return reconcileTaskRun(
       {

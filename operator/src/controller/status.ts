@@ -16,6 +16,9 @@ export interface ObservedDeployment {
   };
 }
 
+/** The conditions only an autoscaled TaskWorker has (dropped when `spec.autoscaling` is removed). */
+const AUTOSCALING_CONDITIONS = new Set(["ScalingActive", "ScalingLimited"]);
+
 /** What went wrong on the controller's side in this reconcile, if anything. */
 export interface ReconcileProblem {
   reason: string;
@@ -32,6 +35,7 @@ export function taskWorkerStatus(
   problem: ReconcileProblem | undefined,
   now: Date,
   backlog?: number,
+  autoscaling?: { status: NonNullable<TaskWorkerStatus["autoscaling"]>; conditions: readonly ConditionUpdate[] },
 ): TaskWorkerStatus {
   const desired = tw.spec.replicas;
   const generation = tw.metadata.generation;
@@ -88,8 +92,13 @@ export function taskWorkerStatus(
     replicas,
     readyReplicas: ready,
     selector: selectorString(selectorLabels(tw.metadata.name)),
-    conditions: mergeConditions(tw.status?.conditions, conds, now),
+    conditions: mergeConditions(
+      autoscaling ? tw.status?.conditions : tw.status?.conditions?.filter((c) => !AUTOSCALING_CONDITIONS.has(c.type)),
+      autoscaling ? [...conds, ...autoscaling.conditions] : conds,
+      now,
+    ),
   };
+  if (autoscaling) status.autoscaling = autoscaling.status;
   if (generation !== undefined) status.observedGeneration = generation;
   const b = backlog ?? tw.status?.backlog;
   if (b !== undefined) status.backlog = b;

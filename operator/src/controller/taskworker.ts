@@ -2,6 +2,7 @@ import type { KubernetesObject, V1Deployment } from "@kubernetes/client-node";
 import { API_VERSION, TASKWORKER, TaskWorkerSchema, type TaskWorker, type TaskWorkerStatus } from "../crds/schemas.js";
 import { jsonEqual, mergeConditions } from "./conditions.js";
 import { desiredDeployment, type WorkerDefaults } from "./desired.js";
+import type { AutoscaleOutcome, Autoscaler } from "./autoscaler.js";
 import type { EventRecorder } from "./events.js";
 import { messageOf, type Kube } from "./kube.js";
 import { selectorLabels, selectorString } from "./labels.js";
@@ -17,6 +18,8 @@ export interface TaskWorkerDeps {
   getDeployment(namespace: string, name: string): V1Deployment | undefined;
   /** Runs waiting for a worker across `tasks`, if the run API can tell (best effort). */
   backlog?(tasks: readonly string[] | undefined): Promise<number | undefined>;
+  /** Sizes TaskWorkers that have `spec.autoscaling`. */
+  autoscaler?: Autoscaler;
   now(): Date;
 }
 
@@ -27,14 +30,20 @@ export interface TaskWorkerDeps {
  */
 export async function reconcileTaskWorker(deps: TaskWorkerDeps, namespace: string, name: string): Promise<ReconcileResult> {
   const raw = deps.getTaskWorker(namespace, name);
-  if (!raw || raw.metadata?.deletionTimestamp) return {}; // gone: its Deployment goes by garbage collection
+  if (!raw || raw.metadata?.deletionTimestamp) {
+    deps.autoscaler?.forget(namespace, name);
+    return {}; // gone: its Deployment goes by garbage collection
+  }
   const parsed = TaskWorkerSchema.safeParse(raw);
   if (!parsed.success) {
     const message = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     await writeInvalid(deps, raw, message);
     return {};
   }
-  const tw = parsed.data;
+  // The autoscaler first: a new size goes to the Deployment in this same reconcile (from zero, every
+  // round trip counts), not only when the scale write comes back through the informer.
+  const auto: AutoscaleOutcome | undefined = await deps.autoscaler?.step(parsed.data);
+  const tw = auto && auto.replicas !== parsed.data.spec.replicas ? { ...parsed.data, spec: { ...parsed.data.spec, replicas: auto.replicas } } : parsed.data;
 
   let problem: ReconcileProblem | undefined;
   let observed: V1Deployment | undefined = deps.getDeployment(namespace, name) ?? (await deps.kube.getDeployment(namespace, name));
@@ -69,15 +78,17 @@ export async function reconcileTaskWorker(deps: TaskWorkerDeps, namespace: strin
   } catch {
     backlog = undefined; // the run API is optional for TaskWorkers
   }
-  const status = taskWorkerStatus(tw, observed, problem, deps.now(), backlog);
+  const status = taskWorkerStatus(tw, observed, problem, deps.now(), backlog, auto);
   await writeStatus(deps, tw, status);
   if (problem?.reason === "ApplyFailed") throw new RetryableError(problem.message);
-  return {};
+  return auto?.requeueAfterMs !== undefined ? { requeueAfterMs: auto.requeueAfterMs } : {};
 }
 
 async function writeStatus(deps: TaskWorkerDeps, tw: TaskWorker, status: TaskWorkerStatus): Promise<void> {
   if (jsonEqual(status, tw.status ?? {})) return;
-  await deps.kube.patchStatus(TASKWORKER.plural, tw.metadata.namespace ?? "default", tw.metadata.name, status);
+  // A merge patch keeps a key it does not name: `null` removes what autoscaling left when it was turned off.
+  const body = tw.status?.autoscaling && !status.autoscaling ? { ...status, autoscaling: null } : status;
+  await deps.kube.patchStatus(TASKWORKER.plural, tw.metadata.namespace ?? "default", tw.metadata.name, body);
 }
 
 async function writeInvalid(deps: TaskWorkerDeps, raw: KubernetesObject, message: string): Promise<void> {
