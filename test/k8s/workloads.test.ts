@@ -326,6 +326,15 @@ describe("workloads in the Kubernetes stand-in with a kubelet hook", () => {
     holdStop.delete("graceful-");
   });
 
+  it("a forced delete (grace 0) removes the pod at once, and its life still ends with stop(pod, 0)", async () => {
+    const [victim] = names((await podsOf("graceful")).filter((p) => !p.metadata?.deletionTimestamp));
+    await core.deleteNamespacedPod({ name: victim!, namespace: NS, gracePeriodSeconds: 0 });
+    expect(names(await podsOf("graceful"))).not.toContain(victim);
+    await waitFor("the forced pod's stop", () => stopped.some((s) => s.name === victim));
+    expect(stopped.find((s) => s.name === victim)?.grace).toBe(0);
+    await waitFor("2 ready graceful pods again", async () => (await podsOf("graceful")).filter((p) => ready(p)).length === 2);
+  });
+
   it("a start that fails marks the pod Failed with the message; the stand-in keeps serving", async () => {
     holdStart.set("broken-", Promise.reject(new Error("worker exited with code 3")));
     // Keep the rejection from counting as unhandled before the hook awaits it.
@@ -425,5 +434,37 @@ describe("workloads in the Kubernetes stand-in with a kubelet hook", () => {
     expect(live).toHaveLength(8);
     await fake.close();
     for (const name of live) expect(stopped.find((s) => s.name === name)).toEqual({ name, grace: 0 });
+  });
+});
+
+// The victim order itself, rule by rule, on pods as the ReplicaSet controller would see them (no server needed).
+describe("the ReplicaSet controller's scale-down order (podsToDelete)", () => {
+  const NOW = new Date("2026-01-01T12:00:00Z");
+  const ago = (s: number): string => new Date(NOW.getTime() - s * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+  const pod = (name: string, o: { node?: string; phase?: string; ready?: boolean; readySince?: number; cost?: string; restarts?: number; age?: number; uid?: string } = {}): Obj => ({
+    metadata: { name, uid: o.uid ?? name, creationTimestamp: ago(o.age ?? 1000), ...(o.cost !== undefined ? { annotations: { [COST]: o.cost } } : {}) },
+    spec: { nodeName: o.node ?? "n1" },
+    status: {
+      phase: o.phase ?? "Running",
+      conditions: [{ type: "Ready", status: (o.ready ?? true) ? "True" : "False", lastTransitionTime: ago(o.readySince ?? 500) }],
+      containerStatuses: [{ name: "c", restartCount: o.restarts ?? 0 }],
+    },
+  });
+  const order = (pods: Obj[], related?: Obj[]): string[] => podsToDelete(pods, pods.length - 1, related, NOW).map((p) => String((p.metadata as Obj).name));
+
+  it("unassigned, then Pending, Unknown, Running; not ready before ready; then lower cost", () => {
+    const pods = [pod("ready-cheap", { cost: "-1" }), pod("ready"), pod("notready", { ready: false, cost: "99" }), pod("unknown", { phase: "Unknown" }), pod("pending", { phase: "Pending", ready: false }), pod("unassigned", { node: "" })];
+    expect(order(pods)).toEqual(["unassigned", "pending", "unknown", "notready", "ready-cheap"]);
+  });
+
+  it("equal costs: more co-located related pods first, then ready for less time (log2 buckets, UID within one), more restarts, newer", () => {
+    const crowded = [pod("a", { node: "busy" }), pod("b", { node: "calm" })];
+    expect(order(crowded, [...crowded, pod("sibling", { node: "busy" })])).toEqual(["a"]);
+    // Ready 10 s and 1000 s ago: far apart on the log scale, the more recently ready goes first.
+    expect(order([pod("old", { readySince: 1000 }), pod("fresh", { readySince: 10 })])).toEqual(["fresh"]);
+    // 1000 s and 1001 s: the same bucket, so the smaller UID goes first, whichever is more recent.
+    expect(order([pod("x", { readySince: 1000, uid: "b" }), pod("y", { readySince: 1001, uid: "a" })])).toEqual(["y"]);
+    expect(order([pod("calm"), pod("crashy", { restarts: 4 })])).toEqual(["crashy"]);
+    expect(order([pod("elder", { age: 5000 }), pod("young", { age: 10 })])).toEqual(["young"]);
   });
 });
