@@ -32,6 +32,8 @@ COPY sdk/ sdk/
 COPY worker/ worker/
 COPY operator/ operator/
 COPY examples/app/ examples/app/
+# The dashboard's sources: npm run build puts it into operator/dist/ui, which the run API serves at /ui/.
+COPY ui/ ui/
 RUN npm run build \
  && npm prune --omit=dev \
  # Gather what runs: the root manifest, the production node_modules (the

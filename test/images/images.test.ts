@@ -116,6 +116,12 @@ describe("the images, run as containers the way the chart runs them", () => {
       OFFLOAD_API_TOKEN: TOKEN,
     }, ["--user", "1000:1000", ...NO_IMAGE_VOLUMES]);
     await untilReady(apiContainer.child, "the run API container to be ready", `${apiUrl}/readyz`, 120_000);
+    // The dashboard is built into the image: its page is served (open, it holds no data), its script loads.
+    const page = await fetch(`${apiUrl}/ui/`);
+    expect(page.status).toBe(200);
+    const script = /<script type="module"[^>]* src="(\/ui\/assets\/[^"]+\.js)"/.exec(await page.text())?.[1];
+    expect(script).toBeDefined();
+    expect((await fetch(`${apiUrl}${script}`)).status).toBe(200);
 
     const workerPort = await freePort();
     const worker = startContainer("worker", images.examples, {
