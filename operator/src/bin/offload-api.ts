@@ -25,12 +25,13 @@ submits and dispatches over OTLP/HTTP (JSON); OTEL_SERVICE_NAME (default
 offload-api), OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS and OTEL_BSP_*
 apply as in every OpenTelemetry SDK; OTEL_SDK_DISABLED=true wins.
 
-Exit codes: 0 after a graceful stop (SIGTERM, SIGINT); 1 when PostgreSQL,
-NATS or (OFFLOAD_AUTH=kubernetes) the Kubernetes API server did not answer
-within OFFLOAD_START_WAIT_SECONDS, or on a failure at run time; 2 on bad
-configuration (a bad value, the port in use, a data folder that cannot be
-written, no kubeconfig with OFFLOAD_AUTH=kubernetes). Each start-up failure is one line on
-stderr naming what was tried and the variable to change.
+Exit codes: 0 after a graceful stop (SIGTERM, SIGINT); 1 when PostgreSQL or
+NATS did not accept connections (or, with OFFLOAD_AUTH=kubernetes, the
+Kubernetes API server did not answer) within OFFLOAD_START_WAIT_SECONDS, or on
+a failure at run time; 2 on bad configuration (a bad value, the port in use, a
+data folder that cannot be written, no kubeconfig with OFFLOAD_AUTH=kubernetes).
+Each start-up failure is one line on stderr naming what was tried and the
+variable to change.
 `;
 
 async function main(argv: string[]): Promise<void> {
