@@ -163,7 +163,8 @@ describe("offload-controller against the fake API server", () => {
     const uid = (fake.get("taskruns", NS, "backfill-1")!.metadata as Obj).uid;
     const posts = api.posts.filter((p) => p.idempotencyKey === uid);
     expect(posts).toHaveLength(1);
-    expect(posts[0]).toMatchObject({ task: "resize-image", parameters: { url: "https://x/y.png", width: 200 }, auth: "Bearer s3cret" });
+    // The run is recorded in the TaskRun's namespace, where its reads, cancel and retry are authorized.
+    expect(posts[0]).toMatchObject({ task: "resize-image", parameters: { url: "https://x/y.png", width: 200 }, namespace: NS, auth: "Bearer s3cret" });
     expect(st).toMatchObject({ attempts: 1, runId: expect.stringMatching(/^run-/) });
     expect(typeof st.startedAt).toBe("string");
     expect(typeof st.finishedAt).toBe("string");

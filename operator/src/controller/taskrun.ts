@@ -183,6 +183,9 @@ async function patchFinalizers(deps: TaskRunDeps, obj: KubernetesObject, finaliz
 function submit(api: OffloadClient, tr: TaskRun): Promise<Run> {
   const body: Parameters<OffloadClient["createRun"]>[0] = { task: tr.spec.task, idempotencyKey: tr.metadata.uid };
   if (tr.spec.parameters !== undefined) body.parameters = tr.spec.parameters as Run["parameters"];
+  // The run belongs to the TaskRun's namespace, not to the controller's: with OFFLOAD_AUTH=kubernetes its reads,
+  // cancel and retry are authorized there (the chart grants the controller runs in every namespace).
+  if (tr.metadata.namespace) body.namespace = tr.metadata.namespace;
   return api.createRun(body);
 }
 
