@@ -37,6 +37,7 @@ import { builtinCauses } from "./validation.js";
 import { discovery } from "./discovery.js";
 import { admitObject, validateCrd, type FieldValidation } from "./schema/index.js";
 import { installCrds } from "./crds.js";
+import { asTable, tableVersion, typeOfBody } from "./tables.js";
 import { Workloads, podDeletionGrace, type WorkloadOptions } from "./workloads/index.js";
 import { KubeAuth, type IssueTokenOptions } from "./auth/index.js";
 
@@ -348,7 +349,11 @@ export class FakeKube {
         return;
       }
       rec.status = result.status;
-      send(res, result.status, result.body, result.warnings);
+      // kubectl's human-readable get asks for a Table (server-side printing: tables.ts).
+      const tableAs = req.method === "GET" ? tableVersion(req.headers.accept) : undefined;
+      const tableType = tableAs ? typeOfBody(result.body, this.types) : undefined;
+      const table = tableAs && tableType ? asTable(result.body, tableType, tableAs, (name) => this.#crd(name)) : undefined;
+      send(res, result.status, table ?? result.body, result.warnings);
     } catch (err) {
       const e = err instanceof HttpError ? err : new HttpError(500, "InternalError", err instanceof Error ? err.message : String(err));
       rec.status = e.code;
