@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { countsByTask, throughput } from "../../store/overview.js";
+import { openEventStream } from "../event-stream.js";
 import type { RunNotifier } from "../notifier.js";
 import { listTasks, type TaskListDeps } from "../task-list.js";
 import { errorResponses } from "./schemas.js";
@@ -178,14 +179,7 @@ export function registerOverviewRoutes(root: FastifyInstance, deps: OverviewRout
     async (request, reply) => {
       const { task, namespace: named } = request.query;
       const namespace = await listable(request, named);
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache, no-transform",
-        connection: "close",
-        "x-accel-buffering": "no",
-      });
+      const res = openEventStream(reply);
       res.write("retry: 2000\n\n");
       const unwatch = deps.notifier.watchAll((run: Run) => {
         if (task !== undefined && run.task !== task) return;

@@ -4,6 +4,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Db } from "../../store/db.js";
 import { getRun } from "../../store/runs.js";
+import { openEventStream } from "../event-stream.js";
 import type { RunNotifier } from "../notifier.js";
 import type { Access } from "../auth/index.js";
 import { ACCESS_ERRORS, IdParams, authorizeRun, notFound } from "./runs.js";
@@ -78,16 +79,7 @@ export function registerRunEventRoutes(root: FastifyInstance, deps: RunEventRout
         throw notFound(id);
       }
 
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache, no-transform",
-        // The socket goes with the stream: an idle keep-alive socket left behind would hold up shutdown.
-        connection: "close",
-        // Tells nginx-style proxies not to buffer the stream.
-        "x-accel-buffering": "no",
-      });
+      const res = openEventStream(reply);
       const gone = new AbortController();
       res.once("close", () => gone.abort());
       const signal = AbortSignal.any([gone.signal, deps.closing]);
