@@ -75,7 +75,7 @@ describe("the Kubernetes stand-in's authentication and authorization", () => {
       const short = core.createNamespacedServiceAccountToken({ namespace: "a", name: "app", body: { spec: { audiences: ["offload"], expirationSeconds: 599 } } });
       await expect(short).rejects.toMatchObject({ code: 422 });
       await expect(short.catch((e: { body: string }) => JSON.parse(e.body) as { message: string })).resolves.toMatchObject({
-        message: 'TokenRequest.authentication.k8s.io "app" is invalid: spec.expirationSeconds: Invalid value: 599: may not specify a duration less than 10 minutes',
+        message: 'TokenRequest.authentication.k8s.io "" is invalid: spec.expirationSeconds: Invalid value: 599: may not specify a duration less than 10 minutes',
       });
       await expect(core.createNamespacedServiceAccountToken({ namespace: "a", name: "nobody", body: { spec: { audiences: ["offload"] } } })).rejects.toMatchObject({ code: 404 });
     });

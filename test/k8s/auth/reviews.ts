@@ -69,8 +69,17 @@ export function routeAuth(auth: KubeAuth, method: string, pathname: string, head
   return localSubjectAccessReview(auth, obj, namespace!);
 }
 
-/** token.go `TokenREST.Create`: the ServiceAccount must exist; audiences default to the API server's; 10 minutes at least. */
+/**
+ * token.go `TokenREST.Create`: a name or namespace in the body must be the
+ * path's; the ServiceAccount must exist; audiences default to the API
+ * server's; 10 minutes at least. The answer echoes the request (its metadata
+ * too: kubectl sends none, so errors name "") with the token in `status`.
+ */
 function tokenRequest(auth: KubeAuth, namespace: string, name: string, req: Obj): AuthAnswer {
+  const reqMeta = isObj(req.metadata) ? req.metadata : {};
+  const kind = `TokenRequest.${AUTHN}`;
+  if (reqMeta.name && reqMeta.name !== name) throw invalid(kind, name, [cause("metadata.name", reqMeta.name, "must match the service account name if specified")]);
+  if (reqMeta.namespace && reqMeta.namespace !== namespace) throw invalid(kind, name, [cause("metadata.namespace", reqMeta.namespace, "must match the service account namespace if specified")]);
   const sa = auth.store.get("serviceaccounts", namespace, name);
   if (!sa) throw new HttpError(404, "NotFound", `serviceaccounts "${name}" not found`, [], { name, kind: "serviceaccounts" });
   const spec = isObj(req.spec) ? req.spec : {};
@@ -78,8 +87,8 @@ function tokenRequest(auth: KubeAuth, namespace: string, name: string, req: Obj)
   // pkg/apis/authentication/validation ValidateTokenRequest.
   const causes: StatusCause[] = [];
   if (seconds < 600) causes.push(cause("spec.expirationSeconds", seconds, "may not specify a duration less than 10 minutes"));
-  if (seconds > MAX_EXPIRATION_SECONDS) causes.push({ field: "spec.expirationSeconds", reason: "FieldValueTooLong", message: `Too long: may not be more than ${MAX_EXPIRATION_SECONDS} bytes` });
-  if (causes.length) throw invalid(`TokenRequest.${AUTHN}`, name, causes);
+  if (seconds > MAX_EXPIRATION_SECONDS) causes.push(cause("spec.expirationSeconds", seconds, "may not specify a duration larger than 2^32 seconds"));
+  if (causes.length) throw invalid(kind, String(reqMeta.name ?? ""), causes);
   const audiences = Array.isArray(spec.audiences) && spec.audiences.length ? (spec.audiences as string[]) : auth.apiAudiences;
   const { token, expiresAt } = auth.issue(namespace, name, { audiences, expirationSeconds: seconds });
   return {
@@ -87,7 +96,7 @@ function tokenRequest(auth: KubeAuth, namespace: string, name: string, req: Obj)
     body: {
       kind: "TokenRequest",
       apiVersion: `${AUTHN}/v1`,
-      metadata: { name, namespace, creationTimestamp: null },
+      metadata: { ...reqMeta, ...EMPTY_META },
       spec: { ...spec, audiences, expirationSeconds: seconds, boundObjectRef: spec.boundObjectRef ?? null },
       status: { token, expirationTimestamp: rfc3339(expiresAt) },
     },
