@@ -31,6 +31,15 @@ const deployment = (name: string, replicas: number, extra: { image?: string; gra
 const ready = (p: V1Pod): boolean => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 const names = (pods: V1Pod[]): string[] => pods.map((p) => p.metadata!.name!).sort();
 
+/** kubectl's table output as rows of column → cell, cut at the header's column starts (a cell may be empty). */
+function columns(out: string): Record<string, string>[] {
+  const [header, ...lines] = out.replace(/\n+$/, "").split("\n");
+  const names = header!.split(/\s{2,}/);
+  let from = 0;
+  const starts = names.map((n) => (from = header!.indexOf(n, from)));
+  return lines.map((l) => Object.fromEntries(names.map((n, i) => [n, l.slice(starts[i], starts[i + 1]).trim()])));
+}
+
 /** A promise with its resolve and reject, for holding a kubelet hook call until the test lets it go. */
 function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } {
   let resolve!: () => void;
@@ -60,7 +69,7 @@ describe("workloads in the Kubernetes stand-in (no kubelet hook)", () => {
     });
 
   beforeAll(async () => {
-    fake = await startFakeKube({ workloads: true });
+    fake = await startFakeKube({ crds: true, workloads: true });
     fake.ensureNamespace(NS);
     const kc = fake.kubeConfig(NS);
     apps = kc.makeApiClient(AppsV1Api);
@@ -225,6 +234,18 @@ describe("workloads in the Kubernetes stand-in (no kubelet hook)", () => {
       expect((await core.readNamespacedPod({ name: pods[0]!, namespace: NS })).metadata?.annotations?.[COST]).toBe("42");
       const rs = await run("get", "rs", "-l", "app=web", "-o", "jsonpath={.items[*].spec.replicas}");
       expect(rs.split(" ").sort()).toEqual(["0", "3"]);
+
+      // The human-readable output is the server's Table, as on a cluster.
+      const table = columns(await run("get", "pods", "-l", "app=web", "-o", "wide"));
+      expect(Object.keys(table[0]!)).toEqual(["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"]);
+      expect(table.map((r) => [r.NAME, r.READY, r.STATUS, r.RESTARTS, r.NODE, r["READINESS GATES"]]).sort()).toEqual(pods.map((n) => [n, "1/1", "Running", "0", "fake-node", "<none>"]));
+      expect(columns(await run("get", "deploy", "web"))).toEqual([{ NAME: "web", READY: "3/3", "UP-TO-DATE": "3", AVAILABLE: "3", AGE: expect.stringMatching(/^\d+s$/) }]);
+      // A custom resource's columns are its CRD's printer columns, the priority-1 ones with -o wide.
+      fake.create({ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", metadata: { name: "tw", namespace: NS }, spec: { image: "img:1", module: "m.js", replicas: 2, tasks: ["resize"], autoscaling: { minReplicas: 1, maxReplicas: 5 } } });
+      const [row] = columns(await run("get", "tw", "tw", "-o", "wide"));
+      // READY and BACKLOG have no value yet: an empty cell, as kubectl prints a null.
+      expect(row).toEqual({ NAME: "tw", READY: "", DESIRED: "2", TASKS: '["resize"]', BACKLOG: "", MIN: "1", MAX: "5", AGE: expect.stringMatching(/^\d+s$/) });
+      expect(await run("get", "tw", "tw")).not.toContain("MIN");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
