@@ -246,7 +246,7 @@ describe("offload-controller against the fake API server", () => {
   });
 });
 
-describe("deleting TaskRuns: a run API that stays unreachable, and no run API", () => {
+describe("deleting TaskRuns: a run API that stays unreachable, and no run API (with kubernetes auth for worker pods)", () => {
   let fake: FakeKube;
   let api: StubApi;
   const ctls: Child[] = [];
@@ -259,7 +259,8 @@ describe("deleting TaskRuns: a run API that stays unreachable, and no run API", 
     api = await startStubApi();
     const common = { OFFLOAD_LEADER_ELECTION: "false" };
     ctls.push(await startController(fake, "ctl-give-up", { ...common, OFFLOAD_WATCH_NAMESPACE: "give-up", OFFLOAD_API_URL: api.url, OFFLOAD_TASKRUN_CANCEL_GIVE_UP_SECONDS: "1" }));
-    ctls.push(await startController(fake, "ctl-no-api", { ...common, OFFLOAD_WATCH_NAMESPACE: "no-api" }));
+    // Also configured for the run API's kubernetes auth, which only changes the worker pods it makes.
+    ctls.push(await startController(fake, "ctl-no-api", { ...common, OFFLOAD_WATCH_NAMESPACE: "no-api", OFFLOAD_AUTH: "kubernetes", OFFLOAD_AUTH_AUDIENCE: "tasks.example.com", OFFLOAD_API_TOKEN_SECRET: "offload-api-token" }));
     await Promise.all(ctls.map((c) => c.waitForOutput("controller acting", 20_000)));
   });
 
@@ -291,5 +292,20 @@ describe("deleting TaskRuns: a run API that stays unreachable, and no run API", 
     expect(finalizers(fake.get("taskruns", "no-api", "waits"))).toBeUndefined();
     await del("no-api", "waits");
     expect(fake.get("taskruns", "no-api", "waits")).toBeUndefined();
+  });
+
+  it("with OFFLOAD_AUTH=kubernetes, worker pods get a projected token for the audience and no shared token, locked down as stored by the API server", async () => {
+    fake.create(taskWorker("kube-auth", "no-api", { image: "img:1", module: "m.js", podTemplate: { serviceAccountName: "tasks", securityContext: { runAsUser: 2000 } } }));
+    const d = await waitFor("the Deployment", () => fake.get("deployments", "no-api", "kube-auth") as unknown as Dep | undefined);
+    const pod = d.spec.template.spec as unknown as Record<string, unknown> & { containers: { env: { name: string; value?: string }[]; volumeMounts: unknown[]; securityContext: Record<string, unknown> }[]; volumes: unknown[] };
+    const c = pod.containers[0]!;
+    expect(pod.volumes).toContainEqual({ name: "offload-token", projected: { sources: [{ serviceAccountToken: { audience: "tasks.example.com", expirationSeconds: 3600, path: "token" } }] } });
+    expect(c.volumeMounts).toContainEqual({ name: "offload-token", mountPath: "/var/run/secrets/offload", readOnly: true });
+    expect(c.env.find((e) => e.name === "OFFLOAD_TOKEN_FILE")?.value).toBe("/var/run/secrets/offload/token");
+    expect(c.env.map((e) => e.name)).not.toContain("OFFLOAD_API_TOKEN");
+    expect(pod.serviceAccountName).toBe("tasks");
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 2000, runAsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } });
+    expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
   });
 });
