@@ -3,7 +3,7 @@
  * recent outcomes, throughput over time, the workers) and a stream of every
  * run's changes, so a list of runs can update live.
  */
-import { NamespaceSchema, TaskNameSchema, type Run } from "@offload/sdk/internal";
+import { NamespaceSchema, TaskNameSchema, type Run, type RunProgressEvent } from "@offload/sdk/internal";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -165,7 +165,8 @@ export function registerOverviewRoutes(root: FastifyInstance, deps: OverviewRout
         summary: "Follow every run's changes as server-sent events",
         description:
           "A `text/event-stream` of `event: run` blocks, `data:` the run as JSON, after each change this API process records " +
-          "(a run started, finished, retried, cancelled, or reported progress). With several API replicas each records a share " +
+          "(a run started, finished, retried, cancelled, or reported progress), and after a progress report also `event: progress` " +
+          "(`data:` `{runId, progress}`). With several API replicas each records a share " +
           "of the changes: re-read the list now and then (the dashboard does every few seconds). A comment every 15 s keeps idle " +
           "connections open. The stream ends at the API's shutdown.",
         tags: ["dashboard"],
@@ -185,6 +186,11 @@ export function registerOverviewRoutes(root: FastifyInstance, deps: OverviewRout
         if (task !== undefined && run.task !== task) return;
         if (namespace !== undefined && run.namespace !== namespace) return;
         res.write(`event: run\ndata: ${JSON.stringify(run)}\n\n`);
+        // A RUNNING run with progress was changed by a progress report (a new try's RUNNING clears it): say so on its own too.
+        if (run.state === "RUNNING" && run.progress) {
+          const data: RunProgressEvent = { runId: run.id, progress: run.progress };
+          res.write(`event: progress\ndata: ${JSON.stringify(data)}\n\n`);
+        }
       });
       const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), deps.keepAliveMs ?? 15_000);
       await new Promise<void>((resolve) => {
