@@ -43,6 +43,8 @@ export interface Stack {
   readonly nats: NatsServer;
   /** The PostgreSQL server the API uses (shared by the stacks of a test file), unless it runs on PGlite. */
   readonly postgres: PostgresServer | undefined;
+  /** The API's database on {@link postgres} (a second API replica may share it); undefined on PGlite. */
+  readonly databaseUrl: string | undefined;
   readonly apiUrl: string;
   readonly dir: string;
   readonly client: OffloadClient;
@@ -83,6 +85,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const stack: Stack = {
     nats,
     postgres: pgServer,
+    databaseUrl,
     apiUrl,
     dir,
     client: new OffloadClient({ apiUrl, token: options.token ?? "", requestTimeoutMs: 30_000 }),

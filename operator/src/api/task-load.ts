@@ -24,8 +24,9 @@ export interface TaskLoadWatchOptions {
  * The version of a task list's load: a digest of each task's backlog and
  * in-flight count and each worker's concurrency and in-flight count, in name
  * order. Heartbeat times are left out (they change every few seconds with no
- * change of load), and so is anything that differs between replicas, so two
- * replicas answer the same version for the same load.
+ * change of load). It is a function of the load alone, so replicas that see
+ * the same load answer the same version (a replica that started lately knows
+ * of fewer workers until their next heartbeats).
  */
 export function loadVersion(tasks: readonly TaskInfo[]): string {
   const load = [...tasks]
