@@ -63,12 +63,13 @@ export async function throughput(
   );
   const size = q.bucketSeconds * 1000;
   const first = Math.floor(q.since.getTime() / size);
-  const last = Math.floor(q.until.getTime() / size);
+  // A run that finished while the query ran is in the last slice, not lost.
+  const last = Math.max(Math.floor(q.until.getTime() / size), ...rows.map((r) => Number(r.b)));
   const buckets: ThroughputBucket[] = [];
   for (let b = first; b <= last; b++) buckets.push({ at: new Date(b * size).toISOString(), completed: 0, failed: 0 });
   for (const r of rows) {
     const slot = buckets[Number(r.b) - first];
-    if (!slot) continue; // finished after `until` (a clock step), or rounding at the window's start
+    if (!slot) continue; // rounding at the window's start
     if (r.state === "COMPLETED") slot.completed += Number(r.n);
     else slot.failed += Number(r.n);
   }
