@@ -37,6 +37,10 @@ describe("progress from a running task", () => {
 
   it("is seen by run.status(), GET /v1/runs/:id and the events stream while the task runs, and the last report stays", async () => {
     const runDir = await mkdtemp(join(dir, "steps-"));
+    // The stream of every run's changes (the dashboard's), open before the run exists.
+    const all: SseEvent[] = [];
+    const stopAll = new AbortController();
+    const allStream = readSse(`${stack!.apiUrl}/v1/events?task=progress-steps`, (e) => void all.push(e), stopAll.signal).catch(() => undefined);
     const run = await steps.delay({ dir: runDir });
     const events: SseEvent[] = [];
     let sawHalf!: () => void;
@@ -55,6 +59,13 @@ describe("progress from a running task", () => {
     const raw = await fetch(`${stack!.apiUrl}/v1/runs/${run.id}`);
     expect(raw.status).toBe(200);
     expect(RunSchema.parse(await raw.json()).progress).toEqual(running.progress);
+
+    const fromAll = await waitFor("a progress event on GET /v1/events", () =>
+      all.filter((e) => e.event === "progress").map((e) => RunProgressEventSchema.parse(JSON.parse(e.data))).find((p) => p.runId === run.id),
+    );
+    expect(fromAll.progress).toEqual(running.progress);
+    stopAll.abort();
+    await allStream;
 
     await writeFile(join(runDir, "release"), "");
     const result = await run.result({ timeoutSeconds: 30 });
