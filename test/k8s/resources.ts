@@ -87,6 +87,7 @@ export const BUILTIN_TYPES: readonly ResourceType[] = [
   { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterrolebindings", kind: "ClusterRoleBinding", singular: "clusterrolebinding", pathSegmentNames: true, clusterScoped: true },
   // The reviews: answered by auth/reviews.ts, never stored.
   { group: "authentication.k8s.io", version: "v1", plural: "tokenreviews", kind: "TokenReview", singular: "tokenreview", clusterScoped: true, createOnly: true },
+  { group: "authentication.k8s.io", version: "v1", plural: "selfsubjectreviews", kind: "SelfSubjectReview", singular: "selfsubjectreview", clusterScoped: true, createOnly: true },
   { group: "authorization.k8s.io", version: "v1", plural: "subjectaccessreviews", kind: "SubjectAccessReview", singular: "subjectaccessreview", clusterScoped: true, createOnly: true },
   { group: "authorization.k8s.io", version: "v1", plural: "selfsubjectaccessreviews", kind: "SelfSubjectAccessReview", singular: "selfsubjectaccessreview", clusterScoped: true, createOnly: true },
   { group: "authorization.k8s.io", version: "v1", plural: "localsubjectaccessreviews", kind: "LocalSubjectAccessReview", singular: "localsubjectaccessreview", createOnly: true },

@@ -1,7 +1,7 @@
 /**
  * The HTTP side: TokenRequest (`POST .../serviceaccounts/NAME/token`,
  * `pkg/registry/core/serviceaccount/storage/token.go`), TokenReview
- * (`pkg/registry/authentication/tokenreview/storage.go`), and the access
+ * (`pkg/registry/authentication/tokenreview/storage.go`), SelfSubjectReview, and the access
  * reviews (`pkg/registry/authorization/{subjectaccessreview,
  * selfsubjectaccessreview,localsubjectaccessreview}/rest.go` with
  * `pkg/apis/authorization/validation`). None is stored: each answer is the
@@ -56,7 +56,7 @@ export function routeAuth(auth: KubeAuth, method: string, pathname: string, head
   }
   const [plural, ...more] = rest;
   const known =
-    (seg[1] === AUTHN && plural === "tokenreviews" && namespace === undefined) ||
+    (seg[1] === AUTHN && ["tokenreviews", "selfsubjectreviews"].includes(plural ?? "") && namespace === undefined) ||
     (seg[1] === AUTHZ && ["subjectaccessreviews", "selfsubjectaccessreviews"].includes(plural ?? "") && namespace === undefined) ||
     (seg[1] === AUTHZ && plural === "localsubjectaccessreviews" && namespace !== undefined);
   if (!known) return undefined;
@@ -64,6 +64,7 @@ export function routeAuth(auth: KubeAuth, method: string, pathname: string, head
   if (method !== "POST") throw methodNotAllowed();
   const obj = decode();
   if (plural === "tokenreviews") return tokenReview(auth, obj);
+  if (plural === "selfsubjectreviews") return selfSubjectReview(auth, headers);
   if (plural === "subjectaccessreviews") return subjectAccessReview(auth, obj);
   if (plural === "selfsubjectaccessreviews") return selfSubjectAccessReview(auth, obj, headers);
   return localSubjectAccessReview(auth, obj, namespace!);
@@ -114,6 +115,12 @@ function tokenReview(auth: KubeAuth, req: Obj): AuthAnswer {
   if (r.audiences?.length) status.audiences = r.audiences;
   if (r.error) status.error = r.error;
   return { status: 201, body: { kind: "TokenReview", apiVersion: `${AUTHN}/v1`, metadata: { ...EMPTY_META, ...(isObj(req.metadata) ? req.metadata : {}) }, spec, status } };
+}
+
+/** `pkg/registry/authentication/selfsubjectreview/rest.go`: who the caller is (`kubectl auth whoami`). */
+function selfSubjectReview(auth: KubeAuth, headers: IncomingHttpHeaders): AuthAnswer {
+  const user = auth.requestUser(headers);
+  return { status: 201, body: { kind: "SelfSubjectReview", apiVersion: `${AUTHN}/v1`, metadata: EMPTY_META, status: { userInfo: user } } };
 }
 
 /** validation.go `ValidateSubjectAccessReviewSpec` (and the Self/Local variants), worded as there. */
