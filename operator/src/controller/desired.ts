@@ -1,5 +1,5 @@
 import type { AuthMode } from "../config/api.js";
-import { API_VERSION, TASKWORKER, type TaskWorker } from "../crds/schemas.js";
+import { API_VERSION, CONTROLLER_VOLUMES, TASKWORKER, type TaskWorker } from "../crds/schemas.js";
 import { L, MANAGED_BY, selectorLabels } from "./labels.js";
 
 /** What the controller adds to every worker pod, from its own configuration. */
@@ -142,17 +142,17 @@ export function desiredDeployment(tw: TaskWorker, defaults: WorkerDefaults = {})
   // Ours first, then the user's; a user's mount at one of our paths (a bigger /tmp, say) replaces ours.
   const userMounts = pt.volumeMounts ?? [];
   const ownVolumes = [
-    { volume: { name: "offload-tmp", emptyDir: { sizeLimit: TMP_SIZE_LIMIT } }, mount: { name: "offload-tmp", mountPath: "/tmp" } },
+    { volume: { name: CONTROLLER_VOLUMES.tmp, emptyDir: { sizeLimit: TMP_SIZE_LIMIT } }, mount: { name: CONTROLLER_VOLUMES.tmp, mountPath: "/tmp" } },
     ...(kubeAuth
       ? [
           {
             volume: {
-              name: "offload-token",
+              name: CONTROLLER_VOLUMES.token,
               projected: {
                 sources: [{ serviceAccountToken: { audience: kubeAuth.audience, expirationSeconds: WORKER_TOKEN_SECONDS, path: "token" } }],
               },
             },
-            mount: { name: "offload-token", mountPath: WORKER_TOKEN_DIR, readOnly: true },
+            mount: { name: CONTROLLER_VOLUMES.token, mountPath: WORKER_TOKEN_DIR, readOnly: true },
           },
         ]
       : []),

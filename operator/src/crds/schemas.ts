@@ -133,8 +133,10 @@ const ContainerSecurityContextSchema = z
     description: `The worker container's security context (Kubernetes' SecurityContext). Defaults: allowPrivilegeEscalation false, readOnlyRootFilesystem true (with a writable emptyDir at /tmp), runAsNonRoot true, capabilities drop ALL. ${MERGE_NOTE}`,
   });
 
-/** Volumes the controller adds to every worker pod; a TaskWorker's own volumes may not take their names. */
-export const RESERVED_VOLUMES = ["offload-tmp", "offload-token"] as const;
+/** Volumes the controller adds to worker pods (desired.ts): /tmp, and the run API token with kubernetes auth. */
+export const CONTROLLER_VOLUMES = { tmp: "offload-tmp", token: "offload-token" } as const;
+/** A TaskWorker's own volumes may not take their names. */
+const RESERVED_VOLUMES = Object.values(CONTROLLER_VOLUMES);
 
 const PodTemplateSchema = z
   .object({
