@@ -11,7 +11,7 @@ import { setDefaultClient } from "@offload/sdk";
 import { activeTraceContext, spanContextOf, tracingRequested } from "@offload/sdk/internal";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { killAll, ROOT, startStack, stopSharedPostgres, waitFor, type RunningWorker, type Stack } from "../support/index.js";
-import { tracedFail, tracedOk } from "./fixtures/tasks.mjs";
+import { tracedFail, tracedFlaky, tracedOk } from "./fixtures/tasks.mjs";
 
 const FIXTURES = new URL("./fixtures/tasks.mjs", import.meta.url).pathname;
 
@@ -154,6 +154,29 @@ describe("a trace across the hop", () => {
     expect(runSpan.status).toMatchObject({ code: 2, message: "TypeError: boom in the task" });
     const exception = runSpan.events?.find((e) => e.name === "exception");
     expect(flat(exception?.attributes)).toMatchObject({ "exception.type": "TypeError", "exception.message": "boom in the task" });
+  });
+
+  it("keeps the trace across a retry: each try's span and the re-dispatch continue the caller's span", async () => {
+    let runId = "";
+    const appSpan = await inAppSpan("POST /flaky", async () => {
+      runId = (await tracedFlaky.delay({})).id;
+    });
+    expect(await tracedFlaky.handle(runId).result({ timeoutSeconds: 30 })).toEqual({ attempt: 2 });
+    const { traceId, spanId: appSpanId } = appSpan.spanContext();
+    const spans = await waitFor("both tries' spans and both dispatches", () => {
+      const mine = receiver!.spans.filter((s) => s.traceId === traceId);
+      const tries = mine.filter((s) => s.name === "offload.run traced-flaky");
+      const dispatches = mine.filter((s) => s.name === "offload.dispatch");
+      return tries.length === 2 && dispatches.length === 2 ? { tries, dispatches } : undefined;
+    }, 20_000);
+    const byAttempt = spans.tries.sort((a, b) => Number(a.attributes["offload.run.attempt"]) - Number(b.attributes["offload.run.attempt"]));
+    expect(byAttempt.map((s) => [s.attributes["offload.run.attempt"], s.attributes["offload.run.outcome"], s.parentSpanId])).toEqual([
+      [1, "AWAITING_RETRY", appSpanId],
+      [2, "COMPLETED", appSpanId],
+    ]);
+    // The retry's dispatch came from the sweeper, with no request around it: it joined the run's recorded trace.
+    const sweeper = spans.dispatches.find((s) => s.parentSpanId === appSpanId);
+    expect(sweeper?.attributes).toMatchObject({ "offload.run.id": runId, "offload.dispatch": 1 });
   });
 
   it("records no trace context for a delay() outside any span", async () => {
