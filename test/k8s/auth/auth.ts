@@ -165,7 +165,8 @@ export class KubeAuth {
  * The impersonation filter (`staging/src/k8s.io/apiserver/pkg/endpoints/filters/impersonation.go`):
  * `Impersonate-User` replaces the user; a ServiceAccount's username brings its
  * groups when no `Impersonate-Group` is given; `system:authenticated` is added
- * unless the groups already say authenticated or unauthenticated. The
+ * unless the groups already say authenticated or unauthenticated
+ * (`system:unauthenticated` for `system:anonymous`). The
  * stand-in's admin may impersonate anyone (no impersonate check).
  */
 function impersonated(caller: UserInfo, headers: IncomingHttpHeaders): UserInfo {
@@ -176,7 +177,9 @@ function impersonated(caller: UserInfo, headers: IncomingHttpHeaders): UserInfo 
   const groups = raw === undefined ? [] : Array.isArray(raw) ? raw.flatMap((g) => g.split(",").map((x) => x.trim())) : raw.split(",").map((x) => x.trim());
   const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(name);
   if (sa && groups.length === 0) groups.push("system:serviceaccounts", `system:serviceaccounts:${sa[1]!}`);
-  if (name !== "system:anonymous" && !groups.includes("system:authenticated") && !groups.includes("system:unauthenticated")) groups.push("system:authenticated");
+  if (name === "system:anonymous") {
+    if (!groups.includes("system:unauthenticated")) groups.push("system:unauthenticated");
+  } else if (!groups.includes("system:authenticated") && !groups.includes("system:unauthenticated")) groups.push("system:authenticated");
   const uid = headers["impersonate-uid"];
   return { username: name, groups, ...(typeof uid === "string" && uid ? { uid } : {}) };
 }
