@@ -66,8 +66,10 @@ export class Access {
    * `namespace`, and 503 `OFFLOAD_UNAVAILABLE` when that cannot be known now.
    */
   async require(request: FastifyRequest, verb: RunVerb, namespace: string): Promise<void> {
+    if (!this.#kube) return;
     const caller = callerOf(request);
-    if (!this.#kube || caller?.kind !== "kubernetes") return;
+    // Fails closed: a request that reached a run route without a reviewed identity is nobody's.
+    if (caller?.kind !== "kubernetes") throw new ApiHttpError("OFFLOAD_UNAUTHORIZED", "no authenticated caller; send `Authorization: Bearer <token>`");
     let allowed: boolean;
     try {
       allowed = await this.#kube.allowed(caller, verb, namespace);
