@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { TaskInfo } from "@offload/sdk/internal";
 import { backlogOf, decide, deletionCosts, type Recommendation } from "../../operator/src/controller/autoscale.js";
-import { poolTasks } from "../../operator/src/controller/autoscaler.js";
-import type { Autoscaling } from "../../operator/src/crds/schemas.js";
+import { pino } from "pino";
+import { Autoscaler, POD_DELETION_COST, poolTasks, type TaskSnapshot } from "../../operator/src/controller/autoscaler.js";
+import type { EventRecorder } from "../../operator/src/controller/events.js";
+import type { Kube } from "../../operator/src/controller/kube.js";
+import type { Autoscaling, TaskWorker } from "../../operator/src/crds/schemas.js";
 
 const S = 1000;
 const auto = (a: Partial<Autoscaling> = {}): Autoscaling => ({ minReplicas: 0, maxReplicas: 10, targetBacklogPerReplica: 20, scaleDownDelaySeconds: 60, ...a });
@@ -136,5 +139,69 @@ describe("backlog, pool tasks and deletion costs", () => {
   it("a pod's cost is its runs in flight over all tasks; a pod the run API does not know is cheapest", () => {
     const tasks = [info("a", 0, 3, [["p1", 2], ["p2", 0]]), info("b", 0, 1, [["p1", 1]])];
     expect(deletionCosts(["p1", "p2", "p3"], tasks)).toEqual(new Map([["p1", 3], ["p2", 0], ["p3", -1]]));
+  });
+});
+
+describe("Autoscaler.step (the I/O around the decision, against a recording fake of the Kubernetes calls)", () => {
+  type Call = string;
+  function rig(pods: { name: string; cost?: string }[]) {
+    const calls: Call[] = [];
+    const kube = {
+      patchScale: async (_p: string, _ns: string, name: string, replicas: number) => (calls.push(`scale ${name} ${replicas}`), replicas),
+      listPods: async () => pods.map((p) => ({ metadata: { name: p.name, annotations: p.cost === undefined ? {} : { [POD_DELETION_COST]: p.cost } } })),
+      annotatePod: async (_ns: string, name: string, a: Record<string, string>) => (calls.push(`annotate ${name} ${a[POD_DELETION_COST]}`), {}),
+    } as unknown as Kube;
+    const events = { record: async (_s: unknown, _t: string, reason: string, _a: string, note: string) => void calls.push(`event ${reason} ${note}`) } as unknown as EventRecorder;
+    let now = 0;
+    let snap: TaskSnapshot = { ok: true, tasks: [] };
+    const scaler = new Autoscaler({ kube, events, log: pino({ level: "silent" }), snapshot: async () => snap, now: () => now });
+    return {
+      calls,
+      scaler,
+      set(s: TaskSnapshot, at: number) {
+        snap = s;
+        now = at * S;
+      },
+    };
+  }
+  const worker = (replicas: number, generation: number, a: Partial<Autoscaling> = {}): TaskWorker => ({
+    apiVersion: "offload.dev/v1alpha1",
+    kind: "TaskWorker",
+    metadata: { name: "pool", namespace: "ns", uid: "u1", generation },
+    spec: { image: "i", module: "m", tasks: ["a"], replicas, concurrency: 4, drainSeconds: 30, autoscaling: auto({ targetBacklogPerReplica: 10, scaleDownDelaySeconds: 10, ...a }) },
+  });
+
+  it("up: one scale write and one event, no pod touched; an informer copy not yet showing the write changes nothing", async () => {
+    const r = rig([]);
+    r.set({ ok: true, tasks: [info("a", 25, 0)] }, 0);
+    expect((await r.scaler.step(worker(0, 1)))?.replicas).toBe(3);
+    expect(r.calls).toEqual(["scale pool 3", "event Autoscaled Scaled from 0 to 3: backlog 25, 10 per replica"]);
+    // The same reconcile again from a cache still at generation 1 (replicas 0): it knows it wrote 3.
+    expect((await r.scaler.step(worker(0, 1)))?.replicas).toBe(3);
+    expect(r.calls.length).toBe(2);
+  });
+
+  it("down: after the delay, pods marked where the cost changed (busy 2, idle 0, unknown -1), then one scale write", async () => {
+    const r = rig([{ name: "p-busy" }, { name: "p-idle", cost: "0" }, { name: "p-new", cost: "5" }]);
+    r.set({ ok: true, tasks: [info("a", 25, 0)] }, 0);
+    await r.scaler.step(worker(0, 1));
+    r.set({ ok: true, tasks: [info("a", 0, 2, [["p-busy", 2], ["p-idle", 0]])] }, 1);
+    const held = await r.scaler.step(worker(3, 2));
+    expect(held).toMatchObject({ replicas: 3, requeueAfterMs: 10 * S + 5 });
+    expect(r.calls.filter((c) => c.startsWith("annotate"))).toEqual([]); // not while holding
+    r.set({ ok: true, tasks: [info("a", 0, 2, [["p-busy", 2], ["p-idle", 0]])] }, 11);
+    expect((await r.scaler.step(worker(3, 2)))?.replicas).toBe(1);
+    expect(r.calls.slice(2)).toEqual(["annotate p-busy 2", "annotate p-new -1", "scale pool 1", "event Autoscaled Scaled from 3 to 1: backlog 2, 10 per replica"]);
+  });
+
+  it("with the run API unreachable: ScalingActive=False, no write even with a scale-down due", async () => {
+    const r = rig([{ name: "p1" }]);
+    r.set({ ok: true, tasks: [info("a", 0, 0)] }, 0);
+    await r.scaler.step(worker(3, 1)); // holds 3 for the delay
+    r.set({ ok: false, reason: "RunApiUnavailable", message: "the run API's task list is unavailable: ECONNREFUSED" }, 60);
+    const out = await r.scaler.step(worker(3, 1));
+    expect(out?.replicas).toBe(3);
+    expect(out?.conditions[0]).toMatchObject({ type: "ScalingActive", status: "False", reason: "RunApiUnavailable" });
+    expect(r.calls).toEqual([]);
   });
 });
