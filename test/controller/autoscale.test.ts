@@ -86,6 +86,13 @@ describe("the autoscaler's decision (pure, fake clock)", () => {
     expect(p.at(60.01, 0).desired).toBe(0);
   });
 
+  it("a maxReplicas lowered below the current size applies at once, whatever the window holds", () => {
+    const p = pool(auto({ maxReplicas: 10 }));
+    p.at(0, 200); // 10
+    const d = decide({ autoscaling: auto({ maxReplicas: 4 }), concurrency: 4, current: 10, backlog: 200, history: p.at(1, 200).history, now: 2 * S });
+    expect(d).toMatchObject({ desired: 4, limit: "maxReplicas" });
+  });
+
   it("a scaleDownDelaySeconds of 0 scales down at once", () => {
     const p = pool(auto({ scaleDownDelaySeconds: 0 }));
     p.at(0, 100);

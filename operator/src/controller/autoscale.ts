@@ -124,7 +124,8 @@ export function decide(i: DecisionInput): Decision {
     desired = recommended;
     reason = limitText(limit, i.backlog, target, wanted) ?? `${why} wants ${recommended}`;
   } else {
-    desired = Math.max(recommended, Math.min(i.current, ceiling));
+    // Clamped again: a maxReplicas lowered below sizes still in the window applies at once, as the HPA's does.
+    desired = clamp(Math.max(recommended, Math.min(i.current, ceiling)));
     if (desired > recommended) {
       // The earliest time the ceiling can drop: when the next sample after the highest one still in force
       // takes over at the window's start.
