@@ -97,6 +97,12 @@ describe("autoscaling end to end: real workers in the stand-in's pods", () => {
       // The idle pods' workers had nothing to drain: SIGTERM, a clean exit.
       for (const name of idle) expect(world.pods.get(name)?.exit).toBe(0);
 
+      // The controller's /metrics says the same load per TaskWorker (for KEDA or an HPA): one run running.
+      const port = /"port":(\d+)[^\n]*offload-controller started/.exec(world.controller.output())?.[1];
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(metrics).toContain(`offload_taskworker_backlog{namespace="${NS}",taskworker="busy"} 1`);
+      expect(metrics).toContain(`offload_taskworker_desired_replicas{namespace="${NS}",taskworker="busy"} 1`);
+
       // The last run was never interrupted: it completes on the pod that took it, on its first attempt.
       await writeFile(releases[2]!, "");
       await untilState(runs[2]!, "COMPLETED");

@@ -11,6 +11,7 @@ import { Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { Controller, podNamespace } from "../controller/controller.js";
 import { loadCluster, waitForCluster, type ClusterConnection } from "../controller/cluster.js";
 import { loadControllerEnv } from "../controller/config.js";
+import { exposeTaskWorkerMetrics } from "../controller/metrics.js";
 
 const HELP = `offload-controller: reconciles TaskWorker and TaskRun resources (offload.dev/v1alpha1).
 
@@ -106,6 +107,7 @@ async function main(): Promise<void> {
   new Gauge({ name: "offload_controller_queue_length", help: "Keys waiting to be reconciled", registers: [registry], collect() { this.set(controller.queueLength); } });
   new Gauge({ name: "offload_controller_reconciles", help: "Reconciles done since start", registers: [registry], collect() { this.set(controller.stats.reconciles); } });
   new Gauge({ name: "offload_controller_reconcile_errors", help: "Reconciles that failed since start", registers: [registry], collect() { this.set(controller.stats.errors); } });
+  exposeTaskWorkerMetrics(registry, controller.metricsSource);
 
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { KubeConfig, KubernetesObject, V1Deployment } from "@kubernetes/client-node";
-import { OffloadClient } from "@offload/sdk/internal";
+import { OffloadClient, type TaskInfo } from "@offload/sdk/internal";
 import type { Logger } from "pino";
 import { TASKRUN, TASKWORKER, TaskWorkerSchema } from "../crds/schemas.js";
 import { backlogOf } from "./autoscale.js";
@@ -15,6 +15,7 @@ import { RateLimiter, WorkQueue, realClock, type Clock, type RateLimiterOptions 
 import { reconcileTaskRun } from "./taskrun.js";
 import { RetryableError, type ReconcileResult } from "./result.js";
 import { TaskWatch, type TaskListChange } from "./task-watch.js";
+import type { TaskWorkerMetricsSource, TaskWorkerSample } from "./metrics.js";
 import { reconcileTaskWorker } from "./taskworker.js";
 
 /** Options of {@link Controller}. */
@@ -128,6 +129,12 @@ export class Controller {
   get queueLength(): number {
     return this.#term?.queue.length ?? 0;
   }
+
+  /** What `/metrics` reports per TaskWorker (see metrics.ts): the leader's cache and task list; nothing while standing by. */
+  readonly metricsSource: TaskWorkerMetricsSource = {
+    taskWorkers: () => this.#term?.taskWorkerSamples() ?? [],
+    taskList: () => this.#term?.taskList(),
+  };
 
   async #lead(): Promise<void> {
     if (this.#term || this.#stopped) return;
@@ -266,6 +273,24 @@ class Term {
   }
 
   /** The task list for the autoscaler, or why there is none: the watch's latest, never a request of its own. */
+  /** The TaskWorkers in the informer's cache, as the metrics need them. */
+  taskWorkerSamples(): TaskWorkerSample[] {
+    const out: TaskWorkerSample[] = [];
+    for (const obj of this.#tw.list()) {
+      const tw = TaskWorkerSchema.safeParse(obj);
+      if (!tw.success) continue;
+      const { name, namespace } = tw.data.metadata;
+      out.push({ namespace: namespace ?? "", name, tasks: tw.data.spec.tasks, desiredReplicas: tw.data.spec.autoscaling ? tw.data.status?.autoscaling?.desiredReplicas : undefined });
+    }
+    return out;
+  }
+
+  /** The task list the watch last saw; undefined without a run API or while it does not answer. */
+  taskList(): readonly TaskInfo[] | undefined {
+    const state = this.#tasks?.state();
+    return state?.ok ? state.tasks : undefined;
+  }
+
   async #snapshot(): Promise<TaskSnapshot> {
     if (!this.#tasks) {
       return { ok: false, reason: "NoRunApi", message: "the controller has no run API (OFFLOAD_API_URL is not set), so it cannot see the backlog" };
