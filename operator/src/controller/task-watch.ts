@@ -52,9 +52,9 @@ export interface TaskWatchOptions {
  * there is no list (so an autoscaler does not scale down on missing data).
  *
  * Wiring (controller.ts): `new TaskWatch({ client, log, onChange })`, `start()`
- * with the informers, `stop()` with them; `get()` serves what
- * `TaskListCache.get()` did; `onChange` enqueues the TaskWorkers whose tasks
- * are in `change.changed` (or whose pods' worker ids appear in those tasks).
+ * with the informers, `stop()` with them; `get()` and `state()` serve the
+ * backlogs, the autoscaler and the TaskRuns' NoWorker check; `onChange`
+ * enqueues the TaskWorkers whose load changed.
  */
 export class TaskWatch {
   readonly #o: Required<Omit<TaskWatchOptions, "onChange">> & Pick<TaskWatchOptions, "onChange">;
@@ -93,7 +93,7 @@ export class TaskWatch {
     return this.#state ?? { ok: false, message: "the task watch stopped before the run API answered" };
   }
 
-  /** The task list, or undefined while the run API does not answer (what `TaskListCache.get()` answered). */
+  /** The task list once the first answer is in, or undefined while the run API does not answer. */
   async get(): Promise<TaskInfo[] | undefined> {
     const s = await this.settled();
     return s.ok ? [...s.tasks] : undefined;
