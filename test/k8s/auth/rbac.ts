@@ -46,7 +46,9 @@ export interface Attributes {
 
 const has = (xs: readonly string[] | undefined, x: string): boolean => (xs ?? []).includes(x);
 const rulesOf = (o: Obj | undefined): PolicyRule[] => ((o?.rules as PolicyRule[] | null | undefined) ?? []);
-const byName = (a: Obj, b: Obj): number => String((a.metadata as Obj).name).localeCompare(String((b.metadata as Obj).name));
+const nameOf = (o: Obj): string => String((o.metadata as Obj).name);
+/** Go's `a.Name < b.Name`: by UTF-16 code units here, the same order for the ASCII names Kubernetes allows. */
+const byName = (a: Obj, b: Obj): number => (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0);
 
 // evaluation_helpers.go
 const verbMatches = (r: PolicyRule, verb: string): boolean => has(r.verbs, "*") || has(r.verbs, verb);
@@ -140,31 +142,35 @@ export function authorize(objs: RbacObjects, a: Attributes): AccessDecision {
 }
 
 /**
- * What the ClusterRole aggregation controller would write: for each
- * ClusterRole with an `aggregationRule`, the rules of every other ClusterRole
- * that one of its selectors matches, by name order, without repeats. Roles
- * aggregated into aggregated roles (`edit` into `admin`) settle after a few
- * rounds, as the controller's requeues do. Returns name → rules for those
- * whose rules must change.
+ * What the ClusterRole aggregation controller would write
+ * (`syncClusterRole`): for each ClusterRole with an `aggregationRule`, selector
+ * by selector, the rules of the other ClusterRoles it matches in name order,
+ * without repeats. Roles aggregated into aggregated roles (`edit` into
+ * `admin`) settle after a few rounds, as the controller's requeues of every
+ * aggregated role do. Returns name → rules for those whose rules must change.
+ * (The controller writes them with a forced server-side apply; the stand-in
+ * with a merge patch by the same field manager.)
  */
 export function aggregate(clusterRoles: Obj[]): Map<string, PolicyRule[]> {
-  const current = new Map(clusterRoles.map((r) => [String((r.metadata as Obj).name), r]));
+  const current = new Map(clusterRoles.map((r) => [nameOf(r), r]));
   const changes = new Map<string, PolicyRule[]>();
   const sorted = [...clusterRoles].sort(byName);
+  const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
   for (let round = 0; round < 10; round++) {
     let changed = false;
     for (const role of sorted) {
-      const name = String((role.metadata as Obj).name);
+      const name = nameOf(role);
       const rule = role.aggregationRule as { clusterRoleSelectors?: Obj[] } | undefined;
       if (!rule) continue;
-      const selectors = (rule.clusterRoleSelectors ?? []).map((s) => labelSelectorObject(s));
       const rules: PolicyRule[] = [];
-      for (const other of sorted) {
-        const otherName = String((other.metadata as Obj).name);
-        if (otherName === name || !selectors.some((m) => m(other))) continue;
-        for (const r of rulesOf(current.get(otherName))) if (!rules.some((x) => JSON.stringify(x) === JSON.stringify(r))) rules.push(r);
+      for (const selector of rule.clusterRoleSelectors ?? []) {
+        const matches = labelSelectorObject(selector);
+        for (const other of sorted) {
+          if (nameOf(other) === name || !matches(other)) continue;
+          for (const r of rulesOf(current.get(nameOf(other)))) if (!rules.some((x) => same(x, r))) rules.push(r);
+        }
       }
-      if (JSON.stringify(rules) !== JSON.stringify(rulesOf(current.get(name)))) {
+      if (!same(rules, rulesOf(current.get(name)))) {
         current.set(name, { ...current.get(name), rules });
         changes.set(name, rules);
         changed = true;
