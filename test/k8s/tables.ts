@@ -116,6 +116,13 @@ function podCells(pod: Obj): unknown[] {
   ];
 }
 
+/** The -o wide columns of a Deployment or ReplicaSet (their cells: {@link workloadWide}). */
+const wideWorkloadColumns = (selector: string): Column[] => [
+  col("Containers", "string", "Names of each container in the template.", 1),
+  col("Images", "string", "Images referenced by each container in the template.", 1),
+  col("Selector", "string", selector, 1),
+];
+
 const workloadWide = (o: Obj): string[] => [containersOf(o).map((c) => String(c.name)).join(","), containersOf(o).map((c) => String(c.image)).join(","), selectorString(specOf(o).selector)];
 
 interface Printer {
@@ -145,9 +152,7 @@ const BUILTIN: Record<string, Printer> = {
       col("Up-to-date", "integer", "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
       col("Available", "integer", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
       col("Age", "string", AGE_DESCRIPTION),
-      col("Containers", "string", "Names of each container in the template.", 1),
-      col("Images", "string", "Images referenced by each container in the template.", 1),
-      col("Selector", "string", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.", 1),
+      ...wideWorkloadColumns("Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment."),
     ],
     cells: (d) => [metaOf(d).name, `${num(statusOf(d).readyReplicas)}/${num(specOf(d).replicas)}`, num(statusOf(d).updatedReplicas), num(statusOf(d).availableReplicas), since(metaOf(d).creationTimestamp), ...workloadWide(d)],
   },
@@ -158,9 +163,7 @@ const BUILTIN: Record<string, Printer> = {
       col("Current", "integer", "Replicas is the most recently observed number of replicas."),
       col("Ready", "integer", "The number of ready replicas for this replica set."),
       col("Age", "string", AGE_DESCRIPTION),
-      col("Containers", "string", "Names of each container in the template.", 1),
-      col("Images", "string", "Images referenced by each container in the template.", 1),
-      col("Selector", "string", "Selector is a label query over pods that should match the replica count.", 1),
+      ...wideWorkloadColumns("Selector is a label query over pods that should match the replica count."),
     ],
     cells: (rs) => [metaOf(rs).name, num(specOf(rs).replicas), num(statusOf(rs).replicas), num(statusOf(rs).readyReplicas), since(metaOf(rs).creationTimestamp), ...workloadWide(rs)],
   },

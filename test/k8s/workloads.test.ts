@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppsV1Api, CoreV1Api, PatchStrategy, Watch, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
 import { ROOT, waitFor } from "../support/index.js";
-import { deletionCost, podsToDelete, startFakeKube, type FakeKube, type KubeletHook, type Obj } from "./index.js";
+import { deletionCost, podsToDelete, startFakeKube, type FakeKube, type FakeKubeOptions, type KubeletHook, type Obj } from "./index.js";
 
 // Installed by scripts/setup.sh, as for kubectl.test.ts.
 const KUBECTL = join(ROOT, ".tools/bin/kubectl");
@@ -30,6 +30,14 @@ const deployment = (name: string, replicas: number, extra: { image?: string; gra
 
 const ready = (p: V1Pod): boolean => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 const names = (pods: V1Pod[]): string[] => pods.map((p) => p.metadata!.name!).sort();
+
+/** A stand-in with a namespace `ns`, and the client-node APIs pointed at it. */
+async function standIn(ns: string, opts: FakeKubeOptions): Promise<{ fake: FakeKube; apps: AppsV1Api; core: CoreV1Api }> {
+  const fake = await startFakeKube(opts);
+  fake.ensureNamespace(ns);
+  const kc = fake.kubeConfig(ns);
+  return { fake, apps: kc.makeApiClient(AppsV1Api), core: kc.makeApiClient(CoreV1Api) };
+}
 
 /** kubectl's table output as rows of column → cell, cut at the header's column starts (a cell may be empty). */
 function columns(out: string): Record<string, string>[] {
@@ -69,11 +77,7 @@ describe("workloads in the Kubernetes stand-in (no kubelet hook)", () => {
     });
 
   beforeAll(async () => {
-    fake = await startFakeKube({ crds: true, workloads: true });
-    fake.ensureNamespace(NS);
-    const kc = fake.kubeConfig(NS);
-    apps = kc.makeApiClient(AppsV1Api);
-    core = kc.makeApiClient(CoreV1Api);
+    ({ fake, apps, core } = await standIn(NS, { crds: true, workloads: true }));
   });
   afterAll(async () => {
     await fake?.close();
@@ -288,11 +292,7 @@ describe("workloads in the Kubernetes stand-in with a kubelet hook", () => {
   const podsOf = async (app: string): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: NS, labelSelector: `app=${app}` })).items;
 
   beforeAll(async () => {
-    fake = await startFakeKube({ workloads: { kubelet: hook } });
-    fake.ensureNamespace(NS);
-    const kc = fake.kubeConfig(NS);
-    apps = kc.makeApiClient(AppsV1Api);
-    core = kc.makeApiClient(CoreV1Api);
+    ({ fake, apps, core } = await standIn(NS, { workloads: { kubelet: hook } }));
   });
   afterAll(async () => {
     await fake?.close();
