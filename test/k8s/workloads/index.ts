@@ -48,9 +48,13 @@
  * "co-located pods" rank of the victim order is the same for every pod),
  * container restarts (a failed start makes the pod Failed), pod spec
  * immutability and the binding subresource (the scheduler patches
- * `spec.nodeName`), server-side printing (`kubectl get pods` shows NAME and
- * AGE only), the exact pod-template-hash value (ours is an FNV-1a hash of the
- * template's canonical JSON, encoded as the real one is).
+ * `spec.nodeName`), Tables in watches (`kubectl get pods -w` prints NAME
+ * and AGE; a plain `kubectl get` prints the real columns: `../tables.ts`),
+ * informer lag (every controller sees the store as it is, so a pod annotated
+ * just before a scale-down is always ranked with its new cost, where a real
+ * controller's cache may be a moment behind), the exact pod-template-hash
+ * value (ours is an FNV-1a hash of the template's canonical JSON, encoded as
+ * the real one is).
  */
 import type { Obj } from "../fields.js";
 
