@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import type { Run } from "@offload/sdk";
+import { readServerSentEvents } from "../../sdk/src/sse.js";
 import { killAll, ROOT, startStack, stopSharedPostgres, waitForRun, type Stack } from "../support/index.js";
 import { launch, type Browser } from "./browser.js";
 
@@ -139,6 +140,41 @@ describe("the dashboard at /ui in headless Chromium", () => {
     await waitForRun(() => stack.client.getRun(run.id), (r) => r.state === "FAILED" && r.attempts === 2, "the retry to fail again");
     await page.locator(".run-head", { hasText: "attempt 2" }).waitFor(SEEN);
     await browser.shot(page, "run-retried");
+  });
+
+  it("the routes behind it: /v1/events carries each change of any run; /v1/overview's throughput adds up", async () => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const stop = new AbortController();
+    const res = await fetch(`${stack.apiUrl}/v1/events?task=add`, { headers: auth, signal: stop.signal });
+    expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const seen: Run[] = [];
+    const reading = (async () => {
+      for await (const e of readServerSentEvents(res.body!)) {
+        if (e.event !== "run") continue;
+        const run = JSON.parse(e.data) as Run;
+        seen.push(run);
+        if (run.state === "COMPLETED") return run;
+      }
+    })();
+    const run = await stack.client.createRun({ task: "add", parameters: { a: 40, b: 2 } });
+    const done = await reading;
+    stop.abort();
+    expect(done).toMatchObject({ id: run.id, state: "COMPLETED", result: { sum: 42 } });
+    expect(seen.every((r) => r.task === "add")).toBe(true);
+
+    const overview = (await (await fetch(`${stack.apiUrl}/v1/overview?windowSeconds=600&buckets=10`, { headers: auth })).json()) as {
+      bucketSeconds: number;
+      tasks: { name: string; completed: number; failed: number }[];
+      throughput: { completed: number; failed: number }[];
+    };
+    expect(overview.bucketSeconds).toBe(60);
+    const sum = (k: "completed" | "failed", xs: { completed: number; failed: number }[]): number => xs.reduce((n, x) => n + x[k], 0);
+    expect(sum("completed", overview.throughput)).toBe(sum("completed", overview.tasks));
+    expect(sum("failed", overview.throughput)).toBe(sum("failed", overview.tasks));
+    expect(overview.tasks.find((t) => t.name === "add")?.completed).toBeGreaterThanOrEqual(1);
+    const bad = await fetch(`${stack.apiUrl}/v1/overview?buckets=0`, { headers: auth });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { code: string }).code).toBe("OFFLOAD_VALIDATION");
   });
 
   it("the workers: id, tasks, runs in flight and last heartbeat", async () => {

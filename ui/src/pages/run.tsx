@@ -24,6 +24,13 @@ function momentsOf(run: Run): Moment[] {
   return out;
 }
 
+/** `more` added to `moments` (a moment said twice kept once), in time order. */
+function merge(moments: Moment[], more: Moment[]): Moment[] {
+  const out = [...moments];
+  for (const m of more) if (!out.some((o) => o.what === m.what)) out.push(m);
+  return out.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+}
+
 export function RunPage({ id }: { id: string }) {
   const [run, setRun] = useState<Run | undefined>();
   const [problem, setProblem] = useState<Error | undefined>();
@@ -40,7 +47,7 @@ export function RunPage({ id }: { id: string }) {
     setProblem(undefined);
     api.run(id).then((r) => {
       setRun(r);
-      setTimeline((t) => (t.length ? t : momentsOf(r)));
+      setTimeline((t) => merge(t, momentsOf(r)));
     }, setProblem);
     void streamEvents(
       `/v1/runs/${encodeURIComponent(id)}/events`,
@@ -51,10 +58,9 @@ export function RunPage({ id }: { id: string }) {
           const key = `${r.state}|${r.attempts}`;
           if (key !== lastKey.current) {
             lastKey.current = key;
-            setTimeline((t) => {
-              const what = r.state === "RUNNING" ? `RUNNING (attempt ${r.attempts})` : r.state;
-              return t.some((m) => m.what === what || (r.state !== "RUNNING" && m.what === r.state)) ? t : [...t, { at: r.updatedAt, what }];
-            });
+            const what = r.state === "RUNNING" ? `RUNNING (attempt ${r.attempts})` : r.state;
+            // The record's own times where it has them (the state event's updatedAt may be a later write).
+            setTimeline((t) => merge(t, [...momentsOf(r).filter((m) => m.what === what), { at: r.updatedAt, what }]));
           }
         } else if (event === "progress") {
           const p = data as { runId: string; progress: NonNullable<Run["progress"]> };
@@ -99,7 +105,7 @@ export function RunPage({ id }: { id: string }) {
       setRun(r);
       if (what === "retry") {
         setSaid({ text: `Retried: the run is ${r.state} again and attempt ${r.attempts + 1} will start when a worker takes it.` });
-        setTimeline((t) => [...t, { at: r.updatedAt, what: `retried (${r.state})` }]);
+        setTimeline((t) => merge(t, [{ at: r.updatedAt, what: `retried: attempt ${r.attempts + 1} next` }]));
         lastKey.current = "";
         setStreamGen((g) => g + 1);
       } else if (r.state === "CANCELLED") setSaid({ text: "Cancelled: the run is CANCELLED and will not run." });
