@@ -272,7 +272,6 @@ class Term {
     return all.filter((x) => names.has(x.name)).reduce((sum, x) => sum + x.backlog, 0);
   }
 
-  /** The task list for the autoscaler, or why there is none: the watch's latest, never a request of its own. */
   /** The TaskWorkers in the informer's cache, as the metrics need them. */
   taskWorkerSamples(): TaskWorkerSample[] {
     const out: TaskWorkerSample[] = [];
@@ -291,6 +290,7 @@ class Term {
     return state?.ok ? state.tasks : undefined;
   }
 
+  /** The task list for the autoscaler, or why there is none: the watch's latest, never a request of its own. */
   async #snapshot(): Promise<TaskSnapshot> {
     if (!this.#tasks) {
       return { ok: false, reason: "NoRunApi", message: "the controller has no run API (OFFLOAD_API_URL is not set), so it cannot see the backlog" };
