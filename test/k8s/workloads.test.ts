@@ -1,7 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppsV1Api, CoreV1Api, PatchStrategy, Watch, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
@@ -37,6 +35,13 @@ async function standIn(ns: string, opts: FakeKubeOptions): Promise<{ fake: FakeK
   fake.ensureNamespace(ns);
   const kc = fake.kubeConfig(ns);
   return { fake, apps: kc.makeApiClient(AppsV1Api), core: kc.makeApiClient(CoreV1Api) };
+}
+
+/** The real kubectl against `fake` in namespace `ns` (kubeconfig and discovery cache in a folder `fake.close()` removes); resolves to its stdout. */
+async function kubectlFor(fake: FakeKube, ns: string): Promise<(...args: string[]) => Promise<string>> {
+  const kubeconfig = await fake.writeKubeconfig(undefined, ns);
+  const cache = join(dirname(kubeconfig), "cache");
+  return async (...args) => (await promisify(execFile)(KUBECTL, ["--kubeconfig", kubeconfig, "--cache-dir", cache, ...args])).stdout;
 }
 
 /** kubectl's table output as rows of column → cell, cut at the header's column starts (a cell may be empty). */
@@ -221,13 +226,8 @@ describe("workloads in the Kubernetes stand-in (no kubelet hook)", () => {
   });
 
   it("kubectl lists the pods by label and field selector and annotates one", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "offload-wl-kubectl-"));
-    try {
-      const kubeconfig = await fake.writeKubeconfig(dir, NS);
-      const run = async (...args: string[]): Promise<string> => {
-        const { stdout } = await promisify(execFile)(KUBECTL, ["--kubeconfig", kubeconfig, "--cache-dir", join(dir, "cache"), ...args]);
-        return stdout;
-      };
+    const run = await kubectlFor(fake, NS);
+    {
       const pods = names(await podsOf("web"));
       const listed = await run("get", "pods", "-l", "app=web", "-o", "name");
       expect(listed.trim().split("\n").sort()).toEqual(pods.map((n) => `pod/${n}`));
@@ -250,8 +250,6 @@ describe("workloads in the Kubernetes stand-in (no kubelet hook)", () => {
       // READY and BACKLOG have no value yet: an empty cell, as kubectl prints a null.
       expect(row).toEqual({ NAME: "tw", READY: "", DESIRED: "2", TASKS: '["resize"]', BACKLOG: "", MIN: "1", MAX: "5", AGE: expect.stringMatching(/^\d+s$/) });
       expect(await run("get", "tw", "tw")).not.toContain("MIN");
-    } finally {
-      await rm(dir, { recursive: true, force: true });
     }
   });
 
@@ -311,6 +309,7 @@ describe("workloads in the Kubernetes stand-in with a kubelet hook", () => {
     expect(during.status?.phase).toBe("Running");
     expect(ready(during)).toBe(false);
     expect(during.status?.conditions?.find((c) => c.type === "Ready")?.reason).toBe("ContainersNotReady");
+    expect(columns(await (await kubectlFor(fake, NS))("get", "pod", name))).toEqual([{ NAME: name, READY: "0/1", STATUS: "Running", RESTARTS: "0", AGE: expect.stringMatching(/^\d+s$/) }]);
     expect((await apps.readNamespacedDeployment({ name: "slow", namespace: NS })).status?.readyReplicas ?? 0).toBe(0);
     gate.resolve();
     await waitFor("the slow pod to be ready", async () => ready(await core.readNamespacedPod({ name, namespace: NS })));
@@ -329,6 +328,7 @@ describe("workloads in the Kubernetes stand-in with a kubelet hook", () => {
     const terminating = await core.readNamespacedPod({ name: victim!, namespace: NS });
     expect(terminating.metadata?.deletionTimestamp).toBeDefined();
     expect(terminating.metadata?.deletionGracePeriodSeconds).toBe(7);
+    expect(columns(await (await kubectlFor(fake, NS))("get", "pod", victim!))[0]?.STATUS).toBe("Terminating");
     // The ReplicaSet no longer counts it and has made a replacement, while it is still there.
     await waitFor("a replacement pod, ready", async () => (await podsOf("graceful")).filter((p) => !p.metadata?.deletionTimestamp && ready(p)).length === 2);
     expect(names(await podsOf("graceful"))).toContain(victim);
