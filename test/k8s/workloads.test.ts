@@ -227,30 +227,28 @@ describe("workloads in the Kubernetes stand-in (no kubelet hook)", () => {
 
   it("kubectl lists the pods by label and field selector and annotates one", async () => {
     const run = await kubectlFor(fake, NS);
-    {
-      const pods = names(await podsOf("web"));
-      const listed = await run("get", "pods", "-l", "app=web", "-o", "name");
-      expect(listed.trim().split("\n").sort()).toEqual(pods.map((n) => `pod/${n}`));
-      const running = await run("get", "pods", "--field-selector", "status.phase=Running,spec.nodeName=fake-node", "-o", "name");
-      expect(running).toContain(`pod/${pods[0]}`);
-      expect(await run("get", "pods", "-l", "app=nothing", "-o", "name")).toBe("");
-      await run("annotate", "pod", pods[0]!, `${COST}=42`);
-      expect((await core.readNamespacedPod({ name: pods[0]!, namespace: NS })).metadata?.annotations?.[COST]).toBe("42");
-      const rs = await run("get", "rs", "-l", "app=web", "-o", "jsonpath={.items[*].spec.replicas}");
-      expect(rs.split(" ").sort()).toEqual(["0", "3"]);
+    const pods = names(await podsOf("web"));
+    const listed = await run("get", "pods", "-l", "app=web", "-o", "name");
+    expect(listed.trim().split("\n").sort()).toEqual(pods.map((n) => `pod/${n}`));
+    const running = await run("get", "pods", "--field-selector", "status.phase=Running,spec.nodeName=fake-node", "-o", "name");
+    expect(running).toContain(`pod/${pods[0]}`);
+    expect(await run("get", "pods", "-l", "app=nothing", "-o", "name")).toBe("");
+    await run("annotate", "pod", pods[0]!, `${COST}=42`);
+    expect((await core.readNamespacedPod({ name: pods[0]!, namespace: NS })).metadata?.annotations?.[COST]).toBe("42");
+    const rs = await run("get", "rs", "-l", "app=web", "-o", "jsonpath={.items[*].spec.replicas}");
+    expect(rs.split(" ").sort()).toEqual(["0", "3"]);
 
-      // The human-readable output is the server's Table, as on a cluster.
-      const table = columns(await run("get", "pods", "-l", "app=web", "-o", "wide"));
-      expect(Object.keys(table[0]!)).toEqual(["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"]);
-      expect(table.map((r) => [r.NAME, r.READY, r.STATUS, r.RESTARTS, r.NODE, r["READINESS GATES"]]).sort()).toEqual(pods.map((n) => [n, "1/1", "Running", "0", "fake-node", "<none>"]));
-      expect(columns(await run("get", "deploy", "web"))).toEqual([{ NAME: "web", READY: "3/3", "UP-TO-DATE": "3", AVAILABLE: "3", AGE: expect.stringMatching(/^\d+s$/) }]);
-      // A custom resource's columns are its CRD's printer columns, the priority-1 ones with -o wide.
-      fake.create({ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", metadata: { name: "tw", namespace: NS }, spec: { image: "img:1", module: "m.js", replicas: 2, tasks: ["resize"], autoscaling: { minReplicas: 1, maxReplicas: 5 } } });
-      const [row] = columns(await run("get", "tw", "tw", "-o", "wide"));
-      // READY and BACKLOG have no value yet: an empty cell, as kubectl prints a null.
-      expect(row).toEqual({ NAME: "tw", READY: "", DESIRED: "2", TASKS: '["resize"]', BACKLOG: "", MIN: "1", MAX: "5", AGE: expect.stringMatching(/^\d+s$/) });
-      expect(await run("get", "tw", "tw")).not.toContain("MIN");
-    }
+    // The human-readable output is the server's Table, as on a cluster.
+    const table = columns(await run("get", "pods", "-l", "app=web", "-o", "wide"));
+    expect(Object.keys(table[0]!)).toEqual(["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"]);
+    expect(table.map((r) => [r.NAME, r.READY, r.STATUS, r.RESTARTS, r.NODE, r["READINESS GATES"]]).sort()).toEqual(pods.map((n) => [n, "1/1", "Running", "0", "fake-node", "<none>"]));
+    expect(columns(await run("get", "deploy", "web"))).toEqual([{ NAME: "web", READY: "3/3", "UP-TO-DATE": "3", AVAILABLE: "3", AGE: expect.stringMatching(/^\d+s$/) }]);
+    // A custom resource's columns are its CRD's printer columns, the priority-1 ones with -o wide.
+    fake.create({ apiVersion: "offload.dev/v1alpha1", kind: "TaskWorker", metadata: { name: "tw", namespace: NS }, spec: { image: "img:1", module: "m.js", replicas: 2, tasks: ["resize"], autoscaling: { minReplicas: 1, maxReplicas: 5 } } });
+    const [row] = columns(await run("get", "tw", "tw", "-o", "wide"));
+    // READY and BACKLOG have no value yet: an empty cell, as kubectl prints a null.
+    expect(row).toEqual({ NAME: "tw", READY: "", DESIRED: "2", TASKS: '["resize"]', BACKLOG: "", MIN: "1", MAX: "5", AGE: expect.stringMatching(/^\d+s$/) });
+    expect(await run("get", "tw", "tw")).not.toContain("MIN");
   });
 
   it("deleting the Deployment garbage-collects its ReplicaSets and their pods", async () => {
