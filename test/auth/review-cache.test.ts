@@ -6,7 +6,7 @@
  */
 import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { KubernetesAuth } from "../../operator/src/api/auth/index.js";
+import { KubernetesAuth } from "../../operator/src/api/auth/kubernetes.js";
 import { startFakeKube, type FakeKube } from "../k8s/index.js";
 
 const AUDIENCE = "offload";

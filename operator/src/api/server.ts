@@ -16,7 +16,6 @@ import { WorkerDirectory } from "../dispatch/heartbeats.js";
 import { ensureBuckets, ensureStreams } from "../dispatch/streams.js";
 import { startRetention } from "../dispatch/retention.js";
 import { startSweeper } from "../dispatch/sweeper.js";
-import { loadCluster } from "../controller/cluster.js";
 import { openDb, type Db } from "../store/db.js";
 import { migrate } from "../store/migrations.js";
 import { createAccess, type Access } from "./auth/index.js";
@@ -126,8 +125,12 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     const unwatchWorkers = workers.onLoadChange(() => taskLoad.poke());
     undo.push(async () => (unwatchWorkers(), taskLoadWakes.stop()));
 
-    const kc = config.auth.mode === "kubernetes" ? (options.kubeConfig ?? loadCluster(process.env, undefined, undefined, "offload-api").kc) : undefined;
-    const access = createAccess(config, kc, log);
+    // Loaded only when needed: @kubernetes/client-node takes a second or more to import.
+    const kc =
+      config.auth.mode === "kubernetes"
+        ? (options.kubeConfig ?? (await import("../controller/cluster.js")).loadCluster(process.env, undefined, undefined, "offload-api").kc)
+        : undefined;
+    const access = await createAccess(config, kc, log);
     const closing = new AbortController();
     const app = await buildApp(config, access, log);
     metrics.install(app);

@@ -6,7 +6,7 @@ import { installProcessGuards } from "../api/process-guards.js";
 import { startApi, type RunningApi } from "../api/server.js";
 import { API_ENV_DOC, loadApiConfig, type ApiConfig } from "../config/api.js";
 import { API_LISTEN_SETTINGS, checkDataDir, checkPort, waitForDependencies } from "../config/startup.js";
-import { loadCluster, waitForCluster, type ClusterConnection } from "../controller/cluster.js";
+import type { ClusterConnection } from "../controller/cluster.js";
 
 const USAGE = `Usage: offload-api [--help]
 
@@ -61,9 +61,11 @@ async function main(argv: string[]): Promise<void> {
     await checkPort(config);
     if (!config.databaseUrl) await checkDataDir(config.dataDir);
     // OFFLOAD_AUTH=kubernetes reviews every caller with the API server: the kubeconfig is found as the controller finds it.
-    if (config.auth.mode === "kubernetes") cluster = loadCluster(process.env, undefined, undefined, "offload-api");
+    // Imported only then: @kubernetes/client-node takes a second or more to load.
+    const kube = config.auth.mode === "kubernetes" ? await import("../controller/cluster.js") : undefined;
+    if (kube) cluster = kube.loadCluster(process.env, undefined, undefined, "offload-api");
     await waitForDependencies(config, config.startWaitSeconds, log);
-    if (cluster) await waitForCluster(cluster, config.startWaitSeconds, log, "offload-api");
+    if (kube && cluster) await kube.waitForCluster(cluster, config.startWaitSeconds, log, "offload-api");
   } catch (err) {
     if (isOffloadError(err)) exitWith(err.message, err.code === "OFFLOAD_CONFIG" ? 2 : 1, log);
     throw err;

@@ -4,8 +4,8 @@ import type { AuthMode } from "../../config/api.js";
 import { DEFAULT_NAMESPACE } from "../../store/rows.js";
 import { ApiHttpError, errorBody } from "../errors.js";
 import { isDashboardPath } from "../ui.js";
-import { RUNS_RESOURCE, callerOf, setCaller, type RunVerb } from "./caller.js";
-import { ReviewUnavailableError, type KubernetesAuth } from "./kubernetes.js";
+import { RUNS_RESOURCE, ReviewUnavailableError, callerOf, setCaller, type RunVerb } from "./caller.js";
+import type { KubernetesAuth } from "./kubernetes.js";
 
 /**
  * Paths answered without a token: Kubernetes probes carry none, and a

@@ -6,6 +6,14 @@ export const RUNS_RESOURCE = { group: "offload.dev", resource: "runs" } as const
 /** What a caller may ask to do with runs, as RBAC verbs: delay (`create`), read (`get`), list, cancel (`delete`), retry (`update`). */
 export type RunVerb = "create" | "get" | "list" | "delete" | "update";
 
+/** A TokenReview or SubjectAccessReview could not be made: the caller is neither allowed nor refused. */
+export class ReviewUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ReviewUnavailableError";
+  }
+}
+
 /** Who made a request, once authenticated. */
 export type Caller =
   /** A Kubernetes identity, as a TokenReview answered it. */

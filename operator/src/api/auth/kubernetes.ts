@@ -10,20 +10,12 @@
 import { createHash } from "node:crypto";
 import { ApiException, AuthenticationV1Api, AuthorizationV1Api, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { RUNS_RESOURCE, serviceAccountNamespace, type Caller, type RunVerb } from "./caller.js";
+import { RUNS_RESOURCE, ReviewUnavailableError, serviceAccountNamespace, type Caller, type RunVerb } from "./caller.js";
 import { VerdictCache } from "./verdict-cache.js";
 
 /** A token the API server did not accept, and why, in words for the caller (never the token itself). */
 export interface Rejection {
   readonly rejected: string;
-}
-
-/** A TokenReview or SubjectAccessReview could not be made: the caller is neither allowed nor refused. */
-export class ReviewUnavailableError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ReviewUnavailableError";
-  }
 }
 
 export interface KubernetesAuthOptions {
