@@ -268,7 +268,7 @@ describe("the Kubernetes stand-in's authentication and authorization", () => {
       expect(mine.status).toEqual({ allowed: true, reason: 'RBAC: allowed by RoleBinding "app-reader/a" of ClusterRole "runs-reader" to ServiceAccount "app/a"' });
     });
 
-    it("kubectl auth can-i --as a ServiceAccount kubectl auth whoami and kubectl create token (protobuf bodies: a SelfSubjectAccessReview with impersonation headers, a SelfSubjectReview, a TokenRequest)", async () => {
+    it("kubectl auth can-i --as a ServiceAccount --list, kubectl auth whoami and kubectl create token (protobuf bodies: a SelfSubjectAccessReview with impersonation headers, a SelfSubjectRulesReview, a SelfSubjectReview, a TokenRequest)", async () => {
       const dir = await mkdtemp(join(tmpdir(), "offload-auth-kubectl-"));
       try {
         const kubeconfig = await fake.writeKubeconfig(dir);
@@ -296,6 +296,11 @@ describe("the Kubernetes stand-in's authentication and authorization", () => {
         // (through offload-runs-creator) allows it; a program asks with a SubjectAccessReview instead.
         const runs = await can("a", "create", "runs.offload.dev");
         expect(runs).toMatchObject({ code: 1, out: "no", err: expect.stringContaining("the server doesn't have a resource type 'runs' in group 'offload.dev'") });
+        // What a ServiceAccount may do with runs is seen in the list of its rules (edit carries offload-runs-creator's).
+        const list = await kubectl("auth", "can-i", "--list", "-n", "a", "--as=system:serviceaccount:a:app");
+        expect(list.code).toBe(0);
+        expect(list.out).toMatch(/^runs\.offload\.dev\s+\[\]\s+\[\]\s+\[create get list\]$/m);
+        expect(list.out).toMatch(/^selfsubjectaccessreviews\.authorization\.k8s\.io\s+\[\]\s+\[\]\s+\[create\]$/m);
         const whoami = await kubectl("auth", "whoami", "-o", "json", "--as=system:serviceaccount:a:app");
         expect(JSON.parse(whoami.out)).toMatchObject({ kind: "SelfSubjectReview", status: { userInfo: { username: "system:serviceaccount:a:app", groups: ["system:serviceaccounts", "system:serviceaccounts:a", "system:authenticated"] } } });
         const created = await kubectl("create", "token", "app", "-n", "a", "--audience", "offload", "--duration", "15m");

@@ -90,6 +90,7 @@ export const BUILTIN_TYPES: readonly ResourceType[] = [
   { group: "authentication.k8s.io", version: "v1", plural: "selfsubjectreviews", kind: "SelfSubjectReview", singular: "selfsubjectreview", clusterScoped: true, createOnly: true },
   { group: "authorization.k8s.io", version: "v1", plural: "subjectaccessreviews", kind: "SubjectAccessReview", singular: "subjectaccessreview", clusterScoped: true, createOnly: true },
   { group: "authorization.k8s.io", version: "v1", plural: "selfsubjectaccessreviews", kind: "SelfSubjectAccessReview", singular: "selfsubjectaccessreview", clusterScoped: true, createOnly: true },
+  { group: "authorization.k8s.io", version: "v1", plural: "selfsubjectrulesreviews", kind: "SelfSubjectRulesReview", singular: "selfsubjectrulesreview", clusterScoped: true, createOnly: true },
   { group: "authorization.k8s.io", version: "v1", plural: "localsubjectaccessreviews", kind: "LocalSubjectAccessReview", singular: "localsubjectaccessreview", createOnly: true },
 ];
 

@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Obj } from "../fields.js";
 import { meta } from "../metadata.js";
 import { bootstrapPolicy } from "./bootstrap.js";
-import { aggregate, authorize, type RbacObjects } from "./rbac.js";
+import { aggregate, authorize, rulesFor, type PolicyRule, type RbacObjects } from "./rbac.js";
 import { routeAuth } from "./reviews.js";
 import { DEFAULT_EXPIRATION_SECONDS, TokenSigner } from "./tokens.js";
 import type { AccessDecision, AccessRequest, IssueTokenOptions, TokenReviewResult, UserInfo } from "./types.js";
@@ -108,17 +108,26 @@ export class KubeAuth {
   authorize(request: AccessRequest): AccessDecision {
     if ((request.groups ?? []).includes("system:masters")) return { allowed: true };
     this.flushAggregation();
-    const objs: RbacObjects = {
+    return authorize(this.#rbacObjects(), {
+      user: { username: request.user ?? "", groups: request.groups ?? [] },
+      ...(request.resourceAttributes ? { resource: request.resourceAttributes } : {}),
+      ...(request.nonResourceAttributes ? { nonResource: request.nonResourceAttributes } : {}),
+    });
+  }
+
+  /** What a SelfSubjectRulesReview lists for `user` in `namespace`: rbac.go `RulesFor`, split into resource and non-resource rules. */
+  rulesFor(user: UserInfo, namespace: string): { rules: PolicyRule[]; error?: string } {
+    this.flushAggregation();
+    return rulesFor(this.#rbacObjects(), { username: user.username, groups: user.groups }, namespace);
+  }
+
+  #rbacObjects(): RbacObjects {
+    return {
       clusterRoleBindings: () => this.store.list("clusterrolebindings"),
       roleBindings: (ns) => this.store.list("rolebindings", ns),
       clusterRole: (name) => this.store.get("clusterroles", "", name),
       role: (ns, name) => this.store.get("roles", ns, name),
     };
-    return authorize(objs, {
-      user: { username: request.user ?? "", groups: request.groups ?? [] },
-      ...(request.resourceAttributes ? { resource: request.resourceAttributes } : {}),
-      ...(request.nonResourceAttributes ? { nonResource: request.nonResourceAttributes } : {}),
-    });
   }
 
   /** Creates the built-in ClusterRoles and ClusterRoleBindings a cluster starts with (`bootstrap.ts`), and fills the aggregated ones. */

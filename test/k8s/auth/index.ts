@@ -23,16 +23,17 @@
  *   `system:basic-user`, `system:discovery`, `system:public-info-viewer`.
  *   `system:masters` is allowed everything.
  * - The access reviews (`reviews.ts`): SubjectAccessReview,
- *   LocalSubjectAccessReview, SelfSubjectAccessReview and SelfSubjectReview,
+ *   LocalSubjectAccessReview, SelfSubjectAccessReview, SelfSubjectRulesReview
+ *   and SelfSubjectReview,
  *   create-only and never stored; `fake.auth.authorize(spec)` in process.
  *   kubectl's protobuf bodies for them are read (`protobuf.ts`), so
- *   `kubectl auth can-i --as=…`, `kubectl auth whoami` and `kubectl create token` work.
+ *   `kubectl auth can-i [--list] --as=…`, `kubectl auth whoami` and `kubectl create token` work.
  *
  * Not modelled: the stand-in's own requests stay unauthenticated and
  * unauthorized (its clients are a `system:masters` admin, or the
  * ServiceAccount of a token it issued where a review asks who the caller is);
- * tokens bound to pods or secrets; RBAC's escalation check;
- * SelfSubjectRulesReview (`kubectl auth can-i --list`); webhook and node authorizers.
+ * tokens bound to pods or secrets; RBAC's escalation check; webhook and node
+ * authorizers.
  */
 export type { IssueTokenOptions, TokenReviewResult, UserInfo } from "./types.js";
 export type { ResourceAttributes, NonResourceAttributes, AccessRequest, AccessDecision } from "./types.js";

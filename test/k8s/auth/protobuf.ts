@@ -1,7 +1,8 @@
 /**
  * kubectl sends built-in types as protobuf (`application/vnd.kubernetes.protobuf`):
  * `kubectl auth can-i` a SelfSubjectAccessReview, `kubectl create token` a
- * TokenRequest, `kubectl auth whoami` a SelfSubjectReview. This reads those bodies into the JSON shape the handlers take:
+ * TokenRequest, `kubectl auth whoami` a SelfSubjectReview, `kubectl auth can-i --list` a
+ * SelfSubjectRulesReview. This reads those bodies into the JSON shape the handlers take:
  * the `k8s\0` envelope of `runtime.Unknown`
  * (`apimachinery/pkg/runtime/serializer/protobuf`), then the messages by
  * their field numbers in `k8s.io/api/{authorization,authentication}/v1/generated.proto`.
@@ -48,6 +49,7 @@ const KINDS: Record<string, Schema> = {
   TokenReview: withMeta(TOKEN_REVIEW_SPEC),
   TokenRequest: withMeta(TOKEN_REQUEST_SPEC),
   SelfSubjectReview: { 1: { name: "metadata", type: OBJECT_META } },
+  SelfSubjectRulesReview: withMeta({ 1: { name: "namespace", type: "string" } }),
 };
 const UNKNOWN: Schema = {
   1: { name: "typeMeta", type: { 1: { name: "apiVersion", type: "string" }, 2: { name: "kind", type: "string" } } },

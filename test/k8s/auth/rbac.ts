@@ -97,48 +97,75 @@ function describeSubject(s: Subject, bindingNamespace: string): string {
   return `${s.kind} ${JSON.stringify(s.name)}`;
 }
 
+/** A rule's binding, worded as rule.go's describers (`ClusterRoleBinding "x" of ClusterRole "y" to Group "z"`). */
+type Visitor = (source: (() => string) | undefined, rule: PolicyRule | undefined, error: string | undefined) => boolean;
+
 /**
- * rbac.go `Authorize` over rule.go `VisitRulesFor`: ClusterRoleBindings first,
- * then the RoleBindings of the request's namespace; the first rule that allows
- * names its binding in the reason. Nothing allows → no opinion, with the
- * errors met on the way (a binding to a missing role) as the reason, else none.
+ * rule.go `VisitRulesFor`: the rules of the ClusterRoleBindings, then of the
+ * RoleBindings of `namespace`, that apply to `user`, each with its source;
+ * a binding whose role is missing is an error. The visitor returns false to stop.
+ */
+function visitRulesFor(objs: RbacObjects, user: Attributes["user"], namespace: string, visitor: Visitor): void {
+  const roleRules = (ref: RoleRef, ns: string): PolicyRule[] | string => {
+    if (ref.kind === "ClusterRole") return objs.clusterRole(ref.name) ? rulesOf(objs.clusterRole(ref.name)) : `clusterrole.rbac.authorization.k8s.io ${JSON.stringify(ref.name)} not found`;
+    if (ref.kind === "Role") return objs.role(ns, ref.name) ? rulesOf(objs.role(ns, ref.name)) : `role.rbac.authorization.k8s.io ${JSON.stringify(ref.name)} not found`;
+    return `unsupported role reference kind: ${JSON.stringify(ref.kind)}`;
+  };
+  const visit = (bindings: Obj[], ns: string): boolean => {
+    for (const b of [...bindings].sort(byName)) {
+      const subject = ((b.subjects as Subject[] | null | undefined) ?? []).find((s) => appliesToUser(user, s, ns));
+      if (!subject) continue;
+      const ref = b.roleRef as RoleRef;
+      const rules = roleRules(ref, ns);
+      if (typeof rules === "string") {
+        if (!visitor(undefined, undefined, rules)) return false;
+        continue;
+      }
+      const name = nameOf(b);
+      const source = (): string =>
+        ns
+          ? `RoleBinding ${JSON.stringify(`${name}/${ns}`)} of ${ref.kind} ${JSON.stringify(ref.name)} to ${describeSubject(subject, ns)}`
+          : `ClusterRoleBinding ${JSON.stringify(name)} of ${ref.kind} ${JSON.stringify(ref.name)} to ${describeSubject(subject, "")}`;
+      for (const r of rules) if (!visitor(source, r, undefined)) return false;
+    }
+    return true;
+  };
+  if (visit(objs.clusterRoleBindings(), "") && namespace) visit(objs.roleBindings(namespace), namespace);
+}
+
+/** utilerrors.NewAggregate's text: one error is its message, several are bracketed. */
+const aggregateText = (errors: string[]): string => (errors.length === 1 ? errors[0]! : `[${errors.join(", ")}]`);
+
+/**
+ * rbac.go `Authorize`: the first rule that allows names its binding in the
+ * reason. Nothing allows → no opinion, with the errors met on the way (a
+ * binding to a missing role) as the reason, else none.
  */
 export function authorize(objs: RbacObjects, a: Attributes): AccessDecision {
   const errors: string[] = [];
-  const roleRules = (ref: RoleRef, namespace: string): PolicyRule[] | undefined => {
-    if (ref.kind === "ClusterRole") {
-      const r = objs.clusterRole(ref.name);
-      if (!r) errors.push(`clusterrole.rbac.authorization.k8s.io ${JSON.stringify(ref.name)} not found`);
-      return r && rulesOf(r);
+  let source: string | undefined;
+  visitRulesFor(objs, a.user, a.resource?.namespace ?? "", (src, rule, error) => {
+    if (rule && src && ruleAllows(a, rule)) {
+      source = src();
+      return false;
     }
-    if (ref.kind === "Role") {
-      const r = objs.role(namespace, ref.name);
-      if (!r) errors.push(`role.rbac.authorization.k8s.io ${JSON.stringify(ref.name)} not found`);
-      return r && rulesOf(r);
-    }
-    errors.push(`unsupported role reference kind: ${JSON.stringify(ref.kind)}`);
-    return undefined;
-  };
-  const visit = (bindings: Obj[], namespace: string): string | undefined => {
-    for (const b of [...bindings].sort(byName)) {
-      const subject = ((b.subjects as Subject[] | null | undefined) ?? []).find((s) => appliesToUser(a.user, s, namespace));
-      if (!subject) continue;
-      const ref = b.roleRef as RoleRef;
-      const rules = roleRules(ref, namespace);
-      if (!rules?.some((r) => ruleAllows(a, r))) continue;
-      const name = String((b.metadata as Obj).name);
-      return namespace
-        ? `RoleBinding ${JSON.stringify(`${name}/${namespace}`)} of ${ref.kind} ${JSON.stringify(ref.name)} to ${describeSubject(subject, namespace)}`
-        : `ClusterRoleBinding ${JSON.stringify(name)} of ${ref.kind} ${JSON.stringify(ref.name)} to ${describeSubject(subject, "")}`;
-    }
-    return undefined;
-  };
-  const namespace = a.resource?.namespace ?? "";
-  const source = visit(objs.clusterRoleBindings(), "") ?? (namespace ? visit(objs.roleBindings(namespace), namespace) : undefined);
+    if (error) errors.push(error);
+    return true;
+  });
   if (source) return { allowed: true, reason: `RBAC: allowed by ${source}` };
-  // utilerrors.NewAggregate: one error is its message, several are bracketed.
-  const agg = errors.length === 1 ? errors[0]! : `[${errors.join(", ")}]`;
-  return errors.length ? { allowed: false, reason: `RBAC: ${agg}` } : { allowed: false };
+  return errors.length ? { allowed: false, reason: `RBAC: ${aggregateText(errors)}` } : { allowed: false };
+}
+
+/** rbac.go `RulesFor` (what a SelfSubjectRulesReview lists): every rule that applies to `user` in `namespace`, and the errors met. */
+export function rulesFor(objs: RbacObjects, user: Attributes["user"], namespace: string): { rules: PolicyRule[]; error?: string } {
+  const rules: PolicyRule[] = [];
+  const errors: string[] = [];
+  visitRulesFor(objs, user, namespace, (_src, rule, error) => {
+    if (rule) rules.push(rule);
+    if (error) errors.push(error);
+    return true;
+  });
+  return errors.length ? { rules, error: aggregateText(errors) } : { rules };
 }
 
 /**

@@ -3,7 +3,7 @@
  * `pkg/registry/core/serviceaccount/storage/token.go`), TokenReview
  * (`pkg/registry/authentication/tokenreview/storage.go`), SelfSubjectReview, and the access
  * reviews (`pkg/registry/authorization/{subjectaccessreview,
- * selfsubjectaccessreview,localsubjectaccessreview}/rest.go` with
+ * selfsubjectaccessreview,localsubjectaccessreview,selfsubjectrulesreview}/rest.go` with
  * `pkg/apis/authorization/validation`). None is stored: each answer is the
  * request with its status filled in.
  */
@@ -57,7 +57,7 @@ export function routeAuth(auth: KubeAuth, method: string, pathname: string, head
   const [plural, ...more] = rest;
   const known =
     (seg[1] === AUTHN && ["tokenreviews", "selfsubjectreviews"].includes(plural ?? "") && namespace === undefined) ||
-    (seg[1] === AUTHZ && ["subjectaccessreviews", "selfsubjectaccessreviews"].includes(plural ?? "") && namespace === undefined) ||
+    (seg[1] === AUTHZ && ["subjectaccessreviews", "selfsubjectaccessreviews", "selfsubjectrulesreviews"].includes(plural ?? "") && namespace === undefined) ||
     (seg[1] === AUTHZ && plural === "localsubjectaccessreviews" && namespace !== undefined);
   if (!known) return undefined;
   if (more.length) throw notFoundPath(pathname);
@@ -67,6 +67,7 @@ export function routeAuth(auth: KubeAuth, method: string, pathname: string, head
   if (plural === "selfsubjectreviews") return selfSubjectReview(auth, headers);
   if (plural === "subjectaccessreviews") return subjectAccessReview(auth, obj);
   if (plural === "selfsubjectaccessreviews") return selfSubjectAccessReview(auth, obj, headers);
+  if (plural === "selfsubjectrulesreviews") return selfSubjectRulesReview(auth, obj, headers);
   return localSubjectAccessReview(auth, obj, namespace!);
 }
 
@@ -175,6 +176,25 @@ function selfSubjectAccessReview(auth: KubeAuth, req: Obj, headers: IncomingHttp
   if (causes.length) throw invalid(`SelfSubjectAccessReview.${AUTHZ}`, "", causes);
   const user = auth.requestUser(headers);
   return answer("SelfSubjectAccessReview", spec, { user: user.username, groups: user.groups, ...(user.uid ? { uid: user.uid } : {}), ...attributes(spec) }, auth);
+}
+
+/**
+ * `pkg/registry/authorization/selfsubjectrulesreview/rest.go`: every rule that
+ * applies to the caller in `spec.namespace` (required), resource and
+ * non-resource rules apart, as `kubectl auth can-i --list` shows them.
+ */
+function selfSubjectRulesReview(auth: KubeAuth, req: Obj, headers: IncomingHttpHeaders): AuthAnswer {
+  const spec = isObj(req.spec) ? req.spec : {};
+  if (typeof spec.namespace !== "string" || spec.namespace === "") throw new HttpError(400, "BadRequest", "no namespace on request");
+  const { rules, error } = auth.rulesFor(auth.requestUser(headers), spec.namespace);
+  const has = (xs: string[] | undefined): xs is string[] => (xs ?? []).length > 0;
+  // rbac.go RulesFor: a rule with resources is a resource rule, one with nonResourceURLs a non-resource rule.
+  const resourceRules = rules
+    .filter((r) => has(r.resources))
+    .map((r) => ({ verbs: r.verbs, ...(has(r.apiGroups) ? { apiGroups: r.apiGroups } : {}), resources: r.resources, ...(has(r.resourceNames) ? { resourceNames: r.resourceNames } : {}) }));
+  const nonResourceRules = rules.filter((r) => has(r.nonResourceURLs)).map((r) => ({ verbs: r.verbs, nonResourceURLs: r.nonResourceURLs }));
+  const status: Obj = { resourceRules, nonResourceRules, incomplete: false, ...(error ? { evaluationError: error } : {}) };
+  return { status: 201, body: { kind: "SelfSubjectRulesReview", apiVersion: `${AUTHZ}/v1`, metadata: EMPTY_META, spec, status } };
 }
 
 /** A SubjectAccessReview confined to the namespace in the path: its resourceAttributes.namespace must be that one. */
