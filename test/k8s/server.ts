@@ -70,6 +70,8 @@ interface Watcher {
   namespace: string | undefined;
   match: Matcher;
   res: ServerResponse;
+  /** Events carry Tables of one row (kubectl get -w), as the client's Accept header asked. */
+  table?: "v1" | "v1beta1";
 }
 
 interface LogEntry {
@@ -508,15 +510,21 @@ export class FakeKube {
       res.end(JSON.stringify({ type: "ERROR", object: statusBody(410, "Expired", `too old resource version: ${rv} (${this.#compactedRv})`) }) + "\n");
       return "streaming";
     }
-    const w: Watcher = { type: t, namespace, match, res };
+    const w: Watcher = { type: t, namespace, match, res, table: tableVersion(res.req.headers.accept) };
     if (rv > 0) {
-      for (const e of this.#log) if (e.rv > rv && e.rt === t && this.#watches(w, e.obj)) res.write(JSON.stringify({ type: e.type, object: this.#view(t, e.obj) }) + "\n");
+      for (const e of this.#log) if (e.rv > rv && e.rt === t && this.#watches(w, e.obj)) res.write(JSON.stringify({ type: e.type, object: this.#watchObject(w, e.obj) }) + "\n");
     } else {
-      for (const o of this.#objectsOf(t, namespace)) if (match(o)) res.write(JSON.stringify({ type: "ADDED", object: this.#view(t, o) }) + "\n");
+      for (const o of this.#objectsOf(t, namespace)) if (match(o)) res.write(JSON.stringify({ type: "ADDED", object: this.#watchObject(w, o) }) + "\n");
     }
     this.#watchers.add(w);
     res.on("close", () => this.#watchers.delete(w));
     return "streaming";
+  }
+
+  /** An object as watcher `w` sees it: at its version, as a Table if it asked for one. */
+  #watchObject(w: Watcher, o: Obj): Obj {
+    const view = this.#view(w.type, o);
+    return (w.table && asTable(view, w.type, w.table, (name) => this.#crd(name))) || view;
   }
 
   #watches(w: Watcher, o: Obj): boolean {
@@ -545,7 +553,7 @@ export class FakeKube {
       }
     }
     for (const w of this.#watchers) {
-      if (w.type.group === t.group && w.type.plural === t.plural && this.#watches(w, snapshot)) w.res.write(JSON.stringify({ type, object: this.#view(w.type, snapshot) }) + "\n");
+      if (w.type.group === t.group && w.type.plural === t.plural && this.#watches(w, snapshot)) w.res.write(JSON.stringify({ type, object: this.#watchObject(w, snapshot) }) + "\n");
     }
   }
 

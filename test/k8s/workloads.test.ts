@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -249,6 +249,32 @@ describe("workloads in the Kubernetes stand-in (no kubelet hook)", () => {
     // READY and BACKLOG have no value yet: an empty cell, as kubectl prints a null.
     expect(row).toEqual({ NAME: "tw", READY: "", DESIRED: "2", TASKS: '["resize"]', BACKLOG: "", MIN: "1", MAX: "5", AGE: expect.stringMatching(/^\d+s$/) });
     expect(await run("get", "tw", "tw")).not.toContain("MIN");
+  });
+
+  it("kubectl get pods -w prints each change as a row of the pod's Table", async () => {
+    const kubeconfig = await fake.writeKubeconfig(undefined, NS);
+    const child = spawn(KUBECTL, ["--kubeconfig", kubeconfig, "--cache-dir", join(dirname(kubeconfig), "cache"), "get", "pods", "-l", "app=watched", "-w"]);
+    try {
+      let out = "";
+      const running = new Promise<void>((resolve, reject) => {
+        child.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+          if (/1\/1\s+Running/.test(out)) resolve();
+        });
+        child.on("exit", (code) => reject(new Error(`kubectl get -w exited (${String(code)}): ${out}`)));
+      });
+      // The watch is open once kubectl has listed (an empty list prints nothing): then the Deployment comes.
+      await waitFor("kubectl's watch of pods", () => fake.requests.some((r) => r.path === `/api/v1/namespaces/${NS}/pods` && r.query.watch === "true" && r.query.labelSelector === "app=watched"));
+      await apps.createNamespacedDeployment({ namespace: NS, body: deployment("watched", 1) });
+      await running;
+      // Each row is printed as it comes, in its own widths: split on spaces (no cell of a pod row is empty).
+      const [header, ...rows] = out.trim().split("\n").map((l) => l.split(/\s+/));
+      expect(header).toEqual(["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+      expect(rows.map((r) => r[2])).toEqual(expect.arrayContaining(["Pending", "ContainerCreating", "Running"]));
+    } finally {
+      child.kill();
+    }
+    await apps.deleteNamespacedDeployment({ name: "watched", namespace: NS });
   });
 
   it("deleting the Deployment garbage-collects its ReplicaSets and their pods", async () => {

@@ -38,6 +38,8 @@
  *   stopped (grace 0).
  * - Events: ScalingReplicaSet, SuccessfulCreate / SuccessfulDelete, Started,
  *   Killing, Failed (core/v1) and Scheduled (events.k8s.io/v1).
+ * - What kubectl prints: `kubectl get pods|deploy|rs` (and `-w`, `-o wide`)
+ *   show the real columns, from the server's Tables (`../tables.ts`).
  *
  * Not modelled: minReadySeconds (ready counts as available at once),
  * progressDeadlineSeconds (Progressing never turns False), paused
@@ -48,9 +50,7 @@
  * "co-located pods" rank of the victim order is the same for every pod),
  * container restarts (a failed start makes the pod Failed), pod spec
  * immutability and the binding subresource (the scheduler patches
- * `spec.nodeName`), Tables in watches (`kubectl get pods -w` prints NAME
- * and AGE; a plain `kubectl get` prints the real columns: `../tables.ts`),
- * informer lag (every controller sees the store as it is, so a pod annotated
+ * `spec.nodeName`), informer lag (every controller sees the store as it is, so a pod annotated
  * just before a scale-down is always ranked with its new cost, where a real
  * controller's cache may be a moment behind), the exact pod-template-hash
  * value (ours is an FNV-1a hash of the template's canonical JSON, encoded as
