@@ -62,6 +62,8 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
   const rows = [...fresh.filter((r) => !known.has(r.id)), ...base]
     .map((r) => live.get(r.id) ?? r)
     .filter((r) => (!state || r.state === state || known.has(r.id)) && (sinceMs === undefined || Date.parse(r.createdAt) >= sinceMs))
+    // Newest first, as the API pages them: a run that changed live (e.g. an old one retried) stays where its age puts it.
+    .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id))
     .slice(0, PAGE);
   const lastOnPage = base.at(-1);
   const older = page.value?.nextCursor && !(sinceMs !== undefined && lastOnPage && Date.parse(lastOnPage.createdAt) < sinceMs) ? page.value.nextCursor : undefined;
