@@ -20,6 +20,8 @@ command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || need+=(runc)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 # The dashboard's browser tests (test/ui) run Debian's chromium headless; never a downloaded browser.
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# A font for its screenshots: apt installs no recommended package here, and chromium only recommends one.
+dpkg -s fonts-liberation >/dev/null 2>&1 || need+=(fonts-liberation)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
