@@ -11,6 +11,7 @@ import { OffloadClient, type TaskInfo, type TaskList } from "@offload/sdk";
 import { pino } from "pino";
 import { TaskLoadWatch, loadVersion } from "../../operator/src/api/task-load.js";
 import { TaskWatch, changedTasks, type TaskListChange } from "../../operator/src/controller/task-watch.js";
+import type { Clock } from "../../operator/src/controller/queue.js";
 import { killAll, startStack, stopSharedPostgres, type Stack } from "../support/index.js";
 import { startApiProcess } from "../api/helpers.js";
 
@@ -191,6 +192,69 @@ describe("GET /v1/tasks?since=&wait= against a real run API and worker", () => {
     } finally {
       await watch.stop();
     }
+  });
+});
+
+describe("TaskWatch's pace", () => {
+  /** A clock the test moves by hand. */
+  function manualClock(): Clock & { advance(ms: number): void } {
+    let now = 0;
+    let timers: { at: number; fn: () => void }[] = [];
+    return {
+      now: () => now,
+      setTimeout(fn, ms) {
+        const t = { at: now + ms, fn };
+        timers.push(t);
+        return { cancel: () => (timers = timers.filter((x) => x !== t)) };
+      },
+      advance(ms) {
+        now += ms;
+        const due = timers.filter((t) => t.at <= now);
+        timers = timers.filter((t) => t.at > now);
+        for (const t of due) t.fn();
+      },
+    };
+  }
+  const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+  it("asks at most once per second while the load changes all the time, and at once after a quiet spell", async () => {
+    const clock = manualClock();
+    const calls: (string | undefined)[] = [];
+    let quiet: (() => void) | undefined;
+    const client = {
+      async pollTasks(o: { since?: string }): Promise<TaskList> {
+        calls.push(o.since);
+        // The fourth call finds nothing new until the test says so (a long-poll waiting).
+        if (calls.length === 4) await new Promise<void>((r) => (quiet = r));
+        return { tasks: [task("a", calls.length)], version: `v${calls.length}` };
+      },
+    };
+    const watch = new TaskWatch({ client, log: pino({ level: "silent" }), clock });
+    watch.start();
+    await settle();
+    expect(calls).toEqual([undefined]);
+    clock.advance(999);
+    await settle();
+    expect(calls).toHaveLength(1);
+    clock.advance(1);
+    await settle();
+    expect(calls).toEqual([undefined, "v1"]);
+    clock.advance(1000);
+    await settle();
+    expect(calls).toEqual([undefined, "v1", "v2"]);
+    // A long-poll that waited 5 s before its answer: the next call goes at once.
+    clock.advance(1000);
+    await settle();
+    expect(calls).toHaveLength(4);
+    clock.advance(5000);
+    quiet!();
+    await settle();
+    expect(calls).toEqual([undefined, "v1", "v2", "v3", "v4"]);
+    // The fifth answered at once, again: the sixth waits its second.
+    expect(watch.state()).toMatchObject({ ok: true, version: "v5" });
+    const stopping = watch.stop();
+    clock.advance(1000);
+    await stopping;
   });
 });
 

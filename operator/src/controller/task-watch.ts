@@ -34,6 +34,14 @@ export interface TaskWatchOptions {
   onChange?(change: TaskListChange): void;
   /** Seconds each long-poll waits for a change before asking again. @defaultValue 30 */
   waitSeconds?: number;
+  /**
+   * Least time between the starts of two calls. A call made after a quiet
+   * spell is sent at once and answered at the first change (new backlog is
+   * seen within the moment); while the load changes all the time (workers
+   * taking and finishing runs) the controller asks at most this often.
+   * @defaultValue 1000
+   */
+  minIntervalMs?: number;
   /** First wait after a failed call; doubled per failure in a row. @defaultValue 250 */
   retryBaseMs?: number;
   /** Longest wait between tries while the run API is down. @defaultValue 10000 */
@@ -66,7 +74,7 @@ export class TaskWatch {
   #loop: Promise<void> | undefined;
 
   constructor(options: TaskWatchOptions) {
-    this.#o = { waitSeconds: 30, retryBaseMs: 250, retryMaxMs: 10_000, clock: realClock, ...options };
+    this.#o = { waitSeconds: 30, minIntervalMs: 1000, retryBaseMs: 250, retryMaxMs: 10_000, clock: realClock, ...options };
     this.#first = new Promise((r) => (this.#firstDone = r));
   }
 
@@ -103,8 +111,12 @@ export class TaskWatch {
     const { client, log, clock } = this.#o;
     let failures = 0;
     const signal = this.#stop.signal;
+    let lastCallAt = Number.NEGATIVE_INFINITY;
     while (!signal.aborted) {
       const since = this.#state?.ok ? this.#state.version : undefined;
+      await this.#pause(lastCallAt + this.#o.minIntervalMs - clock.now());
+      if (signal.aborted) break;
+      lastCallAt = clock.now();
       try {
         const list = await client.pollTasks({ ...(since !== undefined ? { since } : {}), waitSeconds: since === undefined ? 0 : this.#o.waitSeconds, signal });
         if (failures > 0) log.info({ failures }, "run API answers the task list again");
@@ -116,14 +128,20 @@ export class TaskWatch {
         const message = `the run API's task list is unavailable: ${messageOf(err)}`;
         if (this.#state?.ok !== false) log.warn({ err: messageOf(err) }, "cannot read the run API's task list; retrying with backoff");
         if (this.#state?.ok !== false || this.#state.message !== message) this.#set({ ok: false, message });
-        const delay = Math.min(this.#o.retryMaxMs, this.#o.retryBaseMs * 2 ** Math.min(failures - 1, 20));
-        await new Promise<void>((resolve) => {
-          const onAbort = (): void => (t.cancel(), resolve());
-          const t = clock.setTimeout(() => (signal.removeEventListener("abort", onAbort), resolve()), delay);
-          signal.addEventListener("abort", onAbort, { once: true });
-        });
+        await this.#pause(Math.min(this.#o.retryMaxMs, this.#o.retryBaseMs * 2 ** Math.min(failures - 1, 20)));
       }
     }
+  }
+
+  /** Waits `ms` (nothing for 0 or less), or until stopped. */
+  #pause(ms: number): Promise<void> {
+    const signal = this.#stop.signal;
+    if (ms <= 0 || signal.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const onAbort = (): void => (t.cancel(), resolve());
+      const t = this.#o.clock.setTimeout(() => (signal.removeEventListener("abort", onAbort), resolve()), ms);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
   }
 
   #set(next: TaskWatchState): void {
