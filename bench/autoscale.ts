@@ -76,6 +76,8 @@ async function trial(world: AutoscaleWorld, n: number): Promise<Record<Step, num
     const run = await stack.client.createRun({ task: "as-quick", parameters: { n } });
     at.accepted = Date.now();
     await stack.client.getResult(run.id, 60);
+    // A run may start (and end) before the kubelet marks the pod Ready: wait for that too, or for the pod to go.
+    await untilKube(fake, "the pod Ready, or gone", () => at.podReady !== undefined || fake.list("pods", NS).every((p) => !podName(p).startsWith(`${TW}-`) || metaOf(p).deletionTimestamp !== undefined), 60_000);
     const record = await stack.client.getRun(run.id);
     at.runStarted = Date.parse(record.startedAt ?? "");
     at.runCompleted = Date.parse(record.finishedAt ?? "");
@@ -117,12 +119,12 @@ async function main(): Promise<void> {
     const xs = trials.map((t) => t[step]).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
     return { step, what, n: xs.length, p50: round(percentile(xs, 50)), p90: round(percentile(xs, 90)), min: round(xs[0] ?? Number.NaN), max: round(xs.at(-1) ?? Number.NaN) };
   });
-  const settings = { controllerEnv: CONTROLLER_ENV, autoscaling: AUTOSCALING, concurrency: 1, taskListLongPollWaitSeconds: 30, apiTaskListMinIntervalMs: 250 };
+  const settings = { controllerEnv: CONTROLLER_ENV, autoscaling: AUTOSCALING, concurrency: 1, taskWatchWaitSeconds: 30, taskWatchMinIntervalMs: 1000, apiTaskListMinIntervalMs: 250 };
   process.stdout.write(
     formatTable(
       `From zero: ${opts.trials} trials, milliseconds after delay() was called`,
-      ["step", "p50", "p90", "min", "max"],
-      rows.map((r) => [r.step, r.p50, r.p90, r.min, r.max]),
+      ["step", "n", "p50", "p90", "min", "max"],
+      rows.map((r) => [r.step, r.n, r.p50, r.p90, r.min, r.max]),
     ) + `\n\n${rows.map((r) => `${r.step}: ${r.what}`).join("\n")}\n`,
   );
   const cond = { ...conditions, loadAvgEnd: loadAvg1() };
