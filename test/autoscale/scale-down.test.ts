@@ -69,7 +69,7 @@ describe("autoscaling end to end: real workers in the stand-in's pods", () => {
     const costAtDeletion = new Map<string, string | undefined>();
     const unobserve = world.fake.observe((e) => {
       const m = metaOf(e.object);
-      if (e.resource.plural !== "pods" || m.deletionTimestamp === undefined || costAtDeletion.has(String(m.name))) return;
+      if (e.resource.plural !== "pods" || !String(m.name).startsWith("busy-") || m.deletionTimestamp === undefined || costAtDeletion.has(String(m.name))) return;
       costAtDeletion.set(String(m.name), (m.annotations as Record<string, string> | undefined)?.[COST]);
     });
     try {
