@@ -15,12 +15,16 @@ interface Moment {
   what: string;
 }
 
+/** A state reached, with the attempt it belongs to (a retried run fails, or runs, more than once). */
+const reached = (state: string, attempts: number): string =>
+  attempts > 0 && (state === "RUNNING" || isTerminal(state as Run["state"])) ? `${state} (attempt ${attempts})` : state;
+
 /** The moments a run record shows by itself (before any event was seen live). */
 function momentsOf(run: Run): Moment[] {
   const out: Moment[] = [{ at: run.createdAt, what: "created" }];
   if (run.scheduledAt !== run.createdAt) out.push({ at: run.scheduledAt, what: "due" });
-  if (run.startedAt) out.push({ at: run.startedAt, what: `RUNNING (attempt ${run.attempts})` });
-  if (run.finishedAt) out.push({ at: run.finishedAt, what: run.state });
+  if (run.startedAt) out.push({ at: run.startedAt, what: reached("RUNNING", run.attempts) });
+  if (run.finishedAt) out.push({ at: run.finishedAt, what: reached(run.state, run.attempts) });
   return out;
 }
 
@@ -58,7 +62,7 @@ export function RunPage({ id }: { id: string }) {
           const key = `${r.state}|${r.attempts}`;
           if (key !== lastKey.current) {
             lastKey.current = key;
-            const what = r.state === "RUNNING" ? `RUNNING (attempt ${r.attempts})` : r.state;
+            const what = reached(r.state, r.attempts);
             // The record's own times where it has them (the state event's updatedAt may be a later write).
             setTimeline((t) => merge(t, [...momentsOf(r).filter((m) => m.what === what), { at: r.updatedAt, what }]));
           }
