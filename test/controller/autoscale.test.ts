@@ -86,6 +86,14 @@ describe("the autoscaler's decision (pure, fake clock)", () => {
     expect(p.at(60.01, 0).desired).toBe(0);
   });
 
+  it("a pool with no pod yet is not held at its default size: a new TaskWorker with minReplicas 0 goes to 0 at once", () => {
+    const fresh = decide({ autoscaling: auto(), concurrency: 4, current: 1, backlog: 0, history: [], hasPods: false, now: 0 });
+    expect(fresh.desired).toBe(0);
+    // The same pool with a pod running keeps it for the delay (a new leader must not stop busy pods).
+    const running = decide({ autoscaling: auto(), concurrency: 4, current: 1, backlog: 0, history: [], hasPods: true, now: 0 });
+    expect(running.desired).toBe(1);
+  });
+
   it("a maxReplicas lowered below the current size applies at once, whatever the window holds", () => {
     const p = pool(auto({ maxReplicas: 10 }));
     p.at(0, 200); // 10
@@ -176,6 +184,7 @@ describe("Autoscaler.step (the I/O around the decision, against a recording fake
     kind: "TaskWorker",
     metadata: { name: "pool", namespace: "ns", uid: "u1", generation },
     spec: { image: "i", module: "m", tasks: ["a"], replicas, concurrency: 4, drainSeconds: 30, autoscaling: auto({ targetBacklogPerReplica: 10, scaleDownDelaySeconds: 10, ...a }) },
+    status: { replicas }, // its pods exist as asked
   });
 
   it("up: one scale write and one event, no pod touched; an informer copy not yet showing the write changes nothing", async () => {

@@ -24,6 +24,13 @@ export interface DecisionInput {
   backlog: number | undefined;
   /** The earlier recommendations still in the window (oldest first); see {@link decide}. */
   history: readonly Recommendation[];
+  /**
+   * Whether the pool has pods now (`status.replicas` > 0). A first decision
+   * seeds its window with `current` only then: a pool with no pod yet (a
+   * TaskWorker just created with `minReplicas: 0`) has nothing to protect and
+   * must not run the default single pod for a whole delay. Default true.
+   */
+  hasPods?: boolean;
   now: number;
 }
 
@@ -77,7 +84,8 @@ export function backlogOf(tasks: readonly TaskInfo[], names: ReadonlySet<string>
  * before the window's start (samples come on changes, not on a timer).
  * A first decision (empty history) starts from `current`, as the HPA seeds
  * its history with the current size: a restarted controller waits a full
- * window before it scales anything down.
+ * window before it scales anything down. A pool with no pod yet is not
+ * seeded: it goes straight to what the backlog asks for.
  *
  * Without a backlog (the run API cannot tell), nothing is decided beyond
  * keeping `current` within [min, max]: scaling down on missing data could
@@ -88,7 +96,8 @@ export function decide(i: DecisionInput): Decision {
   const target = targetOf(i.autoscaling, i.concurrency);
   const windowMs = scaleDownDelaySeconds * 1000;
   const clamp = (n: number): number => Math.min(max, Math.max(min, n));
-  const history = i.history.length ? [...i.history] : [{ at: i.now, replicas: i.current }];
+  const seed = i.hasPods === false ? [] : [{ at: i.now, replicas: i.current }];
+  const history = i.history.length ? [...i.history] : seed;
 
   if (i.backlog === undefined) {
     const desired = clamp(i.current);

@@ -114,7 +114,7 @@ export class Autoscaler {
     // going by it would scale the Deployment back for a moment and write the same size twice.
     const stale = mine?.written && (tw.metadata.generation ?? 0) <= mine.written.generation ? mine.written : undefined;
     const current = stale ? stale.replicas : tw.spec.replicas;
-    const d = decide({ autoscaling: a, concurrency: tw.spec.concurrency, current, backlog, history: mine?.recs ?? [], now });
+    const d = decide({ autoscaling: a, concurrency: tw.spec.concurrency, current, backlog, history: mine?.recs ?? [], hasPods: (tw.status?.replicas ?? 0) > 0, now });
     const entry: { uid: string | undefined; recs: Recommendation[]; written?: Written } = { uid, recs: d.history };
     if (stale) entry.written = stale;
     this.#history.set(key, entry);
