@@ -61,7 +61,8 @@ export class LiveLine {
     if (!this.#text) return;
     this.#frame = (this.#frame + 1) % FRAMES.length;
     const line = `${FRAMES[this.#frame]} ${this.#text} · ${duration(Date.now() - this.#started)}`;
-    const max = Math.max(10, (this.#out.columns ?? 80) - 1);
+    // A terminal that reports no width (0, e.g. a pty nobody sized) gets the usual 80.
+    const max = Math.max(10, (this.#out.columns || 80) - 1);
     this.#out.write(`\r\x1b[2K${[...line].length > max ? `${[...line].slice(0, max - 1).join("")}…` : line}`);
     this.#drawn = true;
   }
