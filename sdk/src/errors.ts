@@ -58,14 +58,23 @@ export class ApiUnreachableError extends OffloadError {
   }
 }
 
-/** `run.result()` found the run `FAILED`. `runError` is the error the task threw (its `type` and `message`). */
+/**
+ * `run.result()` found the run `FAILED`. `runError` is the error the task threw
+ * (its `type`, `message` and `stack` when the task threw an Error);
+ * `remoteStack` is that stack again, where the task threw it on the worker.
+ * This error's own `stack` stays the caller's, the `result()` call that found
+ * the failure: both places are worth seeing.
+ */
 export class RunFailedError extends OffloadError {
   readonly runId: string;
   readonly runError: RunError;
+  /** The task's stack trace on the worker (`runError.stack`), or undefined when the run recorded none. */
+  readonly remoteStack: string | undefined;
   constructor(runId: string, runError: RunError) {
     super("OFFLOAD_RUN_FAILED", `run ${runId} failed: ${runError.type}: ${runError.message}`);
     this.runId = runId;
     this.runError = runError;
+    this.remoteStack = runError.stack;
   }
 }
 

@@ -1,6 +1,17 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
-import { jsonProblem, MAX_JSON_DEPTH, Nats, RunEventSchema, RunProgressMessageSchema, storableText, type Run, type RunEvent } from "@offload/sdk/internal";
+import {
+  boundedStack,
+  jsonProblem,
+  MAX_JSON_DEPTH,
+  Nats,
+  RunEventSchema,
+  RunProgressMessageSchema,
+  storableText,
+  type Run,
+  type RunError,
+  type RunEvent,
+} from "@offload/sdk/internal";
 import type { Logger } from "pino";
 import type { Db } from "../store/db.js";
 import { isUuid } from "../store/ids.js";
@@ -234,12 +245,17 @@ function withStorableProgress(event: Extract<WorkerEvent, { type: "PROGRESS" }>)
 // U+0000 and lone surrogates: PostgreSQL stores neither in text.
 const storable = <T extends string | undefined>(text: T): T => (text === undefined ? text : (storableText(text) as T));
 
+/** A worker's error as the record keeps it: storable text, and a stack no longer than any worker of this version sends. */
+function storableError({ type, message, stack }: RunError): RunError {
+  return { type: storable(type), message: storable(message), ...(stack !== undefined ? { stack: boundedStack(storable(stack)) } : {}) };
+}
+
 /** Diagnostic text a worker sent (error, worker id, keys) with what PostgreSQL cannot store replaced by U+FFFD. */
 function withStorableText(event: RunEvent): RunEvent {
   return {
     ...event,
     workerId: storable(event.workerId),
-    ...(event.error ? { error: { type: storable(event.error.type), message: storable(event.error.message) } } : {}),
+    ...(event.error ? { error: storableError(event.error) } : {}),
     ...(event.cacheKey !== undefined ? { cacheKey: storable(event.cacheKey) } : {}),
     ...(event.resultRef !== undefined ? { resultRef: storable(event.resultRef) } : {}),
   };

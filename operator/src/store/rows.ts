@@ -1,4 +1,4 @@
-import type { Json, Run, RunProgress, RunState, TraceContext } from "@offload/sdk/internal";
+import type { Json, Run, RunError, RunProgress, RunState, TraceContext } from "@offload/sdk/internal";
 
 /** The namespace of a run recorded without one (and of every run recorded before namespaces existed). */
 export const DEFAULT_NAMESPACE = "default";
@@ -17,7 +17,7 @@ export interface RunRow {
   updated_at: Date | string;
   result: Json | null;
   result_ref: string | null;
-  error: { type: string; message: string } | null;
+  error: RunError | null;
   cache_key: string | null;
   cached: boolean;
   idempotency_key: string | null;

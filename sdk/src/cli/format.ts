@@ -102,5 +102,13 @@ export function runDetails(run: Run, now = Date.now()): string {
   pairs.push(["Parameters", JSON.stringify(run.parameters)]);
   if (run.state === "COMPLETED") pairs.push(["Result", run.resultRef ? `(stored: ${run.resultRef})` : JSON.stringify(run.result)]);
   if (run.error) pairs.push(["Error", `${run.error.type}: ${run.error.message}`]);
-  return fields(pairs);
+  // Many lines, so under the aligned fields rather than in them; indented so the page still reads as one run.
+  const stack = run.error?.stack ? `Stack:\n${indent(run.error.stack, "  ")}\n` : "";
+  return fields(pairs) + stack;
 }
+
+const indent = (text: string, by: string): string =>
+  text
+    .split("\n")
+    .map((line) => (line ? by + line : line))
+    .join("\n");

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { RunErrorSchema } from "./run.js";
 
 /**
  * Every error the run API answers with, by stable code. The body of every
@@ -44,7 +45,7 @@ export const ErrorBodySchema = z.object({
   statusCode: z.number().int(),
   issues: z.array(IssueSchema).optional(),
   /** With OFFLOAD_RUN_FAILED: the run's own error. */
-  error: z.object({ type: z.string(), message: z.string() }).optional(),
+  error: RunErrorSchema.optional(),
   runId: z.string().optional(),
 });
 export type ErrorBody = z.infer<typeof ErrorBodySchema>;

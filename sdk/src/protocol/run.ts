@@ -10,10 +10,47 @@ export const JsonSchema: z.ZodType<Json> = z.lazy(() =>
   z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(JsonSchema), z.record(z.string(), JsonSchema)]),
 );
 
-/** Why a run failed: the error's class name (`type`) and its message. */
+/**
+ * The most characters of a stack trace a run records (8 KiB of text). Node
+ * keeps 10 frames, so only a huge message (which the stack repeats on its
+ * first line) or a long chain of frames of long paths comes near it; the
+ * bound keeps one bad throw from bloating every read of the run.
+ */
+export const MAX_ERROR_STACK = 8192;
+
+/**
+ * `stack` as a run records it: unchanged up to {@link MAX_ERROR_STACK}
+ * characters; longer, its head (the throw and the frames nearest it, what a
+ * reader needs) ending on a line of its own that says it was cut, all within
+ * the bound. Both the worker and the run API apply it, so a worker of another
+ * version cannot store more.
+ */
+export function boundedStack(stack: string): string {
+  if (stack.length <= MAX_ERROR_STACK) return stack;
+  const marker = `\n    … (the stack was ${stack.length} characters: cut to ${MAX_ERROR_STACK})`;
+  const room = MAX_ERROR_STACK - marker.length;
+  let head = stack.slice(0, room);
+  // End on a whole frame when one ends in the second half; else cut mid-line, never between the halves of a surrogate pair.
+  const lineEnd = head.lastIndexOf("\n");
+  if (lineEnd > room / 2) head = head.slice(0, lineEnd);
+  else if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
+  return head + marker;
+}
+
+/** Why a run failed: the error's class name (`type`), its message and, when the task threw an Error, where. */
 export const RunErrorSchema = z.object({
   type: z.string().describe("The error's class name, e.g. `TypeError` or `TimeoutError`."),
   message: z.string().describe("The error's message."),
+  stack: z
+    .string()
+    .optional()
+    .describe(
+      `The stack trace where the task threw, as Node wrote it (\`error.stack\`: its first line is the type and message). ` +
+        `At most ${MAX_ERROR_STACK} characters: a longer one keeps its head and ends with the line \`… (the stack was N characters: cut to ${MAX_ERROR_STACK})\`. ` +
+        "Absent when the task threw something that is not an Error (a string, a plain object), and for failures Offload itself " +
+        "declares (a timeout, invalid parameters, a result that cannot be serialized or stored, a lost or malformed message): " +
+        "there a stack would point into Offload, not into the task.",
+    ),
 });
 export type RunError = z.infer<typeof RunErrorSchema>;
 

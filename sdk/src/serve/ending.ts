@@ -1,10 +1,10 @@
 /**
  * How one try of a run ended, and the conversions between what a task
  * produces (a return value, a thrown anything) and what the protocol carries
- * (JSON text, a `{type, message}` error). Kept apart from the code that runs
+ * (JSON text, a `{type, message, stack?}` error). Kept apart from the code that runs
  * tasks so that these rules can be read, and tested, on their own.
  */
-import type { RunError } from "../protocol/index.js";
+import { boundedStack, type RunError } from "../protocol/index.js";
 
 /** How a try ended. */
 export type Ending =
@@ -15,15 +15,33 @@ export type Ending =
   | { kind: "cancelled" }
   | { kind: "abandoned" };
 
-/** The `{type, message}` of whatever a task threw. */
-export function errorOf(err: unknown): RunError {
+/**
+ * The `{type, message, stack}` of whatever a task threw. The stack is the
+ * Error's own (bounded: see `boundedStack`), absent for a thrown non-Error,
+ * which has none. `stack: false` leaves it out for the worker's own errors (a
+ * timeout, a result JSON cannot carry): their stack points into the worker,
+ * which tells the task's author nothing.
+ */
+export function errorOf(err: unknown, { stack = true }: { stack?: boolean } = {}): RunError {
   if (err instanceof Error || (typeof err === "object" && err !== null && "message" in err)) {
     const e = err as Error;
     const ctor = (e.constructor as { name?: string } | undefined)?.name;
     const type = e.name && e.name !== "Error" ? e.name : ctor && ctor !== "Object" ? ctor : "Error";
-    return { type: withoutNul(type), message: withoutNul(String(e.message ?? "")) };
+    const error: RunError = { type: withoutNul(type), message: withoutNul(String(e.message ?? "")) };
+    // A getter or a non-string `stack` (code may assign anything) is no trace: leave it out rather than fail the outcome.
+    const trace = stack ? stackOf(e) : undefined;
+    if (trace) error.stack = boundedStack(withoutNul(trace));
+    return error;
   }
   return { type: "Error", message: withoutNul(typeof err === "string" ? err : safeString(err)) };
+}
+
+function stackOf(e: Error): string | undefined {
+  try {
+    return typeof e.stack === "string" ? e.stack : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 // An error's text is for people; U+0000 in it would make the run's outcome

@@ -68,7 +68,7 @@ export async function invoke({ task, message, info, log, workerId, abandoned, ca
     timer = setTimeout(() => {
       const err = new TaskTimeoutError(timeoutSeconds);
       controller.abort(err);
-      resolve({ kind: "failed", error: errorOf(err), thrown: err });
+      resolve({ kind: "failed", error: errorOf(err, { stack: false }), thrown: err });
     }, timeoutSeconds * 1000);
   });
   // Like a timeout, a cancel ends the run now, whether or not the function heeds its signal.
@@ -84,7 +84,7 @@ export async function invoke({ task, message, info, log, workerId, abandoned, ca
         const json = toJson(value);
         if (json.ok) return { kind: "completed", value, json: json.text };
         const err = new ResultNotSerializableError(json.message);
-        return { kind: "failed", error: errorOf(err), thrown: err };
+        return { kind: "failed", error: errorOf(err, { stack: false }), thrown: err };
       },
       (err: unknown): Ending => ({ kind: "failed", error: errorOf(err), thrown: err }),
     );

@@ -131,7 +131,7 @@ export function RunPage({ id }: { id: string }) {
       </>
     );
   }
-  const error = run.error as (Run["error"] & { stack?: string }) | null;
+  const error = run.error;
   return (
     <>
       <p class="crumbs">
