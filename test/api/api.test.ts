@@ -274,6 +274,17 @@ describe("run API on PostgreSQL", () => {
     expect((await call(api.url, "GET", `/v1/runs?task=${task}&state=COMPLETED`)).body.runs).toHaveLength(0);
   });
 
+  it("without Kubernetes auth, lists the runs of every namespace unless a namespace is named", async () => {
+    const task = taskName("namespaces");
+    const inA = (await call(api.url, "POST", "/v1/runs", { task, parameters: 1, namespace: "team-a" })).body.id;
+    const inDefault = (await call(api.url, "POST", "/v1/runs", { task, parameters: 2 })).body.id;
+    const all = await call(api.url, "GET", `/v1/runs?task=${task}`);
+    expect(all.body.runs.map((r: { id: string }) => r.id)).toEqual([inDefault, inA]);
+    expect(all.body.runs.map((r: { namespace: string }) => r.namespace)).toEqual(["default", "team-a"]);
+    const onlyA = await call(api.url, "GET", `/v1/runs?task=${task}&namespace=team-a`);
+    expect(onlyA.body.runs.map((r: { id: string }) => r.id)).toEqual([inA]);
+  });
+
   it("holds a scheduled run until it is due, then the sweeper dispatches it", async () => {
     const task = taskName("later");
     const scheduledAt = new Date(Date.now() + 3000).toISOString();

@@ -44,15 +44,27 @@ export class Access {
   }
 
   /**
-   * The namespace a request delays runs in or lists: the one it names, else
-   * (with Kubernetes auth) the caller's own ServiceAccount namespace. With
-   * `token` or `none` and no name: `fallback` (`default` for new runs,
-   * undefined (every namespace) for a listing).
+   * The namespace a request delays runs in: the one it names, else (with
+   * Kubernetes auth) the caller's own ServiceAccount namespace, else `default`.
    */
-  namespaceFor(request: FastifyRequest, named: string | undefined, fallback: string | undefined = DEFAULT_NAMESPACE): string | undefined {
-    if (named !== undefined) return named;
+  namespaceFor(request: FastifyRequest, named: string | undefined): string {
+    return named ?? this.#callerNamespace(request) ?? DEFAULT_NAMESPACE;
+  }
+
+  /**
+   * The namespace a listing is of: the one it names, else (with Kubernetes
+   * auth) the caller's own; with `token` or `none` and no name, undefined:
+   * every namespace. (Not `namespaceFor` with an undefined fallback: a
+   * default parameter turns an explicit undefined back into `default`.)
+   */
+  listingNamespace(request: FastifyRequest, named: string | undefined): string | undefined {
+    return named ?? this.#callerNamespace(request);
+  }
+
+  /** The caller's ServiceAccount namespace with Kubernetes auth; undefined without it; 400 for a caller that is not a ServiceAccount. */
+  #callerNamespace(request: FastifyRequest): string | undefined {
     const caller = callerOf(request);
-    if (caller?.kind !== "kubernetes") return fallback;
+    if (caller?.kind !== "kubernetes") return undefined;
     if (caller.namespace) return caller.namespace;
     throw new ApiHttpError(
       "OFFLOAD_VALIDATION",

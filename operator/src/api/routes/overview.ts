@@ -18,7 +18,7 @@ import { errorResponses } from "./schemas.js";
  * namespace a listing is about and whether the caller may `list` runs there.
  */
 export interface RunListAccess {
-  namespaceFor(request: FastifyRequest, named: string | undefined, fallback?: string | undefined): string | undefined;
+  listingNamespace(request: FastifyRequest, named: string | undefined): string | undefined;
   require(request: FastifyRequest, verb: "list", namespace: string): Promise<void>;
 }
 
@@ -86,7 +86,7 @@ export function registerOverviewRoutes(root: FastifyInstance, deps: OverviewRout
 
   // The namespace a listing is about, checked: with Kubernetes auth, the caller's own unless named.
   const listable = async (request: FastifyRequest, named: string | undefined): Promise<string | undefined> => {
-    const namespace = deps.access ? deps.access.namespaceFor(request, named, undefined) : named;
+    const namespace = deps.access ? deps.access.listingNamespace(request, named) : named;
     if (namespace !== undefined) await deps.access?.require(request, "list", namespace);
     return namespace;
   };

@@ -86,7 +86,7 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
       },
     },
     async (request, reply) => {
-      const namespace = deps.access.namespaceFor(request, request.body.namespace)!;
+      const namespace = deps.access.namespaceFor(request, request.body.namespace);
       await deps.access.require(request, "create", namespace);
       const one = await singles.submit({ ...request.body, namespace });
       if (one.created) deps.metrics.runCreated(one.run.task);
@@ -110,7 +110,7 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
       },
     },
     async (request, reply) => {
-      const bodies = request.body.runs.map((b) => ({ ...b, namespace: deps.access.namespaceFor(request, b.namespace)! }));
+      const bodies = request.body.runs.map((b) => ({ ...b, namespace: deps.access.namespaceFor(request, b.namespace) }));
       for (const namespace of new Set(bodies.map((b) => b.namespace))) await deps.access.require(request, "create", namespace);
       const runs = await submitRuns(deps, bodies);
       for (const r of runs) if (r.created) deps.metrics.runCreated(r.run.task);
@@ -133,7 +133,7 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
     },
     async (request) => {
       const { task, state, limit, cursor } = request.query;
-      const namespace = deps.access.namespaceFor(request, request.query.namespace, undefined);
+      const namespace = deps.access.listingNamespace(request, request.query.namespace);
       if (namespace !== undefined) await deps.access.require(request, "list", namespace);
       const after = cursor === undefined ? undefined : decodeCursor(cursor);
       if (cursor !== undefined && !after) {
