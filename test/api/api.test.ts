@@ -124,10 +124,13 @@ describe("run API on PostgreSQL", () => {
     expect(Date.now() - started).toBeLessThan(10_000);
 
     const failed = (await call(api.url, "POST", "/v1/runs", { task })).body;
-    await probe.publishEvent({ runId: failed.id, task, type: "FAILED", error: { type: "TypeError", message: "boom" } });
+    const thrown = { type: "TypeError", message: "boom", stack: "TypeError: boom\n    at charge (file:///app/tasks.js:3:9)" };
+    await probe.publishEvent({ runId: failed.id, task, type: "FAILED", error: thrown });
     const f = await call(api.url, "GET", `/v1/runs/${failed.id}/result?wait=20`);
     expect(f.status).toBe(409);
-    expect(ErrorBodySchema.parse(f.body)).toMatchObject({ code: "OFFLOAD_RUN_FAILED", statusCode: 409, error: { type: "TypeError", message: "boom" } });
+    // The task's stack comes with its error, for RunFailedError.remoteStack.
+    expect(ErrorBodySchema.parse(f.body)).toMatchObject({ code: "OFFLOAD_RUN_FAILED", statusCode: 409, error: thrown });
+    expect((await call(api.url, "GET", `/v1/runs/${failed.id}`)).body.error).toEqual(thrown);
 
     const cancelled = (await call(api.url, "POST", "/v1/runs", { task })).body;
     await probe.publishEvent({ runId: cancelled.id, task, type: "CANCELLED" });

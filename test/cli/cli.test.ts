@@ -202,6 +202,13 @@ describe("the offload CLI against a real stack", () => {
 
     const failed = await stack.client.createRun({ task: "boom", parameters: { message: "flaky" } });
     await waitForRun(() => stack.client.getRun(failed.id), (r) => r.state === "FAILED", "the run to fail");
+    // For people, the task's stack under its error, indented; for scripts it is simply part of the run.
+    const shown = await offload(["runs", "get", failed.id]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/^Error:\s+Error: flaky$/m);
+    expect(shown.stdout).toMatch(/^Stack:\n {2}Error: flaky\n {6}at .*cli\/fixtures\/tasks\.mjs:\d+:\d+/m);
+    const shownJson = JSON.parse((await offload(["runs", "get", failed.id, "--json"])).stdout) as Run;
+    expect(shownJson.error?.stack).toMatch(/^Error: flaky\n\s+at .*tasks\.mjs/);
     const retry = await offload(["runs", "retry", failed.id, "--json"]);
     expect(retry.code).toBe(0);
     expect((JSON.parse(retry.stdout) as Run).state).toBe("PENDING");

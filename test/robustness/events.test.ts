@@ -2,6 +2,7 @@
 // cannot hold must end the run with a clear error, never break the embedded
 // database, stop the event materializer, or leave the run RUNNING for ever.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_ERROR_STACK } from "@offload/sdk/internal";
 import { call, NatsProbe } from "../api/helpers.js";
 import { startStack, waitFor, type Stack } from "../support/index.js";
 
@@ -68,5 +69,19 @@ describe("run events the run record cannot hold, on PGlite", () => {
     const run = await settled(runId);
     expect(run.state).toBe("FAILED");
     expect(run.error).toEqual({ type: "Bad\uFFFDError", message: "half \uFFFD a pair" });
+  });
+
+  it("stores a failure's stack storable and cut to the bound, however long the worker sent it", async () => {
+    const runId = await running();
+    const frames = Array.from({ length: 1000 }, (_, i) => `    at step${i} (file:///app/tasks.js:${i}:1)`);
+    const stack = ["Error: bad \u0000 and \ud800", ...frames].join("\n");
+    await rawEvent(runId, "FAILED", `"error":${JSON.stringify({ type: "Error", message: "bad", stack })}`);
+    const run = await settled(runId);
+    expect(run.state).toBe("FAILED");
+    expect(run.error).toMatchObject({ type: "Error", message: "bad" });
+    const kept = run.error.stack as string;
+    expect(kept.length).toBeLessThanOrEqual(MAX_ERROR_STACK);
+    expect(kept.split("\n").slice(0, 2)).toEqual(["Error: bad \uFFFD and \uFFFD", frames[0]]);
+    expect(kept).toMatch(new RegExp(`\\n {4}… \\(the stack was ${stack.length} characters: cut to ${MAX_ERROR_STACK}\\)$`));
   });
 });

@@ -38,8 +38,13 @@ describe("end to end: retries and timeouts", () => {
     const run = await t("flakyOnce").delay({ file, failTimes: 5 });
     const err = await run.result({ timeoutSeconds: 30 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RunFailedError);
-    expect(isRunFailedError(err) && err.runError).toEqual({ type: "FlakyError", message: "try 2 failed" });
-    expect(await run.status()).toMatchObject({ state: "FAILED", attempts: 2, error: { type: "FlakyError", message: "try 2 failed" } });
+    expect(isRunFailedError(err) && err.runError).toMatchObject({ type: "FlakyError", message: "try 2 failed" });
+    // Where the task threw, on the worker, rides along; the error's own stack stays where result() found the failure.
+    const failed = err as RunFailedError;
+    expect(failed.remoteStack).toMatch(/^FlakyError: try 2 failed\n\s+at \S*flakyFn\b.*\(.*e2e-tasks\.mjs:\d+:\d+\)/);
+    expect(failed.stack).toMatch(/^RunFailedError: run [0-9a-f-]{36} failed: FlakyError: try 2 failed\n/);
+    expect(failed.stack).not.toContain("e2e-tasks.mjs");
+    expect(await run.status()).toMatchObject({ state: "FAILED", attempts: 2, error: { type: "FlakyError", message: "try 2 failed", stack: failed.remoteStack } });
     const times = await tries(file);
     expect(times).toHaveLength(2);
     expect(gaps(times)[0]).toBeGreaterThanOrEqual(1000);
@@ -60,6 +65,8 @@ describe("end to end: retries and timeouts", () => {
     expect(existsSync(woke)).toBe(false);
     const records = await Promise.all(stuck.map((r) => r.status()));
     for (const r of records) expect(r).toMatchObject({ state: "FAILED", attempts: 1, error: { type: "TimeoutError" } });
+    // The worker declared the timeout: a stack would point into the worker, so there is none.
+    for (const r of records) expect(r.error).not.toHaveProperty("stack");
   });
 
   it("a FAILED run retried through the API runs again under the same id and completes, attempts counting on", async () => {

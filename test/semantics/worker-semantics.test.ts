@@ -186,7 +186,7 @@ describe("worker: execution semantics", () => {
     it("RetryAfterError's own delay wins over the task's", async () => {
       const runId = await bus.dispatch("w-throttled", {});
       const retry = await bus.event(runId, "AWAITING_RETRY");
-      expect(retry.error).toEqual({ type: "RetryAfterError", message: "rate limited" });
+      expect(retry.error).toMatchObject({ type: "RetryAfterError", message: "rate limited" });
       expect(delayOf(retry)).toBeGreaterThanOrEqual(7000);
       expect(delayOf(retry)).toBeLessThan(7100);
     });

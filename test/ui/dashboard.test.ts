@@ -134,6 +134,8 @@ describe("the dashboard at /ui in headless Chromium", () => {
     await until(run.id, "FAILED");
     await page.goto(`${stack.apiUrl}/ui/#/runs/${run.id}`);
     await page.locator("#error-title ~ .problem", { hasText: "Error: disk full" }).waitFor(SEEN);
+    // Its stack too, naming the task's module where it threw.
+    expect(await page.locator("#error-title ~ pre.stack").textContent()).toMatch(/^Error: disk full\n\s+at .*cli\/fixtures\/tasks\.mjs:\d+:\d+/);
     await browser.shot(page, "run-failed");
     await page.getByRole("button", { name: "Retry run" }).click();
     await page.getByRole("status").filter({ hasText: /^Retried: the run is PENDING again and attempt 2/ }).waitFor(SEEN);

@@ -52,11 +52,13 @@ describe("offload-worker: runs", () => {
     expect(consumer.config).toMatchObject({ filter_subject: Nats.taskSubject("add"), ack_policy: "explicit", durable_name: Nats.taskConsumer("add") });
   });
 
-  it("publishes FAILED with the error's type and message when the task throws", async () => {
+  it("publishes FAILED with the error's type, message and stack when the task throws", async () => {
     const runId = await bus.dispatch("boom", { message: "it broke" });
     const done = await bus.outcome(runId);
     expect(done.type).toBe("FAILED");
-    expect(done.error).toEqual({ type: "BoomError", message: "it broke" });
+    expect(done.error).toMatchObject({ type: "BoomError", message: "it broke" });
+    // The top frame is the task's own function in the user's module.
+    expect(done.error?.stack).toMatch(/^BoomError: it broke\n\s+at .*fixtures\/tasks\.mjs:\d+:\d+/);
   });
 
   it("fails invalid parameters with InputValidationError naming the field, without calling the task", async () => {
@@ -65,6 +67,7 @@ describe("offload-worker: runs", () => {
     expect(done.type).toBe("FAILED");
     expect(done.error?.type).toBe("InputValidationError");
     expect(done.error?.message).toContain("count");
+    expect(done.error).not.toHaveProperty("stack");
     // A valid run afterwards is called: the calls file proves which ran.
     const ok = await bus.dispatch("strict", { count: 2 });
     expect((await bus.outcome(ok)).result).toBe(2);
@@ -78,6 +81,7 @@ describe("offload-worker: runs", () => {
     const done = await bus.outcome(runId);
     expect(done.type).toBe("FAILED");
     expect(done.error?.type).toBe("TimeoutError");
+    expect(done.error).not.toHaveProperty("stack");
     // A per-run timeout from the message wins over the task's.
     const quick = await bus.dispatch("slow", { ms: 5000 }, { timeoutSeconds: 0.3 });
     expect((await bus.outcome(quick)).error?.type).toBe("TimeoutError");
@@ -88,6 +92,7 @@ describe("offload-worker: runs", () => {
     const done = await bus.outcome(bad);
     expect(done.type).toBe("FAILED");
     expect(done.error?.type).toBe("ResultNotSerializableError");
+    expect(done.error).not.toHaveProperty("stack");
     const none = await bus.dispatch("nothing", null);
     const ok = await bus.outcome(none);
     expect(ok.type).toBe("COMPLETED");
