@@ -38,7 +38,10 @@ Exit codes:
 
 Environment:
   OFFLOAD_API_URL    the run API (default http://127.0.0.1:8080)
-  OFFLOAD_API_TOKEN  bearer token for the run API, if it needs one
+  OFFLOAD_API_TOKEN  bearer token for the run API, if it needs one (a shared token)
+  OFFLOAD_TOKEN_FILE a file holding it instead, re-read when it changes
+                     (default /var/run/secrets/offload/token: a pod's projected
+                     ServiceAccount token, audience offload)
 `;
 
 /** The exit code an error thrown by a command stands for. */

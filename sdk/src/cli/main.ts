@@ -70,7 +70,7 @@ function describe(err: unknown): string {
   if (isOffloadError(err)) {
     const hint =
       err.code === "OFFLOAD_UNAUTHORIZED"
-        ? " (set OFFLOAD_API_TOKEN to the run API's token)"
+        ? " (set OFFLOAD_API_TOKEN to the run API's token, or OFFLOAD_TOKEN_FILE to a file holding a ServiceAccount token for audience offload)"
         : err.code === "OFFLOAD_RUN_NOT_FOUND"
           ? " (list runs with: offload runs ls)"
           : "";
