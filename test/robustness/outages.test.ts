@@ -39,7 +39,10 @@ const count = (text: string, needle: string): number => text.split(needle).lengt
  * batches, with and without idempotency keys: collects the accepted ids and
  * every status that was neither 2xx nor the 503 a dependency outage gives.
  */
-function submitUntilStopped(stack: Stack): { stop(): Promise<{ accepted: Set<string>; unavailable: number; unexpected: string[] }> } {
+function submitUntilStopped(stack: Stack): {
+  unavailableSoFar(): number;
+  stop(): Promise<{ accepted: Set<string>; unavailable: number; unexpected: string[] }>;
+} {
   const accepted = new Set<string>();
   const unexpected: string[] = [];
   let unavailable = 0;
@@ -61,6 +64,7 @@ function submitUntilStopped(stack: Stack): { stop(): Promise<{ accepted: Set<str
     }
   })();
   return {
+    unavailableSoFar: () => unavailable,
     async stop() {
       stopped = true;
       await loop;
@@ -94,6 +98,9 @@ describe("dependency outages", () => {
       await waitFor("/readyz to answer 503", async () => (await call(s.apiUrl, "GET", "/readyz")).status === 503, 15_000, 50);
       sawUnready = true;
       expect(alive(s)).toBe(true);
+      // PostgreSQL stays down until a submission has been told so: a restart quicker than one request
+      // would otherwise leave nothing to see (a CI run once lost that race).
+      await waitFor("a submission to get 503 OFFLOAD_UNAVAILABLE", async () => load.unavailableSoFar() > 0, 15_000, 50);
     });
     await waitFor("/readyz to answer 200 again", async () => (await call(s.apiUrl, "GET", "/readyz")).status === 200, 30_000, 100);
     // A few more after it came back, through the connections the pool opened anew.
