@@ -92,6 +92,29 @@ export const MIGRATIONS: readonly { version: number; name: string; statements: r
       "ALTER TABLE runs ADD COLUMN trace_context jsonb",
     ],
   },
+  {
+    version: 6,
+    name: "flow control and task definitions",
+    statements: [
+      // 1 starts first, 5 last, among the runs that wait in the run API for a limit.
+      "ALTER TABLE runs ADD COLUMN priority smallint NOT NULL DEFAULT 3",
+      // Computed by the SDK at delay() from the task's concurrency and rate-limit keys; NULL: the whole task's limit.
+      "ALTER TABLE runs ADD COLUMN concurrency_key text",
+      "ALTER TABLE runs ADD COLUMN rate_limit_key text",
+      // Why a PENDING run that waits in the run API (published_at IS NULL) has not been dispatched (WaitingFor as JSON).
+      "ALTER TABLE runs ADD COLUMN waiting_for jsonb",
+      // The runs held back by a limit, in the order they may start: small, because only held runs are in it.
+      "CREATE INDEX runs_waiting ON runs (task, priority, created_at, id) WHERE state = 'PENDING' AND published_at IS NULL",
+      // The last definition a worker registered for each task (TaskDefinition as JSON).
+      `CREATE TABLE task_definitions (
+        name text PRIMARY KEY,
+        definition jsonb NOT NULL,
+        registered_at timestamptz NOT NULL DEFAULT now(),
+        registered_by text NOT NULL
+      )`,
+    ],
+  },
+  // 7: admission's ledger (flow control), 8: schedules; appended by those parts.
 ];
 
 /**

@@ -1,4 +1,4 @@
-import type { Json, Run, RunError, RunProgress, RunState, TraceContext } from "@offload/sdk/internal";
+import type { Json, Run, RunError, RunProgress, RunState, TraceContext, WaitingFor } from "@offload/sdk/internal";
 
 /** The namespace of a run recorded without one (and of every run recorded before namespaces existed). */
 export const DEFAULT_NAMESPACE = "default";
@@ -28,6 +28,10 @@ export interface RunRow {
   namespace: string;
   progress: RunProgress | null;
   trace_context: TraceContext | null;
+  priority: number;
+  concurrency_key: string | null;
+  rate_limit_key: string | null;
+  waiting_for: WaitingFor | null;
 }
 
 /** A recorded run plus what dispatching it needs. */
@@ -67,6 +71,11 @@ export function toStored(r: RunRow): StoredRun {
       idempotencyKey: r.idempotency_key,
       workerId: r.worker_id,
       namespace: r.namespace,
+      priority: r.priority,
+      concurrencyKey: r.concurrency_key,
+      rateLimitKey: r.rate_limit_key,
+      // Only a run still held back says why; the column may keep the last reason after it left.
+      waitingFor: r.state === "PENDING" ? r.waiting_for : null,
       // Absent rather than null: runs from before progress and traces existed look the same as runs without them.
       ...(r.progress ? { progress: r.progress } : {}),
       ...(r.trace_context ? { traceContext: r.trace_context } : {}),

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { CreateRunBody, Run, RunState } from "@offload/sdk/internal";
+import { PRIORITY, type CreateRunBody, type Run, type RunState } from "@offload/sdk/internal";
 import { cacheSlot, findCacheHits } from "./cache.js";
 import { encodeCursor, type CursorKey } from "./cursor.js";
 import type { Db, Queryable } from "./db.js";
@@ -48,19 +48,21 @@ export async function recordRuns(db: Db, bodies: readonly CreateRunBody[], opts:
           ids[start + i], b.task, json(b.parameters), b.idempotencyKey ?? null, b.scheduledAt ?? null,
           b.timeoutSeconds ?? null, b.cacheKey ?? null, b.cacheExpiresInSeconds ?? null,
           hit !== undefined, hit ? json(hit.result ?? null) : null, hit?.resultRef ?? null, nsOf(b),
-          b.traceContext ? JSON.stringify(b.traceContext) : null,
+          b.traceContext ? JSON.stringify(b.traceContext) : null, b.priority ?? PRIORITY.default, b.concurrencyKey ?? null,
+          b.rateLimitKey ?? null,
         );
-        const [id, task, parameters, key, scheduled, timeout, cacheKey, expires, cached, result, resultRef, namespace, traceContext] =
-          Array.from({ length: 13 }, (_, k) => `$${p + k}`);
+        const [id, task, parameters, key, scheduled, timeout, cacheKey, expires, cached, result, resultRef, namespace, traceContext,
+          priority, concurrencyKey, rateLimitKey] = Array.from({ length: 16 }, (_, k) => `$${p + k}`);
         // now() is the transaction's start: one creation time for a whole batch, and due == true exactly when not scheduled.
         return `(${id}::uuid, ${task}, CASE WHEN ${cached}::boolean THEN 'COMPLETED' ELSE 'SCHEDULED' END, ${parameters}::jsonb, now(),
           COALESCE(${scheduled}::timestamptz, now()), ${key}, ${timeout}::double precision, ${cacheKey}, ${expires}::double precision,
           ${cached}::boolean, ${result}::jsonb, ${resultRef}, CASE WHEN ${cached}::boolean THEN now() END, ${namespace},
-          ${traceContext}::jsonb)`;
+          ${traceContext}::jsonb, ${priority}::smallint, ${concurrencyKey}, ${rateLimitKey})`;
       });
       const got = await q.query<RunRow & { due: boolean }>(
         `INSERT INTO runs (id, task, state, parameters, created_at, scheduled_at, idempotency_key, timeout_seconds, cache_key,
-                           cache_expires_in_seconds, cached, result, result_ref, finished_at, namespace, trace_context)
+                           cache_expires_in_seconds, cached, result, result_ref, finished_at, namespace, trace_context,
+                           priority, concurrency_key, rate_limit_key)
          VALUES ${rows.join(", ")}
          ON CONFLICT (namespace, idempotency_key) DO NOTHING
          RETURNING *, state = 'SCHEDULED' AND scheduled_at <= now() AS due`,

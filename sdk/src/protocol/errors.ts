@@ -7,6 +7,12 @@ import { RunErrorSchema } from "./run.js";
  */
 export const ERROR_CODES = {
   OFFLOAD_VALIDATION: { status: 400, description: "The request is malformed; `issues` says which field and why." },
+  OFFLOAD_INVALID_PARAMETERS: {
+    status: 400,
+    description: "`parameters` do not match the input schema a worker registered for the task; `issues` names each field and why.",
+  },
+  OFFLOAD_INVALID_SCHEDULE: { status: 400, description: "The cron expression or time zone cannot be read; `issues` says which and why." },
+  OFFLOAD_SCHEDULE_NOT_FOUND: { status: 404, description: "No schedule has this key in this namespace." },
   OFFLOAD_BODY_TOO_LARGE: { status: 413, description: "The request body is larger than the API accepts (OFFLOAD_API_BODY_LIMIT)." },
   OFFLOAD_UNSUPPORTED_MEDIA_TYPE: { status: 415, description: "The body's content-type is not one the API reads; send JSON (content-type: application/json)." },
   OFFLOAD_HEADERS_TOO_LARGE: { status: 431, description: "The request's headers are larger than the API accepts (Node's --max-http-header-size, 16 KiB by default)." },

@@ -7,3 +7,5 @@ export * from "./limits.js";
 export * from "./messages.js";
 export * from "./errors.js";
 export * from "./tasks.js";
+export * from "./flow.js";
+export * from "./schedules.js";

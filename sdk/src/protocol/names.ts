@@ -48,6 +48,12 @@ export const Nats = {
   heartbeatSubject: (task: string): string => `offload.heartbeat.${task}`,
   heartbeatWildcard: "offload.heartbeat.>",
   /**
+   * Core request subject on which a worker registers the definitions of the
+   * tasks it serves (`TaskRegistration`); every run API replica subscribes,
+   * stores them and answers.
+   */
+  registerSubject: "offload.register",
+  /**
    * The `Nats-Msg-Id` of a run's dispatch. The first dispatch uses the run id
    * itself (so a double publish after a crash is dropped by JetStream); a later
    * dispatch of the same run (a retry) gets a suffix so that it is not.

@@ -3,6 +3,7 @@ import { TaskNameSchema } from "./names.js";
 import { isRealTimestamp, jsonProblem, MAX_JSON_DEPTH, unstorableText } from "./limits.js";
 import { RunStateSchema } from "./states.js";
 import { RunProgressSchema, TraceContextSchema } from "./progress.js";
+import { LimitKeySchema, PrioritySchema, RegisteredTaskSchema, WaitingForSchema } from "./flow.js";
 
 /** Any JSON value: what parameters and results are made of. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -84,8 +85,22 @@ export const RunSchema = z.object({
   progress: RunProgressSchema.optional().describe("The task's last `ctx.progress(...)` report; absent until it makes one."),
   traceContext: TraceContextSchema.optional().describe("The trace context `delay()` was called in; absent when there was none."),
   namespace: z.string().describe("The Kubernetes namespace the run was delayed from: its reads, cancel and retry are authorized there."),
+  priority: PrioritySchema,
+  concurrencyKey: z.string().nullable().describe("The key its task's concurrency limit counts it under (null: the whole task's)."),
+  rateLimitKey: z.string().nullable().describe("The key its task's rate limit counts it under (null: the whole task's)."),
+  waitingFor: WaitingForSchema.nullable().describe("Why a PENDING run has not been dispatched yet (a limit); null otherwise."),
 });
 export type Run = z.infer<typeof RunSchema>;
+
+/**
+ * The answer of `POST /v1/runs`: the run, and `warnings` when something about
+ * it could not be checked (e.g. no worker has registered the task yet, so its
+ * parameters were not validated and its limits are not known).
+ */
+export const SubmittedRunSchema = RunSchema.extend({
+  warnings: z.array(z.string()).optional().describe("What the run API could not check about this run; absent when nothing."),
+});
+export type SubmittedRun = z.infer<typeof SubmittedRunSchema>;
 
 /**
  * The longest timeout a run may have: a week. Longer work belongs in smaller
@@ -135,6 +150,9 @@ export const CreateRunBodySchema = z.strictObject({
   namespace: NamespaceSchema.optional().describe(
     "The namespace to record the run in (the caller needs `create` on `runs` there). Unset: the caller's own ServiceAccount namespace, or `default`.",
   ),
+  priority: PrioritySchema.optional(),
+  concurrencyKey: LimitKeySchema.optional().describe("Computed by the SDK from the task's `concurrency.key`: the limit holds per key."),
+  rateLimitKey: LimitKeySchema.optional().describe("Computed by the SDK from the task's `rateLimit.key`: the limit holds per key."),
 });
 export type CreateRunBody = z.infer<typeof CreateRunBodySchema>;
 
@@ -146,8 +164,11 @@ export const CreateRunsBatchBodySchema = z.strictObject({
   runs: z.array(CreateRunBodySchema).min(1).max(MAX_BATCH),
 });
 
-/** The answer of `POST /v1/runs/batch`: the runs, in the order asked. */
-export const CreateRunsBatchResponseSchema = z.object({ runs: z.array(RunSchema) });
+/** The answer of `POST /v1/runs/batch`: the runs, in the order asked, and what could not be checked. */
+export const CreateRunsBatchResponseSchema = z.object({
+  runs: z.array(RunSchema),
+  warnings: z.array(z.string()).optional().describe("What the run API could not check about these runs (each said once); absent when nothing."),
+});
 
 /** Query of `GET /v1/runs`. */
 export const ListRunsQuerySchema = z.strictObject({
@@ -220,6 +241,7 @@ export const TaskInfoSchema = z.object({
   backlog: z.number().int().nonnegative().describe("Runs dispatched and not yet taken by a worker."),
   inFlight: z.number().int().nonnegative().describe("Runs a worker has taken and not yet acknowledged."),
   workers: z.array(TaskWorkerInfoSchema).describe("Worker processes heard from in the last 15 s."),
+  definition: RegisteredTaskSchema.optional().describe("What the last worker to register the task said of it; absent while none has."),
 });
 export type TaskInfo = z.infer<typeof TaskInfoSchema>;
 export const ListTasksResponseSchema = z.object({ tasks: z.array(TaskInfoSchema) });
