@@ -572,9 +572,9 @@ describe("the Helm chart", () => {
     expect(files.length).toBeGreaterThan(0);
     expect(readdirSync(chart).sort()).toEqual(files);
     for (const f of files) expect(readFileSync(join(chart, f)).equals(readFileSync(join(repo, f))), f).toBe(true);
-    // And helm installs them: the rendered CRDs are the TaskWorker and TaskRun ones.
+    // And helm installs them: the rendered CRDs are the TaskWorker, TaskRun and TaskSchedule ones.
     const crds = template().ofKind("CustomResourceDefinition").map((c) => c.metadata.name).sort();
-    expect(crds).toEqual(["taskruns.offload.dev", "taskworkers.offload.dev"]);
+    expect(crds).toEqual(["taskruns.offload.dev", "taskschedules.offload.dev", "taskworkers.offload.dev"]);
   });
 
   describe("rejects wrong values with a message that names them", () => {

@@ -3,8 +3,11 @@ import { toStructural, type JsonSchemaNode } from "./structural.js";
 import {
   GROUP,
   TASKRUN,
+  TASKSCHEDULE,
   TASKWORKER,
   TaskRunSpecSchema,
+  TaskScheduleSpecSchema,
+  TaskScheduleStatusSchema,
   TaskRunStatusSchema,
   TaskWorkerSpecSchema,
   TaskWorkerStatusSchema,
@@ -107,10 +110,35 @@ export function taskRunCrd(): CustomResourceDefinition {
   });
 }
 
+/** The TaskSchedule CRD: status subresource, printer columns for `kubectl get ts` (CronJob's, plus the task and the next time). */
+export function taskScheduleCrd(): CustomResourceDefinition {
+  return crd(TASKSCHEDULE, {
+    schema: {
+      openAPIV3Schema: rootSchema(
+        TASKSCHEDULE.kind,
+        "A cron schedule of runs of one task. The controller hands it to the run API, which starts one run per scheduled time; status mirrors the last and next times.",
+        TaskScheduleSpecSchema,
+        TaskScheduleStatusSchema,
+      ),
+    },
+    subresources: { status: {} },
+    additionalPrinterColumns: [
+      { name: "Schedule", type: "string", jsonPath: ".spec.schedule", description: "The cron expression." },
+      { name: "Task", type: "string", jsonPath: ".spec.task", description: "The task each time runs." },
+      { name: "Suspend", type: "boolean", jsonPath: ".spec.suspend", description: "Whether new runs are held back." },
+      { name: "Last Schedule", type: "date", jsonPath: ".status.lastScheduleTime", description: "The last time that started a run." },
+      { name: "Next", type: "date", jsonPath: ".status.nextScheduleTime", description: "The next time a run starts." },
+      { name: "Last Run", type: "string", jsonPath: ".status.lastRunId", priority: 1, description: "The run started at the last schedule time." },
+      age,
+    ],
+  });
+}
+
 /** Every CRD, with the file name it is written to. */
 export function allCrds(): { file: string; crd: CustomResourceDefinition }[] {
   return [
     { file: `${TASKWORKER.plural}.${GROUP}.yaml`, crd: taskWorkerCrd() },
     { file: `${TASKRUN.plural}.${GROUP}.yaml`, crd: taskRunCrd() },
+    { file: `${TASKSCHEDULE.plural}.${GROUP}.yaml`, crd: taskScheduleCrd() },
   ];
 }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { RUN_STATES, TaskNameSchema } from "@offload/sdk/internal";
+import { ConcurrencyPolicySchema, PRIORITY, RUN_STATES, TaskNameSchema } from "@offload/sdk/internal";
 
 /**
  * The one source of truth for Offload's custom resources. The controller
@@ -10,9 +10,10 @@ export const GROUP = "offload.dev";
 export const VERSION = "v1alpha1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
-/** Names of the two kinds, as the API server knows them. */
+/** Names of the kinds, as the API server knows them. */
 export const TASKWORKER = { kind: "TaskWorker", plural: "taskworkers", singular: "taskworker", shortNames: ["tw"], listKind: "TaskWorkerList" } as const;
 export const TASKRUN = { kind: "TaskRun", plural: "taskruns", singular: "taskrun", shortNames: ["tr"], listKind: "TaskRunList" } as const;
+export const TASKSCHEDULE = { kind: "TaskSchedule", plural: "taskschedules", singular: "taskschedule", shortNames: ["ts"], listKind: "TaskScheduleList" } as const;
 
 /** An object (or any value) whose inner shape Kubernetes keeps as given: affinity, resources, parameters. */
 const PRESERVE = { "x-kubernetes-preserve-unknown-fields": true } as const;
@@ -345,6 +346,58 @@ export const TaskRunStatusSchema = z
   .describe("The run as the controller last saw it in the run API.");
 export type TaskRunStatus = z.output<typeof TaskRunStatusSchema>;
 
+/**
+ * A cron schedule of runs of one task, as CronJob's fields. The controller hands it to the run API
+ * (`PUT /v1/schedules/taskschedule.<name>`), which fires the runs; the cron expression and time zone are
+ * checked there (cron-parser), so one reader decides what is valid and the answer lands in `status.conditions`.
+ */
+export const TaskScheduleSpecSchema = z
+  .object({
+    schedule: z
+      .string()
+      .min(1)
+      .max(200)
+      .describe("A cron expression: five fields (minute hour day-of-month month day-of-week), or six with seconds first; `@hourly`, `@daily` and the like too."),
+    timeZone: z.string().min(1).max(64).describe("An IANA time zone the schedule is read in, e.g. `Europe/Paris`. Default: UTC.").optional(),
+    task: TaskNameSchema.describe("The name of the task each scheduled time runs."),
+    parameters: z
+      .unknown()
+      .meta({ ...PRESERVE, description: "The task's input for every run (any JSON value); checked against the schema a worker registered for the task, if any." })
+      .optional(),
+    concurrencyPolicy: z
+      .enum(ConcurrencyPolicySchema.options)
+      .default("Allow")
+      .describe("What a scheduled time does while the schedule's last run has not finished, as a CronJob: `Allow` (the default) starts another run, `Forbid` skips this time, `Replace` cancels the unfinished run and starts a new one."),
+    suspend: z.boolean().default(false).describe("True: no new runs until it is false again; times that pass meanwhile are missed. Default false."),
+    startingDeadlineSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(366 * 86_400)
+      .describe("A time missed while no run API was up still fires if it is at most this many seconds late (only the latest missed time, once). Default: the latest missed time always fires.")
+      .optional(),
+    priority: z
+      .number()
+      .int()
+      .min(PRIORITY.first)
+      .max(PRIORITY.last)
+      .describe(`The priority of the runs it starts: ${PRIORITY.first} (first) … ${PRIORITY.last} (last); applies among runs waiting on a task's concurrency or rate limit. Default ${PRIORITY.default}.`)
+      .optional(),
+  })
+  .describe("When to run which task, with what input.");
+export type TaskScheduleSpec = z.output<typeof TaskScheduleSpecSchema>;
+
+export const TaskScheduleStatusSchema = z
+  .object({
+    lastScheduleTime: z.iso.datetime({ offset: true }).describe("The last scheduled time that started a run.").optional(),
+    lastRunId: z.string().describe("The id (in the run API) of the run started at `lastScheduleTime`.").optional(),
+    nextScheduleTime: z.iso.datetime({ offset: true }).describe("The next time a run starts; absent while suspended or not yet accepted.").optional(),
+    observedGeneration: z.number().int().min(0).describe("The `.metadata.generation` the run API last accepted (or refused).").optional(),
+    conditions: conditions("`Ready`: the run API holds the schedule as the spec says (False with reason `InvalidSchedule` when it refused it, with its message; `ApiUnavailable` while it cannot be reached).").optional(),
+  })
+  .describe("The schedule as the run API last reported it.");
+export type TaskScheduleStatus = z.output<typeof TaskScheduleStatusSchema>;
+
 /** The Kubernetes object metadata the controller relies on (the rest is kept but not checked). */
 export const ObjectMetaSchema = z.looseObject({
     name: z.string(),
@@ -374,3 +427,12 @@ export const TaskRunSchema = z.object({
   status: TaskRunStatusSchema.optional(),
 });
 export type TaskRun = z.output<typeof TaskRunSchema>;
+
+export const TaskScheduleSchema = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal(TASKSCHEDULE.kind),
+  metadata: ObjectMetaSchema,
+  spec: TaskScheduleSpecSchema,
+  status: TaskScheduleStatusSchema.optional(),
+});
+export type TaskSchedule = z.output<typeof TaskScheduleSchema>;
