@@ -223,8 +223,8 @@ describe("the offload CLI against a real stack", () => {
     const table = await offload(["tasks"]);
     expect(table.code).toBe(0);
     const [header, ...rows] = table.stdout.trimEnd().split("\n");
-    expect(header).toMatch(/^TASK\s+BACKLOG\s+IN FLIGHT\s+WORKERS\s+SLOTS\s+LAST HEARTBEAT$/);
-    expect(rows.find((r) => r.startsWith("add "))).toMatch(/^add\s+\d+\s+\d+\s+1\s+4\s+(just now|\d+s ago)$/);
+    expect(header).toMatch(/^TASK\s+BACKLOG\s+IN FLIGHT\s+WORKERS\s+SLOTS\s+CONCURRENCY\s+RATE\s+LAST HEARTBEAT$/);
+    expect(rows.find((r) => r.startsWith("add "))).toMatch(/^add\s+\d+\s+\d+\s+1\s+4\s+\S+\s+\S+\s+(just now|\d+s ago)$/);
     const json = JSON.parse((await offload(["tasks", "--json"])).stdout) as { name: string; workers: unknown[] }[];
     expect(json.map((t) => t.name)).toEqual(expect.arrayContaining(["add", "boom", "gated"]));
   });

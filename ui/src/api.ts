@@ -5,11 +5,11 @@
  * EventSource cannot send the Authorization header (and a token in a URL
  * would end up in logs and history).
  */
-import type { ListRunsResponse, Run, RunLogLine, TaskInfo } from "../../sdk/src/protocol/index.js";
+import type { ListRunsResponse, Run, RunLogLine, Schedule, TaskInfo } from "../../sdk/src/protocol/index.js";
 import { readServerSentEvents } from "../../sdk/src/sse.js";
 import type { Overview } from "../../operator/src/api/routes/overview.js";
 
-export type { ListRunsResponse, Run, RunLogLine, TaskInfo, Overview };
+export type { ListRunsResponse, Run, RunLogLine, Schedule, TaskInfo, Overview };
 
 const TOKEN_KEY = "offload.apiToken";
 
@@ -89,6 +89,7 @@ export const api = {
   logs: (id: string) => call<{ lines: RunLogLine[]; truncated: boolean }>("GET", `/v1/runs/${encodeURIComponent(id)}/logs`),
   cancel: (id: string) => call<Run>("POST", `/v1/runs/${encodeURIComponent(id)}/cancel`),
   retry: (id: string) => call<Run>("POST", `/v1/runs/${encodeURIComponent(id)}/retry`),
+  schedules: () => call<{ schedules: Schedule[] }>("GET", "/v1/schedules").then((r) => r.schedules),
 };
 
 /**

@@ -6,6 +6,7 @@ import { TokenPrompt } from "./components/token-prompt.js";
 import { OverviewPage } from "./pages/overview.js";
 import { RunPage } from "./pages/run.js";
 import { RunsPage } from "./pages/runs.js";
+import { SchedulesPage } from "./pages/schedules.js";
 import { WorkersPage } from "./pages/workers.js";
 import { href, useRoute } from "./route.js";
 import "./styles.css";
@@ -44,6 +45,7 @@ function App() {
           {link("overview", href.overview(), "Overview")}
           {link("runs", href.runs(), "Runs")}
           {link("workers", href.workers(), "Workers")}
+          {link("schedules", href.schedules(), "Schedules")}
         </nav>
         {token.get() && (
           <button
@@ -63,6 +65,7 @@ function App() {
         {route.page === "runs" && <RunsPage query={route.query} />}
         {route.page === "run" && <RunPage id={route.id} key={route.id} />}
         {route.page === "workers" && <WorkersPage />}
+        {route.page === "schedules" && <SchedulesPage />}
       </main>
     </>
   );

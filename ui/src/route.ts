@@ -8,7 +8,8 @@ export type Route =
   | { page: "overview" }
   | { page: "runs"; query: URLSearchParams }
   | { page: "run"; id: string }
-  | { page: "workers" };
+  | { page: "workers" }
+  | { page: "schedules" };
 
 export function parseRoute(hash: string): Route {
   const [path = "", search = ""] = hash.replace(/^#/, "").split("?");
@@ -16,6 +17,7 @@ export function parseRoute(hash: string): Route {
   if (parts[0] === "runs" && parts[1]) return { page: "run", id: parts[1] };
   if (parts[0] === "runs") return { page: "runs", query: new URLSearchParams(search) };
   if (parts[0] === "workers") return { page: "workers" };
+  if (parts[0] === "schedules") return { page: "schedules" };
   return { page: "overview" };
 }
 
@@ -28,6 +30,7 @@ export const href = {
   },
   run: (id: string) => `#/runs/${encodeURIComponent(id)}`,
   workers: () => "#/workers",
+  schedules: () => "#/schedules",
 };
 
 export function useRoute(): Route {

@@ -1,22 +1,36 @@
 /** `offload delay TASK --params JSON [--wait]`: record and dispatch one run, as `task.delay()` does. */
-import { Command } from "commander";
-import type { Json, Run } from "../protocol/index.js";
+import { Command, InvalidArgumentError } from "commander";
+import { PRIORITY, type Json, type Run } from "../protocol/index.js";
 import { EXIT, UsageError } from "./exit-codes.js";
 import { followRun } from "./follow.js";
 import { writeJson } from "./io.js";
 import { LiveLine } from "./live.js";
 import { endText, positiveInt, statusText, type CommandContext } from "./runs.js";
 
+interface DelayOptions {
+  params: string;
+  idempotencyKey?: string;
+  timeout?: number;
+  priority?: number;
+  concurrencyKey?: string;
+  rateLimitKey?: string;
+  wait?: boolean;
+  json?: boolean;
+}
+
 export function delayCommand(ctx: CommandContext): Command {
   return new Command("delay")
-    .description("record and dispatch one run of a task (the worker checks the parameters against the task's schema)")
+    .description("record and dispatch one run of a task (the run API checks the parameters against the input schema a worker registered for the task)")
     .argument("<task>", "the task's name")
     .option("-p, --params <json>", "the task's input as JSON, e.g. '{\"url\":\"https://…\",\"width\":200}'", "{}")
     .option("--idempotency-key <key>", "a second delay with the same key answers the first run")
     .option("--timeout <seconds>", "overrides the task's timeoutSeconds for this run", positiveInt)
+    .option("--priority <n>", `among runs held by the task's limits, lower starts first: ${PRIORITY.first} (first) … ${PRIORITY.last} (last), default ${PRIORITY.default}`, priority)
+    .option("--concurrency-key <key>", "the key the task's concurrency limit counts this run under (what the task's concurrency.key would compute: give it when you delay without the task's code)")
+    .option("--rate-limit-key <key>", "the key the task's rate limit counts this run under (what its rateLimit.key would compute)")
     .option("-w, --wait", "wait for the run to finish, showing its state and progress; exit 1 if it failed or was cancelled")
     .option("--json", "print the run as JSON (with --wait: the finished run, its result included)")
-    .action(async (task: string, opts: { params: string; idempotencyKey?: string; timeout?: number; wait?: boolean; json?: boolean }) => {
+    .action(async (task: string, opts: DelayOptions) => {
       const parameters = parseParams(opts.params);
       const client = ctx.client();
       const run = await client.createRun({
@@ -24,6 +38,9 @@ export function delayCommand(ctx: CommandContext): Command {
         parameters,
         ...(opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}),
         ...(opts.timeout ? { timeoutSeconds: opts.timeout } : {}),
+        ...(opts.priority !== undefined ? { priority: opts.priority } : {}),
+        ...(opts.concurrencyKey !== undefined ? { concurrencyKey: opts.concurrencyKey } : {}),
+        ...(opts.rateLimitKey !== undefined ? { rateLimitKey: opts.rateLimitKey } : {}),
       });
       if (!opts.wait) {
         if (opts.json) writeJson(ctx.io, run);
@@ -48,7 +65,14 @@ export function delayCommand(ctx: CommandContext): Command {
     });
 }
 
-function parseParams(text: string): Json {
+function priority(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < PRIORITY.first || n > PRIORITY.last) throw new InvalidArgumentError(`must be a whole number from ${PRIORITY.first} (first) to ${PRIORITY.last} (last).`);
+  return n;
+}
+
+/** `--params` as JSON, or a usage error that says how to quote it. */
+export function parseParams(text: string): Json {
   try {
     return JSON.parse(text) as Json;
   } catch (err) {

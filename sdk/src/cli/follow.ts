@@ -6,7 +6,7 @@ const PROGRESS_POLL_MS = 1000;
 
 /**
  * Follows run `id` to its end: `onChange` gets the run as it is, then after
- * each change of state or attempt (from `GET /v1/runs/:id/events`, through
+ * each change of state, attempt or what a held run waits for (from `GET /v1/runs/:id/events`, through
  * the SDK's `watchRun`) and of progress; resolves with the finished run.
  * Progress is also re-read once a second while the run is RUNNING, so that it
  * shows whether or not the event stream carries progress events.
@@ -18,7 +18,7 @@ export async function followRun(client: OffloadClient, id: string, onChange: (ru
     // A re-read racing an event must not show the run going back.
     if (latest && isTerminal(latest.state) && !isTerminal(run.state)) return;
     latest = run;
-    const key = `${run.state}|${run.attempts}|${JSON.stringify((run as { progress?: unknown }).progress ?? null)}`;
+    const key = `${run.state}|${run.attempts}|${JSON.stringify(run.waitingFor)}|${JSON.stringify((run as { progress?: unknown }).progress ?? null)}`;
     if (key === shown) return;
     shown = key;
     onChange(run);

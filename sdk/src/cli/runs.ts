@@ -4,7 +4,7 @@ import type { OffloadClient, RunLogs } from "../client.js";
 import { RUN_STATES, isTerminal, type Run, type RunLogLine, type RunState } from "../protocol/index.js";
 import { EXIT, type ExitCode } from "./exit-codes.js";
 import { followRun } from "./follow.js";
-import { progressText, runDetails, runsTable } from "./format.js";
+import { progressText, runDetails, runsTable, stateText, waitingText } from "./format.js";
 import { writeJson, type CliIo } from "./io.js";
 import { LiveLine } from "./live.js";
 
@@ -119,10 +119,15 @@ export function runsCommand(ctx: CommandContext): Command {
   return runs;
 }
 
-/** The live line's text for a run that is going: "RUNNING attempt 1 · 40% resized 4 of 10". */
+/**
+ * The live line's text for a run that is going: "RUNNING (attempt 2) 40%
+ * resized 4 of 10", or for a run held by a limit "PENDING, waiting for
+ * concurrency limit 2 of key "acme" (2 running)".
+ */
 export function statusText(run: Run): string {
   const progress = progressText(run);
-  return `${run.task} ${run.id} ${run.state}${run.attempts > 1 ? ` (attempt ${run.attempts})` : ""}${progress ? ` ${progress}` : ""}`;
+  const waiting = run.waitingFor ? `, waiting for ${waitingText(run.waitingFor)}` : "";
+  return `${run.task} ${run.id} ${run.state}${run.attempts > 1 ? ` (attempt ${run.attempts})` : ""}${waiting}${progress ? ` ${progress}` : ""}`;
 }
 
 /** The line said once a run waited for ended. */
@@ -178,11 +183,11 @@ async function watchRuns(ctx: CommandContext, client: OffloadClient, query: { ta
       drawnLines = text.split("\n").length - 1;
     }
     for (const run of [...runs].reverse()) {
-      const key = `${run.state}|${run.attempts}|${progressText(run)}`;
+      const key = `${stateText(run)}|${run.attempts}|${progressText(run)}`;
       if (known.get(run.id) === key) continue;
       known.set(run.id, key);
       if (json) writeJson(ctx.io, run);
-      else if (!tty && !first) ctx.io.stdout.write(`${new Date().toISOString()}  ${run.id}  ${run.task}  ${run.state}  ${progressText(run)}`.trimEnd() + "\n");
+      else if (!tty && !first) ctx.io.stdout.write(`${new Date().toISOString()}  ${run.id}  ${run.task}  ${stateText(run)}  ${progressText(run)}`.trimEnd() + "\n");
     }
     if (first && !tty && !json) ctx.io.stdout.write(runsTable(runs));
     const shown = new Set(runs.map((r) => r.id));

@@ -1,6 +1,7 @@
-/** The tasks at a glance: load, the last hour's outcomes, throughput, workers. */
+/** The tasks at a glance: load, registered limits, the last hour's outcomes, throughput, workers. */
 import { useEffect } from "preact/hooks";
-import { api, streamEvents } from "../api.js";
+import { limitsText } from "../../../sdk/src/cli/format.js";
+import { api, streamEvents, type TaskInfo } from "../api.js";
 import { ThroughputChart } from "../components/chart.js";
 import { Problem, Section } from "../components/bits.js";
 import { useLoad } from "../hooks.js";
@@ -8,6 +9,9 @@ import { href } from "../route.js";
 
 export function OverviewPage() {
   const overview = useLoad(() => api.overview(3600, 30), [], 5000);
+  // The definitions workers registered (limits) come with the task list, not the overview's figures.
+  const tasks = useLoad(() => api.tasks(), [], 5000);
+  const definitions = new Map<string, TaskInfo["definition"]>((tasks.value ?? []).map((t) => [t.name, t.definition]));
   // A run finishing anywhere in this API process refreshes the figures at once.
   useEffect(() => {
     const stop = new AbortController();
@@ -48,6 +52,7 @@ export function OverviewPage() {
                       <th scope="col" class="num">Backlog</th>
                       <th scope="col" class="num">Running</th>
                       <th scope="col" class="num">Workers</th>
+                      <th scope="col">Limits</th>
                       <th scope="col" class="num">Completed (1 h)</th>
                       <th scope="col" class="num">Failed (1 h)</th>
                     </tr>
@@ -64,6 +69,7 @@ export function OverviewPage() {
                           {t.workers}
                           {t.slots ? <span class="muted"> ({t.slots} slots)</span> : null}
                         </td>
+                        <td data-col="limits">{tasks.value ? <Limits definition={definitions.get(t.name)} /> : "…"}</td>
                         <td class="num" data-col="completed">
                           <a href={href.runs({ task: t.name, state: "COMPLETED", since: "1h" })}>{t.completed}</a>
                         </td>
@@ -92,4 +98,16 @@ export function OverviewPage() {
       )}
     </>
   );
+}
+
+/** A task's registered limits in words, or "not registered" (its parameters are not checked and its limits not known). */
+function Limits({ definition }: { definition: TaskInfo["definition"] }) {
+  if (!definition) {
+    return (
+      <span class="unregistered" title="No worker has registered this task yet: its parameters are not checked and its limits are not known.">
+        not registered
+      </span>
+    );
+  }
+  return <span>{limitsText(definition)}</span>;
 }

@@ -5,7 +5,7 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { isTerminal } from "../../../sdk/src/protocol/states.js";
-import { runDuration } from "../../../sdk/src/cli/format.js";
+import { runDuration, waitingText } from "../../../sdk/src/cli/format.js";
 import { api, ApiProblem, streamEvents, type Run, type RunLogLine } from "../api.js";
 import { Problem, Progress, Section, StateBadge, When } from "../components/bits.js";
 import { href } from "../route.js";
@@ -95,11 +95,14 @@ export function RunPage({ id }: { id: string }) {
   }, [id, finished]);
 
   // While it runs, progress is re-read too: not every API stream carries progress events.
+  // So is a run held by a limit: another replica's admission pass may dispatch it, or
+  // refresh why it waits, and that change reaches this page's stream only from the replica that made it.
+  const held = run?.waitingFor != null;
   useEffect(() => {
-    if (run?.state !== "RUNNING") return;
+    if (run?.state !== "RUNNING" && !held) return;
     const timer = setInterval(() => void api.run(id).then((r) => setRun((cur) => (cur && isTerminal(cur.state) ? cur : r)), () => undefined), 1000);
     return () => clearInterval(timer);
-  }, [id, run?.state]);
+  }, [id, run?.state, held]);
 
   const act = async (what: "cancel" | "retry"): Promise<void> => {
     setBusy(true);
@@ -151,6 +154,14 @@ export function RunPage({ id }: { id: string }) {
             </>
           )}
         </p>
+        {run.waitingFor && (
+          <p class="waiting" data-testid="waiting-for">
+            <strong>Waiting for</strong> {waitingText(run.waitingFor)}{" "}
+            <span class="muted">
+              (as of <When at={run.updatedAt} />; it waits in the run API and holds no worker slot until the limit lets it start)
+            </span>
+          </p>
+        )}
         {run.progress && (
           <p class="run-progress">
             <Progress run={run} /> <span class="muted">reported <When at={run.progress.updatedAt} /></span>
@@ -209,6 +220,20 @@ export function RunPage({ id }: { id: string }) {
             )}
             <dt>Namespace</dt>
             <dd>{run.namespace}</dd>
+            <dt>Priority</dt>
+            <dd data-testid="run-priority">{run.priority}</dd>
+            {run.concurrencyKey !== null && (
+              <>
+                <dt>Concurrency key</dt>
+                <dd data-testid="run-concurrency-key">{run.concurrencyKey}</dd>
+              </>
+            )}
+            {run.rateLimitKey !== null && (
+              <>
+                <dt>Rate-limit key</dt>
+                <dd data-testid="run-rate-limit-key">{run.rateLimitKey}</dd>
+              </>
+            )}
           </dl>
         </Section>
       </div>

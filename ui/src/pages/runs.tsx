@@ -5,7 +5,7 @@
  */
 import { useEffect, useState } from "preact/hooks";
 import { RUN_STATES } from "../../../sdk/src/protocol/states.js";
-import { runDuration } from "../../../sdk/src/cli/format.js";
+import { runDuration, waitingText } from "../../../sdk/src/cli/format.js";
 import { api, streamEvents, type Run } from "../api.js";
 import { Problem, Progress, StateBadge, When } from "../components/bits.js";
 import { useLoad } from "../hooks.js";
@@ -129,7 +129,7 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
             </thead>
             <tbody>
               {rows.map((r) => (
-                <tr key={r.id} data-run={r.id} data-state={r.state}>
+                <tr key={r.id} data-run={r.id} data-state={r.state} data-waiting={r.waitingFor?.kind}>
                   <th scope="row">
                     <a href={href.run(r.id)}>
                       <code>{r.id.slice(0, 8)}</code>
@@ -139,6 +139,12 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
                   <td>{r.task}</td>
                   <td>
                     <StateBadge state={r.state} />
+                    {r.waitingFor && (
+                      <span class="held" title={`Waiting for ${waitingText(r.waitingFor)}`}>
+                        {" "}
+                        waiting: {r.waitingFor.kind === "concurrency" ? "concurrency" : "rate limit"}
+                      </span>
+                    )}
                   </td>
                   <td class="num">{r.attempts}</td>
                   <td>
