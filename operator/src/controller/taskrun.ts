@@ -3,7 +3,8 @@ import { ApiError, RunFinishedError, isTerminal, type OffloadClient, type Run, t
 import { API_VERSION, TASKRUN, TaskRunSchema, type TaskRun, type TaskRunStatus } from "../crds/schemas.js";
 import { findCondition, jsonEqual, mergeConditions, type ConditionUpdate } from "./conditions.js";
 import type { EventRecorder } from "./events.js";
-import { messageOf, statusOf, type Kube } from "./kube.js";
+import { addFinalizer as addFinalizerTo, finalizersOf, removeFinalizer } from "./finalizers.js";
+import type { Kube } from "./kube.js";
 import { CANCEL_RUN_FINALIZER } from "./labels.js";
 import { RetryableError, type ReconcileResult } from "./result.js";
 
@@ -143,41 +144,15 @@ async function finalize(deps: TaskRunDeps, raw: KubernetesObject, prev: TaskRunS
   return dropFinalizer(deps, raw);
 }
 
-function finalizersOf(obj: KubernetesObject): string[] {
-  return obj.metadata?.finalizers ?? [];
+/** Adds the {@link CANCEL_RUN_FINALIZER} (see finalizers.ts); answers the TaskRun as it is now, or undefined if it is gone. */
+function addFinalizer(deps: TaskRunDeps, obj: KubernetesObject): Promise<KubernetesObject | undefined> {
+  return addFinalizerTo(deps.kube, TASKRUN.plural, CANCEL_RUN_FINALIZER, obj);
 }
 
-/**
- * Adds our finalizer to `obj` unless it has it; answers the object as it is
- * now, or undefined if it is gone. The write is conditional on the list read
- * (see `patchFinalizers` of the kube client), so that a concurrent change
- * makes it fail and retry rather than drop another finalizer.
- */
-async function addFinalizer(deps: TaskRunDeps, obj: KubernetesObject): Promise<KubernetesObject | undefined> {
-  const list = finalizersOf(obj);
-  if (list.includes(CANCEL_RUN_FINALIZER)) return obj;
-  return patchFinalizers(deps, obj, [...list, CANCEL_RUN_FINALIZER]);
-}
-
-/** Removes our finalizer from `obj` if it has it (as {@link addFinalizer}, with the same care). */
+/** Removes the {@link CANCEL_RUN_FINALIZER} if the TaskRun has it. */
 async function dropFinalizer(deps: TaskRunDeps, obj: KubernetesObject): Promise<ReconcileResult> {
-  const list = finalizersOf(obj);
-  if (list.includes(CANCEL_RUN_FINALIZER)) await patchFinalizers(deps, obj, list.filter((f) => f !== CANCEL_RUN_FINALIZER));
+  await removeFinalizer(deps.kube, TASKRUN.plural, CANCEL_RUN_FINALIZER, obj);
   return {};
-}
-
-async function patchFinalizers(deps: TaskRunDeps, obj: KubernetesObject, finalizers: string[]): Promise<KubernetesObject | undefined> {
-  const m = obj.metadata ?? {};
-  try {
-    return await deps.kube.patchFinalizers(TASKRUN.plural, m.namespace ?? "default", m.name ?? "", finalizersOf(obj), finalizers, m.resourceVersion ?? "");
-  } catch (err) {
-    const code = statusOf(err);
-    if (code === 404) return undefined;
-    // 409: changed since it was read; 422: the list changed (the JSON patch's test failed), or deletion
-    // began meanwhile (no finalizer may be added). The next try sees it as it is.
-    if (code === 409 || code === 422) throw new RetryableError(`could not update the finalizers: ${messageOf(err)}`);
-    throw err;
-  }
 }
 
 function submit(api: OffloadClient, tr: TaskRun): Promise<Run> {

@@ -1,0 +1,245 @@
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { ApiError, type PutScheduleBody, type Schedule } from "@offload/sdk/internal";
+import { API_VERSION, TASKSCHEDULE, TaskScheduleSchema, type TaskSchedule, type TaskScheduleSpec, type TaskScheduleStatus } from "../crds/schemas.js";
+import { findCondition, jsonEqual, mergeConditions, type ConditionUpdate } from "./conditions.js";
+import type { EventRecorder, EventSubject } from "./events.js";
+import { addFinalizer, finalizersOf, removeFinalizer } from "./finalizers.js";
+import type { Kube } from "./kube.js";
+import { RetryableError, type ReconcileResult } from "./result.js";
+
+/**
+ * The finalizer every TaskSchedule gets before its schedule is put in the run
+ * API, so that deleting the TaskSchedule deletes the schedule first: without
+ * it the run API would go on starting runs for an object that is gone.
+ */
+export const SCHEDULE_FINALIZER = "offload.dev/schedule";
+
+/** The key of a TaskSchedule's schedule in the run API (in the TaskSchedule's namespace). */
+export const scheduleKeyOf = (name: string): string => `taskschedule.${name}`;
+
+/** How long after a schedule's next time the controller reads it again (the run API fires at that time; this reads the outcome). */
+const AFTER_NEXT_MS = 1000;
+
+/** The schedule calls of the run API client (`OffloadClient` has them); undefined when OFFLOAD_API_URL is not configured. */
+export interface ScheduleApi {
+  putSchedule(key: string, body: PutScheduleBody): Promise<Schedule>;
+  getSchedule(key: string, options: { namespace?: string }): Promise<Schedule>;
+  deleteSchedule(key: string, options: { namespace?: string }): Promise<unknown>;
+}
+
+export interface TaskScheduleDeps {
+  kube: Kube;
+  events: EventRecorder;
+  api: ScheduleApi | undefined;
+  getTaskSchedule(namespace: string, name: string): KubernetesObject | undefined;
+  /** The soonest a schedule is read again, and the wait while its next time has passed but no run shows yet. */
+  minRequeueMs: number;
+  /** The longest a schedule goes unread (so a change made around the controller, e.g. a run API reset, is seen). */
+  maxRequeueMs: number;
+  /**
+   * How long after its `deletionTimestamp` a TaskSchedule whose schedule
+   * cannot be deleted (the run API unreachable) loses its finalizer anyway.
+   */
+  deleteGiveUpMs: number;
+  now(): Date;
+}
+
+/**
+ * Reconciles a TaskSchedule through the run API: puts its spec as the
+ * schedule `taskschedule.<name>` of its namespace once per generation
+ * (the run API fires the runs, on whichever replica, one per time), then
+ * mirrors the schedule's last and next times into status, reading it again
+ * just after each next time so that `kubectl get ts` shows LAST SCHEDULE
+ * moving. A spec the run API refuses (400: a cron or time zone it cannot
+ * read) is marked `Ready=False`, reason `InvalidSchedule`, and left alone
+ * until the spec changes: retrying cannot fix it.
+ */
+export async function reconcileTaskSchedule(deps: TaskScheduleDeps, namespace: string, name: string): Promise<ReconcileResult> {
+  const raw = deps.getTaskSchedule(namespace, name);
+  if (!raw) return {};
+  const prev: TaskScheduleStatus = ((raw as { status?: TaskScheduleStatus }).status ?? {}) as TaskScheduleStatus;
+  const generation = raw.metadata?.generation;
+  const og = generation !== undefined ? { observedGeneration: generation } : {};
+  const subject: EventSubject = { apiVersion: API_VERSION, kind: TASKSCHEDULE.kind, metadata: { name, namespace, uid: raw.metadata?.uid } };
+  const key = scheduleKeyOf(name);
+  const ready = (u: Omit<ConditionUpdate, "type">): TaskScheduleStatus["conditions"] => mergeConditions(prev.conditions, [{ type: "Ready", ...u, ...og }], deps.now());
+
+  if (raw.metadata?.deletionTimestamp) return finalize(deps, raw, subject, key, namespace);
+
+  const parsed = TaskScheduleSchema.safeParse(raw);
+  if (!parsed.success) {
+    // The API server checks the same schema; this is an object written before a CRD change, or past it.
+    const message = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    await write(deps, raw, prev, { ...prev, ...og, conditions: ready({ status: "False", reason: "Invalid", message: message.slice(0, 4096) }) }, subject, "Invalid", message);
+    return {};
+  }
+  const ts = parsed.data;
+  if (!deps.api) {
+    await write(deps, raw, prev, { ...prev, ...og, conditions: ready({ status: "Unknown", reason: "ApiNotConfigured", message: "the controller has no OFFLOAD_API_URL; it cannot schedule runs" }) });
+    return {};
+  }
+  // A refused generation stays refused: only a new spec can change the answer.
+  const readyNow = findCondition(prev.conditions, "Ready");
+  if (readyNow?.reason === "InvalidSchedule" && readyNow.observedGeneration === generation) return {};
+
+  // Before the schedule exists in the run API, so that none is ever left there without a way to delete it.
+  const current = await addFinalizer(deps.kube, TASKSCHEDULE.plural, SCHEDULE_FINALIZER, raw);
+  if (!current) return {};
+
+  // Put once per generation (and again after the run API could not be reached); otherwise only read.
+  const accepted = readyNow?.status === "True" && prev.observedGeneration === generation;
+  let schedule: Schedule;
+  let put: "Created" | "Updated" | "Restored" | undefined;
+  try {
+    const held = accepted ? await deps.api.getSchedule(key, { namespace }).catch(notFoundAsUndefined) : undefined;
+    if (held && sameSpec(ts.spec, held)) schedule = held;
+    else {
+      schedule = await putSpec(deps.api, ts, key);
+      // Held but different: changed around the controller (a PUT to the same key over HTTP); the TaskSchedule rules.
+      // Not held though accepted: the run API lost it (a database reset, a DELETE over HTTP).
+      if (accepted) put = "Restored";
+      else if (prev.observedGeneration === undefined) put = "Created";
+      else if (prev.observedGeneration !== generation) put = "Updated";
+    }
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 400) {
+      const where = err.issues?.length ? ` (${err.issues.map((i) => `${i.path}: ${i.message}`).join("; ")})` : "";
+      const message = `the run API refused the schedule: ${err.message}${where}`;
+      await write(deps, raw, prev, { ...prev, ...og, conditions: ready({ status: "False", reason: "InvalidSchedule", message: message.slice(0, 4096) }) }, subject, "Refused", message);
+      return {};
+    }
+    const unauthorized = err instanceof ApiError && (err.status === 401 || err.status === 403);
+    const message = `${unauthorized ? "the run API refused the controller's credentials" : "could not reach the run API"}: ${err instanceof Error ? err.message : String(err)}`;
+    // The times stay as last seen: the run API may well still be firing the schedule.
+    await write(deps, raw, prev, { ...prev, conditions: ready({ status: "False", reason: unauthorized ? "Unauthorized" : "ApiUnavailable", message: message.slice(0, 4096) }) });
+    throw new RetryableError(message);
+  }
+
+  const next = mirror(prev, schedule, og, deps.now());
+  const changed =
+    put === "Created" ? "the run API accepted the schedule" : put === "Updated" ? "the run API accepted the changed schedule" : "the run API had lost the schedule or held another: put it back";
+  await write(deps, raw, prev, next, put ? subject : undefined, put, put ? `${changed} (${describe(schedule)})` : undefined);
+  return { requeueAfterMs: requeueAfter(deps, schedule) };
+}
+
+/**
+ * A TaskSchedule being deleted: deletes its schedule from the run API (one
+ * it does not know counts as deleted), then removes the finalizer. While the
+ * run API cannot be reached it retries with backoff, until
+ * {@link TaskScheduleDeps.deleteGiveUpMs} after the deletion was asked for:
+ * then it lets the TaskSchedule go with a Warning event naming the schedule
+ * left behind, so that a dead run API never holds up a namespace's deletion.
+ */
+async function finalize(deps: TaskScheduleDeps, raw: KubernetesObject, subject: EventSubject, key: string, namespace: string): Promise<ReconcileResult> {
+  if (!finalizersOf(raw).includes(SCHEDULE_FINALIZER)) return {};
+  if (!deps.api) {
+    await deps.events.record(subject, "Warning", "NotDeleted", "Delete", `the controller has no OFFLOAD_API_URL: schedule ${key} was not deleted from the run API`);
+  } else {
+    try {
+      await deps.api.deleteSchedule(key, { namespace });
+      await deps.events.record(subject, "Normal", "Deleted", "Delete", `deleted schedule ${key} from the run API: no more runs start`);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404)) {
+        const message = `could not delete schedule ${key} from the run API: ${err instanceof Error ? err.message : String(err)}`;
+        const left = deps.deleteGiveUpMs - (deps.now().getTime() - new Date(raw.metadata!.deletionTimestamp!).getTime());
+        if (left > 0) throw new RetryableError(message, left);
+        await deps.events.record(
+          subject,
+          "Warning",
+          "DeleteFailed",
+          "Delete",
+          `${message}; gave up after ${Math.round(deps.deleteGiveUpMs / 1000)}s and let the TaskSchedule go: the schedule may still start runs (delete it with \`offload schedules rm ${key} --namespace ${namespace}\`)`,
+        );
+      }
+    }
+  }
+  await removeFinalizer(deps.kube, TASKSCHEDULE.plural, SCHEDULE_FINALIZER, raw);
+  return {};
+}
+
+/** The run API's schedule body for a TaskSchedule (the run API fills in its own defaults for what is unset). */
+export function scheduleBody(ts: TaskSchedule): PutScheduleBody {
+  const s = ts.spec;
+  const body: PutScheduleBody = { task: s.task, schedule: s.schedule, concurrencyPolicy: s.concurrencyPolicy, suspend: s.suspend };
+  if (s.timeZone !== undefined) body.timeZone = s.timeZone;
+  if (s.parameters !== undefined) body.parameters = s.parameters as PutScheduleBody["parameters"];
+  if (s.startingDeadlineSeconds !== undefined) body.startingDeadlineSeconds = s.startingDeadlineSeconds;
+  if (s.priority !== undefined) body.priority = s.priority;
+  // The schedule and its runs belong to the TaskSchedule's namespace: with OFFLOAD_AUTH=kubernetes they are
+  // authorized there (the chart grants the controller runs in every namespace).
+  if (ts.metadata.namespace) body.namespace = ts.metadata.namespace;
+  return body;
+}
+
+function putSpec(api: ScheduleApi, ts: TaskSchedule, key: string): Promise<Schedule> {
+  return api.putSchedule(key, scheduleBody(ts));
+}
+
+/** Whether the run API's schedule is what `spec` asks for (what the run API defaults counts as equal to unset). */
+export function sameSpec(spec: TaskScheduleSpec, s: Schedule): boolean {
+  return (
+    spec.task === s.task &&
+    spec.schedule === s.schedule &&
+    (spec.timeZone === undefined || spec.timeZone === s.timeZone) &&
+    jsonEqual(spec.parameters ?? null, s.parameters) &&
+    spec.concurrencyPolicy === s.concurrencyPolicy &&
+    spec.suspend === s.suspend &&
+    (spec.startingDeadlineSeconds ?? null) === s.startingDeadlineSeconds &&
+    (spec.priority === undefined || spec.priority === s.priority)
+  );
+}
+
+/** The TaskSchedule status that shows `schedule`, accepted for generation `og`. Pure. */
+export function mirror(prev: TaskScheduleStatus, schedule: Schedule, og: { observedGeneration?: number }, now: Date): TaskScheduleStatus {
+  const s: TaskScheduleStatus = { ...prev, ...og };
+  // Kept when the run API has none (a schedule put again after it lost it): the last run did happen.
+  if (schedule.lastScheduleTime) s.lastScheduleTime = schedule.lastScheduleTime;
+  if (schedule.lastRunId) s.lastRunId = schedule.lastRunId;
+  if (schedule.nextScheduleTime) s.nextScheduleTime = schedule.nextScheduleTime;
+  else delete s.nextScheduleTime;
+  const ready: ConditionUpdate = schedule.suspend
+    ? { type: "Ready", status: "True", reason: "Suspended", message: "the run API holds the schedule, suspended: no runs start until spec.suspend is false", ...og }
+    : { type: "Ready", status: "True", reason: "Scheduled", message: `the run API holds the schedule (${describe(schedule)})`, ...og };
+  s.conditions = mergeConditions(prev.conditions, [ready], now);
+  return s;
+}
+
+/** The schedule in a few words, for events and the Ready message (no times that change at every run). */
+function describe(s: Schedule): string {
+  return `"${s.schedule}" in ${s.timeZone}, task ${s.task}, ${s.concurrencyPolicy}${s.suspend ? ", suspended" : ""}`;
+}
+
+/** When to read the schedule again: just after its next time (bounded both ways). */
+export function requeueAfter(deps: Pick<TaskScheduleDeps, "minRequeueMs" | "maxRequeueMs" | "now">, s: Schedule): number {
+  if (!s.nextScheduleTime || s.suspend) return deps.maxRequeueMs;
+  const ms = new Date(s.nextScheduleTime).getTime() + AFTER_NEXT_MS - deps.now().getTime();
+  return Math.min(deps.maxRequeueMs, Math.max(deps.minRequeueMs, ms));
+}
+
+function notFoundAsUndefined(err: unknown): undefined {
+  // The run API lost it (a database reset, a DELETE over HTTP): the caller puts it again.
+  if (err instanceof ApiError && err.status === 404) return undefined;
+  throw err;
+}
+
+/**
+ * Writes `next` unless it equals `prev`, then records the event (if any): an
+ * event only once its status is in, so one that repeats on every retry of a
+ * failing write is not recorded at each.
+ */
+async function write(
+  deps: TaskScheduleDeps,
+  raw: KubernetesObject,
+  prev: TaskScheduleStatus,
+  next: TaskScheduleStatus,
+  subject?: EventSubject,
+  reason?: string,
+  note?: string,
+): Promise<void> {
+  const changed = !jsonEqual(next, prev);
+  if (changed) await deps.kube.patchStatus(TASKSCHEDULE.plural, raw.metadata?.namespace ?? "default", raw.metadata?.name ?? "", next);
+  if (subject && reason && note && (changed || reason === "Restored")) {
+    const type = reason === "Refused" || reason === "Invalid" ? "Warning" : "Normal";
+    await deps.events.record(subject, type, reason, "Schedule", note);
+  }
+}
