@@ -4,29 +4,47 @@ import { ClientEnvSchema, parseEnv } from "./config.js";
 import { HttpTransport } from "./http.js";
 import { TokenFile } from "./token-file.js";
 import { readServerSentEvents } from "./sse.js";
-import { ApiError, ApiUnreachableError, RunCancelledError, RunFailedError, RunFinishedError, RunNotRetryableError } from "./errors.js";
+import { ApiError, ApiUnreachableError, RunCancelledError, RunFailedError, RunFinishedError, RunNotRetryableError, ScheduleNotFoundError } from "./errors.js";
 import {
   CreateRunsBatchResponseSchema,
   ErrorBodySchema,
+  ListSchedulesResponseSchema,
   ListRunsResponseSchema,
   ListTasksResponseSchema,
   MAX_TASK_LIST_WAIT_SECONDS,
   ResultResponseSchema,
   RunLogsResponseSchema,
   RunSchema,
+  ScheduleSchema,
+  SubmittedRunSchema,
   TaskListSchema,
   isTerminal,
   type CreateRunBody,
   type ListRunsQuery,
   type ListRunsResponse,
   type ResultResponse,
+  type PutScheduleBody,
   type Run,
+  type Schedule,
+  type SubmittedRun,
   type TaskInfo,
   type TaskList,
 } from "./protocol/index.js";
 
 /** A run's log, as `GET /v1/runs/:id/logs` answers it: `lines` oldest first; `truncated` once older lines were dropped. */
 export type RunLogs = z.infer<typeof RunLogsResponseSchema>;
+
+/** The answer of `POST /v1/runs/batch`: the runs in the order asked, and what the run API could not check about them (empty when nothing). */
+export interface SubmittedBatch {
+  readonly runs: Run[];
+  readonly warnings: string[];
+}
+
+/** Options of the schedule calls of {@link OffloadClient}. */
+export interface ScheduleCallOptions {
+  /** The schedule's namespace. @defaultValue the caller's own (as for runs) */
+  namespace?: string;
+}
 
 /** Options of {@link OffloadClient}. Each falls back to the environment. */
 export interface ClientOptions {
@@ -63,14 +81,31 @@ export class OffloadClient {
     this.#http = new HttpTransport(this.apiUrl);
   }
 
-  /** `POST /v1/runs`: records and dispatches one run. */
-  async createRun(body: CreateRunBody): Promise<Run> {
-    return RunSchema.parse(await this.#request("POST", "/v1/runs", body));
+  /**
+   * `POST /v1/runs`: records and dispatches one run. The answer is the run,
+   * with `warnings` when the run API could not check something about it (no
+   * worker has registered the task yet). A `parameters` that breaks the input
+   * schema a worker registered is refused: an {@link ApiError}
+   * `OFFLOAD_INVALID_PARAMETERS` whose `issues` name each field.
+   */
+  async createRun(body: CreateRunBody): Promise<SubmittedRun> {
+    return SubmittedRunSchema.parse(await this.#request("POST", "/v1/runs", body));
   }
 
-  /** `POST /v1/runs/batch`: records and dispatches many runs in one call; answers them in order. */
+  /** `POST /v1/runs/batch`: records and dispatches many runs in one call; answers them in order. See {@link createRunsBatch} for the warnings too. */
   async createRuns(runs: CreateRunBody[]): Promise<Run[]> {
-    return CreateRunsBatchResponseSchema.parse(await this.#request("POST", "/v1/runs/batch", { runs })).runs;
+    return (await this.createRunsBatch(runs)).runs;
+  }
+
+  /**
+   * `POST /v1/runs/batch`, with the whole answer: the runs in order and the
+   * `warnings` (each said once for the batch). An invalid `parameters`
+   * refuses the whole batch (`OFFLOAD_INVALID_PARAMETERS`, `issues` paths like
+   * `runs.3.parameters.tenant`); nothing is recorded then.
+   */
+  async createRunsBatch(runs: CreateRunBody[]): Promise<SubmittedBatch> {
+    const answer = CreateRunsBatchResponseSchema.parse(await this.#request("POST", "/v1/runs/batch", { runs }));
+    return { runs: answer.runs, warnings: answer.warnings ?? [] };
   }
 
   /** `GET /v1/runs/:id`. Throws an {@link ApiError} with code `OFFLOAD_RUN_NOT_FOUND` for an unknown id. */
@@ -120,6 +155,31 @@ export class OffloadClient {
   /** `GET /v1/runs/:id/logs`: what the run logged through `ctx.log`, every try, oldest first. */
   async getLogs(id: string): Promise<RunLogs> {
     return RunLogsResponseSchema.parse(await this.#request("GET", `/v1/runs/${encodeURIComponent(id)}/logs`));
+  }
+
+  /**
+   * `PUT /v1/schedules/:key`: creates or replaces the schedule `key` (in
+   * `body.namespace`, else the caller's own). Resolves with it as stored.
+   * `task.schedule(cron, input, { key })` checks the input first and calls this.
+   */
+  async putSchedule(key: string, body: PutScheduleBody): Promise<Schedule> {
+    return ScheduleSchema.parse(await this.#request("PUT", schedulePath(key), body));
+  }
+
+  /** `GET /v1/schedules/:key`. Throws {@link ScheduleNotFoundError} when there is none. */
+  async getSchedule(key: string, options: ScheduleCallOptions = {}): Promise<Schedule> {
+    return ScheduleSchema.parse(await this.#scheduleRequest(key, "GET", schedulePath(key, options)));
+  }
+
+  /** `GET /v1/schedules`: the schedules of a namespace. */
+  async listSchedules(options: ScheduleCallOptions = {}): Promise<Schedule[]> {
+    const qs = options.namespace !== undefined ? `?${new URLSearchParams({ namespace: options.namespace })}` : "";
+    return ListSchedulesResponseSchema.parse(await this.#request("GET", `/v1/schedules${qs}`)).schedules;
+  }
+
+  /** `DELETE /v1/schedules/:key`: no run starts from it any more (runs it started go on). Throws {@link ScheduleNotFoundError} when there is none. */
+  async deleteSchedule(key: string, options: ScheduleCallOptions = {}): Promise<void> {
+    await this.#scheduleRequest(key, "DELETE", schedulePath(key, options));
   }
 
   /** `GET /v1/tasks`: the tasks the run API knows of, with their backlog and the workers serving them. */
@@ -219,6 +279,16 @@ export class OffloadClient {
     }
   }
 
+  // A call about one schedule: its 404 becomes the typed error callers catch.
+  async #scheduleRequest(key: string, method: string, path: string): Promise<unknown> {
+    try {
+      return await this.#request(method, path);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === "OFFLOAD_SCHEDULE_NOT_FOUND") throw new ScheduleNotFoundError(key, err.message);
+      throw err;
+    }
+  }
+
   #headers(accept: string): Record<string, string> {
     const token = this.#token ?? this.#tokenFile?.token;
     return { accept, ...(token ? { authorization: `Bearer ${token}` } : {}) };
@@ -251,6 +321,11 @@ export class OffloadClient {
     Object.defineProperty(e, "body", { value: parsed.data, enumerable: false });
     return e;
   }
+}
+
+function schedulePath(key: string, options: ScheduleCallOptions = {}): string {
+  const qs = options.namespace !== undefined ? `?${new URLSearchParams({ namespace: options.namespace })}` : "";
+  return `/v1/schedules/${encodeURIComponent(key)}${qs}`;
 }
 
 function safeJson(text: string): unknown {

@@ -150,6 +150,31 @@ export class TaskTimeoutError extends OffloadError {
   }
 }
 
+/**
+ * A task's `concurrency.key` or `rateLimit.key` function threw, or returned
+ * something that is not a key (a non-empty string of at most 256
+ * characters); thrown by `delay()` / `map()` before anything is sent.
+ */
+export class LimitKeyError extends OffloadError {
+  readonly task: string;
+  /** Which key function failed. */
+  readonly limit: "concurrency" | "rateLimit";
+  constructor(task: string, limit: "concurrency" | "rateLimit", problem: string, options?: { cause?: unknown }) {
+    super("OFFLOAD_LIMIT_KEY", `task "${task}": ${limit}.key ${problem}; nothing was sent (fix the key function or the input)`, options);
+    this.task = task;
+    this.limit = limit;
+  }
+}
+
+/** `getSchedule()`, `deleteSchedule()`, `task.unschedule()`: no schedule has this key in this namespace (HTTP 404). */
+export class ScheduleNotFoundError extends ApiError {
+  readonly key: string;
+  constructor(key: string, message: string) {
+    super("OFFLOAD_SCHEDULE_NOT_FOUND", 404, message);
+    this.key = key;
+  }
+}
+
 const hasCode = (code: string) => (err: unknown): boolean => isOffloadError(err) && err.code === code;
 /** True if `err` is a {@link RunFailedError}. */
 export const isRunFailedError = hasCode("OFFLOAD_RUN_FAILED") as (err: unknown) => err is RunFailedError;
@@ -165,6 +190,10 @@ export const isRunFinishedError = hasCode("OFFLOAD_RUN_FINISHED") as (err: unkno
 export const isRunNotRetryableError = hasCode("OFFLOAD_RUN_NOT_RETRYABLE") as (err: unknown) => err is RunNotRetryableError;
 /** True if `err` is a {@link TaskTimeoutError} (a run's signal aborted by its timeout). */
 export const isTaskTimeoutError = hasCode("OFFLOAD_TIMEOUT") as (err: unknown) => err is TaskTimeoutError;
+/** True if `err` is a {@link LimitKeyError}. */
+export const isLimitKeyError = hasCode("OFFLOAD_LIMIT_KEY") as (err: unknown) => err is LimitKeyError;
+/** True if `err` is a {@link ScheduleNotFoundError}. */
+export const isScheduleNotFoundError = hasCode("OFFLOAD_SCHEDULE_NOT_FOUND") as (err: unknown) => err is ScheduleNotFoundError;
 /** True if `err` is an {@link ApiError}. */
 export function isApiError(err: unknown): err is ApiError {
   return isOffloadError(err) && typeof (err as { status?: unknown }).status === "number";

@@ -10,6 +10,9 @@ export type {
   TaskRunInfo,
   DelayOptions,
   MapOptions,
+  ScheduleOptions,
+  ConcurrencyOptions,
+  RateLimitOptions,
   ResultOptions,
   RunHandle,
   RetryDelay,
@@ -21,7 +24,7 @@ export type {
 export { serve } from "./serve/index.js";
 export type { ServeOptions, Server, ServeHooks, RunInfo, RunOutcome, RunLogLevel } from "./serve/index.js";
 export { OffloadClient, defaultClient, setDefaultClient } from "./client.js";
-export type { ClientOptions, RunLogs } from "./client.js";
+export type { ClientOptions, RunLogs, SubmittedBatch, ScheduleCallOptions } from "./client.js";
 export {
   OffloadError,
   ConfigError,
@@ -38,6 +41,8 @@ export {
   RunNotRetryableError,
   ResultNotSerializableError,
   InvalidProgressError,
+  LimitKeyError,
+  ScheduleNotFoundError,
   isOffloadError,
   isApiError,
   isRunFailedError,
@@ -47,6 +52,27 @@ export {
   isRunFinishedError,
   isRunNotRetryableError,
   isTaskTimeoutError,
+  isLimitKeyError,
+  isScheduleNotFoundError,
 } from "./errors.js";
 export { isTerminal, RUN_STATES } from "./protocol/index.js";
-export type { Run, RunState, RunError, Json, ErrorCode, RunLogLine, TaskInfo, TaskList, RunProgress, RunProgressEvent, TraceContext } from "./protocol/index.js";
+export type {
+  Run,
+  RunState,
+  RunError,
+  Json,
+  ErrorCode,
+  RunLogLine,
+  TaskInfo,
+  TaskList,
+  RunProgress,
+  RunProgressEvent,
+  TraceContext,
+  SubmittedRun,
+  WaitingFor,
+  TaskDefinition,
+  RegisteredTask,
+  Schedule,
+  PutScheduleBody,
+  ConcurrencyPolicy,
+} from "./protocol/index.js";

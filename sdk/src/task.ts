@@ -2,13 +2,30 @@ import type { Logger } from "pino";
 import type { z } from "zod";
 import { cacheKeyOf, checkCacheOptions, type CacheOptions } from "./cache.js";
 import { defaultClient, type OffloadClient, type RunLogs } from "./client.js";
+import { taskDefinition } from "./definition.js";
 import { InputValidationError, ResultTimeoutError, ConfigError } from "./errors.js";
-import { MAX_BATCH, MAX_TIMEOUT_SECONDS, TaskNameSchema, type Json, type Run, type TraceContext } from "./protocol/index.js";
+import { checkFlowSettings, checkPriority, limitKeysOf, type ConcurrencyOptions, type RateLimitOptions } from "./flow.js";
+import {
+  MAX_BATCH,
+  MAX_TIMEOUT_SECONDS,
+  PutScheduleBodySchema,
+  ScheduleKeySchema,
+  TaskDefinitionSchema,
+  TaskNameSchema,
+  type ConcurrencyPolicy,
+  type Json,
+  type PutScheduleBody,
+  type Run,
+  type Schedule,
+  type TaskDefinition,
+  type TraceContext,
+} from "./protocol/index.js";
 import { checkRetrySettings, type RetryDelay, type RetryOn } from "./retries.js";
 import type { ProgressReport } from "./serve/progress.js";
 import { activeTraceContext } from "./tracing/context.js";
 
 export type { CacheOptions, CachePolicyPart } from "./cache.js";
+export type { ConcurrencyOptions, RateLimitOptions } from "./flow.js";
 export type { RetryDelay, RetryOn } from "./retries.js";
 export type { ProgressReport } from "./serve/progress.js";
 
@@ -73,8 +90,28 @@ export interface TaskOptions<S extends z.ZodType, O = unknown> {
   name: string;
   /** The input schema. `delay()` checks input against it before sending, and the worker checks again before running. */
   input: S;
-  /** A line about what the task does (shown by `GET /v1/tasks`). */
+  /** A line about what the task does (shown by `GET /v1/tasks`); at most 4000 characters. */
   description?: string;
+  /**
+   * At most `limit` runs of this task at once (per key, with `key`), across
+   * every worker and run API replica: `{ limit: 2, key: (input) => input.tenant }`.
+   * Runs beyond it wait in the run API (`PENDING`, with `waitingFor` saying
+   * why) without holding a worker slot, and start as slots free up, by
+   * `priority`, taking turns across keys. The run API learns the limit when a
+   * worker serving the task registers it (`serve()` does at start).
+   * See {@link ConcurrencyOptions}.
+   * @defaultValue no limit: runs are dispatched at once
+   */
+  concurrency?: ConcurrencyOptions<z.output<S>>;
+  /**
+   * At most `limit` runs of this task start per `periodSeconds` (per key, with
+   * `key`), across every worker and run API replica:
+   * `{ limit: 100, periodSeconds: 60, key: (input) => input.tenant }`. Runs
+   * beyond it wait in the run API like those held by `concurrency`.
+   * See {@link RateLimitOptions}.
+   * @defaultValue no limit
+   */
+  rateLimit?: RateLimitOptions<z.output<S>>;
   /**
    * Abort the run's signal after this many seconds and fail the try with
    * `TimeoutError` (retried like any other error). The worker frees the run's
@@ -145,12 +182,54 @@ export interface DelayOptions {
   delaySeconds?: number;
   /** This run's timeout, instead of the task's `timeoutSeconds`. @defaultValue the task's */
   timeoutSeconds?: number;
+  /**
+   * 1 (first) … 5 (last). Among this task's runs waiting for a `concurrency`
+   * or `rateLimit` slot, lower numbers start first. A task without limits
+   * dispatches every run at once, in arrival order, so priority changes
+   * nothing for it: give it `concurrency: { limit: <your workers' capacity> }`
+   * to have priorities (and turns across keys) apply.
+   * @defaultValue 3
+   */
+  priority?: number;
 }
 
 /** Options of {@link Task.map}. */
 export interface MapOptions {
   /** Runs are delayed (not awaited) in one batch call; the only mode there is, accepted for Prefect's spelling. @defaultValue true */
   deferred?: true;
+  /** The priority of every run (see {@link DelayOptions.priority}). @defaultValue 3 */
+  priority?: number;
+}
+
+/** Options of {@link Task.schedule}. */
+export interface ScheduleOptions {
+  /**
+   * The schedule's key, unique in its namespace (letters, digits, `.`, `_`,
+   * `:`, `-`): putting a schedule with the same key replaces it, and
+   * {@link Task.unschedule} removes it by it.
+   */
+  key: string;
+  /** The IANA time zone the cron expression is read in, e.g. `Europe/Paris`. @defaultValue UTC */
+  timeZone?: string;
+  /**
+   * What to do when a time comes while the run it started last has not
+   * finished, as a Kubernetes CronJob: `Allow` starts the next anyway,
+   * `Forbid` skips this time, `Replace` cancels the unfinished run first.
+   * @defaultValue "Allow"
+   */
+  concurrencyPolicy?: ConcurrencyPolicy;
+  /** True: start no runs until it is put again with `suspend: false` (times passed meanwhile are missed). @defaultValue false */
+  suspend?: boolean;
+  /**
+   * A time missed while the run API was down still fires if at most this
+   * many seconds late; older ones are skipped.
+   * @defaultValue unset: the latest missed time fires, once
+   */
+  startingDeadlineSeconds?: number;
+  /** The priority of the runs it starts (see {@link DelayOptions.priority}). @defaultValue 3 */
+  priority?: number;
+  /** The namespace of the schedule and its runs. @defaultValue as for `delay()`: the caller's own */
+  namespace?: string;
 }
 
 /** Options of {@link RunHandle.result}. */
@@ -163,6 +242,13 @@ export interface ResultOptions {
 export interface RunHandle<O> {
   readonly id: string;
   readonly task: string;
+  /**
+   * What the run API said it could not check when it recorded the run, e.g.
+   * `no worker has registered task "x" yet: its parameters were not checked
+   * and its limits are not known`. Empty when nothing (and for a handle made
+   * by {@link Task.handle}). The run was recorded either way.
+   */
+  readonly warnings: readonly string[];
   /**
    * The run record, fresh from the run API: state, attempts, times, error, and
    * `progress` (the task's last `ctx.progress(...)` report, once it made one).
@@ -200,6 +286,24 @@ export interface Task<S extends z.ZodType = z.ZodType, O = unknown> {
   map(inputs: readonly z.input<S>[], options?: MapOptions): Promise<RunHandle<O>[]>;
   /** A handle for a run of this task made earlier (e.g. by id stored in a database). */
   handle(runId: string): RunHandle<O>;
+  /**
+   * The task as data, as `serve()` registers it with the run API: its input
+   * as JSON Schema (absent when zod cannot convert it), limits (`keyed: true`
+   * when a key function is given), retries, retry delays, timeout and description.
+   */
+  definition(): TaskDefinition;
+  /**
+   * Runs this task on a cron schedule, kept by the run API
+   * (`PUT /v1/schedules/:key`): a cron expression of five fields
+   * (`"0 3 * * *"`: 03:00 every day), or six with seconds first; each time fires one run with `input`, across every API
+   * replica. The input is checked against the task's schema first. Putting
+   * the same `key` again replaces the schedule. Resolves with the schedule as
+   * stored (`nextScheduleTime` …); an unreadable cron expression or time zone
+   * rejects with an `ApiError` `OFFLOAD_INVALID_SCHEDULE`.
+   */
+  schedule(cron: string, input: z.input<S>, options: ScheduleOptions): Promise<Schedule>;
+  /** Removes the schedule `key` (`DELETE /v1/schedules/:key`); rejects with `ScheduleNotFoundError` if there is none. */
+  unschedule(key: string, options?: { namespace?: string }): Promise<void>;
 }
 
 /**
@@ -219,6 +323,10 @@ export function task<S extends z.ZodType, O>(
   if (typeof fn !== "function") throw new ConfigError(`task "${options.name}": the second argument must be the task's function`);
   checkTimeout(`task "${options.name}"`, options.timeoutSeconds);
   checkRetrySettings(options.name, options);
+  checkFlowSettings(options.name, options);
+  if (options.description !== undefined && !TaskDefinitionSchema.shape.description.safeParse(options.description).success) {
+    throw new ConfigError(`task "${options.name}": description must be a string of at most 4000 characters`);
+  }
   if (options.cache !== undefined) checkCacheOptions(options.name, options.cache);
   for (const hook of ["onCompletion", "onFailure"] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== "function") throw new ConfigError(`task "${options.name}": ${hook} must be a function`);
@@ -228,8 +336,11 @@ export function task<S extends z.ZodType, O>(
     ...(options.cache ? { cache: Object.freeze({ ...options.cache, ...(options.cache.policy ? { policy: Object.freeze([...options.cache.policy]) } : {}) }) } : {}),
     ...(Array.isArray(options.retryDelaySeconds) ? { retryDelaySeconds: Object.freeze([...(options.retryDelaySeconds as number[])]) } : {}),
     ...(Array.isArray(options.retryOn) ? { retryOn: Object.freeze([...(options.retryOn as string[])]) } : {}),
+    ...(options.concurrency ? { concurrency: Object.freeze({ ...options.concurrency }) } : {}),
+    ...(options.rateLimit ? { rateLimit: Object.freeze({ ...options.rateLimit }) } : {}),
   }) as Readonly<TaskOptions<S, Awaited<O>>>;
   const client = (): OffloadClient => frozen.client ?? defaultClient();
+  let definition: TaskDefinition | undefined;
 
   const validate = (input: unknown): unknown => {
     const parsed = frozen.input.safeParse(input);
@@ -257,32 +368,60 @@ export function task<S extends z.ZodType, O>(
     async delay(input, delayOptions = {}) {
       const parameters = validate(input) as never;
       checkTimeout("delay()", delayOptions.timeoutSeconds);
+      checkPriority("delay()", delayOptions.priority);
       const run = await client().createRun({
         task: frozen.name,
         parameters,
         ...(delayOptions.idempotencyKey ? { idempotencyKey: delayOptions.idempotencyKey } : {}),
         ...scheduleOf(delayOptions),
         ...(delayOptions.timeoutSeconds !== undefined ? { timeoutSeconds: delayOptions.timeoutSeconds } : {}),
+        ...(delayOptions.priority !== undefined ? { priority: delayOptions.priority } : {}),
+        ...limitKeysOf(frozen.name, frozen, parameters),
         ...cacheFields(parameters),
         ...(await traceFields()),
       });
-      return makeHandle<Awaited<O>>(client(), run.id, frozen.name);
+      return makeHandle<Awaited<O>>(client(), run.id, frozen.name, run.warnings);
     },
-    async map(inputs) {
+    async map(inputs, mapOptions = {}) {
+      checkPriority("map()", mapOptions.priority);
+      const priority = mapOptions.priority !== undefined ? { priority: mapOptions.priority } : {};
       const traced = await traceFields();
+      // Every body (keys included) is made before the first call: a bad input or key sends nothing.
       const bodies = inputs.map((input) => {
         const parameters = validate(input) as never;
-        return { task: frozen.name, parameters, ...cacheFields(parameters), ...traced };
+        return { task: frozen.name, parameters, ...priority, ...limitKeysOf(frozen.name, frozen, parameters), ...cacheFields(parameters), ...traced };
       });
       const handles: RunHandle<Awaited<O>>[] = [];
       for (let i = 0; i < bodies.length; i += MAX_BATCH) {
-        const runs = await client().createRuns(bodies.slice(i, i + MAX_BATCH));
-        for (const run of runs) handles.push(makeHandle<Awaited<O>>(client(), run.id, frozen.name));
+        const batch = await client().createRunsBatch(bodies.slice(i, i + MAX_BATCH));
+        for (const run of batch.runs) handles.push(makeHandle<Awaited<O>>(client(), run.id, frozen.name, batch.warnings));
       }
       return handles;
     },
     handle(runId) {
       return makeHandle<Awaited<O>>(client(), runId, frozen.name);
+    },
+    definition() {
+      definition ??= taskDefinition(frozen);
+      return structuredClone(definition);
+    },
+    async schedule(cron, input, scheduleOptions) {
+      const parameters = validate(input) as never;
+      const { key, ...rest } = scheduleOptions ?? ({} as ScheduleOptions);
+      if (!ScheduleKeySchema.safeParse(key).success) {
+        throw new ConfigError(`schedule(): key ${JSON.stringify(key)} is invalid: give a key of letters, digits, '.', '_', ':' and '-' (at most 200), starting with a letter or digit`);
+      }
+      checkPriority("schedule()", rest.priority);
+      const body: PutScheduleBody = { task: frozen.name, schedule: cron, parameters, ...definedOnly(rest) };
+      const checked = PutScheduleBodySchema.safeParse(body);
+      if (!checked.success) {
+        const issue = checked.error.issues[0]!;
+        throw new ConfigError(`schedule(): ${issue.path.join(".") || "options"}: ${issue.message}`);
+      }
+      return client().putSchedule(key, body);
+    },
+    async unschedule(key, unscheduleOptions = {}) {
+      await client().deleteSchedule(key, unscheduleOptions);
     },
   };
   Object.defineProperty(self, TASK_BRAND, { value: true, enumerable: false });
@@ -300,6 +439,11 @@ export function isTask(value: unknown): value is Task {
   return typeof value === "object" && value !== null && TASK_BRAND in value;
 }
 
+// The options that were given, so that the body carries no `key: undefined` the run API would refuse.
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 function scheduleOf(options: DelayOptions): { scheduledAt?: string } {
   if (options.scheduledAt && options.delaySeconds !== undefined) {
     throw new ConfigError("delay(): give scheduledAt or delaySeconds, not both");
@@ -310,10 +454,11 @@ function scheduleOf(options: DelayOptions): { scheduledAt?: string } {
 }
 
 /** Builds a handle to follow a run by id. */
-export function makeHandle<O>(client: OffloadClient, id: string, taskName: string): RunHandle<O> {
+export function makeHandle<O>(client: OffloadClient, id: string, taskName: string, warnings: readonly string[] = []): RunHandle<O> {
   return {
     id,
     task: taskName,
+    warnings: Object.freeze([...warnings]),
     status: () => client.getRun(id),
     async result(options = {}) {
       const limit = options.timeoutSeconds ?? Number.POSITIVE_INFINITY;

@@ -1,7 +1,8 @@
 /**
  * A serve() worker's lifecycle, and the wiring of its parts. start() ensures
  * the NATS layout, opens the cancellations watch, then starts one pull loop
- * per task and the heartbeats; stop() drains: no new runs, runs in flight
+ * per task, the heartbeats and the registration of the tasks' definitions
+ * with the run API (in the background: it never holds up serving); stop() drains: no new runs, runs in flight
  * finish within `drainSeconds` or are abandoned (and redelivered), task
  * hooks get what is left of that time, then the connection is drained so
  * the last acks and naks reach the server. Pulling, executing and reporting
@@ -24,6 +25,7 @@ import { InFlight } from "./in-flight.js";
 import type { Server, ServeOptions } from "./index.js";
 import { compileOptions, type CompiledOptions } from "./options.js";
 import { pullLoop } from "./pull.js";
+import { startRegistration } from "./register.js";
 import { ResultStore } from "./results.js";
 import { Slots } from "./slots.js";
 import { TASK_MAX_ACK_PENDING, ensureTaskConsumer, type TaskConsumerSettings } from "./streams.js";
@@ -64,6 +66,7 @@ class TaskServer implements Server {
   readonly #loops: Promise<void>[] = [];
   #cancellations: Cancellations | undefined;
   #stopHeartbeats: (() => void) | undefined;
+  #stopRegistration: (() => void) | undefined;
 
   constructor(opts: CompiledOptions, nc: NatsConnection) {
     this.#opts = opts;
@@ -125,6 +128,9 @@ class TaskServer implements Server {
       this.#loops.push(pullLoop(t, hint, { nc, js: this.#js, jsm, slots: this.#slots, concurrency: this.concurrency, consumerSettings, log, stopping, inFlight, launch }));
     }
     this.#stopHeartbeats = startHeartbeats({ nc, workerId: this.workerId, concurrency: this.concurrency, tasks: this.tasks, log, inFlight });
+    // A task made by an older copy of the SDK has no definition() to register.
+    const definitions = this.#opts.tasks.flatMap((t) => (typeof t.definition === "function" ? [t.definition()] : []));
+    if (definitions.length > 0) this.#stopRegistration = startRegistration({ nc, workerId: this.workerId, tasks: definitions, log });
     this.#ready = true;
   }
 
@@ -135,6 +141,7 @@ class TaskServer implements Server {
 
   async #stop(): Promise<void> {
     this.#stopping = true;
+    this.#stopRegistration?.();
     this.#log.info({ inFlight: this.#inFlight.size, drainSeconds: this.#opts.drainSeconds }, "stopping: no new runs, waiting for runs in flight");
     this.#slots.close();
     for (const h of this.#hints) h.set();
