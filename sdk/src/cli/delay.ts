@@ -1,11 +1,12 @@
 /** `offload delay TASK --params JSON [--wait]`: record and dispatch one run, as `task.delay()` does. */
-import { Command, InvalidArgumentError } from "commander";
-import { PRIORITY, type Json, type Run } from "../protocol/index.js";
-import { EXIT, UsageError } from "./exit-codes.js";
+import { Command } from "commander";
+import { PRIORITY, type Run } from "../protocol/index.js";
+import { EXIT } from "./exit-codes.js";
 import { followRun } from "./follow.js";
 import { writeJson } from "./io.js";
 import { LiveLine } from "./live.js";
-import { endText, positiveInt, statusText, type CommandContext } from "./runs.js";
+import { parseParams, positiveInt, priority } from "./options.js";
+import { endText, statusText, type CommandContext } from "./runs.js";
 
 interface DelayOptions {
   params: string;
@@ -63,19 +64,4 @@ export function delayCommand(ctx: CommandContext): Command {
       ctx.io.stderr.write(`${endText(end)}\n`);
       ctx.exit(end.state === "COMPLETED" ? EXIT.OK : EXIT.RUN_FAILED);
     });
-}
-
-function priority(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < PRIORITY.first || n > PRIORITY.last) throw new InvalidArgumentError(`must be a whole number from ${PRIORITY.first} (first) to ${PRIORITY.last} (last).`);
-  return n;
-}
-
-/** `--params` as JSON, or a usage error that says how to quote it. */
-export function parseParams(text: string): Json {
-  try {
-    return JSON.parse(text) as Json;
-  } catch (err) {
-    throw new UsageError(`--params is not JSON: ${(err as Error).message}. Quote it for the shell, e.g. --params '{"width":200}'`);
-  }
 }

@@ -1,5 +1,5 @@
 /** `offload runs …`: list, show, follow, cancel and retry runs. */
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
 import type { OffloadClient, RunLogs } from "../client.js";
 import { RUN_STATES, isTerminal, type Run, type RunLogLine, type RunState } from "../protocol/index.js";
 import { EXIT, type ExitCode } from "./exit-codes.js";
@@ -7,6 +7,7 @@ import { followRun } from "./follow.js";
 import { progressText, runDetails, runsTable, stateText, waitingText } from "./format.js";
 import { writeJson, type CliIo } from "./io.js";
 import { LiveLine } from "./live.js";
+import { positiveInt } from "./options.js";
 
 /** What every command gets: the client (built on first use, so `--help` needs no configuration) and the streams. */
 export interface CommandContext {
@@ -17,12 +18,6 @@ export interface CommandContext {
 }
 
 const WATCH_INTERVAL_MS = 1000;
-
-export function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a whole number of at least 1.");
-  return n;
-}
 
 export function runsCommand(ctx: CommandContext): Command {
   const runs = new Command("runs").description("list, show, follow, cancel and retry runs");
