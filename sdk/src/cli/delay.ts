@@ -43,6 +43,8 @@ export function delayCommand(ctx: CommandContext): Command {
         ...(opts.concurrencyKey !== undefined ? { concurrencyKey: opts.concurrencyKey } : {}),
         ...(opts.rateLimitKey !== undefined ? { rateLimitKey: opts.rateLimitKey } : {}),
       });
+      // On stderr, so that stdout (the run, or its result) stays what scripts read.
+      for (const warning of run.warnings ?? []) ctx.io.stderr.write(`offload: warning: ${warning}\n`);
       if (!opts.wait) {
         if (opts.json) writeJson(ctx.io, run);
         else ctx.io.stdout.write(`Run ${run.id} of ${run.task} is ${run.state}.\nFollow it with: offload runs get ${run.id}\n`);

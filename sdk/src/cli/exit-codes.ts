@@ -11,7 +11,7 @@ export const EXIT = {
   RUN_FAILED: 1,
   /** The command line or the configuration is wrong (unknown option, bad JSON, OFFLOAD_API_URL malformed, a body the API refused as invalid). */
   USAGE: 2,
-  /** No run has this id. */
+  /** No run has this id, no schedule this key. */
   NOT_FOUND: 3,
   /** The API refused the caller: no token, a wrong one, or no right to do this (401/403). */
   AUTH: 4,
@@ -29,8 +29,10 @@ export const EXIT_CODES_HELP = `
 Exit codes:
   0  ok (with --wait/--follow: the run completed)
   1  the run waited for ended FAILED or CANCELLED
-  2  usage: a bad option or argument, malformed --params, invalid configuration
-  3  not found: no run has this id
+  2  usage: a bad option or argument, malformed --params, parameters the
+     task's registered schema refuses, a cron expression or time zone the
+     API cannot read, invalid configuration
+  3  not found: no run has this id, no schedule this key
   4  auth: the API refused the token (401) or the right (403)
   5  unreachable: the API could not be reached, or answered 503
   6  refused: the API refused for another reason (e.g. 409 run already finished, 429)

@@ -12,6 +12,7 @@ import { delayCommand } from "./delay.js";
 import { EXIT, EXIT_CODES_HELP, exitCodeOf, UsageError, type ExitCode } from "./exit-codes.js";
 import type { CliIo } from "./io.js";
 import { runsCommand, type CommandContext } from "./runs.js";
+import { schedulesCommand } from "./schedules.js";
 import { tasksCommand } from "./tasks.js";
 
 const version = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -33,7 +34,7 @@ export function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Comm
     .showHelpAfterError("(add --help for usage)")
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .exitOverride();
-  for (const cmd of [runsCommand(ctx), tasksCommand(ctx), delayCommand(ctx)]) program.addCommand(cmd);
+  for (const cmd of [runsCommand(ctx), tasksCommand(ctx), delayCommand(ctx), schedulesCommand(ctx)]) program.addCommand(cmd);
   // Every subcommand reports usage errors through the same exit path as the program.
   const inherit = (cmd: Command): void => {
     for (const sub of cmd.commands) {
@@ -73,7 +74,9 @@ function describe(err: unknown): string {
         ? " (set OFFLOAD_API_TOKEN to the run API's token, or OFFLOAD_TOKEN_FILE to a file holding a ServiceAccount token for audience offload)"
         : err.code === "OFFLOAD_RUN_NOT_FOUND"
           ? " (list runs with: offload runs ls)"
-          : "";
+          : err.code === "OFFLOAD_SCHEDULE_NOT_FOUND"
+            ? " (list schedules with: offload schedules ls)"
+            : "";
     const issues = (err as { issues?: { path: string; message: string }[] }).issues;
     const details = issues?.length ? `\n${issues.map((i) => `  ${i.path || "(body)"}: ${i.message}`).join("\n")}` : "";
     return `offload: ${err.code}: ${err.message}${hint}${details}`;
