@@ -89,8 +89,15 @@ describe("the chart's auth, rate limit and network policy", () => {
     it("ClusterRoles for apps, with release-independent names, aggregated into the built-in roles", () => {
       const rules = (name: string): Rule[] => at(r.get("ClusterRole", name), "rules") as Rule[];
       const labels = (name: string): Record<string, string> => r.get("ClusterRole", name).metadata.labels ?? {};
-      expect(rules("offload-runs-creator")).toEqual([{ apiGroups: ["offload.dev"], resources: ["runs"], verbs: ["create", "get", "list"] }]);
-      expect(rules("offload-runs-viewer")).toEqual([{ apiGroups: ["offload.dev"], resources: ["runs"], verbs: ["get", "list"] }]);
+      expect(rules("offload-runs-creator")).toEqual([
+        { apiGroups: ["offload.dev"], resources: ["runs"], verbs: ["create", "get", "list"] },
+        // A TaskSchedule starts runs: whoever may create runs in a namespace may manage its TaskSchedules.
+        { apiGroups: ["offload.dev"], resources: ["taskschedules"], verbs: ["create", "get", "list", "watch", "update", "patch", "delete"] },
+      ]);
+      expect(rules("offload-runs-viewer")).toEqual([
+        { apiGroups: ["offload.dev"], resources: ["runs"], verbs: ["get", "list"] },
+        { apiGroups: ["offload.dev"], resources: ["taskschedules"], verbs: ["get", "list", "watch"] },
+      ]);
       expect(rules("offload-runs-operator")).toEqual([{ apiGroups: ["offload.dev"], resources: ["runs"], verbs: ["get", "list", "delete", "update"] }]);
       expect(labels("offload-runs-creator")).toMatchObject({ [`${AGG}edit`]: "true", [`${AGG}admin`]: "true" });
       expect(labels("offload-runs-creator")).not.toHaveProperty(`${AGG}view`);
@@ -339,6 +346,14 @@ describe("the chart's RBAC, applied to the Kubernetes stand-in", () => {
     for (const verb of ["create", "get", "list"]) expect(await can("a", "app", verb, "a"), verb).toBe(true);
     for (const verb of ["delete", "update"]) expect(await can("a", "app", verb, "a"), verb).toBe(false);
     expect(await can("a", "app", "create", "b")).toBe(false);
+  });
+
+  it("edit may manage TaskSchedules in its namespace (they start runs there), view may only read them", async () => {
+    const ts = { group: "offload.dev", resource: "taskschedules" };
+    for (const verb of ["create", "get", "list", "watch", "update", "patch", "delete"]) expect(await can("a", "editor", verb, "a", ts), verb).toBe(true);
+    expect(await can("a", "editor", "create", "b", ts)).toBe(false);
+    for (const verb of ["get", "list", "watch"]) expect(await can("a", "viewer", verb, "a", ts), verb).toBe(true);
+    for (const verb of ["create", "update", "delete"]) expect(await can("a", "viewer", verb, "a", ts), verb).toBe(false);
   });
 
   it("the controller may submit, poll and cancel runs in any namespace; the run API may review tokens and access, not act on runs", async () => {

@@ -68,11 +68,15 @@ function checkInvariants(r: Rendered, rules: readonly PolicyRule[]): void {
   }
 
   // RBAC: the controller's ClusterRole is exactly CONTROLLER_RULES, bound to the controller's ServiceAccount; every
-  // other ClusterRole grants only the run API's virtual resource runs.offload.dev (auth.test.ts checks them).
+  // other ClusterRole grants only the run API's virtual resource runs.offload.dev and TaskSchedules, which start runs
+  // (auth.test.ts checks them).
   const roles = r.ofKind("ClusterRole");
   expect(normalize(at(r.get("ClusterRole", CONTROLLER), "rules") as PolicyRule[])).toEqual(normalize(rules));
   for (const role of roles.filter((x) => x.metadata.name !== CONTROLLER)) {
-    for (const rule of at(role, "rules") as PolicyRule[]) expect(rule, role.metadata.name).toMatchObject({ apiGroups: ["offload.dev"], resources: ["runs"] });
+    for (const rule of at(role, "rules") as PolicyRule[]) {
+      expect(rule.apiGroups, role.metadata.name).toEqual(["offload.dev"]);
+      expect([["runs"], ["taskschedules"]], role.metadata.name).toContainEqual(rule.resources);
+    }
   }
   expect(r.ofKind("Role")).toEqual([]);
   const binding = r.get("ClusterRoleBinding", CONTROLLER);

@@ -13,15 +13,15 @@ import {
   type V1Pod,
   type KubernetesObject,
 } from "@kubernetes/client-node";
-import { GROUP, TASKRUN, TASKWORKER, VERSION } from "../crds/schemas.js";
+import { GROUP, TASKRUN, TASKSCHEDULE, TASKWORKER, VERSION } from "../crds/schemas.js";
 import { FIELD_MANAGER, MANAGED_SELECTOR } from "./labels.js";
 
 /**
  * Every Kubernetes API call the controller makes, in one place, so that the
  * list can be checked against `rbac.ts` by reading one file:
- * - offload.dev taskworkers, taskruns: list, watch (informers)
- * - offload.dev taskruns: patch (their `metadata.finalizers`)
- * - offload.dev taskworkers/status, taskruns/status: patch
+ * - offload.dev taskworkers, taskruns, taskschedules: list, watch (informers)
+ * - offload.dev taskruns, taskschedules: patch (their `metadata.finalizers`)
+ * - offload.dev taskworkers/status, taskruns/status, taskschedules/status: patch
  * - offload.dev taskworkers/scale: patch (the autoscaler sets `spec.replicas`, as an HPA does)
  * - core pods: list, patch (a TaskWorker's pods get their pod-deletion-cost just before a scale-down)
  * - apps deployments: list, watch (informer), get, patch (server-side apply)
@@ -49,6 +49,7 @@ export class Kube {
     return {
       taskWorkers: `/apis/${GROUP}/${VERSION}${ns}/${TASKWORKER.plural}`,
       taskRuns: `/apis/${GROUP}/${VERSION}${ns}/${TASKRUN.plural}`,
+      taskSchedules: `/apis/${GROUP}/${VERSION}${ns}/${TASKSCHEDULE.plural}`,
       deployments: `/apis/apps/v1${ns}/deployments`,
     };
   }
