@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * offload-controller: reconciles TaskWorker and TaskRun custom resources.
+ * offload-controller: reconciles TaskWorker, TaskRun and TaskSchedule custom resources.
  * Configuration comes from the environment (see --help); the Kubernetes
  * connection from the kubeconfig in use or the pod's service account.
  */
@@ -13,7 +13,7 @@ import { loadCluster, waitForCluster, type ClusterConnection } from "../controll
 import { loadControllerEnv } from "../controller/config.js";
 import { exposeTaskWorkerMetrics } from "../controller/metrics.js";
 
-const HELP = `offload-controller: reconciles TaskWorker and TaskRun resources (offload.dev/v1alpha1).
+const HELP = `offload-controller: reconciles TaskWorker, TaskRun and TaskSchedule resources (offload.dev/v1alpha1).
 
 Usage: offload-controller [--help]
 
@@ -23,7 +23,7 @@ in-cluster (the pod's service account), with its current context.
 Environment:
   OFFLOAD_WATCH_NAMESPACE         namespace to watch; empty = all (default "")
   OFFLOAD_NATS_URL                NATS URL(s) given to worker pods
-  OFFLOAD_API_URL                 run API: TaskRuns are submitted here; also given to worker pods
+  OFFLOAD_API_URL                 run API: TaskRuns are submitted and TaskSchedules put here; also given to worker pods
   OFFLOAD_API_TOKEN               bearer token for the controller's run API calls
   OFFLOAD_API_TOKEN_SECRET        Secret (key "token") whose value worker pods get as OFFLOAD_API_TOKEN
   OFFLOAD_AUTH                    the run API's auth mode: kubernetes|token|none (default token); kubernetes gives
@@ -42,8 +42,9 @@ Environment:
   OFFLOAD_RESYNC_SECONDS          full resync period (default 300)
   OFFLOAD_TASKRUN_POLL_SECONDS    poll period of unfinished TaskRuns (default 2)
   OFFLOAD_TASKRUN_CANCEL_GIVE_UP_SECONDS
-                                  how long a deleted TaskRun waits for its run to be cancelled while the run API
-                                  cannot be reached, before it is let go uncancelled (default 300)
+                                  how long a deleted TaskRun waits for its run to be cancelled (and a deleted
+                                  TaskSchedule for its schedule to be deleted) while the run API cannot be reached,
+                                  before it is let go anyway (default 300)
   OFFLOAD_BACKLOG_SECONDS         refresh period of TaskWorker status.backlog from the run API (default 15)
   OFFLOAD_CONTROLLER_WORKERS      concurrent reconciles (default 4)
   OFFLOAD_START_WAIT_SECONDS      how long to wait at start for the Kubernetes API server to answer (default 30)

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { KubeConfig, KubernetesObject, V1Deployment } from "@kubernetes/client-node";
 import { OffloadClient, type TaskInfo } from "@offload/sdk/internal";
 import type { Logger } from "pino";
-import { TASKRUN, TASKWORKER, TaskWorkerSchema } from "../crds/schemas.js";
+import { TASKRUN, TASKSCHEDULE, TASKWORKER, TaskWorkerSchema } from "../crds/schemas.js";
 import { backlogOf } from "./autoscale.js";
 import { Autoscaler, poolTasks, type TaskSnapshot } from "./autoscaler.js";
 import type { WorkerDefaults } from "./desired.js";
@@ -13,6 +13,7 @@ import { MANAGED_SELECTOR } from "./labels.js";
 import { LeaderElector } from "./leader.js";
 import { RateLimiter, WorkQueue, realClock, type Clock, type RateLimiterOptions } from "./queue.js";
 import { reconcileTaskRun } from "./taskrun.js";
+import { reconcileTaskSchedule } from "./taskschedule.js";
 import { RetryableError, type ReconcileResult } from "./result.js";
 import { TaskWatch, type TaskListChange } from "./task-watch.js";
 import type { TaskWorkerMetricsSource, TaskWorkerSample } from "./metrics.js";
@@ -34,8 +35,13 @@ export interface ControllerOptions {
   resyncMs?: number;
   /** TaskRun poll period. @defaultValue 2000 */
   pollMs?: number;
-  /** How long a deleted TaskRun waits for its run to be cancelled while the run API cannot be reached. @defaultValue 300000 */
+  /**
+   * How long a deleted TaskRun waits for its run to be cancelled (and a deleted TaskSchedule for its schedule to be
+   * deleted) while the run API cannot be reached. @defaultValue 300000
+   */
   cancelGiveUpMs?: number;
+  /** The longest a TaskSchedule goes without its schedule being read from the run API (it is read just after each next time anyway). @defaultValue 60000 */
+  scheduleReadMs?: number;
   /** Concurrent reconciles. @defaultValue 4 */
   workers?: number;
   /** How often a TaskWorker's backlog is refreshed from the run API (needs `api`). @defaultValue 15000 */
@@ -54,7 +60,7 @@ export interface ControllerStats {
   errors: number;
 }
 
-type Key = { kind: "TaskWorker" | "TaskRun"; namespace: string; name: string };
+type Key = { kind: "TaskWorker" | "TaskRun" | "TaskSchedule"; namespace: string; name: string };
 const keyOf = (k: Key): string => `${k.kind}/${k.namespace}/${k.name}`;
 function parseKey(s: string): Key {
   const [kind, namespace, ...rest] = s.split("/");
@@ -62,7 +68,7 @@ function parseKey(s: string): Key {
 }
 
 /**
- * The TaskWorker and TaskRun controller: informers feed a work queue, a few
+ * The TaskWorker, TaskRun and TaskSchedule controller: informers feed a work queue, a few
  * workers reconcile keys from it, all of it only while this replica holds
  * the leader Lease.
  */
@@ -160,6 +166,7 @@ class Term {
   readonly informers: ResilientInformer<KubernetesObject>[] = [];
   readonly #tw: ResilientInformer<KubernetesObject>;
   readonly #tr: ResilientInformer<KubernetesObject>;
+  readonly #ts: ResilientInformer<KubernetesObject>;
   readonly #dep: ResilientInformer<V1Deployment>;
   readonly #workers: Promise<void>[] = [];
   #resync: { cancel(): void } | undefined;
@@ -193,6 +200,7 @@ class Term {
     };
     this.#tw = new ResilientInformer({ ...common, name: "taskworkers", path: paths.taskWorkers, list: () => kube.listCustom(TASKWORKER.plural, o.namespace), onEvent: enqueue("TaskWorker") });
     this.#tr = new ResilientInformer({ ...common, name: "taskruns", path: paths.taskRuns, list: () => kube.listCustom(TASKRUN.plural, o.namespace), onEvent: enqueue("TaskRun") });
+    this.#ts = new ResilientInformer({ ...common, name: "taskschedules", path: paths.taskSchedules, list: () => kube.listCustom(TASKSCHEDULE.plural, o.namespace), onEvent: enqueue("TaskSchedule") });
     this.#dep = new ResilientInformer<V1Deployment>({
       ...common,
       name: "deployments",
@@ -204,14 +212,14 @@ class Term {
         if (owner) this.queue.add(keyOf({ kind: "TaskWorker", namespace: dep.metadata?.namespace ?? "", name: owner.name }));
       },
     });
-    this.informers.push(this.#tw, this.#tr, this.#dep as unknown as ResilientInformer<KubernetesObject>);
+    this.informers.push(this.#tw, this.#tr, this.#ts, this.#dep as unknown as ResilientInformer<KubernetesObject>);
   }
 
   async start(): Promise<void> {
     // Deployments first, so the first TaskWorker reconciles see the Deployments that exist.
     await this.#dep.start();
     this.#tasks?.start();
-    await Promise.all([this.#tw.start(), this.#tr.start()]);
+    await Promise.all([this.#tw.start(), this.#tr.start(), this.#ts.start()]);
     for (let i = 0; i < (this.o.workers ?? 4); i++) this.#workers.push(this.#work());
     this.#scheduleResync();
   }
@@ -230,6 +238,7 @@ class Term {
       if (this.#stopped) return;
       for (const obj of this.#tw.list()) if (obj.metadata?.name) this.queue.add(keyOf({ kind: "TaskWorker", namespace: obj.metadata.namespace ?? "", name: obj.metadata.name }));
       for (const obj of this.#tr.list()) if (obj.metadata?.name) this.queue.add(keyOf({ kind: "TaskRun", namespace: obj.metadata.namespace ?? "", name: obj.metadata.name }));
+      for (const obj of this.#ts.list()) if (obj.metadata?.name) this.queue.add(keyOf({ kind: "TaskSchedule", namespace: obj.metadata.namespace ?? "", name: obj.metadata.name }));
       this.#scheduleResync();
     }, ms);
   }
@@ -340,6 +349,22 @@ class Term {
         k.namespace,
         k.name,
       ).then((r) => (this.o.api ? { ...r, requeueAfterMs: Math.min(r.requeueAfterMs ?? Infinity, this.o.backlogMs ?? 15_000) } : r));
+    }
+    if (k.kind === "TaskSchedule") {
+      return reconcileTaskSchedule(
+        {
+          kube: this.kube,
+          events: this.events,
+          api: this.api,
+          getTaskSchedule: (ns, name) => this.#ts.get(name, ns),
+          minRequeueMs: Math.min(1000, this.o.pollMs ?? 2000),
+          maxRequeueMs: this.o.scheduleReadMs ?? 60_000,
+          deleteGiveUpMs: this.o.cancelGiveUpMs ?? 300_000,
+          now,
+        },
+        k.namespace,
+        k.name,
+      );
     }
     return reconcileTaskRun(
       {
