@@ -31,6 +31,21 @@ export class ApiMetrics {
     registers: [this.registry],
   });
 
+  readonly #admitted = new Counter({
+    name: "offload_runs_admitted_total",
+    help: "Runs of limited tasks (a concurrency or rate limit) this replica's admission passes dispatched, by task.",
+    labelNames: ["task"] as const,
+    registers: [this.registry],
+  });
+  readonly #waiting = new Gauge({
+    name: "offload_runs_waiting",
+    help:
+      "Runs of a limited task held in the run API for their limit (PENDING, not dispatched), as of this replica's last admission pass " +
+      "of the task (cluster-wide; aggregate with max).",
+    labelNames: ["task"] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }
@@ -63,6 +78,12 @@ export class ApiMetrics {
     gauge("offload_task_backlog", "Runs of the task dispatched and not yet taken by a worker (cluster-wide).", (t) => t.backlog);
     gauge("offload_task_in_flight", "Runs of the task a worker has taken and not yet finished (cluster-wide).", (t) => t.inFlight);
     gauge("offload_task_workers", "Worker processes serving the task, heard from in the last 15 s.", (t) => t.workers.length);
+  }
+
+  /** Records what an admission pass of `task` did. */
+  admissionPass(task: string, outcome: { dispatched: readonly unknown[]; waiting: number }): void {
+    if (outcome.dispatched.length) this.#admitted.inc({ task }, outcome.dispatched.length);
+    this.#waiting.set({ task }, outcome.waiting);
   }
 
   runCreated(task: string): void {

@@ -44,6 +44,7 @@ export const ApiEnvSchema = z.object({
   OFFLOAD_AUTH_CACHE_ENTRIES: z.coerce.number().int().min(1).default(10_000),
   OFFLOAD_RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).default(0),
   OFFLOAD_RATE_LIMIT_WINDOW_SECONDS: positive.default(1),
+  OFFLOAD_ADMISSION_INTERVAL_MS: z.coerce.number().int().min(50, "must be at least 50 (ms)").max(60_000, "must be at most 60000 (ms)").default(1000),
 }).superRefine((e, ctx) => {
   if (e.OFFLOAD_AUTH === "token" && !e.OFFLOAD_API_TOKEN) {
     ctx.addIssue({ code: "custom", path: ["OFFLOAD_AUTH"], message: "is token, but OFFLOAD_API_TOKEN is unset; set it to the shared token callers send" });
@@ -92,6 +93,9 @@ export const API_ENV_DOC: Record<ApiEnvName, string> = {
     "more get 429 OFFLOAD_RATE_LIMITED with Retry-After. /healthz, /readyz and /metrics are not limited. 0 (the default) turns it off.",
   OFFLOAD_RATE_LIMIT_WINDOW_SECONDS:
     "The window the limit is counted over: a caller may send OFFLOAD_RATE_LIMIT_PER_SECOND × this many requests per window, in any burst. Default 1.",
+  OFFLOAD_ADMISSION_INTERVAL_MS:
+    "How often (ms) every limited task (one with a concurrency or rate limit) gets an admission pass as a safety net; passes also run at once " +
+    "after a submit, an outcome or a cancel on this replica, and when a rate window frees a slot. A slot freed on another replica is seen within this. Default 1000.",
   OFFLOAD_TEST_FAULT: `Test only, never in production. ${TEST_FAULTS.join(", ")}: exit(1) right after a run is recorded, before it is published.`,
 };
 
@@ -136,6 +140,8 @@ export interface ApiConfig {
   resultRecheckMs: number;
   /** Fault injection for tests. */
   testFault: TestFault | undefined;
+  /** How often every limited task gets an admission pass as the safety net, in ms. @defaultValue 1000 */
+  admissionIntervalMs?: number;
 }
 
 /** How the run API knows its callers (see {@link AUTH_MODES}). */
@@ -194,5 +200,6 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Ap
     sweepIntervalMs: 250,
     resultRecheckMs: 1000,
     testFault: e.OFFLOAD_TEST_FAULT,
+    admissionIntervalMs: e.OFFLOAD_ADMISSION_INTERVAL_MS,
   });
 }

@@ -3,6 +3,7 @@ import { isTerminal, type Cancellation, type Run } from "@offload/sdk/internal";
 import type { Db } from "../store/db.js";
 import { getRun } from "../store/runs.js";
 import { cancelWaitingRun, retryFailedRun } from "../store/transitions.js";
+import type { Admission } from "./admission.js";
 import { publishRun, type DispatchBus } from "./publisher.js";
 
 /** What a cancel request did. */
@@ -37,7 +38,13 @@ export async function cancelRun(deps: { db: Db; cancellations: KV }, id: string)
   return isTerminal(now.state) ? { kind: "finished", run: now } : { kind: "requested", run: now };
 }
 
-/** Gives a `FAILED` run its next dispatch (see {@link retryFailedRun}); answers undefined when it is not `FAILED`. */
-export function retryRun(deps: DispatchBus & { db: Db }, id: string): Promise<Run | undefined> {
-  return retryFailedRun(deps.db, id, (run) => publishRun(deps, run));
+/**
+ * Gives a `FAILED` run its next dispatch (see {@link retryFailedRun}); answers undefined when it is not `FAILED`.
+ * A run of a limited task waits for admission like a new one.
+ */
+export async function retryRun(deps: DispatchBus & { db: Db; admission?: Admission | undefined }, id: string): Promise<Run | undefined> {
+  const hold = (task: string): boolean => deps.admission?.holds(task) ?? false;
+  const run = await retryFailedRun(deps.db, id, (r) => publishRun(deps, r), hold);
+  if (run && hold(run.task)) deps.admission?.trigger(run.task);
+  return run;
 }

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { TestFault } from "../config/api.js";
 import type { Db } from "../store/db.js";
 import { markPending, recordRuns } from "../store/runs.js";
+import type { Admission } from "./admission.js";
 import { NatsDisconnectedError } from "./connection.js";
 import { OPERATOR_TRACER, publishRuns, type DispatchBus } from "./publisher.js";
 
@@ -13,6 +14,8 @@ export interface SubmitDeps extends DispatchBus {
   testFault: TestFault | undefined;
   /** Completed runs older than this (seconds; 0: no limit) are past retention and lend no cached result. */
   runRetentionSeconds: number;
+  /** Admission of limited tasks: their runs are recorded held and it dispatches them. Unset: every run goes straight to NATS. */
+  admission?: Admission | undefined;
 }
 
 /** A submitted run, and whether this call created it (false: an idempotent replay). */
@@ -32,6 +35,10 @@ export interface Submitted {
  * and the same runs may be submitted again; except when the database connection
  * dropped after COMMIT was sent and before its reply, when they may have been:
  * only the same idempotency key makes a second submission safe then.
+ * Runs of a limited task (see {@link Admission}) due now are recorded held,
+ * `PENDING` in the run API, and are not published here: an admission pass
+ * dispatches them when their limits allow. Tasks without limits keep this
+ * path, untouched.
  */
 export async function submitRuns(deps: SubmitDeps, bodies: readonly CreateRunBody[]): Promise<Submitted[]> {
   // A span in the caller's trace (delay() sends its context in the body; a batch from map() shares one).
@@ -46,7 +53,10 @@ export async function submitRuns(deps: SubmitDeps, bodies: readonly CreateRunBod
 }
 
 async function submit(deps: SubmitDeps, bodies: readonly CreateRunBody[]): Promise<Submitted[]> {
-  const recorded = await recordRuns(deps.db, bodies, { retentionSeconds: deps.runRetentionSeconds });
+  const limited = deps.admission?.limited();
+  const recorded = await recordRuns(deps.db, bodies, { retentionSeconds: deps.runRetentionSeconds, limited });
+  const held = recorded.filter((r) => r.created && r.held);
+  if (held.length) deps.admission?.held(held.map((r) => r.run));
   const due = recorded.filter((r) => r.created && r.due);
   if (deps.testFault === "exit-after-record" && recorded.some((r) => r.created)) {
     deps.log.fatal({ runs: recorded.map((r) => r.run.id) }, "OFFLOAD_TEST_FAULT=exit-after-record: exiting after recording, before publishing");

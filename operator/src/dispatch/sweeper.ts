@@ -15,6 +15,10 @@ export interface SweeperOptions {
   batch?: number;
   /** Called with each run it dispatched (feeds event streams). */
   onDispatched?(run: Run): void;
+  /** The tasks whose runs wait for admission rather than go straight to NATS. @defaultValue none */
+  limited?(): ReadonlySet<string>;
+  /** Called with the runs of limited tasks it moved to wait for admission (a due scheduled run, a retry). */
+  onHeld?(runs: Run[]): void;
 }
 
 /**
@@ -31,13 +35,15 @@ export function startSweeper(db: Db, bus: DispatchBus, opts: SweeperOptions, log
   const batch = opts.batch ?? 500;
 
   const sweepOnce = async (): Promise<number> => {
-    const moved = await sweepDue(db, { republishAfterSeconds: opts.republishAfterSeconds, limit: batch }, async (runs) => {
+    const limited = opts.limited?.();
+    const moved = await sweepDue(db, { republishAfterSeconds: opts.republishAfterSeconds, limit: batch, limited }, async (runs) => {
       const { failed } = await publishRuns(bus, runs);
       // Roll back rather than mark half a batch PENDING; the published ones are deduplicated next time.
       if (failed.length) throw new AggregateError(failed, `could not publish ${failed.length} of ${runs.length} due runs`);
     });
-    for (const r of moved) opts.onDispatched?.(r.run);
-    return moved.length;
+    for (const r of moved.dispatched) opts.onDispatched?.(r.run);
+    if (moved.held.length) opts.onHeld?.(moved.held.map((r) => r.run));
+    return moved.dispatched.length + moved.held.length;
   };
 
   return startPeriodic(opts.intervalMs, async (stopping) => {

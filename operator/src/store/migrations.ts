@@ -114,7 +114,25 @@ export const MIGRATIONS: readonly { version: number; name: string; statements: r
       )`,
     ],
   },
-  // 7: admission's ledger (flow control), 8: schedules; appended by those parts.
+  {
+    version: 7,
+    name: "admission",
+    statements: [
+      // The concurrency slots of a limited task: its runs dispatched and not finished, by key. Partial, so it holds
+      // only runs in flight; counted from the records, a slot frees with every outcome and never leaks.
+      "CREATE INDEX runs_open_slots ON runs (task, concurrency_key) WHERE state IN ('PENDING', 'RUNNING') AND published_at IS NOT NULL",
+      // One row per start (dispatch) of a rate-limited task: the sliding window counts these. Only admission writes
+      // it, so tasks without limits pay nothing; each pass drops the rows that left the window. key '' is the
+      // whole task's (a real key has at least one character).
+      `CREATE TABLE rate_limit_starts (
+        task text NOT NULL,
+        key text NOT NULL,
+        started_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      "CREATE INDEX rate_limit_starts_window ON rate_limit_starts (task, started_at)",
+    ],
+  },
+  // 8: schedules; appended by that part.
 ];
 
 /**

@@ -17,6 +17,8 @@ export interface Recorded extends StoredRun {
   created: boolean;
   /** True when it is due now and should be published straight away. */
   due: boolean;
+  /** True when it was recorded held: due now, of a limited task, it waits in the run API for admission. */
+  held: boolean;
 }
 
 /**
@@ -26,10 +28,16 @@ export interface Recorded extends StoredRun {
  * existing run is answered with `created: false`. A run due now whose
  * `cacheKey` has an unexpired completed run is recorded `COMPLETED` with
  * `cached: true` and that run's result, and never dispatched; the others are
- * recorded `SCHEDULED`. Completed runs older than `retentionSeconds` (0: no
+ * recorded `SCHEDULED`, except those due now of a task in `limited`: they are
+ * recorded held, `PENDING` with no `published_at`, for admission to dispatch
+ * when the task's limits allow. Completed runs older than `retentionSeconds` (0: no
  * limit) lend no result: retention is about to delete them.
  */
-export async function recordRuns(db: Db, bodies: readonly CreateRunBody[], opts: { retentionSeconds: number }): Promise<Recorded[]> {
+export async function recordRuns(
+  db: Db,
+  bodies: readonly CreateRunBody[],
+  opts: { retentionSeconds: number; limited?: ReadonlySet<string> },
+): Promise<Recorded[]> {
   const ids = bodies.map(() => randomUUID());
   const now = Date.now();
   // A run scheduled for later asks for a result computed then, not the one cached now.
@@ -49,26 +57,28 @@ export async function recordRuns(db: Db, bodies: readonly CreateRunBody[], opts:
           b.timeoutSeconds ?? null, b.cacheKey ?? null, b.cacheExpiresInSeconds ?? null,
           hit !== undefined, hit ? json(hit.result ?? null) : null, hit?.resultRef ?? null, nsOf(b),
           b.traceContext ? JSON.stringify(b.traceContext) : null, b.priority ?? PRIORITY.default, b.concurrencyKey ?? null,
-          b.rateLimitKey ?? null,
+          b.rateLimitKey ?? null, opts.limited?.has(b.task) ?? false,
         );
         const [id, task, parameters, key, scheduled, timeout, cacheKey, expires, cached, result, resultRef, namespace, traceContext,
-          priority, concurrencyKey, rateLimitKey] = Array.from({ length: 16 }, (_, k) => `$${p + k}`);
+          priority, concurrencyKey, rateLimitKey, limited] = Array.from({ length: 17 }, (_, k) => `$${p + k}`);
         // now() is the transaction's start: one creation time for a whole batch, and due == true exactly when not scheduled.
-        return `(${id}::uuid, ${task}, CASE WHEN ${cached}::boolean THEN 'COMPLETED' ELSE 'SCHEDULED' END, ${parameters}::jsonb, now(),
+        return `(${id}::uuid, ${task}, CASE WHEN ${cached}::boolean THEN 'COMPLETED'
+          WHEN ${limited}::boolean AND COALESCE(${scheduled}::timestamptz, now()) <= now() THEN 'PENDING' ELSE 'SCHEDULED' END,
+          ${parameters}::jsonb, now(),
           COALESCE(${scheduled}::timestamptz, now()), ${key}, ${timeout}::double precision, ${cacheKey}, ${expires}::double precision,
           ${cached}::boolean, ${result}::jsonb, ${resultRef}, CASE WHEN ${cached}::boolean THEN now() END, ${namespace},
           ${traceContext}::jsonb, ${priority}::smallint, ${concurrencyKey}, ${rateLimitKey})`;
       });
-      const got = await q.query<RunRow & { due: boolean }>(
+      const got = await q.query<RunRow & { due: boolean; held: boolean }>(
         `INSERT INTO runs (id, task, state, parameters, created_at, scheduled_at, idempotency_key, timeout_seconds, cache_key,
                            cache_expires_in_seconds, cached, result, result_ref, finished_at, namespace, trace_context,
                            priority, concurrency_key, rate_limit_key)
          VALUES ${rows.join(", ")}
          ON CONFLICT (namespace, idempotency_key) DO NOTHING
-         RETURNING *, state = 'SCHEDULED' AND scheduled_at <= now() AS due`,
+         RETURNING *, state = 'SCHEDULED' AND scheduled_at <= now() AS due, state = 'PENDING' AND published_at IS NULL AS held`,
         params,
       );
-      for (const r of got) inserted.set(r.id, { ...toStored(r), created: true, due: r.due });
+      for (const r of got) inserted.set(r.id, { ...toStored(r), created: true, due: r.due, held: r.held });
     }
     // Idempotency keys are unique per namespace, so a taken key is looked up with its namespace.
     const slot = (namespace: string, key: string): string => JSON.stringify([namespace, key]);
@@ -94,7 +104,7 @@ export async function recordRuns(db: Db, bodies: readonly CreateRunBody[], opts:
       const existing = b.idempotencyKey ? byKey.get(slot(nsOf(b), b.idempotencyKey)) : undefined;
       // Only a conflict on the key skips a row, and then the row holding the key exists.
       if (!existing) throw new Error(`run for ${b.task} was neither recorded nor found by its idempotency key`);
-      return { ...existing, created: false, due: false };
+      return { ...existing, created: false, due: false, held: false };
     });
   };
   // One INSERT statement is atomic by itself: a transaction (BEGIN and COMMIT, two more round trips) is only

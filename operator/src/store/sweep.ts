@@ -10,13 +10,17 @@ import { toStored, type RunRow, type StoredRun } from "./rows.js";
  *   never published (the API died in between) for `republishAfterSeconds`;
  * - `AWAITING_RETRY` ones whose `retry_at` came: they get their next dispatch
  *   (a new message id), with `attemptsBefore` = the tries so far.
- * Answers the runs that moved, as they are now (as published).
+ * Runs of a task in `limited` are not published: they become held (`PENDING`
+ * with no `published_at`) for admission, which dispatches them when the
+ * task's limits allow; so a retry or a scheduled run of a limited task waits
+ * its turn like a new one.
+ * Answers the runs that moved, as they are now: `dispatched` (published) and `held`.
  */
 export async function sweepDue(
   db: Db,
-  opts: { republishAfterSeconds: number; limit: number },
+  opts: { republishAfterSeconds: number; limit: number; limited?: ReadonlySet<string> },
   publish: (runs: StoredRun[]) => Promise<void>,
-): Promise<StoredRun[]> {
+): Promise<{ dispatched: StoredRun[]; held: StoredRun[] }> {
   return db.transaction(async (tx) => {
     // Two locking sub-selects: PostgreSQL allows no FOR UPDATE in a UNION. SET reads the row as it was,
     // so `state` in the CASE is the state before this update.
@@ -30,14 +34,17 @@ export async function sweepDue(
          SELECT id FROM runs WHERE state = 'AWAITING_RETRY' AND retry_at <= now()
          ORDER BY retry_at LIMIT $2 FOR UPDATE SKIP LOCKED
        )
-       UPDATE runs SET state = 'PENDING', published_at = now(), updated_at = now(), retry_at = NULL,
+       UPDATE runs SET state = 'PENDING', updated_at = now(), retry_at = NULL, waiting_for = NULL,
+         published_at = CASE WHEN task IN (SELECT jsonb_array_elements_text($3::jsonb)) THEN NULL ELSE now() END,
          dispatch = CASE WHEN state = 'AWAITING_RETRY' THEN dispatch + 1 ELSE dispatch END
        WHERE id IN (SELECT id FROM scheduled UNION ALL SELECT id FROM retries) RETURNING *`,
-      [opts.republishAfterSeconds, opts.limit],
+      [opts.republishAfterSeconds, opts.limit, JSON.stringify([...(opts.limited ?? [])])],
     );
-    if (moved.length === 0) return [];
+    const limited = opts.limited ?? new Set<string>();
     const runs = moved.map(toStored);
-    await publish(runs);
-    return runs;
+    const dispatched = runs.filter((r) => !limited.has(r.run.task));
+    const held = runs.filter((r) => limited.has(r.run.task));
+    if (dispatched.length) await publish(dispatched);
+    return { dispatched, held };
   });
 }

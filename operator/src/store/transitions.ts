@@ -22,18 +22,26 @@ export async function cancelWaitingRun(db: Queryable, id: string): Promise<Run |
  * one transaction holding the row: `publish` gets the run with its next
  * dispatch number, then the run becomes `PENDING` with its error and finish
  * time cleared; `attempts` counts on. Answers undefined (and publishes
- * nothing) when the run is not `FAILED`; a failed publish rolls back.
+ * nothing) when the run is not `FAILED`; a failed publish rolls back. A run
+ * of a task `hold` names (a limited task) is not published: it becomes held
+ * (`PENDING`, no `published_at`) for admission to dispatch in its turn.
  */
-export async function retryFailedRun(db: Db, id: string, publish: (run: StoredRun) => Promise<void>): Promise<Run | undefined> {
+export async function retryFailedRun(
+  db: Db,
+  id: string,
+  publish: (run: StoredRun) => Promise<void>,
+  hold: (task: string) => boolean = () => false,
+): Promise<Run | undefined> {
   return db.transaction(async (tx) => {
     const rows = await tx.query<RunRow>("SELECT * FROM runs WHERE id = $1::uuid AND state = 'FAILED' FOR UPDATE", [id]);
     if (!rows[0]) return undefined;
-    await publish(toStored({ ...rows[0], dispatch: rows[0].dispatch + 1 }));
+    const held = hold(rows[0].task);
+    if (!held) await publish(toStored({ ...rows[0], dispatch: rows[0].dispatch + 1 }));
     const moved = await tx.query<RunRow>(
       `UPDATE runs SET state = 'PENDING', dispatch = dispatch + 1, error = NULL, finished_at = NULL, retry_at = NULL,
-         published_at = now(), updated_at = now()
+         published_at = CASE WHEN $2::boolean THEN NULL ELSE now() END, waiting_for = NULL, updated_at = now()
        WHERE id = $1::uuid RETURNING *`,
-      [id],
+      [id, held],
     );
     return toStored(moved[0]!).run;
   });

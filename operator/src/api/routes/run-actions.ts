@@ -12,6 +12,7 @@ import type { Access } from "../auth/index.js";
 import { ACCESS_ERRORS, IdParams, authorizeRun, notFound } from "./runs.js";
 import { errorResponses } from "./schemas.js";
 import type { DispatchBus } from "../../dispatch/publisher.js";
+import type { Admission } from "../../dispatch/admission.js";
 
 /** What the run action routes need. */
 export interface RunActionDeps extends DispatchBus {
@@ -20,6 +21,8 @@ export interface RunActionDeps extends DispatchBus {
   notifier: RunNotifier;
   log: Logger;
   access: Access;
+  /** Admission of limited tasks: a retried run of one waits for it. */
+  admission?: Admission | undefined;
 }
 
 /** `POST /v1/runs/:id/cancel` and `POST /v1/runs/:id/retry`: an operator changing a run's course. */
