@@ -77,7 +77,8 @@ class Registrar {
   // Resolves after `ms`, or sooner when woken (a reconnect, stop()).
   #pause(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
+      // Waiting to register never keeps a process alive on its own.
+      const timer = setTimeout(done, ms).unref();
       function done(): void {
         clearTimeout(timer);
         resolve();
