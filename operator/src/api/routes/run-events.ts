@@ -23,9 +23,14 @@ export interface RunEventRoutesDeps {
   access: Access;
 }
 
-// Whether `next` is news after `last`: a change forward (a re-read racing an event must never show a run going back).
+// Whether `next` is news after `last`: a change forward (a re-read racing an event must never show a run going back),
+// or a PENDING run held for a limit whose reason changed (dispatched, or now waiting for another kind or key).
 const isNews = (last: Run, next: Run): boolean =>
-  canTransition(last.state, next.state) && (next.state !== last.state || next.attempts > last.attempts);
+  (canTransition(last.state, next.state) && (next.state !== last.state || next.attempts > last.attempts)) ||
+  (last.state === "PENDING" && next.state === "PENDING" && next.attempts === last.attempts && waitChanged(last, next));
+
+const waitChanged = ({ waitingFor: a }: Run, { waitingFor: b }: Run): boolean =>
+  (a === null) !== (b === null) || (a !== null && b !== null && (a.kind !== b.kind || a.key !== b.key || a.limit !== b.limit));
 
 // Whether `next` brings a progress report `last` did not show: with a change of state (or attempt), any other
 // report; within the same state and attempt, only a newer one (a re-read may race a notification).
