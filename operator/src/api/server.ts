@@ -18,6 +18,8 @@ import { startRetention } from "../dispatch/retention.js";
 import { startSweeper } from "../dispatch/sweeper.js";
 import { openDb, type Db } from "../store/db.js";
 import { migrate } from "../store/migrations.js";
+import { openTaskRegistry } from "../registry/registry.js";
+import { subscribeRegistrations } from "../registry/subscription.js";
 import { createAccess, type Access } from "./auth/index.js";
 import { installJsonBodies } from "./body.js";
 import { clientErrorHandler, frameworkErrors, installErrorHandling, MAX_PARAM_LENGTH } from "./errors.js";
@@ -77,6 +79,10 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     undo.push(() => db.close());
     const applied = await migrate(db);
     log.info({ database: db.kind, applied }, applied.length ? "applied migrations" : "schema up to date");
+    // Read before anything is submitted: the submit path checks parameters against it.
+    const registry = await openTaskRegistry(db, log);
+    const registryReloads = registry.reloadEvery(config.registryReloadMs ?? 5000);
+    undo.push(() => registryReloads.stop());
 
     const nc: NatsConnection = await connect(natsConnectOptions(config.natsServers, "offload-api"));
     undo.push(() => nc.drain());
@@ -85,6 +91,8 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     const jsm = await jetstreamManager(nc);
     await ensureStreams(jsm, log);
     const { cancellations, results } = await ensureBuckets(js, log);
+    const registrations = subscribeRegistrations(nc, db, registry, log);
+    undo.push(() => registrations.stop());
 
     const notifier = new RunNotifier();
     const metrics = new ApiMetrics();
@@ -120,7 +128,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     const workers = new WorkerDirectory();
     const heartbeats = workers.listen(nc);
     undo.push(async () => heartbeats.stop());
-    const taskLoad = new TaskLoadWatch(() => listTasks({ db, jsm, workers }));
+    const taskLoad = new TaskLoadWatch(() => listTasks({ db, jsm, workers, registry }));
     const taskLoadWakes = taskLoad.listen(nc);
     const unwatchWorkers = workers.onLoadChange(() => taskLoad.poke());
     undo.push(async () => (unwatchWorkers(), taskLoadWakes.stop()));
@@ -149,14 +157,15 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
       results,
       metrics,
       access,
+      registry,
     });
     registerRunActionRoutes(app, { db, js, nc, link, cancellations, notifier, log, access });
     registerRunLogRoutes(app, { db, js, jsm, access });
     registerRunEventRoutes(app, { db, notifier, recheckMs: config.resultRecheckMs, closing: closing.signal, access });
-    registerTaskRoutes(app, { db, jsm, workers, watch: taskLoad, closing: closing.signal });
-    registerOverviewRoutes(app, { db, jsm, workers, notifier, access, closing: closing.signal });
+    registerTaskRoutes(app, { db, jsm, workers, registry, watch: taskLoad, closing: closing.signal });
+    registerOverviewRoutes(app, { db, jsm, workers, registry, notifier, access, closing: closing.signal });
     await registerDashboard(app);
-    metrics.exposeTasks(() => listTasks({ db, jsm, workers }));
+    metrics.exposeTasks(() => listTasks({ db, jsm, workers, registry }));
     // Runs first when unwinding: requests in flight still need the database and NATS.
     undo.push(async () => {
       closing.abort();

@@ -44,6 +44,7 @@ export const ApiEnvSchema = z.object({
   OFFLOAD_AUTH_CACHE_ENTRIES: z.coerce.number().int().min(1).default(10_000),
   OFFLOAD_RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).default(0),
   OFFLOAD_RATE_LIMIT_WINDOW_SECONDS: positive.default(1),
+  OFFLOAD_REGISTRY_RELOAD_SECONDS: positive.max(3600, "must be at most 3600 (an hour)").default(5),
   OFFLOAD_ADMISSION_INTERVAL_MS: z.coerce.number().int().min(50, "must be at least 50 (ms)").max(60_000, "must be at most 60000 (ms)").default(1000),
 }).superRefine((e, ctx) => {
   if (e.OFFLOAD_AUTH === "token" && !e.OFFLOAD_API_TOKEN) {
@@ -93,6 +94,9 @@ export const API_ENV_DOC: Record<ApiEnvName, string> = {
     "more get 429 OFFLOAD_RATE_LIMITED with Retry-After. /healthz, /readyz and /metrics are not limited. 0 (the default) turns it off.",
   OFFLOAD_RATE_LIMIT_WINDOW_SECONDS:
     "The window the limit is counted over: a caller may send OFFLOAD_RATE_LIMIT_PER_SECOND × this many requests per window, in any burst. Default 1.",
+  OFFLOAD_REGISTRY_RELOAD_SECONDS:
+    "How often each replica re-reads the task definitions workers registered. A registration reaches every replica connected to NATS at once; " +
+    "this is how one that missed it (cut off from NATS then) or a definition deleted from the database catches up. Default 5.",
   OFFLOAD_ADMISSION_INTERVAL_MS:
     "How often (ms) every limited task (one with a concurrency or rate limit) gets an admission pass as a safety net; passes also run at once " +
     "after a submit, an outcome or a cancel on this replica, and when a rate window frees a slot. A slot freed on another replica is seen within this. Default 1000.",
@@ -140,6 +144,8 @@ export interface ApiConfig {
   resultRecheckMs: number;
   /** Fault injection for tests. */
   testFault: TestFault | undefined;
+  /** How often the registered task definitions are re-read from the database, in ms. @defaultValue 5000 */
+  registryReloadMs?: number;
   /** How often every limited task gets an admission pass as the safety net, in ms. @defaultValue 1000 */
   admissionIntervalMs?: number;
 }
@@ -200,6 +206,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Ap
     sweepIntervalMs: 250,
     resultRecheckMs: 1000,
     testFault: e.OFFLOAD_TEST_FAULT,
+    registryReloadMs: e.OFFLOAD_REGISTRY_RELOAD_SECONDS * 1000,
     admissionIntervalMs: e.OFFLOAD_ADMISSION_INTERVAL_MS,
   });
 }

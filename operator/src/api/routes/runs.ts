@@ -7,6 +7,7 @@ import {
   ResultQuerySchema,
   ResultResponseSchema,
   RunSchema,
+  SubmittedRunSchema,
   MAX_BATCH,
   isTerminal,
   type Run,
@@ -22,6 +23,7 @@ import { decodeCursor } from "../../store/cursor.js";
 import { isUuid } from "../../store/ids.js";
 import type { Db } from "../../store/db.js";
 import { getRun, getRunNamespace, getRunState, listRuns } from "../../store/runs.js";
+import { checkSubmission, type ParameterChecking, type SubmissionVerdict } from "../../registry/submission.js";
 import type { Access, RunVerb } from "../auth/index.js";
 import { ApiHttpError } from "../errors.js";
 import type { ApiMetrics } from "../metrics.js";
@@ -40,6 +42,8 @@ export interface RunRoutesDeps extends SubmitDeps {
   metrics: ApiMetrics;
   /** Who may do what, in which namespace. */
   access: Access;
+  /** The tasks workers registered: parameters are checked against their input schemas before anything is recorded. */
+  registry: ParameterChecking;
 }
 
 /** The `:id` of the run routes. */
@@ -62,6 +66,12 @@ export async function authorizeRun(deps: { db: Db; access: Access }, request: Fa
   await deps.access.require(request, verb, namespace);
 }
 
+/** The submission's warnings; throws the 400 of a refused one. */
+function checked(verdict: SubmissionVerdict): { warnings: string[] } {
+  if (!verdict.ok) throw new ApiHttpError("OFFLOAD_INVALID_PARAMETERS", verdict.message, { issues: verdict.issues });
+  return verdict;
+}
+
 // What every run route may answer besides its own: no right (403) and no way to check it now (503).
 export const ACCESS_ERRORS = ["OFFLOAD_FORBIDDEN", "OFFLOAD_UNAVAILABLE", "OFFLOAD_RATE_LIMITED"] as const;
 
@@ -79,19 +89,27 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
         description:
           "Answers 202 with the new run, or 200 with the earlier run that has the same `idempotencyKey`. With a `cacheKey` " +
           "that an unexpired COMPLETED run of the same task has, the new run is recorded COMPLETED with `cached: true` and " +
-          "that run's result, and is not dispatched.",
+          "that run's result, and is not dispatched.\n\n" +
+          "When a worker has registered the task, `parameters` are checked against its input schema first: 400 " +
+          "`OFFLOAD_INVALID_PARAMETERS` with `issues` naming each field (e.g. `parameters.tenant`), and nothing is recorded. " +
+          "When no worker has registered it yet, the run is recorded unchecked and the answer says so in `warnings`.",
         tags: ["runs"],
         body: CreateRunBodySchema,
-        response: { 200: RunSchema, 202: RunSchema, ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_BODY_TOO_LARGE", ...ACCESS_ERRORS) },
+        response: {
+          200: SubmittedRunSchema,
+          202: SubmittedRunSchema,
+          ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_INVALID_PARAMETERS", "OFFLOAD_BODY_TOO_LARGE", ...ACCESS_ERRORS),
+        },
       },
     },
     async (request, reply) => {
       const namespace = deps.access.namespaceFor(request, request.body.namespace);
       await deps.access.require(request, "create", namespace);
+      const { warnings } = checked(checkSubmission(deps.registry, [request.body], () => "parameters"));
       const one = await singles.submit({ ...request.body, namespace });
       if (one.created) deps.metrics.runCreated(one.run.task);
       if (!one.created) reply.header("idempotent-replayed", "true");
-      return reply.code(one.created ? 202 : 200).send(one.run);
+      return reply.code(one.created ? 202 : 200).send(warnings.length ? { ...one.run, warnings } : one.run);
     },
   );
 
@@ -103,18 +121,25 @@ export function registerRunRoutes(root: FastifyInstance, deps: RunRoutesDeps): v
         description:
           `Answers the runs in the order given; an entry whose \`idempotencyKey\` is taken (in its namespace) answers the earlier run. ` +
           `At most ${MAX_BATCH} runs, and the body within OFFLOAD_API_BODY_LIMIT. Each entry may name its \`namespace\`; the caller ` +
-          "needs `create` on runs in every namespace the batch names, else nothing is recorded (403).",
+          "needs `create` on runs in every namespace the batch names, else nothing is recorded (403). Parameters are checked as " +
+          "for one run: one entry that breaks its task's registered input schema refuses the whole batch (400 " +
+          "`OFFLOAD_INVALID_PARAMETERS`, `issues` such as `runs.3.parameters.tenant`); `warnings` names each task no worker " +
+          "has registered yet, once.",
         tags: ["runs"],
         body: CreateRunsBatchBodySchema,
-        response: { 202: CreateRunsBatchResponseSchema, ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_BODY_TOO_LARGE", ...ACCESS_ERRORS) },
+        response: {
+          202: CreateRunsBatchResponseSchema,
+          ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_INVALID_PARAMETERS", "OFFLOAD_BODY_TOO_LARGE", ...ACCESS_ERRORS),
+        },
       },
     },
     async (request, reply) => {
       const bodies = request.body.runs.map((b) => ({ ...b, namespace: deps.access.namespaceFor(request, b.namespace) }));
       for (const namespace of new Set(bodies.map((b) => b.namespace))) await deps.access.require(request, "create", namespace);
+      const { warnings } = checked(checkSubmission(deps.registry, bodies, (i) => `runs.${i}.parameters`));
       const runs = await submitRuns(deps, bodies);
       for (const r of runs) if (r.created) deps.metrics.runCreated(r.run.task);
-      return reply.code(202).send({ runs: runs.map((r) => r.run) });
+      return reply.code(202).send({ runs: runs.map((r) => r.run), ...(warnings.length ? { warnings } : {}) });
     },
   );
 

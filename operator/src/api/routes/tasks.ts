@@ -13,16 +13,18 @@ export interface TaskRouteDeps extends TaskListDeps {
   closing: AbortSignal;
 }
 
-/** `GET /v1/tasks`: the tasks known from runs and from worker heartbeats, with their load; long-polls on a change of load. */
+/** `GET /v1/tasks`: the tasks known from runs, worker heartbeats and registrations, with their load and definition; long-polls on a change of load. */
 export function registerTaskRoutes(root: FastifyInstance, deps: TaskRouteDeps): void {
   const app = root.withTypeProvider<ZodTypeProvider>();
   app.get(
     "/v1/tasks",
     {
       schema: {
-        summary: "List tasks with their backlog and workers; long-poll for a change of load",
+        summary: "List tasks with their backlog, workers and definitions; long-poll for a change of load",
         description:
-          "Every task that has runs or a worker serving it, by name. `backlog` and `inFlight` come from the task's shared " +
+          "Every task that has runs, a worker serving it or a registered definition, by name. `definition` is what the last " +
+          "worker to register the task said of it (input schema, limits, retries, timeout), kept while no worker runs. " +
+          "`backlog` and `inFlight` come from the task's shared " +
           "consumer; before any worker made one, `backlog` counts the task's PENDING runs. A task no worker serves has " +
           "`workers: []`; each worker's `inFlight` comes from its heartbeats (sent every 5 s, and within a fraction of a " +
           "second of a change of its in-flight count).\n\n" +

@@ -1,0 +1,98 @@
+import { Ajv2020, type ErrorObject } from "ajv/dist/2020.js";
+import type { Json } from "@offload/sdk/internal";
+
+/** One field of a run's `parameters` that breaks the task's registered input schema. */
+export interface ParameterIssue {
+  /** Where, from the request body's root: `parameters.tenant`, or `runs.3.parameters.tenant` in a batch. */
+  path: string;
+  message: string;
+}
+
+/**
+ * Checks one run's parameters against a compiled input schema; answers the
+ * issues (none: they match). `at` is the path of `parameters` in the body.
+ */
+export type ParameterCheck = (parameters: Json, at: string) => ParameterIssue[];
+
+/** The draft every registered input schema is read as (what `z.toJSONSchema()` writes by default). */
+export const INPUT_SCHEMA_DRAFT = "https://json-schema.org/draft/2020-12/schema";
+
+/** A registered input schema the run API cannot use: the registration naming it is refused. */
+export class InputSchemaError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "InputSchemaError";
+  }
+}
+
+const AJV_OPTIONS = {
+  // Every field that is wrong, not only the first: the 400 names them all.
+  allErrors: true,
+  // JSON Schema says unknown keywords are ignored; zod's .meta() may add some.
+  strict: false,
+  // In 2020-12 `format` is an annotation. zod writes a `pattern` beside most formats, which is the rule zod itself
+  // applies; Ajv's own format rules differ from zod's and could refuse what the task accepts.
+  validateFormats: false,
+  // zod's patterns are JavaScript regular expressions without the u flag; read them as zod does.
+  unicodeRegExp: false,
+  // Gives each error its schema node, so a broken `pattern` of a `format` can be named by the format.
+  verbose: true,
+  logger: false,
+} as const;
+
+const metaChecker = new Ajv2020(AJV_OPTIONS);
+
+/**
+ * Compiles a task's input schema (JSON Schema draft 2020-12) into a check;
+ * throws {@link InputSchemaError} saying why when it cannot.
+ *
+ * One Ajv instance per schema: a schema's `$id` then never collides with
+ * another task's, and dropping the check frees everything Ajv kept for it (a
+ * shared instance would keep every schema ever compiled).
+ */
+export function compileParameterCheck(schema: Readonly<Record<string, unknown>>): ParameterCheck {
+  const draft = schema.$schema;
+  if (draft !== undefined && draft !== INPUT_SCHEMA_DRAFT && draft !== `${INPUT_SCHEMA_DRAFT}#`) {
+    throw new InputSchemaError(`its $schema is ${JSON.stringify(draft)}; the run API reads ${INPUT_SCHEMA_DRAFT} (what z.toJSONSchema() writes by default)`);
+  }
+  // Checked against the meta-schema by one shared instance (compiling the meta-schema is most of Ajv's cost).
+  if (!metaChecker.validateSchema(schema)) {
+    throw new InputSchemaError(`it is not a valid JSON Schema: ${metaChecker.errorsText(metaChecker.errors, { dataVar: "inputSchema" })}`);
+  }
+  const ajv = new Ajv2020({ ...AJV_OPTIONS, validateSchema: false, meta: false });
+  let validate: ReturnType<typeof ajv.compile>;
+  try {
+    validate = ajv.compile(schema);
+  } catch (err) {
+    throw new InputSchemaError(`it is not a JSON Schema the run API can use: ${(err as Error).message}`, { cause: err });
+  }
+  return (parameters, at) => (validate(parameters) ? [] : issuesOf(validate.errors ?? [], at));
+}
+
+/** A JSON Pointer's segments, unescaped (RFC 6901). */
+function pointerSegments(pointer: string): string[] {
+  return pointer === "" ? [] : pointer.slice(1).split("/").map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
+}
+
+/** Ajv's errors as issues with dotted paths from the body's root; the field a `required` error is about is named, not its parent. */
+function issuesOf(errors: readonly ErrorObject[], at: string): ParameterIssue[] {
+  const out = new Map<string, ParameterIssue>();
+  for (const e of errors) {
+    const segments = pointerSegments(e.instancePath);
+    let message = e.message ?? "is invalid";
+    const params = e.params as Record<string, unknown>;
+    if (e.keyword === "required" || e.keyword === "dependentRequired") {
+      segments.push(String(params.missingProperty));
+      message = e.keyword === "required" ? "is required" : message;
+    } else if (e.keyword === "additionalProperties" || e.keyword === "unevaluatedProperties") {
+      segments.push(String(params.additionalProperty ?? params.unevaluatedProperty));
+      message = "is not a field of the task's input";
+    } else if (e.keyword === "pattern" && typeof (e.parentSchema as { format?: unknown } | undefined)?.format === "string") {
+      // zod's email or uuid pattern is long and says little to a reader; its format says what is meant.
+      message = `must be a valid ${(e.parentSchema as { format: string }).format}`;
+    }
+    const path = [at, ...segments].join(".");
+    out.set(`${path}\n${message}`, { path, message });
+  }
+  return [...out.values()];
+}
