@@ -16,6 +16,9 @@ import { WorkerDirectory } from "../dispatch/heartbeats.js";
 import { ensureBuckets, ensureStreams } from "../dispatch/streams.js";
 import { startRetention } from "../dispatch/retention.js";
 import { startSweeper } from "../dispatch/sweeper.js";
+import { cancelRun } from "../dispatch/lifecycle.js";
+import { startScheduler } from "../dispatch/scheduler.js";
+import { submitRuns } from "../dispatch/submit.js";
 import { openDb, type Db } from "../store/db.js";
 import { migrate } from "../store/migrations.js";
 import { openTaskRegistry } from "../registry/registry.js";
@@ -27,10 +30,11 @@ import { ApiMetrics } from "./metrics.js";
 import { installRateLimit } from "./rate-limit.js";
 import { RunNotifier } from "./notifier.js";
 import { registerHealthRoutes } from "./routes/health.js";
-import { registerRunActionRoutes } from "./routes/run-actions.js";
+import { registerRunActionRoutes, type RunActionDeps } from "./routes/run-actions.js";
 import { registerRunEventRoutes } from "./routes/run-events.js";
 import { registerRunLogRoutes } from "./routes/run-logs.js";
-import { registerRunRoutes } from "./routes/runs.js";
+import { registerRunRoutes, type RunRoutesDeps } from "./routes/runs.js";
+import { registerScheduleRoutes } from "./routes/schedules.js";
 import { registerOverviewRoutes } from "./routes/overview.js";
 import { registerDashboard } from "./ui.js";
 import { registerTaskRoutes } from "./routes/tasks.js";
@@ -44,7 +48,7 @@ export interface RunningApi {
   readonly log: Logger;
   /**
    * Graceful stop: stops accepting, lets requests in flight finish (long-polls
-   * answer at once), stops the sweeper, retention and the event consumer,
+   * answer at once), stops the sweeper, the scheduler, retention and the event consumer,
    * drains NATS and closes the database. Safe to call twice.
    */
   close(): Promise<void>;
@@ -63,9 +67,9 @@ export interface StartApiOptions {
 
 /**
  * Starts the run API: applies migrations, ensures the NATS streams, buckets
- * and the events consumer, starts the event materializer, the sweeper,
- * retention (deleting finished runs past it) and the listeners
- * (max-deliveries advisories, worker heartbeats), and listens for HTTP. Rejects (having undone what it started) if any step fails.
+ * and the events consumer, starts the event materializer, the sweeper, the
+ * scheduler (cron schedules), retention (deleting finished runs past it) and
+ * the listeners (max-deliveries advisories, worker heartbeats), and listens for HTTP. Rejects (having undone what it started) if any step fails.
  */
 export async function startApi(config: Readonly<ApiConfig>, options: StartApiOptions = {}): Promise<RunningApi> {
   const log = options.logger ?? pino({ name: "offload-api", level: config.logLevel });
@@ -143,7 +147,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     const app = await buildApp(config, access, log);
     metrics.install(app);
     registerHealthRoutes(app, { db, nc, link, log });
-    registerRunRoutes(app, {
+    const runDeps: RunRoutesDeps = {
       db,
       js,
       nc,
@@ -158,8 +162,24 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
       metrics,
       access,
       registry,
-    });
-    registerRunActionRoutes(app, { db, js, nc, link, cancellations, notifier, log, access });
+    };
+    registerRunRoutes(app, runDeps);
+    const actionDeps: RunActionDeps = { db, js, nc, link, cancellations, notifier, log, access };
+    registerRunActionRoutes(app, actionDeps);
+    // Scheduled runs take the same paths as POST /v1/runs and its cancel, so limits, dispatch and events apply alike.
+    const scheduler = startScheduler(
+      {
+        db,
+        submit: (bodies) => submitRuns(runDeps, bodies),
+        cancel: (id) => cancelRun(actionDeps, id),
+        onFired: (run) => metrics.runCreated(run.task),
+        onCancelled: notify,
+      },
+      { maxSleepMs: config.schedulerIntervalMs },
+      log.child({ component: "scheduler" }),
+    );
+    undo.push(() => scheduler.stop());
+    registerScheduleRoutes(app, { db, access, changed: () => scheduler.poke() });
     registerRunLogRoutes(app, { db, js, jsm, access });
     registerRunEventRoutes(app, { db, notifier, recheckMs: config.resultRecheckMs, closing: closing.signal, access });
     registerTaskRoutes(app, { db, jsm, workers, registry, watch: taskLoad, closing: closing.signal });

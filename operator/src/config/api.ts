@@ -45,6 +45,7 @@ export const ApiEnvSchema = z.object({
   OFFLOAD_RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).default(0),
   OFFLOAD_RATE_LIMIT_WINDOW_SECONDS: positive.default(1),
   OFFLOAD_REGISTRY_RELOAD_SECONDS: positive.max(3600, "must be at most 3600 (an hour)").default(5),
+  OFFLOAD_SCHEDULER_INTERVAL_MS: z.coerce.number().int().min(10, "must be at least 10 (ms)").max(60_000, "must be at most 60000 (ms)").default(1000),
   OFFLOAD_ADMISSION_INTERVAL_MS: z.coerce.number().int().min(50, "must be at least 50 (ms)").max(60_000, "must be at most 60000 (ms)").default(1000),
 }).superRefine((e, ctx) => {
   if (e.OFFLOAD_AUTH === "token" && !e.OFFLOAD_API_TOKEN) {
@@ -97,6 +98,9 @@ export const API_ENV_DOC: Record<ApiEnvName, string> = {
   OFFLOAD_REGISTRY_RELOAD_SECONDS:
     "How often each replica re-reads the task definitions workers registered. A registration reaches every replica connected to NATS at once; " +
     "this is how one that missed it (cut off from NATS then) or a definition deleted from the database catches up. Default 5.",
+  OFFLOAD_SCHEDULER_INTERVAL_MS:
+    "The longest (ms) the scheduler sleeps between two looks at the schedules: it wakes at the next scheduled time, but at least this often, " +
+    "so that a schedule created or changed through another replica is seen within it. Default 1000.",
   OFFLOAD_ADMISSION_INTERVAL_MS:
     "How often (ms) every limited task (one with a concurrency or rate limit) gets an admission pass as a safety net; passes also run at once " +
     "after a submit, an outcome or a cancel on this replica, and when a rate window frees a slot. A slot freed on another replica is seen within this. Default 1000.",
@@ -146,6 +150,8 @@ export interface ApiConfig {
   testFault: TestFault | undefined;
   /** How often the registered task definitions are re-read from the database, in ms. @defaultValue 5000 */
   registryReloadMs?: number;
+  /** The longest the scheduler sleeps between two looks at the schedules, in ms (it wakes at the next due time sooner). @defaultValue 1000 */
+  schedulerIntervalMs?: number;
   /** How often every limited task gets an admission pass as the safety net, in ms. @defaultValue 1000 */
   admissionIntervalMs?: number;
 }
@@ -207,6 +213,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Ap
     resultRecheckMs: 1000,
     testFault: e.OFFLOAD_TEST_FAULT,
     registryReloadMs: e.OFFLOAD_REGISTRY_RELOAD_SECONDS * 1000,
+    schedulerIntervalMs: e.OFFLOAD_SCHEDULER_INTERVAL_MS,
     admissionIntervalMs: e.OFFLOAD_ADMISSION_INTERVAL_MS,
   });
 }

@@ -132,7 +132,34 @@ export const MIGRATIONS: readonly { version: number; name: string; statements: r
       "CREATE INDEX rate_limit_starts_window ON rate_limit_starts (task, started_at)",
     ],
   },
-  // 8: schedules; appended by that part.
+  {
+    version: 8,
+    name: "schedules",
+    statements: [
+      // A cron schedule of runs (PUT /v1/schedules/:key, the TaskSchedule resource). Every replica's scheduler reads
+      // it; each scheduled time fires one run whose idempotency key names the schedule and the time.
+      `CREATE TABLE schedules (
+        namespace text NOT NULL,
+        key text NOT NULL,
+        task text NOT NULL,
+        schedule text NOT NULL,
+        time_zone text NOT NULL,
+        parameters jsonb,
+        concurrency_policy text NOT NULL,
+        suspend boolean NOT NULL DEFAULT false,
+        starting_deadline_seconds integer,
+        priority smallint,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        last_schedule_time timestamptz,
+        last_run_id uuid,
+        next_schedule_time timestamptz,
+        PRIMARY KEY (namespace, key)
+      )`,
+      // The scheduler's look for due schedules and its wake-up time; suspended ones (NULL) are not in it.
+      "CREATE INDEX schedules_next ON schedules (next_schedule_time) WHERE next_schedule_time IS NOT NULL",
+    ],
+  },
 ];
 
 /**
