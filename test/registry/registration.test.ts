@@ -12,11 +12,13 @@ import {
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { startServers, waitFor, type NatsServer, type PostgresServer } from "../support/index.js";
+import { WORKER_BIN, freePort, startProcess, startServers, waitFor, type NatsServer, type PostgresServer } from "../support/index.js";
 import { call, NatsProbe, startApiProcess, type ApiProcess } from "../api/helpers.js";
 
 // Workers register the tasks they serve over NATS; every run API replica stores the definitions and checks
 // parameters against them. Here the worker is played by a raw NATS request, as a worker sends it.
+
+const FIXTURE = new URL("./fixtures/tasks.mjs", import.meta.url).pathname;
 
 const taskName = (what: string): string => `${what}-${randomUUID().slice(0, 8)}`;
 
@@ -215,6 +217,45 @@ describe("task registration and parameter checks, over two run API replicas", ()
       }
     } finally {
       await db.end();
+    }
+  });
+
+  it("a real offload-worker registers its module's tasks: both replicas check parameters, and a run that fits completes", async () => {
+    const task = "registry-sync-account";
+    const port = await freePort();
+    const worker = startProcess("offload-worker", process.execPath, [WORKER_BIN, "--module", FIXTURE], {
+      OFFLOAD_NATS_URL: nats.url,
+      OFFLOAD_API_URL: a.url,
+      OFFLOAD_WORKER_PORT: String(port),
+      OFFLOAD_WORKER_HOST: "127.0.0.1",
+    });
+    try {
+      await worker.waitForOutput("tasks registered with the run API", 30_000);
+      for (const api of replicas()) {
+        expect(await definitionOn(api, task)).toMatchObject({
+          name: task,
+          description: "Syncs one account of a tenant",
+          concurrency: { limit: 2, keyed: true },
+          retries: 1,
+          timeoutSeconds: 30,
+        });
+        const bad = await call(api.url, "POST", "/v1/runs", { task, parameters: { tenant: "", account: "a1", pages: 0 } });
+        expect(bad.status).toBe(400);
+        expect(bad.body.issues).toEqual([
+          { path: "parameters.tenant", message: "must NOT have fewer than 1 characters" },
+          { path: "parameters.pages", message: "must be >= 1" },
+        ]);
+      }
+      const good = await call(b.url, "POST", "/v1/runs", { task, parameters: { tenant: "acme", account: "a1" }, concurrencyKey: "acme" });
+      expect(good.status).toBe(202);
+      expect(good.body.warnings).toBeUndefined();
+      const done = await waitFor("the run to complete", async () => {
+        const run = (await call(a.url, "GET", `/v1/runs/${good.body.id}`)).body;
+        return run.state === "COMPLETED" || run.state === "FAILED" ? run : undefined;
+      }, 30_000, 100);
+      expect(done).toMatchObject({ state: "COMPLETED", result: { tenant: "acme", account: "a1", pages: 1 } });
+    } finally {
+      await worker.stop(5000);
     }
   });
 
