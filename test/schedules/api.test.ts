@@ -84,6 +84,13 @@ describe("/v1/schedules", () => {
     expect((await call(t.api.url, "DELETE", `/v1/schedules/${key}`)).body.code).toBe("OFFLOAD_SCHEDULE_NOT_FOUND");
     // The other namespace's is still there.
     expect((await getSchedule(t.api.url, key, "team-b")).task).toBe("other");
+
+    // In the OpenAPI document, with the codes each answers.
+    const doc = (await call(t.api.url, "GET", "/docs/json")).body;
+    expect(Object.keys(doc.paths["/v1/schedules/{key}"]).sort()).toEqual(["delete", "get", "put"]);
+    expect(Object.keys(doc.paths["/v1/schedules"])).toEqual(["get"]);
+    expect(JSON.stringify(doc.paths["/v1/schedules/{key}"].put.responses["400"])).toContain("OFFLOAD_INVALID_SCHEDULE");
+    expect(JSON.stringify(doc.paths["/v1/schedules/{key}"].get.responses["404"])).toContain("OFFLOAD_SCHEDULE_NOT_FOUND");
   });
 
   it("refuses what it cannot read with a 400 naming the field, and records nothing", async () => {
