@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Run } from "@offload/sdk";
 import { main } from "../../sdk/src/cli/main.js";
-import { freePort, killAll, ROOT, startProcess, startStack, stopSharedPostgres, waitForRun, type Stack } from "../support/index.js";
+import type { Schedule } from "../../sdk/src/protocol/index.js";
+import { freePort, killAll, ROOT, startProcess, startStack, stopSharedPostgres, waitFor, waitForRun, type Stack } from "../support/index.js";
 
 const BIN = join(ROOT, "sdk/bin/offload.js");
 const FIXTURES = join(import.meta.dirname, "fixtures/tasks.mjs");
@@ -71,7 +72,8 @@ describe("the offload CLI against a real stack", () => {
       const code = await main(["node", "offload", ...args], io);
       return { code, stdout, stderr };
     };
-    for (const args of [["--help"], ["runs", "--help"], ["runs", "ls", "--help"], ["runs", "get", "--help"], ["runs", "logs", "--help"], ["runs", "cancel", "--help"], ["runs", "retry", "--help"], ["tasks", "--help"], ["delay", "--help"]]) {
+    const commands = [["runs"], ["runs", "ls"], ["runs", "get"], ["runs", "logs"], ["runs", "cancel"], ["runs", "retry"], ["tasks"], ["delay"], ["schedules"], ["schedules", "ls"], ["schedules", "get"], ["schedules", "set"], ["schedules", "rm"]];
+    for (const args of [["--help"], ...commands.map((c) => [...c, "--help"])]) {
       const r = await inProcess(args);
       expect(r.code, args.join(" ")).toBe(0);
       expect(r.stdout, args.join(" ")).toMatch(/^Usage: offload/);
@@ -87,6 +89,11 @@ describe("the offload CLI against a real stack", () => {
     expect(badJson.code).toBe(2);
     expect(badJson.stderr).toContain("--params is not JSON");
     expect((await inProcess(["runs", "frobnicate"])).code).toBe(2);
+    const badPriority = await inProcess(["delay", "add", "--priority", "9"]);
+    expect(badPriority.code).toBe(2);
+    expect(badPriority.stderr).toContain("must be a whole number from 1 (first) to 5 (last)");
+    expect((await inProcess(["schedules", "set", "k", "--task", "add", "--cron", "* * * * *", "--policy", "Sometimes"])).stderr).toContain("Allowed choices are Allow, Forbid, Replace");
+    expect((await inProcess(["schedules", "set", "k", "--task", "add"])).stderr).toContain("required option '--cron <expr>' not specified");
   });
 
   it("delay --wait: the result on stdout and exit 0; --json gives the finished run; a failing run exits 1 with its error", async () => {
@@ -219,14 +226,101 @@ describe("the offload CLI against a real stack", () => {
     expectOneLineError(notRetryable, "OFFLOAD_RUN_NOT_RETRYABLE");
   });
 
-  it("tasks lists the served tasks with their workers", async () => {
+  it("tasks lists the served tasks with their workers and the limits the worker registered", async () => {
     const table = await offload(["tasks"]);
     expect(table.code).toBe(0);
     const [header, ...rows] = table.stdout.trimEnd().split("\n");
     expect(header).toMatch(/^TASK\s+BACKLOG\s+IN FLIGHT\s+WORKERS\s+SLOTS\s+CONCURRENCY\s+RATE\s+LAST HEARTBEAT$/);
-    expect(rows.find((r) => r.startsWith("add "))).toMatch(/^add\s+\d+\s+\d+\s+1\s+4\s+\S+\s+\S+\s+(just now|\d+s ago)$/);
-    const json = JSON.parse((await offload(["tasks", "--json"])).stdout) as { name: string; workers: unknown[] }[];
-    expect(json.map((t) => t.name)).toEqual(expect.arrayContaining(["add", "boom", "gated"]));
+    // Registered without limits: "-"; the fixture's held task: one at a time per key, 100 starts a minute for the task.
+    expect(rows.find((r) => r.startsWith("add "))).toMatch(/^add\s+\d+\s+\d+\s+1\s+4\s+-\s+-\s+(just now|\d+s ago)$/);
+    expect(rows.find((r) => r.startsWith("held "))).toMatch(/^held\s+\d+\s+\d+\s+1\s+4\s+1\/key\s+100\/60s\s+(just now|\d+s ago)$/);
+    const json = JSON.parse((await offload(["tasks", "--json"])).stdout) as { name: string; workers: unknown[]; definition?: { concurrency?: unknown; inputSchema?: unknown } }[];
+    expect(json.map((t) => t.name)).toEqual(expect.arrayContaining(["add", "boom", "gated", "held"]));
+    expect(json.find((t) => t.name === "held")?.definition).toMatchObject({ concurrency: { limit: 1, keyed: true }, inputSchema: { type: "object" } });
+  });
+
+  it("a run held by its task's per-key limit: runs get says what it waits for, runs ls marks it, and it starts once the slot frees", async () => {
+    const gate = `held-${await freePort()}`;
+    const params = JSON.stringify({ dir, gate, tenant: "acme" });
+    // No task code here: the CLI is given the key that the task's concurrency.key would compute.
+    const first = JSON.parse((await offload(["delay", "held", "--params", params, "--concurrency-key", "acme", "--json"])).stdout) as Run;
+    await untilRunning(first.id);
+    const second = await offload(["delay", "held", "--params", params, "--concurrency-key", "acme", "--priority", "1", "--json"]);
+    expect(second.code).toBe(0);
+    expect(second.stderr).toBe(""); // a registered task: nothing unchecked to warn about
+    const held = JSON.parse(second.stdout) as Run;
+    expect(held).toMatchObject({ priority: 1, concurrencyKey: "acme", rateLimitKey: null });
+    await waitForRun(() => stack.client.getRun(held.id), (r) => r.waitingFor?.kind === "concurrency", "the second run to wait for the tenant's slot");
+
+    const get = await offload(["runs", "get", held.id]);
+    expect(get.code).toBe(0);
+    expect(get.stdout).toMatch(/^State:\s+PENDING$/m);
+    expect(get.stdout).toMatch(/^Priority:\s+1$/m);
+    expect(get.stdout).toMatch(/^Concurrency key:\s+"acme"$/m);
+    expect(get.stdout).toMatch(/^Waiting for:\s+concurrency limit 1 of key "acme" \(1 running\)$/m);
+    const ls = await offload(["runs", "ls", "--task", "held", "--limit", "2"]);
+    expect(ls.stdout).toMatch(new RegExp(`^${held.id}\\s+held\\s+PENDING \\(concurrency\\)\\s+0\\s`, "m"));
+    expect(ls.stdout).toMatch(new RegExp(`^${first.id}\\s+held\\s+RUNNING\\s`, "m"));
+
+    await writeFile(join(dir, gate), "");
+    const done = await waitForRun(() => stack.client.getRun(held.id), (r) => r.state === "COMPLETED", "the held run to start and complete once the first finished");
+    expect(done.waitingFor).toBeNull();
+    expect(Date.parse(done.startedAt!)).toBeGreaterThanOrEqual(Date.parse((await stack.client.getRun(first.id)).finishedAt!));
+    expect((await offload(["runs", "get", held.id])).stdout).not.toContain("Waiting for:");
+  });
+
+  it("delay: parameters the registered schema refuses exit 2 naming the field; a task no worker registered is recorded with a warning on stderr", async () => {
+    const bad = await offload(["delay", "held", "--params", JSON.stringify({ dir, gate: "never", tenant: 5 })]);
+    expect(bad.code).toBe(2);
+    expectOneLineError(bad, "OFFLOAD_INVALID_PARAMETERS");
+    expect(bad.stderr).toMatch(/^ {2}parameters\.tenant: /m);
+    expect((await stack.client.listRuns({ task: "held", state: "PENDING" })).runs).toEqual([]);
+
+    const unregistered = await offload(["delay", "nobody-serves-this", "--params", '{"x":1}', "--json"]);
+    expect(unregistered.code).toBe(0);
+    expect(unregistered.stderr).toBe('offload: warning: no worker has registered task "nobody-serves-this" yet: its parameters were not checked and its limits are not known\n');
+    const run = JSON.parse(unregistered.stdout) as Run & { warnings: string[] };
+    expect(run.warnings).toHaveLength(1);
+    await stack.client.cancelRun(run.id); // nothing will ever serve it
+  });
+
+  it("schedules set, ls, get and rm: tables, --json, the run a schedule started, exit 2 for a cron the API cannot read and 3 for an unknown key", async () => {
+    const set = await offload(["schedules", "set", "cli-nightly", "--task", "add", "--cron", "0 3 * * *", "--tz", "Europe/Paris", "--params", '{"a":1,"b":2}', "--policy", "Forbid"]);
+    expect(set.code).toBe(0);
+    expect(set.stdout).toMatch(/^Schedule cli-nightly runs add at "0 3 \* \* \*" \(Europe\/Paris\); next run \S+ \(in \d+(h\d\dm|m\d\ds|s)\)\.$/m);
+    const get = await offload(["schedules", "get", "cli-nightly"]);
+    expect(get.stdout).toMatch(/^Time zone:\s+Europe\/Paris$/m);
+    expect(get.stdout).toMatch(/^Concurrency policy:\s+Forbid$/m);
+    expect(get.stdout).toMatch(/^Parameters:\s+\{"a":1,"b":2\}$/m);
+    expect(get.stdout).toMatch(/^Last run:\s+-$/m);
+    const asJson = JSON.parse((await offload(["schedules", "get", "cli-nightly", "--json"])).stdout) as Schedule;
+    expect(asJson).toMatchObject({ key: "cli-nightly", task: "add", schedule: "0 3 * * *", timeZone: "Europe/Paris", concurrencyPolicy: "Forbid", suspend: false, lastRunId: null });
+    // 03:00 in Paris is 01:00 or 02:00 UTC.
+    expect(new Date(asJson.nextScheduleTime!).getUTCHours()).toBeGreaterThanOrEqual(1);
+
+    // Every 2 seconds: the table links the run it started.
+    expect((await offload(["schedules", "set", "cli-fast", "--task", "add", "--cron", "*/2 * * * * *", "--params", '{"a":40,"b":2}', "--json"])).code).toBe(0);
+    const fired = await waitFor("the schedule to start a run", async () => (await stack.client.getSchedule("cli-fast")).lastRunId ?? undefined, 15_000, 200);
+    expect(await waitForRun(() => stack.client.getRun(fired), (r) => r.state === "COMPLETED", "the scheduled run to complete")).toMatchObject({ task: "add", result: { sum: 42 } });
+    const ls = await offload(["schedules", "ls"]);
+    expect(ls.code).toBe(0);
+    const [header, ...rows] = ls.stdout.trimEnd().split("\n");
+    expect(header).toMatch(/^KEY\s+TASK\s+SCHEDULE\s+TIME ZONE\s+POLICY\s+SUSPENDED\s+LAST\s+NEXT\s+LAST RUN$/);
+    expect(rows.find((r) => r.startsWith("cli-nightly "))).toMatch(/^cli-nightly\s+add\s+0 3 \* \* \*\s+Europe\/Paris\s+Forbid\s+no\s+-\s+in \S+\s+-$/);
+    expect(rows.find((r) => r.startsWith("cli-fast "))).toMatch(/^cli-fast\s+add\s+\*\/2 \* \* \* \* \*\s+UTC\s+Allow\s+no\s+(just now|\d+s ago)\s+(just now|in \d+s)\s+[0-9a-f-]{36}$/);
+    const listed = JSON.parse((await offload(["schedules", "ls", "--json"])).stdout) as { schedules: Schedule[] };
+    expect(listed.schedules.map((s) => s.key)).toEqual(expect.arrayContaining(["cli-nightly", "cli-fast"]));
+
+    const badCron = await offload(["schedules", "set", "cli-bad", "--task", "add", "--cron", "every tuesday"]);
+    expect(badCron.code).toBe(2);
+    expectOneLineError(badCron, "OFFLOAD_INVALID_SCHEDULE");
+
+    for (const key of ["cli-fast", "cli-nightly"]) expect((await offload(["schedules", "rm", key])).stdout).toBe(`Schedule ${key} removed.\n`);
+    const gone = await offload(["schedules", "get", "cli-nightly"]);
+    expect(gone.code).toBe(3);
+    expectOneLineError(gone, "OFFLOAD_SCHEDULE_NOT_FOUND");
+    expect(gone.stderr).toContain("(list schedules with: offload schedules ls)");
+    expect((await offload(["schedules", "rm", "cli-nightly"])).code).toBe(3);
   });
 
   it("exit 4 without the API's token, 5 when the API cannot be reached, 2 for a malformed OFFLOAD_API_URL", async () => {
