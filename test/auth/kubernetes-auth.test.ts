@@ -179,6 +179,27 @@ describe("authorization per namespace (SubjectAccessReview)", () => {
     expect(other.body.message).toMatch(/may not list runs\.offload\.dev in namespace b/);
   });
 
+  it("authorizes schedules as the runs they start: put needs create, get get, the list list, delete delete", async () => {
+    const key = `nightly-${randomUUID().slice(0, 8)}`;
+    const body = { task: "add", schedule: "0 3 1 1 *", parameters: { a: 1 } };
+    const put = (sa: Sa, extra: Record<string, unknown> = {}): Promise<Answer> =>
+      call("PUT", `/v1/schedules/${key}`, { token: tokens[sa], body: { ...body, ...extra } });
+    const created = await put("app");
+    expect(created.status).toBe(201);
+    expect(created.body.namespace).toBe("a");
+    expect((await put("app", { namespace: "b" })).body.message).toMatch(/may not create runs\.offload\.dev in namespace b/);
+    expect((await put("viewer")).status).toBe(403);
+    for (const sa of ["app", "viewer"] as const) expect((await as(sa).get(`/v1/schedules/${key}`)).body.key).toBe(key);
+    const listed = await as("viewer").get("/v1/schedules");
+    expect((listed.body.schedules as { key: string; namespace: string }[]).map((s) => [s.namespace, s.key])).toEqual([["a", key]]);
+    expect((await as("viewer").get("/v1/schedules?namespace=b")).body.message).toMatch(/may not list runs\.offload\.dev in namespace b/);
+    const refused = await call("DELETE", `/v1/schedules/${key}`, { token: tokens.app });
+    expect(refused.status).toBe(403);
+    expect(refused.body.message).toMatch(/may not delete runs\.offload\.dev in namespace a/);
+    expect((await call("DELETE", `/v1/schedules/${key}`, { token: tokens.ops })).status).toBe(204);
+    expect((await as("app").get(`/v1/schedules/${key}`)).body.code).toBe("OFFLOAD_SCHEDULE_NOT_FOUND");
+  });
+
   it("lets a namespace editor (the built-in edit role, which the chart's roles aggregate into) delay runs", async () => {
     expect((await as("editor").delay()).status).toBe(202);
   });
