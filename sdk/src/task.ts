@@ -300,6 +300,10 @@ export interface Task<S extends z.ZodType = z.ZodType, O = unknown> {
    * the same `key` again replaces the schedule. Resolves with the schedule as
    * stored (`nextScheduleTime` …); an unreadable cron expression or time zone
    * rejects with an `ApiError` `OFFLOAD_INVALID_SCHEDULE`.
+   *
+   * The runs a schedule starts carry no concurrency or rate-limit key (a
+   * schedule has no field for them yet): for a task with key functions they
+   * count together under one key of their own, not under their input's key.
    */
   schedule(cron: string, input: z.input<S>, options: ScheduleOptions): Promise<Schedule>;
   /** Removes the schedule `key` (`DELETE /v1/schedules/:key`); rejects with `ScheduleNotFoundError` if there is none. */
