@@ -28,21 +28,21 @@ export type SubmissionVerdict =
  * warned about once.
  */
 export function checkSubmission(registry: ParameterChecking, bodies: readonly CreateRunBody[], at: (index: number) => string): SubmissionVerdict {
-  const warnings = new Set<string>();
+  const unregistered = new Set<string>();
   const issues: ParameterIssue[] = [];
   const refusedTasks = new Set<string>();
   let refusedRuns = 0;
   bodies.forEach((body, i) => {
     const verdict = registry.checkParameters(body.task, body.parameters, at(i));
     if (!verdict.registered) {
-      warnings.add(unregisteredTaskWarning(body.task));
+      unregistered.add(body.task);
     } else if (verdict.issues.length) {
       refusedRuns++;
       refusedTasks.add(body.task);
       issues.push(...verdict.issues);
     }
   });
-  if (issues.length === 0) return { ok: true, warnings: [...warnings] };
+  if (issues.length === 0) return { ok: true, warnings: [...unregistered].map(unregisteredTaskWarning) };
   const listed = issues.slice(0, ISSUES_IN_MESSAGE).map((i) => `${i.path}: ${i.message}`);
   if (issues.length > ISSUES_IN_MESSAGE) listed.push(`and ${issues.length - ISSUES_IN_MESSAGE} more`);
   const tasks = [...refusedTasks].map((t) => JSON.stringify(t)).join(", ");
