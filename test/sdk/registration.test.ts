@@ -4,6 +4,9 @@
 // offload.register, so that it can answer late, refuse, and go away.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import { pino } from "pino";
+import { z } from "zod";
+import { serve, task } from "@offload/sdk";
 import { Nats, TaskRegistrationSchema, type TaskRegistration } from "@offload/sdk/internal";
 import { WORKER_BIN, freePort, startNats, startProcess, waitFor, type Child, type NatsServer } from "../support/index.js";
 
@@ -96,5 +99,19 @@ describe("a worker registers its tasks with the run API", () => {
     const again = await waitFor("a registration after the restart", () => received[before], 30_000);
     expect(again.tasks.map((t) => t.name).sort()).toEqual(["plain", "sync-account"]);
     await waitFor("the worker to log the new registration", () => count(worker!.output(), "tasks registered with the run API") > logged, 15_000);
+  });
+
+  // Were the registration awaited, serve() would never resolve here; were its retries left running, stop() would not end.
+  test("serve() resolves ready while no run API answers, and stop() ends it with the retries", async () => {
+    await nc?.close();
+    nc = undefined;
+    const logged: string[] = [];
+    const logger = pino({ level: "debug" }, { write: (line: string) => void logged.push(line) });
+    const lonely = task({ name: "lonely", input: z.object({}), concurrency: { limit: 1 } }, async () => null);
+    const server = await serve([lonely], { natsUrl: nats.url, logger, drainSeconds: 1 });
+    expect(server.ready).toBe(true);
+    await waitFor("the registration to fail", () => logged.some((l) => l.includes(WARNING)));
+    await server.stop();
+    await server.closed;
   });
 });
