@@ -72,15 +72,19 @@ export async function admitTask(
 ): Promise<PassOutcome> {
   const cap = opts.maxPerPass ?? 1000;
   return db.transaction(async (tx) => {
-    // now() is the transaction's start: the time the ledger records for this pass's starts.
-    const [locked] = await tx.query<{ now: Date | string }>("SELECT pg_advisory_xact_lock($1::integer, hashtext($2)), now() AS now", [LOCK_SPACE, task]);
-    const txNow = new Date(locked!.now).getTime();
+    await tx.query("SELECT pg_advisory_xact_lock($1::integer, hashtext($2))", [LOCK_SPACE, task]);
+    // The time of this pass's starts and of its window: read once the lock is held. Not now(), the transaction's
+    // start: a pass that waited for the previous one would record its starts in the past, and they would leave
+    // the window early.
+    const [clock] = await tx.query<{ now: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS now`);
+    const at = clock!.now;
+    const txNow = new Date(at).getTime();
     const conc = limits?.concurrency;
     const rate = limits?.rateLimit;
     if (!conc && !rate) return releaseAll(tx, task, cap, publish);
 
     const open = conc ? await openByKey(tx, task, conc.keyed) : new Map<string, number>();
-    const window = rate ? await startsByKey(tx, task, rate) : new Map<string, { started: number; oldest: number }>();
+    const window = rate ? await startsByKey(tx, task, rate, at) : new Map<string, { started: number; oldest: number }>();
     const concRoom = (k: string): number => (conc ? conc.limit - (open.get(k) ?? 0) : Infinity);
     const rateRoom = (k: string): number => (rate ? rate.limit - (window.get(k)?.started ?? 0) : Infinity);
 
@@ -119,14 +123,14 @@ export async function admitTask(
       }
     }
 
-    const dispatched = await dispatch(tx, admit, publish);
+    const dispatched = await dispatch(tx, admit, publish, at);
     if (rate && startsOf.size) {
       // One row per start; the window is counted from these, so a retry's second start counts too.
       const keys = [...startsOf].flatMap(([k, n]) => Array.from({ length: n }, () => k));
-      await tx.query("INSERT INTO rate_limit_starts (task, key, started_at) SELECT $1, k, now() FROM jsonb_array_elements_text($2::jsonb) AS k", [
-        task,
-        JSON.stringify(keys),
-      ]);
+      await tx.query(
+        "INSERT INTO rate_limit_starts (task, key, started_at) SELECT $1, k, $3::timestamptz FROM jsonb_array_elements_text($2::jsonb) AS k",
+        [task, JSON.stringify(keys), at],
+      );
     }
 
     // Why the runs of each full key wait, as of now (after this pass's dispatches).
@@ -161,10 +165,11 @@ async function openByKey(tx: Queryable, task: string, keyed: boolean): Promise<M
 }
 
 /** Starts of the task in the rate window by key, with the oldest (ms); drops the ledger's rows that left the window. */
-async function startsByKey(tx: Queryable, task: string, rate: RateLimit): Promise<Map<string, { started: number; oldest: number }>> {
-  await tx.query("DELETE FROM rate_limit_starts WHERE task = $1 AND started_at <= now() - make_interval(secs => $2::double precision)", [
+async function startsByKey(tx: Queryable, task: string, rate: RateLimit, at: string): Promise<Map<string, { started: number; oldest: number }>> {
+  await tx.query("DELETE FROM rate_limit_starts WHERE task = $1 AND started_at <= $3::timestamptz - make_interval(secs => $2::double precision)", [
     task,
     rate.periodSeconds,
+    at,
   ]);
   const rows = await tx.query<{ key: string; n: number | string; oldest: Date | string }>(
     `SELECT CASE WHEN $2::boolean THEN key ELSE '' END AS key, count(*) AS n, min(started_at) AS oldest
@@ -174,13 +179,16 @@ async function startsByKey(tx: Queryable, task: string, rate: RateLimit): Promis
   return new Map(rows.map((r) => [r.key, { started: Number(r.n), oldest: new Date(r.oldest).getTime() }]));
 }
 
-/** Marks the runs dispatched (guarded: a run cancelled meanwhile is left alone) and publishes them. */
-async function dispatch(tx: Queryable, ids: string[], publish: (runs: StoredRun[]) => Promise<void>): Promise<StoredRun[]> {
+/**
+ * Marks the runs dispatched at `at` (the pass's clock, which its rate-window starts also carry; guarded: a run
+ * cancelled meanwhile is left alone) and publishes them.
+ */
+async function dispatch(tx: Queryable, ids: string[], publish: (runs: StoredRun[]) => Promise<void>, at?: string): Promise<StoredRun[]> {
   if (ids.length === 0) return [];
   const rows = await tx.query<RunRow>(
-    `UPDATE runs SET published_at = now(), updated_at = now(), waiting_for = NULL
+    `UPDATE runs SET published_at = COALESCE($2::timestamptz, now()), updated_at = now(), waiting_for = NULL
      WHERE id = ANY($1::uuid[]) AND ${HELD} RETURNING *`,
-    [uuidArray(ids)],
+    [uuidArray(ids), at ?? null],
   );
   // In the order admitted (RETURNING has none): JetStream hands them to workers in the order published.
   const order = new Map(ids.map((id, i) => [id, i]));
