@@ -16,6 +16,7 @@ import { WorkerDirectory } from "../dispatch/heartbeats.js";
 import { ensureBuckets, ensureStreams } from "../dispatch/streams.js";
 import { startRetention } from "../dispatch/retention.js";
 import { startSweeper } from "../dispatch/sweeper.js";
+import { Admission } from "../dispatch/admission.js";
 import { cancelRun } from "../dispatch/lifecycle.js";
 import { startScheduler } from "../dispatch/scheduler.js";
 import { submitRuns } from "../dispatch/submit.js";
@@ -101,6 +102,16 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     const notifier = new RunNotifier();
     const metrics = new ApiMetrics();
     const notify = (run: Run): void => notifier.notify(run);
+    // Runs of limited tasks wait in the run API; admission dispatches them. Every change this replica records
+    // (an outcome materialized, a cancel, a max-deliveries failure) may free a slot.
+    const admission = new Admission(db, { js, nc, link }, registry, log, {
+      intervalMs: config.admissionIntervalMs,
+      onChanged: notify,
+      onPass: (task, outcome) => metrics.admissionPass(task, outcome),
+    });
+    const unwatchOutcomes = notifier.watchAll((run) => admission.changed(run));
+    await admission.start();
+    undo.push(async () => (unwatchOutcomes(), await admission.stop()));
     const materializer = await startEventMaterializer(
       db,
       js,
@@ -111,7 +122,13 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     const sweeper = startSweeper(
       db,
       { js, nc, link },
-      { republishAfterSeconds: config.republishAfterSeconds, intervalMs: config.sweepIntervalMs, onDispatched: notify },
+      {
+        republishAfterSeconds: config.republishAfterSeconds,
+        intervalMs: config.sweepIntervalMs,
+        onDispatched: notify,
+        limited: () => admission.limited(),
+        onHeld: (runs) => admission.held(runs),
+      },
       log,
     );
     undo.push(() => sweeper.stop());
@@ -162,9 +179,10 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
       metrics,
       access,
       registry,
+      admission,
     };
     registerRunRoutes(app, runDeps);
-    const actionDeps: RunActionDeps = { db, js, nc, link, cancellations, notifier, log, access };
+    const actionDeps: RunActionDeps = { db, js, nc, link, cancellations, notifier, log, access, admission };
     registerRunActionRoutes(app, actionDeps);
     // Scheduled runs take the same paths as POST /v1/runs and its cancel, so limits, dispatch and events apply alike.
     const scheduler = startScheduler(
