@@ -20,6 +20,12 @@ export const scheduleKeyOf = (name: string): string => `taskschedule.${name}`;
 /** How long after a schedule's next time the controller reads it again (the run API fires at that time; this reads the outcome). */
 const AFTER_NEXT_MS = 1000;
 
+/**
+ * The longest wait between tries while the run API cannot be reached (the queue's backoff doubles from 5 ms and
+ * would soon wait minutes): a run API back from a restart gets a changed spec within seconds, not at the next resync.
+ */
+const API_RETRY_MS = 5000;
+
 /** The schedule calls of the run API client (`OffloadClient` has them); undefined when OFFLOAD_API_URL is not configured. */
 export interface ScheduleApi {
   putSchedule(key: string, body: PutScheduleBody): Promise<Schedule>;
@@ -112,7 +118,7 @@ export async function reconcileTaskSchedule(deps: TaskScheduleDeps, namespace: s
     const message = `${unauthorized ? "the run API refused the controller's credentials" : "could not reach the run API"}: ${err instanceof Error ? err.message : String(err)}`;
     // The times stay as last seen: the run API may well still be firing the schedule.
     await write(deps, raw, prev, { ...prev, conditions: ready({ status: "False", reason: unauthorized ? "Unauthorized" : "ApiUnavailable", message: message.slice(0, 4096) }) });
-    throw new RetryableError(message);
+    throw new RetryableError(message, API_RETRY_MS);
   }
 
   const next = mirror(prev, schedule, og, deps.now());
@@ -237,7 +243,12 @@ async function write(
   note?: string,
 ): Promise<void> {
   const changed = !jsonEqual(next, prev);
-  if (changed) await deps.kube.patchStatus(TASKSCHEDULE.plural, raw.metadata?.namespace ?? "default", raw.metadata?.name ?? "", next);
+  if (changed) {
+    // A merge patch keeps a field it does not mention: one that `next` drops (the next time, once suspended) is sent as null.
+    const patch: Record<string, unknown> = { ...next };
+    for (const k of Object.keys(prev)) if ((next as Record<string, unknown>)[k] === undefined) patch[k] = null;
+    await deps.kube.patchStatus(TASKSCHEDULE.plural, raw.metadata?.namespace ?? "default", raw.metadata?.name ?? "", patch);
+  }
   if (subject && reason && note && (changed || reason === "Restored")) {
     const type = reason === "Refused" || reason === "Invalid" ? "Warning" : "Normal";
     await deps.events.record(subject, type, reason, "Schedule", note);
