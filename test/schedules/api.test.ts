@@ -117,6 +117,14 @@ describe("/v1/schedules", () => {
     expect(two.issues?.[0]?.path).toBe("namespace");
     expect((await call(t.api.url, "GET", `/v1/schedules/${key}`)).status).toBe(404);
     expect((await call(t.api.url, "GET", `/v1/schedules/${key}?namespace=a`)).status).toBe(404);
+
+    // Parameters that break the input schema the worker registered for the task: refused now, not at every time.
+    const wrong = await waitFor("the worker's registration to reach the API", async () => {
+      const res = await call(t.api.url, "PUT", `/v1/schedules/${key}`, { task: "sched-gate", schedule: "@daily", parameters: { dir: 5 } });
+      return res.status === 400 ? res.body : undefined;
+    });
+    expect(wrong).toMatchObject({ code: "OFFLOAD_INVALID_PARAMETERS", issues: [{ path: "parameters.dir" }] });
+    expect((await call(t.api.url, "GET", `/v1/schedules/${key}`)).status).toBe(404);
   });
 
   it("starts one run per scheduled time with its parameters and priority; suspended, it starts none", async () => {

@@ -197,7 +197,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
       log.child({ component: "scheduler" }),
     );
     undo.push(() => scheduler.stop());
-    registerScheduleRoutes(app, { db, access, changed: () => scheduler.poke() });
+    registerScheduleRoutes(app, { db, access, registry, changed: () => scheduler.poke() });
     registerRunLogRoutes(app, { db, js, jsm, access });
     registerRunEventRoutes(app, { db, notifier, recheckMs: config.resultRecheckMs, closing: closing.signal, access });
     registerTaskRoutes(app, { db, jsm, workers, registry, watch: taskLoad, closing: closing.signal });

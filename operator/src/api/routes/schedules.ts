@@ -11,6 +11,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { CronSpecError, DEFAULT_TIME_ZONE, checkCronSpec, nextTime } from "../../dispatch/cron.js";
+import type { ParameterChecking } from "../../registry/submission.js";
 import type { Db } from "../../store/db.js";
 import { deleteSchedule, getSchedule, listSchedules, putSchedule } from "../../store/schedules.js";
 import type { Access } from "../auth/index.js";
@@ -22,6 +23,8 @@ import { errorResponses } from "./schemas.js";
 export interface ScheduleRoutesDeps {
   db: Db;
   access: Access;
+  /** The registered input schemas: a schedule's parameters are checked as `POST /v1/runs` checks a run's. */
+  registry: ParameterChecking;
   /** Tells this replica's scheduler that a schedule changed (it may be due sooner than the loop's next wake-up). */
   changed(): void;
 }
@@ -51,7 +54,8 @@ export function registerScheduleRoutes(root: FastifyInstance, deps: ScheduleRout
           "201 with the new schedule, 200 with the replaced one. Each time the cron expression names (read in `timeZone`, UTC " +
           "when unset; six fields put seconds first) starts one run of `task` with `parameters`, across every replica of the run " +
           "API; its idempotency key is `schedule:<key>:<time>`. Replacing keeps `lastScheduleTime` and `lastRunId`, and keeps " +
-          "`nextScheduleTime` unless `schedule`, `timeZone` or `suspend` changed (then it counts from now). The namespace is " +
+          "`nextScheduleTime` unless `schedule`, `timeZone` or `suspend` changed (then it counts from now). When a worker has " +
+          "registered the task, `parameters` are checked against its input schema (400 `OFFLOAD_INVALID_PARAMETERS`). The namespace is " +
           "`namespace` (in the body or the query), else as for `POST /v1/runs`; the caller needs `create` on runs there.",
         tags: ["schedules"],
         params: z.object({ key: ScheduleKeySchema }),
@@ -60,7 +64,7 @@ export function registerScheduleRoutes(root: FastifyInstance, deps: ScheduleRout
         response: {
           200: ScheduleSchema,
           201: ScheduleSchema,
-          ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_INVALID_SCHEDULE", "OFFLOAD_BODY_TOO_LARGE", ...ACCESS_ERRORS),
+          ...errorResponses("OFFLOAD_VALIDATION", "OFFLOAD_INVALID_SCHEDULE", "OFFLOAD_INVALID_PARAMETERS", "OFFLOAD_BODY_TOO_LARGE", ...ACCESS_ERRORS),
         },
       },
     },
@@ -77,6 +81,14 @@ export function registerScheduleRoutes(root: FastifyInstance, deps: ScheduleRout
       const problem = body.parameters === undefined ? undefined : jsonProblem(body.parameters, { maxDepth: MAX_JSON_DEPTH, text: true, path: "parameters" });
       if (problem) {
         throw new ApiHttpError("OFFLOAD_VALIDATION", `invalid body: ${problem.path}: ${problem.message}`, { issues: [problem] });
+      }
+      // Refused now rather than failing at every time it fires. A task no worker registered yet is taken unchecked.
+      const verdict = deps.registry.checkParameters(body.task, body.parameters, "parameters");
+      if (verdict.registered && verdict.issues.length) {
+        const listed = verdict.issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+        throw new ApiHttpError("OFFLOAD_INVALID_PARAMETERS", `parameters do not match the input schema registered for task ${JSON.stringify(body.task)}: ${listed}`, {
+          issues: verdict.issues,
+        });
       }
       const spec = { schedule: body.schedule, timeZone: body.timeZone ?? DEFAULT_TIME_ZONE };
       const now = new Date();
