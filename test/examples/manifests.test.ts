@@ -47,7 +47,7 @@ describe("examples/: manifests that apply in any namespace and name only what th
     }
   });
 
-  it("the TaskWorker's tasks and the TaskRun's task and parameters fit examples/app/src/tasks.ts", async () => {
+  it("the TaskWorker's tasks and the TaskRun's and TaskSchedule's task and parameters fit examples/app/src/tasks.ts", async () => {
     const mod = (await import(join(EXAMPLES, "app/dist/tasks.js"))) as Record<string, unknown>;
     const tasks = new Map(Object.values(mod).filter(isTask).map((t: Task) => [t.name, t]));
     const all = manifests();
@@ -58,6 +58,10 @@ describe("examples/: manifests that apply in any namespace and name only what th
     const t = tasks.get(taskRun.spec!.task as string);
     expect(t, String(taskRun.spec!.task)).toBeDefined();
     expect(t!.options.input.safeParse(taskRun.spec!.parameters).success).toBe(true);
+    const schedule = all.find((m) => m.doc.kind === "TaskSchedule")!.doc;
+    const scheduled = tasks.get(schedule.spec!.task as string);
+    expect(scheduled, String(schedule.spec!.task)).toBeDefined();
+    expect(scheduled!.options.input.safeParse(schedule.spec!.parameters).success).toBe(true);
   });
 
   describe("kubectl apply -n <namespace> -f examples/ against the Kubernetes stand-in with the CRDs", () => {
@@ -82,7 +86,7 @@ describe("examples/: manifests that apply in any namespace and name only what th
         const { stdout } = await run(KUBECTL, ["--cache-dir", cacheDir, "apply", "-n", namespace, "-f", EXAMPLES], { env: { ...process.env, KUBECONFIG: kubeconfig } });
         for (const { doc } of manifests()) {
           expect(stdout).toContain(`/${doc.metadata.name} created`);
-          const plural = { ServiceAccount: "serviceaccounts", Secret: "secrets", TaskWorker: "taskworkers", TaskRun: "taskruns", Deployment: "deployments" }[doc.kind]!;
+          const plural = { ServiceAccount: "serviceaccounts", Secret: "secrets", TaskWorker: "taskworkers", TaskRun: "taskruns", TaskSchedule: "taskschedules", Deployment: "deployments" }[doc.kind]!;
           expect(kube.get(plural, namespace, doc.metadata.name), `${doc.kind} ${namespace}/${doc.metadata.name}`).toBeDefined();
         }
       }
