@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import type { Run } from "@offload/sdk";
 import { readServerSentEvents } from "../../sdk/src/sse.js";
-import { killAll, ROOT, startStack, stopSharedPostgres, waitForRun, type Stack } from "../support/index.js";
+import { killAll, ROOT, startStack, stopSharedPostgres, waitFor, waitForRun, type Stack } from "../support/index.js";
 import { launch, type Browser } from "./browser.js";
 
 const FIXTURES = join(ROOT, "test/cli/fixtures/tasks.mjs");
@@ -177,6 +177,79 @@ describe("the dashboard at /ui in headless Chromium", () => {
     const bad = await fetch(`${stack.apiUrl}/v1/overview?buckets=0`, { headers: auth });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { code: string }).code).toBe("OFFLOAD_VALIDATION");
+  });
+
+  it("a run held by its task's limit: the run page says what it waits for until it starts, the list marks it, the overview shows each task's limits", async () => {
+    const gate = "held-ui";
+    const params = { dir, gate, tenant: "globex" };
+    const first = await stack.client.createRun({ task: "held", parameters: params, concurrencyKey: "globex" });
+    await until(first.id, "RUNNING");
+    const held = await stack.client.createRun({ task: "held", parameters: params, concurrencyKey: "globex", priority: 2 });
+    await waitForRun(() => stack.client.getRun(held.id), (r) => r.waitingFor !== null, "the second run to wait for the tenant's slot");
+
+    await page.goto(`${stack.apiUrl}/ui/#/runs?task=held`);
+    await row(held.id).and(page.locator('[data-waiting="concurrency"]')).waitFor(SEEN);
+    expect(await row(held.id).innerText()).toContain("waiting: concurrency");
+    expect(await row(first.id).getAttribute("data-waiting")).toBeNull();
+    await browser.shot(page, "runs-held");
+
+    await page.goto(`${stack.apiUrl}/ui/#/runs/${held.id}`);
+    const waiting = page.getByTestId("waiting-for");
+    await waiting.filter({ hasText: 'Waiting for concurrency limit 1 of key "globex" (1 running)' }).waitFor(SEEN);
+    expect(await page.getByTestId("run-priority").innerText()).toBe("2");
+    expect(await page.getByTestId("run-concurrency-key").innerText()).toBe("globex");
+    expect(await page.getByTestId("run-rate-limit-key").count()).toBe(0);
+    await browser.shot(page, "run-held");
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+    await browser.shot(page, "run-held-phone");
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    // The slot frees: the page, still open, sees the run start and finish, and the reason go.
+    await open(gate);
+    await page.locator(".run-head .state", { hasText: "COMPLETED" }).waitFor(SEEN);
+    expect(await waiting.count()).toBe(0);
+
+    // A task no worker registered says so (its run recorded all the same, then cancelled: nothing serves it).
+    const stray = await stack.client.createRun({ task: "nobody-serves-ui", parameters: {} });
+    await stack.client.cancelRun(stray.id);
+    await page.goto(`${stack.apiUrl}/ui/#/`);
+    await page.locator('tr[data-task="held"] [data-col="limits"]', { hasText: "at most 1 running per key; at most 100 starts per 60 s" }).waitFor(SEEN);
+    expect(await page.locator('tr[data-task="add"] [data-col="limits"]').innerText()).toBe("no limits");
+    await page.locator('tr[data-task="nobody-serves-ui"] [data-col="limits"]', { hasText: "not registered" }).waitFor(SEEN);
+    await browser.shot(page, "overview-limits");
+  });
+
+  it("the Schedules page: each schedule's cron, zone, policy, suspension, last and next time, and a link to the run it started", async () => {
+    await stack.client.putSchedule("ui-fast", { task: "add", schedule: "*/2 * * * * *", parameters: { a: 2, b: 3 } });
+    await stack.client.putSchedule("ui-paused", { task: "add", schedule: "0 3 * * *", timeZone: "Europe/Paris", concurrencyPolicy: "Forbid", suspend: true });
+    try {
+      // Once it has fired, the page's first read shows the run (rather than its re-read 5 s on).
+      await waitFor("the schedule to start a run", async () => (await stack.client.getSchedule("ui-fast")).lastRunId ?? undefined, 15_000, 200);
+      await page.goto(`${stack.apiUrl}/ui/#/schedules`);
+      await page.getByRole("heading", { name: "Schedules" }).waitFor(SEEN);
+      const fast = page.locator('tr[data-schedule="ui-fast"]');
+      const runLink = fast.locator('[data-col="last-run"] a');
+      await runLink.waitFor(SEEN);
+      expect(await fast.locator('[data-col="schedule"]').innerText()).toBe("*/2 * * * * *");
+      const paused = page.locator('tr[data-schedule="ui-paused"]');
+      expect(await paused.innerText()).toMatch(/Europe\/Paris\s+Forbid\s+suspended/);
+      expect(await paused.locator('[data-col="next"]').innerText()).toBe("-");
+      await browser.shot(page, "schedules");
+      await page.setViewportSize({ width: 390, height: 844 });
+      expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+      await browser.shot(page, "schedules-phone");
+      await page.setViewportSize({ width: 1280, height: 900 });
+
+      // By keyboard: the link to the last run opens that run, one the schedule started.
+      await runLink.focus();
+      await page.keyboard.press("Enter");
+      await page.getByTestId("run-task").filter({ hasText: "add" }).waitFor(SEEN);
+      const shownId = await page.locator("h1 code.run-id").innerText();
+      expect((await stack.client.getRun(shownId)).idempotencyKey).toMatch(/^schedule:ui-fast:/);
+    } finally {
+      await Promise.all(["ui-fast", "ui-paused"].map((key) => stack.client.deleteSchedule(key).catch(() => undefined)));
+    }
   });
 
   it("the workers: id, tasks, runs in flight and last heartbeat", async () => {
