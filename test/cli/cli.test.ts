@@ -269,6 +269,19 @@ describe("the offload CLI against a real stack", () => {
     expect((await offload(["runs", "get", held.id])).stdout).not.toContain("Waiting for:");
   });
 
+  it("a run held by a rate limit: delay --wait's live line says what it waits for and when the next slot comes; runs ls marks it", async () => {
+    const first = await stack.client.createRun({ task: "paced", parameters: { tenant: "initech" }, rateLimitKey: "initech" });
+    await waitForRun(() => stack.client.getRun(first.id), (r) => r.state === "COMPLETED", "the tenant's first run to complete");
+    const waiting = start(["delay", "paced", "--params", '{"tenant":"initech"}', "--rate-limit-key", "initech", "--wait"]);
+    await waiting.waitForOutput(/paced \S+ PENDING, waiting for rate limit 1 per 3600 s of key "initech" \(1 started, next slot \d\d:\d\d:\d\d\)/);
+    const [held] = (await stack.client.listRuns({ task: "paced", state: "PENDING" })).runs;
+    expect((await offload(["runs", "ls", "--task", "paced", "--limit", "1"])).stdout).toMatch(new RegExp(`^${held!.id}\\s+paced\\s+PENDING \\(rate limit\\)\\s`, "m"));
+    // An hour is too long to wait: cancelled while it waits, it ends the --wait with exit 1.
+    await stack.client.cancelRun(held!.id);
+    expect(await waiting.exited).toBe(1);
+    expect(waiting.output()).toContain(`Run ${held!.id} CANCELLED`);
+  });
+
   it("delay: parameters the registered schema refuses exit 2 naming the field; a task no worker registered is recorded with a warning on stderr", async () => {
     const bad = await offload(["delay", "held", "--params", JSON.stringify({ dir, gate: "never", tenant: 5 })]);
     expect(bad.code).toBe(2);
