@@ -394,7 +394,8 @@ describe("run API with a token, on embedded PGlite", () => {
     api = await startApiProcess("offload-api-pglite-again", env);
     const again = await call(api.url, "GET", `/v1/runs/${created.body.id}`, undefined, auth);
     expect(again.status).toBe(200);
-    expect(again.body).toEqual(created.body);
+    // The submit answer's `warnings` (no worker registered the task) belong to that answer, not to the run.
+    expect(again.body).toEqual(RunSchema.parse(created.body));
   });
 });
 
