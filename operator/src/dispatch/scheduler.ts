@@ -127,7 +127,7 @@ export function startScheduler(deps: SchedulerDeps, opts: SchedulerOptions, log:
   };
 
   const report = (row: ScheduleRow, f: Firing): void => {
-    const where = { schedule: row.key, namespace: row.namespace, task: row.task, time: f.time.toISOString() };
+    const where = { schedule: row.key, namespace: row.namespace, task: row.task, scheduledTime: f.time.toISOString() };
     switch (f.kind) {
       case "fired":
         // Both replicas fire a due time; the one that created the run says so.
