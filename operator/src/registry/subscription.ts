@@ -7,7 +7,10 @@ import { upsertDefinitions } from "./store.js";
 import { InputSchemaError, type ParameterCheck } from "./validate.js";
 
 /** A registration this run API refuses; the reason goes back to the worker. */
-class RefusedRegistration extends Error {}
+class RefusedRegistration extends Error {
+  /** The worker that sent it, when it said so: for the log line. */
+  workerId: string | undefined;
+}
 
 /** The registration in `m`, with each input schema compiled; throws {@link RefusedRegistration} saying why it cannot be taken. */
 function readRegistration(m: Msg, registry: TaskDefinitions): { registration: TaskRegistration; checks: Map<string, ParameterCheck | null> } {
@@ -17,20 +20,26 @@ function readRegistration(m: Msg, registry: TaskDefinitions): { registration: Ta
   } catch {
     throw new RefusedRegistration("the registration is not JSON");
   }
+  const refuse = (reason: string): RefusedRegistration => {
+    const refused = new RefusedRegistration(reason);
+    const workerId = (data as { workerId?: unknown } | null)?.workerId;
+    refused.workerId = typeof workerId === "string" ? workerId.slice(0, 253) : undefined;
+    return refused;
+  };
   const parsed = TaskRegistrationSchema.safeParse(data);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
-    throw new RefusedRegistration(`the registration is malformed: ${issues.slice(0, 10).join("; ")}${issues.length > 10 ? ` (and ${issues.length - 10} more)` : ""}`);
+    throw refuse(`the registration is malformed: ${issues.slice(0, 10).join("; ")}${issues.length > 10 ? ` (and ${issues.length - 10} more)` : ""}`);
   }
   const registration = parsed.data;
   const checks = new Map<string, ParameterCheck | null>();
   for (const task of registration.tasks) {
-    if (checks.has(task.name)) throw new RefusedRegistration(`task ${JSON.stringify(task.name)} is registered twice in one registration`);
+    if (checks.has(task.name)) throw refuse(`task ${JSON.stringify(task.name)} is registered twice in one registration`);
     try {
       checks.set(task.name, registry.prepare(task));
     } catch (err) {
       if (!(err instanceof InputSchemaError)) throw err;
-      throw new RefusedRegistration(`the inputSchema of task ${JSON.stringify(task.name)} cannot be used: ${err.message}`);
+      throw refuse(`the inputSchema of task ${JSON.stringify(task.name)} cannot be used: ${err.message}`);
     }
   }
   return { registration, checks };
@@ -69,7 +78,7 @@ export function subscribeRegistrations(nc: NatsConnection, db: Db, registry: Tas
       read = readRegistration(m, registry);
     } catch (err) {
       if (!(err instanceof RefusedRegistration)) throw err;
-      log.warn({ reason: err.message }, "refused a task registration");
+      log.warn({ reason: err.message, workerId: err.workerId }, "refused a task registration");
       answer(m, { ok: false, error: err.message });
       return;
     }
