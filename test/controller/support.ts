@@ -133,6 +133,7 @@ export async function startStubApi(): Promise<StubApi> {
           id, task: b.task, state: "PENDING", parameters: b.parameters ?? null, attempts: 0, createdAt: t, scheduledAt: t,
           startedAt: null, finishedAt: null, updatedAt: t, result: null, resultRef: null, error: null, cacheKey: null, cached: false,
           idempotencyKey: b.idempotencyKey ?? null, workerId: null, namespace: b.namespace ?? "default",
+          priority: 3, concurrencyKey: null, rateLimitKey: null, waitingFor: null,
         };
         runs.set(id, run);
         return json(202, run);
