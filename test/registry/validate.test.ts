@@ -45,6 +45,27 @@ describe("checking parameters against a registered input schema", () => {
     expect(check({ code: "ab" }, "parameters")[0]!.path).toBe("parameters.code");
   });
 
+  it("says what a union, an enum or a literal takes, and speaks of the form of a union the caller meant", () => {
+    const plain = compileParameterCheck(
+      registered(z.object({ a: z.union([z.string(), z.number()]), b: z.string().nullable(), c: z.enum(["x", "y"]), d: z.literal(3) })),
+    );
+    expect(plain({ a: true, b: 1, c: "z", d: 4 }, "parameters")).toEqual([
+      { path: "parameters.a", message: "must be string or number" },
+      { path: "parameters.b", message: "must be string or null" },
+      { path: "parameters.c", message: 'must be one of "x", "y"' },
+      { path: "parameters.d", message: "must be 3" },
+    ]);
+    const kinds = compileParameterCheck(
+      registered(z.discriminatedUnion("kind", [z.object({ kind: z.literal("a"), x: z.string() }), z.object({ kind: z.literal("b"), y: z.number() })])),
+    );
+    // Kind "a": only what is wrong with an "a", not that a "b" would need a y.
+    expect(kinds({ kind: "a", x: 1 }, "parameters")).toEqual([{ path: "parameters.x", message: "must be string" }]);
+    expect(kinds({ kind: "c" }, "parameters")).toEqual([{ path: "parameters.kind", message: 'must be one of "a", "b"' }]);
+    // A nullable object that is not null: what is wrong inside it, not that it is not null.
+    const nullable = compileParameterCheck(registered(z.object({ n: z.object({ a: z.string() }).nullable() })));
+    expect(nullable({ n: { a: 1 } }, "parameters")).toEqual([{ path: "parameters.n.a", message: "must be string" }]);
+  });
+
   it("refuses a schema of another draft or one that is no JSON Schema, saying why", () => {
     expect(() => compileParameterCheck({ $schema: "http://json-schema.org/draft-07/schema#", type: "object" })).toThrow(InputSchemaError);
     expect(() => compileParameterCheck({ $schema: "http://json-schema.org/draft-07/schema#" })).toThrow(/draft-07.*2020-12/);

@@ -74,10 +74,56 @@ function pointerSegments(pointer: string): string[] {
   return pointer === "" ? [] : pointer.slice(1).split("/").map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
 }
 
+/**
+ * Of a union's failed branches, keeps only the form the caller meant, so they
+ * read what is wrong with it rather than every form's complaints. A branch is
+ * a form that does not apply when the value is not of its type (`null` of a
+ * nullable object) or misses its discriminator (zod's discriminatedUnion:
+ * a `const` or `enum` on a field of the value). When exactly one branch is
+ * left, only its errors are kept; when every branch missed its discriminator
+ * on one field, that field is said to take one of their values. Otherwise the
+ * union is left as Ajv reports it.
+ */
+function focusUnions(errors: readonly ErrorObject[]): ErrorObject[] {
+  const dropped = new Set<ErrorObject>();
+  const added: ErrorObject[] = [];
+  const depth = (pointer: string): number => pointerSegments(pointer).length;
+  for (const union of errors) {
+    if (union.keyword !== "anyOf" && union.keyword !== "oneOf") continue;
+    const prefix = `${union.schemaPath}/`;
+    const byBranch = new Map<string, ErrorObject[]>();
+    for (const e of errors) {
+      if (!e.schemaPath.startsWith(prefix)) continue;
+      const branch = e.schemaPath.slice(prefix.length).split("/")[0]!;
+      byBranch.set(branch, [...(byBranch.get(branch) ?? []), e]);
+    }
+    if (byBranch.size < 2) continue;
+    const discriminatorMiss = (e: ErrorObject): boolean =>
+      (e.keyword === "const" || e.keyword === "enum") && depth(e.instancePath) === depth(union.instancePath) + 1;
+    const typeMiss = (e: ErrorObject): boolean => e.keyword === "type" && e.instancePath === union.instancePath;
+    const applies = [...byBranch].filter(([, errs]) => !errs.some((e) => discriminatorMiss(e) || typeMiss(e)));
+    const misses = [...byBranch.values()].map((errs) => errs.find(discriminatorMiss));
+    if (applies.length === 1) {
+      for (const [branch, errs] of byBranch) if (branch !== applies[0]![0]) for (const e of errs) dropped.add(e);
+    } else if (applies.length === 0 && misses.every((m) => m !== undefined && m.instancePath === misses[0]!.instancePath)) {
+      for (const errs of byBranch.values()) for (const e of errs) dropped.add(e);
+      const allowedValues = misses.flatMap((m) => (m!.keyword === "const" ? [(m!.params as { allowedValue: unknown }).allowedValue] : (m!.params as { allowedValues: unknown[] }).allowedValues));
+      added.push({ ...misses[0]!, keyword: "enum", params: { allowedValues } });
+    } else {
+      continue;
+    }
+    dropped.add(union);
+  }
+  return [...errors.filter((e) => !dropped.has(e)), ...added];
+}
+
+/** A JSON value as a message shows it. */
+const shown = (v: unknown): string => JSON.stringify(v) ?? String(v);
+
 /** Ajv's errors as issues with dotted paths from the body's root; the field a `required` error is about is named, not its parent. */
 function issuesOf(errors: readonly ErrorObject[], at: string): ParameterIssue[] {
   const out = new Map<string, ParameterIssue>();
-  for (const e of errors) {
+  for (const e of focusUnions(errors)) {
     const segments = pointerSegments(e.instancePath);
     let message = e.message ?? "is invalid";
     const params = e.params as Record<string, unknown>;
@@ -90,6 +136,13 @@ function issuesOf(errors: readonly ErrorObject[], at: string): ParameterIssue[] 
     } else if (e.keyword === "pattern" && typeof (e.parentSchema as { format?: unknown } | undefined)?.format === "string") {
       // zod's email or uuid pattern is long and says little to a reader; its format says what is meant.
       message = `must be a valid ${(e.parentSchema as { format: string }).format}`;
+    } else if (e.keyword === "type") {
+      // zod writes `string | null` and unions of primitives as one list of types; Ajv joins them with commas.
+      message = `must be ${String(params.type).split(",").join(" or ")}`;
+    } else if (e.keyword === "enum" && Array.isArray(params.allowedValues)) {
+      message = `must be one of ${params.allowedValues.map(shown).join(", ")}`;
+    } else if (e.keyword === "const") {
+      message = `must be ${shown(params.allowedValue)}`;
     }
     const path = [at, ...segments].join(".");
     out.set(`${path}\n${message}`, { path, message });
