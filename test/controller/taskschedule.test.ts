@@ -22,6 +22,7 @@ type Cond = { type: string; status: string; reason: string; message: string; obs
 type TsStatus = { lastScheduleTime?: string; lastRunId?: string; nextScheduleTime?: string; observedGeneration?: number; conditions?: Cond[] };
 
 const load = async (p: string): Promise<Obj> => parse(await readFile(join(ROOT, p), "utf8")) as Obj;
+const jsonOf = (v: unknown): string => JSON.stringify(v);
 const taskSchedule = (name: string, spec: Obj): Obj => ({ apiVersion: "offload.dev/v1alpha1", kind: "TaskSchedule", metadata: { name, namespace: NS }, spec });
 
 describe("the TaskSchedule CRD, as kube-apiserver v1.32 judges it (the stand-in's schema engine)", () => {
@@ -92,7 +93,7 @@ describe("TaskSchedule end to end: the real controller, the stand-in, a real run
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it("kubectl apply: one run per scheduled time (idempotency key schedule:taskschedule.<name>:<time>), the times mirrored into status, kubectl get ts shows them", async () => {
+  it("kubectl apply: one run per scheduled time (idempotency key schedule:taskschedule.<name>:<time>), the times mirrored into status, kubectl get ts shows them; a change made around it is put back", async () => {
     expect(await apply(taskSchedule("every-2s", { schedule: EVERY_2S, task: "ts-tick", parameters: { count: 1 }, priority: 2 }))).toContain("taskschedule.offload.dev/every-2s created");
     // Two scheduled times mirrored: LAST SCHEDULE moves.
     const first = await waitFor("a first scheduled run mirrored", () => (status("every-2s").lastRunId ? status("every-2s") : undefined), 30_000, 100);
@@ -122,6 +123,10 @@ describe("TaskSchedule end to end: the real controller, the stand-in, a real run
     expect(head).toEqual(["NAME", "SCHEDULE", "TASK", "SUSPEND", "LAST SCHEDULE", "NEXT", "AGE"]);
     expect(row!.slice(0, 4)).toEqual(["every-2s", EVERY_2S, "ts-tick", "false"]);
     expect(row![4]).toMatch(/^\d+s$/); // a date column: how long ago
+    // Changed around the controller (a PUT to the same key over HTTP): the TaskSchedule is put back at its next read.
+    await stack!.client.putSchedule("taskschedule.every-2s", { task: "ts-tick", schedule: EVERY_2S, parameters: { count: 99 }, namespace: NS });
+    await waitFor("the spec to be put back", async () => jsonOf((await apiSchedule("every-2s")).parameters) === jsonOf({ count: 1 }), 30_000, 200);
+    expect(await waitFor("the Restored event", () => events("every-2s").find((e) => e.reason === "Restored"))).toMatchObject({ type: "Normal" });
   });
 
   it("a change of spec is put again (Updated event): suspended, it has no next time", async () => {
