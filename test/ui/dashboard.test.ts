@@ -199,6 +199,7 @@ describe("the dashboard at /ui in headless Chromium", () => {
     expect(await page.getByTestId("run-priority").innerText()).toBe("2");
     expect(await page.getByTestId("run-concurrency-key").innerText()).toBe("globex");
     expect(await page.getByTestId("run-rate-limit-key").count()).toBe(0);
+    expect(await page.locator("ol.timeline").innerText()).toContain('held by the concurrency limit of key "globex"');
     await browser.shot(page, "run-held");
     await page.setViewportSize({ width: 390, height: 844 });
     expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
@@ -209,6 +210,7 @@ describe("the dashboard at /ui in headless Chromium", () => {
     await open(gate);
     await page.locator(".run-head .state", { hasText: "COMPLETED" }).waitFor(SEEN);
     expect(await waiting.count()).toBe(0);
+    expect(await page.locator("ol.timeline").innerText()).toMatch(/held by the concurrency limit[\s\S]*RUNNING \(attempt 1\)[\s\S]*COMPLETED \(attempt 1\)/);
 
     // A task no worker registered says so (its run recorded all the same, then cancelled: nothing serves it).
     const stray = await stack.client.createRun({ task: "nobody-serves-ui", parameters: {} });

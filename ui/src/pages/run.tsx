@@ -19,10 +19,15 @@ interface Moment {
 const reached = (state: string, attempts: number): string =>
   attempts > 0 && (state === "RUNNING" || isTerminal(state as Run["state"])) ? `${state} (attempt ${attempts})` : state;
 
+/** What a held run waits for, as a moment of its timeline: the kind of limit and its key (not the counts, which change as it waits). */
+const heldBy = (w: NonNullable<Run["waitingFor"]>): string =>
+  `held by the ${w.kind === "concurrency" ? "concurrency" : "rate"} limit${w.key === null ? "" : ` of key ${JSON.stringify(w.key)}`}`;
+
 /** The moments a run record shows by itself (before any event was seen live). */
 function momentsOf(run: Run): Moment[] {
   const out: Moment[] = [{ at: run.createdAt, what: "created" }];
   if (run.scheduledAt !== run.createdAt) out.push({ at: run.scheduledAt, what: "due" });
+  if (run.waitingFor) out.push({ at: run.updatedAt, what: heldBy(run.waitingFor) });
   if (run.startedAt) out.push({ at: run.startedAt, what: reached("RUNNING", run.attempts) });
   if (run.finishedAt) out.push({ at: run.finishedAt, what: reached(run.state, run.attempts) });
   return out;
@@ -43,6 +48,8 @@ export function RunPage({ id }: { id: string }) {
   const [said, setSaid] = useState<{ text: string; bad?: boolean } | undefined>();
   const [busy, setBusy] = useState(false);
   const lastKey = useRef("");
+  // Whether the run was last seen held by a limit, so the stream's next record can say it was let go.
+  const wasHeld = useRef(false);
 
   // The run's own stream: its state now, each change after, and its progress; reopened after a retry.
   const [streamGen, setStreamGen] = useState(0);
@@ -51,6 +58,7 @@ export function RunPage({ id }: { id: string }) {
     setProblem(undefined);
     api.run(id).then((r) => {
       setRun(r);
+      wasHeld.current ||= r.waitingFor !== null;
       setTimeline((t) => merge(t, momentsOf(r)));
     }, setProblem);
     void streamEvents(
@@ -59,6 +67,10 @@ export function RunPage({ id }: { id: string }) {
         if (event === "state") {
           const r = data as Run;
           setRun(r);
+          // The stream says when a held run starts waiting, when its reason changes, and when it is let go.
+          if (r.waitingFor) setTimeline((t) => merge(t, [{ at: r.updatedAt, what: heldBy(r.waitingFor!) }]));
+          else if (wasHeld.current && r.state === "PENDING") setTimeline((t) => merge(t, [{ at: r.updatedAt, what: "dispatched: its limit let it start" }]));
+          wasHeld.current = r.waitingFor !== null;
           const key = `${r.state}|${r.attempts}`;
           if (key !== lastKey.current) {
             lastKey.current = key;
