@@ -137,7 +137,7 @@ describe("TaskSchedule end to end: the real controller, the stand-in, a real run
     expect(await waitFor("the Updated event", () => events("every-2s").find((e) => e.reason === "Updated"))).toMatchObject({ type: "Normal", note: expect.stringContaining("suspended") });
   });
 
-  it("a cron the run API cannot read: Ready=False InvalidSchedule with its message and a Warning event; fixing it makes it Ready", async () => {
+  it("a cron or time zone the run API cannot read: Ready=False InvalidSchedule with its message and a Warning event; fixing it makes it Ready", async () => {
     fake!.create(taskSchedule("bad-cron", { schedule: "every tuesday", task: "ts-bad" }));
     const cond = await waitFor("Ready=False InvalidSchedule", () => (ready("bad-cron")?.reason === "InvalidSchedule" ? ready("bad-cron") : undefined), 30_000, 100);
     expect(cond).toMatchObject({ status: "False", observedGeneration: 1 });
@@ -147,6 +147,15 @@ describe("TaskSchedule end to end: the real controller, the stand-in, a real run
 
     fake!.patch("taskschedules", NS, "bad-cron", { spec: { schedule: EVERY_2S } });
     await waitFor("Ready=True once the cron is fixed", () => ready("bad-cron")?.status === "True" && status("bad-cron").lastRunId, 30_000, 100);
+
+    // A bad spec after a good one: refused, and the message says the run API keeps firing the good one.
+    fake!.patch("taskschedules", NS, "bad-cron", { spec: { timeZone: "Mars/Olympus_Mons" } });
+    const again = await waitFor("Ready=False InvalidSchedule for generation 3", () => (ready("bad-cron")?.observedGeneration === 3 && ready("bad-cron")?.status === "False" ? ready("bad-cron") : undefined), 30_000, 100);
+    expect(again).toMatchObject({ reason: "InvalidSchedule", message: expect.stringContaining("it keeps the schedule of the spec it took before") });
+    expect(cond!.message).not.toContain("it keeps");
+    expect(await apiSchedule("bad-cron")).toMatchObject({ schedule: EVERY_2S, timeZone: "UTC" });
+    fake!.patch("taskschedules", NS, "bad-cron", { spec: { timeZone: null } });
+    await waitFor("Ready=True for generation 4", () => ready("bad-cron")?.status === "True" && ready("bad-cron")?.observedGeneration === 4, 30_000, 100);
   });
 
   it("while the run API is down a change gives Ready=False ApiUnavailable; once it is back the change is put", async () => {
@@ -156,7 +165,7 @@ describe("TaskSchedule end to end: the real controller, the stand-in, a real run
     expect(down).toMatchObject({ status: "False" });
     expect(down!.message).toContain("could not reach the run API");
     await stack!.startApi();
-    await waitFor("Ready=True for generation 3", () => ready("bad-cron")?.status === "True" && ready("bad-cron")?.observedGeneration === 3, 60_000, 100);
+    await waitFor("Ready=True for generation 5", () => ready("bad-cron")?.status === "True" && ready("bad-cron")?.observedGeneration === 5, 60_000, 100);
     expect((await apiSchedule("bad-cron")).parameters).toEqual({ v: 2 });
   }, 90_000);
 

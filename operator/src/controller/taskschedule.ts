@@ -110,7 +110,13 @@ export async function reconcileTaskSchedule(deps: TaskScheduleDeps, namespace: s
   } catch (err) {
     if (err instanceof ApiError && err.status === 400) {
       const where = err.issues?.length ? ` (${err.issues.map((i) => `${i.path}: ${i.message}`).join("; ")})` : "";
-      const message = `the run API refused the schedule: ${err.message}${where}`;
+      // A spec it took before stays in force there (the run API keeps what it had): say so, rather than let a refusal look like a stop.
+      const held = await deps.api.getSchedule(key, { namespace }).then(
+        () => true,
+        () => false,
+      );
+      const kept = held ? "; it keeps the schedule of the spec it took before until this is fixed or the TaskSchedule deleted" : "";
+      const message = `the run API refused the schedule: ${err.message}${where}${kept}`;
       await write(deps, raw, prev, { ...prev, ...og, conditions: ready({ status: "False", reason: "InvalidSchedule", message: message.slice(0, 4096) }) }, subject, "Refused", message);
       return {};
     }
