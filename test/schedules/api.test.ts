@@ -174,6 +174,11 @@ describe("/v1/schedules", () => {
     const skips = new RegExp(`"schedule":"${key}".*concurrencyPolicy Forbid`, "g");
     await waitFor("two skipped times", () => (t.api.child.output().match(skips)?.length ?? 0) >= 2);
     expect((await firedRuns(t.api.url, "sched-gate", key)).map((f) => f.run.id)).toEqual([first!.run.id]);
+    // And counted, for alerting on schedules that skip.
+    const metrics = (await call(t.api.url, "GET", "/metrics")).body as string;
+    const count = (outcome: string): number => Number(new RegExp(`offload_schedule_times_total\\{task="sched-gate",outcome="${outcome}"\\} (\\d+)`).exec(metrics)?.[1]);
+    expect(count("forbidden")).toBeGreaterThanOrEqual(2);
+    expect(count("started")).toBeGreaterThanOrEqual(1);
 
     writeFileSync(join(dir!.path, `${first!.run.id}.release`), "");
     const fired = await untilFired(t.api.url, "sched-gate", key, 2);

@@ -31,6 +31,15 @@ export class ApiMetrics {
     registers: [this.registry],
   });
 
+  readonly #scheduleTimes = new Counter({
+    name: "offload_schedule_times_total",
+    help:
+      "Scheduled times of cron schedules, by task and outcome: started (a run), missed (skipped: no replica looked in time, " +
+      "or past startingDeadlineSeconds), forbidden (skipped: concurrencyPolicy Forbid, the last run unfinished). Each time is " +
+      "counted by the one replica that decided it: sum across replicas.",
+    labelNames: ["task", "outcome"] as const,
+    registers: [this.registry],
+  });
   readonly #admitted = new Counter({
     name: "offload_runs_admitted_total",
     help: "Runs of limited tasks (a concurrency or rate limit) this replica's admission passes dispatched, by task.",
@@ -84,6 +93,11 @@ export class ApiMetrics {
   admissionPass(task: string, outcome: { dispatched: readonly unknown[]; waiting: number }): void {
     if (outcome.dispatched.length) this.#admitted.inc({ task }, outcome.dispatched.length);
     this.#waiting.set({ task }, outcome.waiting);
+  }
+
+  /** Counts scheduled times by what became of them (see the scheduler). */
+  scheduleTimes(task: string, outcome: "started" | "missed" | "forbidden", count: number): void {
+    this.#scheduleTimes.inc({ task, outcome }, count);
   }
 
   runCreated(task: string): void {

@@ -192,6 +192,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
         cancel: (id) => cancelRun(actionDeps, id),
         onFired: (run) => metrics.runCreated(run.task),
         onCancelled: notify,
+        onTimes: (task, outcome, count) => metrics.scheduleTimes(task, outcome, count),
       },
       { maxSleepMs: config.schedulerIntervalMs },
       log.child({ component: "scheduler" }),

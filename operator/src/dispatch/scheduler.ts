@@ -18,6 +18,8 @@ export interface SchedulerDeps {
   onFired?(run: Run): void;
   /** Called with each run `Replace` cancelled. */
   onCancelled?(run: Run): void;
+  /** Counts scheduled times by what became of them, as the replica that decided it saw them (each time is counted once). */
+  onTimes?(task: string, outcome: ScheduledTimeOutcome, count: number): void;
 }
 
 /** Options of {@link startScheduler}. */
@@ -49,13 +51,17 @@ const COUNT_CAP = 10_000;
 const PARALLEL = 8;
 
 /**
- * What firing one due schedule did, for the log and the tests' reading of it.
- * `skipped` counts the scheduled times that started no run.
+ * What firing one due schedule did. `missed` counts the times skipped because
+ * no replica looked at them in time (older than the latest due, or past the
+ * starting deadline).
  */
 type Firing =
-  | { kind: "fired"; time: Date; run: Run; created: boolean; skipped: number }
-  | { kind: "missed-deadline"; time: Date; skipped: number }
-  | { kind: "forbidden"; time: Date; skipped: number; activeRunId: string };
+  | { kind: "fired"; time: Date; run: Run; created: boolean; missed: number }
+  | { kind: "missed-deadline"; time: Date; missed: number }
+  | { kind: "forbidden"; time: Date; missed: number; activeRunId: string };
+
+/** What became of scheduled times, for a metric: a run started, missed (see {@link Firing}), or skipped by `Forbid`. */
+export type ScheduledTimeOutcome = "started" | "missed" | "forbidden";
 
 /**
  * Fires cron schedules: every replica runs one, and they need not agree on
@@ -102,14 +108,14 @@ export function startScheduler(deps: SchedulerDeps, opts: SchedulerOptions, log:
 
     const lateSeconds = (at.getTime() - time.getTime()) / 1000;
     if (row.starting_deadline_seconds !== null && lateSeconds > row.starting_deadline_seconds) {
-      return (await advance(undefined)) ? { kind: "missed-deadline", time, skipped: older + 1 } : undefined;
+      return (await advance(undefined)) ? { kind: "missed-deadline", time, missed: older + 1 } : undefined;
     }
     if (row.last_run_id !== null && row.concurrency_policy !== "Allow") {
       const state = await getRunState(deps.db, row.last_run_id);
       // Unknown: retention deleted it, so it finished long ago.
       if (state !== undefined && !isTerminal(state)) {
         if (row.concurrency_policy === "Forbid") {
-          return (await advance(undefined)) ? { kind: "forbidden", time, skipped: older + 1, activeRunId: row.last_run_id } : undefined;
+          return (await advance(undefined)) ? { kind: "forbidden", time, missed: older, activeRunId: row.last_run_id } : undefined;
         }
         const out = await deps.cancel(row.last_run_id);
         if (out.kind === "cancelled") deps.onCancelled?.(out.run);
@@ -123,25 +129,25 @@ export function startScheduler(deps: SchedulerDeps, opts: SchedulerOptions, log:
     const { run, created } = submitted!;
     if (created) deps.onFired?.(run);
     await advance({ time, runId: run.id });
-    return { kind: "fired", time, run, created, skipped: older };
+    return { kind: "fired", time, run, created, missed: older };
   };
 
   const report = (row: ScheduleRow, f: Firing): void => {
     const where = { schedule: row.key, namespace: row.namespace, task: row.task, scheduledTime: f.time.toISOString() };
-    switch (f.kind) {
-      case "fired":
-        // Both replicas fire a due time; the one that created the run says so.
-        if (!f.created) return;
-        log.info({ ...where, runId: f.run.id }, "schedule started a run");
-        if (f.skipped) log.warn({ ...where, skipped: f.skipped }, `schedule skipped ${f.skipped} missed time(s): only the latest missed time fires`);
-        return;
-      case "missed-deadline":
-        log.warn({ ...where, skipped: f.skipped }, `schedule skipped ${f.skipped} time(s): the latest was past startingDeadlineSeconds`);
-        return;
-      case "forbidden":
-        log.info({ ...where, skipped: f.skipped, activeRunId: f.activeRunId }, "schedule skipped a time: concurrencyPolicy Forbid and its last run has not finished");
-        return;
+    // Both replicas fire a due time; the one that created the run (or advanced past the time) reports it.
+    if (f.kind === "fired" && !f.created) return;
+    if (f.kind === "fired") {
+      log.info({ ...where, runId: f.run.id }, "schedule started a run");
+      deps.onTimes?.(row.task, "started", 1);
     }
+    if (f.kind === "forbidden") {
+      log.info({ ...where, activeRunId: f.activeRunId }, "schedule skipped a time: concurrencyPolicy Forbid and its last run has not finished");
+      deps.onTimes?.(row.task, "forbidden", 1);
+    }
+    if (f.missed === 0) return;
+    const why = f.kind === "missed-deadline" ? "the latest was past startingDeadlineSeconds" : "only the latest missed time fires";
+    log.warn({ ...where, skipped: f.missed }, `schedule skipped ${f.missed} missed time(s): ${why}`);
+    deps.onTimes?.(row.task, "missed", f.missed);
   };
 
   const fireDue = async (): Promise<void> => {
