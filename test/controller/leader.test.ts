@@ -38,8 +38,9 @@ describe("leader election between controller replicas", () => {
     await waitFor("an event", () => reporters("tw-one").length > 0);
     expect(new Set(reporters("tw-one"))).toEqual(new Set([first]));
     expect(acting(standby)).toBe(0);
-    // The standby has not even opened watches: only the leader's three informers are watching.
-    expect(fake.watchCount).toBe(3);
+    // The standby has not even opened watches: only the leader's four informers (TaskWorkers, TaskRuns,
+    // TaskSchedules, Deployments) are watching.
+    expect(fake.watchCount).toBe(4);
 
     // SIGKILL: no release; the standby waits for the lease to expire, then takes over.
     leader.kill("SIGKILL");
