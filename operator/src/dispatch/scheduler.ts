@@ -150,9 +150,12 @@ export function startScheduler(deps: SchedulerDeps, opts: SchedulerOptions, log:
     deps.onTimes?.(row.task, "missed", f.missed);
   };
 
-  const fireDue = async (): Promise<void> => {
+  /** Fires what is due; answers how many schedules could not be fired (they stay due). */
+  const fireDue = async (): Promise<number> => {
+    let failed = 0;
     for (;;) {
       const rows = await dueSchedules(deps.db, new Date(now()), batch);
+      let failedHere = 0;
       for (let i = 0; i < rows.length && !stopped; i += PARALLEL) {
         await Promise.all(
           rows.slice(i, i + PARALLEL).map(async (row) => {
@@ -161,21 +164,25 @@ export function startScheduler(deps: SchedulerDeps, opts: SchedulerOptions, log:
               if (f) report(row, f);
             } catch (err) {
               // One schedule's trouble (its run refused, the database blinking) must not hold up the others: it stays due.
+              failedHere++;
               log.warn({ err, schedule: row.key, namespace: row.namespace }, "could not fire a schedule; trying again shortly");
             }
           }),
         );
       }
-      if (rows.length < batch || stopped) return;
+      failed += failedHere;
+      // A full batch that all failed would be read again as it is: leave it to the next pass.
+      if (rows.length < batch || stopped || failedHere === rows.length) return failed;
     }
   };
 
   const pass = async (): Promise<void> => {
     let sleep = maxSleepMs;
     try {
-      await fireDue();
+      const failed = await fireDue();
       const earliest = await earliestScheduleTime(deps.db);
-      if (earliest) sleep = Math.min(maxSleepMs, Math.max(0, earliest.getTime() - now()));
+      // A schedule that failed is still due: retried after the full pause, not in a tight loop.
+      if (earliest && failed === 0) sleep = Math.min(maxSleepMs, Math.max(0, earliest.getTime() - now()));
       if (failing) log.info("scheduler can read the schedules again");
       failing = false;
     } catch (err) {
