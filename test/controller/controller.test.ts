@@ -141,7 +141,7 @@ describe("offload-controller against the fake API server", () => {
     const before = lists();
     fake.expireWatches();
     await waitFor("a relist", () => lists() > before);
-    await waitFor("the watches to reopen", () => fake.watchCount >= 3);
+    await waitFor("the watches to reopen", () => fake.watchCount >= 4); // TaskWorkers, TaskRuns, TaskSchedules, Deployments
     fake.patch("taskworkers", NS, "images", { spec: { replicas: 1 } });
     await waitFor("the Deployment to follow after the relist", () => dep("images")?.spec.replicas === 1);
   });
