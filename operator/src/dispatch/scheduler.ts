@@ -86,7 +86,7 @@ export function startScheduler(deps: SchedulerDeps, opts: SchedulerOptions, log:
   let running: Promise<void> | undefined;
   let again = false;
   let timer: NodeJS.Timeout | undefined;
-  // A database that is away would log a warning every second: say it once, and once when it is back.
+  // A database that is away would log a warning at every pass: say it once, and once when it is back.
   let failing = false;
 
   const fire = async (row: ScheduleRow): Promise<Firing | undefined> => {
@@ -186,7 +186,7 @@ export function startScheduler(deps: SchedulerDeps, opts: SchedulerOptions, log:
       if (failing) log.info("scheduler can read the schedules again");
       failing = false;
     } catch (err) {
-      if (!failing) log.warn({ err }, "scheduler could not read the schedules; trying again every second");
+      if (!failing) log.warn({ err }, "scheduler could not read the schedules; trying again shortly");
       failing = true;
     }
     running = undefined;
