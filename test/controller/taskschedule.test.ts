@@ -5,9 +5,10 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CustomObjectsApi } from "@kubernetes/client-node";
-import { ApiError, type Run } from "@offload/sdk/internal";
+import { ApiError, type Run, type Schedule } from "@offload/sdk/internal";
 import { parse, stringify } from "yaml";
 import { TaskScheduleSchema } from "../../operator/src/crds/schemas.js";
+import { requeueAfter } from "../../operator/src/controller/taskschedule.js";
 import { startStack, stopSharedPostgres, waitFor, type Child, type Stack } from "../support/index.js";
 import { startFakeKube, type FakeKube, type Obj } from "../k8s/index.js";
 import { admitObject, validateCrd } from "../k8s/schema/index.js";
@@ -48,6 +49,24 @@ describe("the TaskSchedule CRD, as kube-apiserver v1.32 judges it (the stand-in'
     expect(refused({ schedule: "" })).toEqual(["spec.schedule"]);
     const noTask = admitObject(crd, "v1alpha1", taskSchedule("bad", { schedule: "@hourly" }), { fieldValidation: "Warn" });
     expect(noTask.rejection?.causes.map((c) => `${c.field} ${c.reason}`)).toContain("spec.task FieldValueRequired");
+  });
+});
+
+describe("when the controller reads a schedule again", () => {
+  const now = new Date("2026-01-01T00:00:00Z");
+  const deps = { minRequeueMs: 1000, maxRequeueMs: 60_000, now: () => now };
+  const at = (offsetMs: number | null, suspend = false): Schedule =>
+    ({ nextScheduleTime: offsetMs === null ? null : new Date(now.getTime() + offsetMs).toISOString(), suspend }) as Schedule;
+
+  it("a second after the next time, within bounds; a late schedule after as long as it is late; a suspended one at the longest", () => {
+    expect(requeueAfter(deps, at(10_000))).toBe(11_000);
+    expect(requeueAfter(deps, at(0))).toBe(1000);
+    expect(requeueAfter(deps, at(3_600_000))).toBe(60_000);
+    expect(requeueAfter(deps, at(-500))).toBe(1000);
+    expect(requeueAfter(deps, at(-20_000))).toBe(19_000);
+    expect(requeueAfter(deps, at(-600_000))).toBe(60_000);
+    expect(requeueAfter(deps, at(10_000, true))).toBe(60_000);
+    expect(requeueAfter(deps, at(null))).toBe(60_000);
   });
 });
 

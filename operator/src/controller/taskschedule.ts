@@ -221,11 +221,15 @@ function describe(s: Schedule): string {
   return `"${s.schedule}" in ${s.timeZone}, task ${s.task}, ${s.concurrencyPolicy}${s.suspend ? ", suspended" : ""}`;
 }
 
-/** When to read the schedule again: just after its next time (bounded both ways). */
+/**
+ * When to read the schedule again: just after its next time (bounded both ways). A next time already past (the
+ * run API's schedulers lag, or none runs) is read again after as long as it has been late, so a stalled
+ * schedule is not polled every second.
+ */
 export function requeueAfter(deps: Pick<TaskScheduleDeps, "minRequeueMs" | "maxRequeueMs" | "now">, s: Schedule): number {
   if (!s.nextScheduleTime || s.suspend) return deps.maxRequeueMs;
   const ms = new Date(s.nextScheduleTime).getTime() + AFTER_NEXT_MS - deps.now().getTime();
-  return Math.min(deps.maxRequeueMs, Math.max(deps.minRequeueMs, ms));
+  return Math.min(deps.maxRequeueMs, Math.max(deps.minRequeueMs, Math.abs(ms)));
 }
 
 function notFoundAsUndefined(err: unknown): undefined {
