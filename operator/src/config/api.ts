@@ -102,8 +102,9 @@ export const API_ENV_DOC: Record<ApiEnvName, string> = {
     "The longest (ms) the scheduler sleeps between two looks at the schedules: it wakes at the next scheduled time, but at least this often, " +
     "so that a schedule created or changed through another replica is seen within it. Default 1000.",
   OFFLOAD_ADMISSION_INTERVAL_MS:
-    "How often (ms) every limited task (one with a concurrency or rate limit) gets an admission pass as a safety net; passes also run at once " +
-    "after a submit, an outcome or a cancel on this replica, and when a rate window frees a slot. A slot freed on another replica is seen within this. Default 1000.",
+    "How often (ms) each limited task (one with a concurrency or rate limit) that has runs waiting gets an admission pass as a safety net " +
+    "(one with none, every 10 times this); passes also run at once after a submit, an outcome or a cancel on this replica, and when a rate " +
+    "window frees a slot. A slot freed on another replica is seen within this. Default 1000.",
   OFFLOAD_TEST_FAULT: `Test only, never in production. ${TEST_FAULTS.join(", ")}: exit(1) right after a run is recorded, before it is published.`,
 };
 

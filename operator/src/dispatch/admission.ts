@@ -20,6 +20,12 @@ export interface AdmissionOptions {
 
 /** How many tasks' passes may run at once: each holds a database connection while it publishes. */
 const PARALLEL = 2;
+/**
+ * A task whose last pass here left nothing waiting gets a safety-net pass only every this many ticks: new held
+ * runs come with a trigger of their own (on the replica that recorded them), so the quick tick is for tasks with
+ * runs waiting; the slow one covers a replica that died between recording runs and passing them.
+ */
+const IDLE_EVERY = 10;
 
 /**
  * Decides when the runs of limited tasks start: the run API's admission
@@ -45,6 +51,9 @@ export class Admission {
   readonly #running = new Map<string, Promise<void>>();
   /** The next rate-window wake-up per task. */
   readonly #wakes = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  /** Tasks whose last pass on this replica left no run waiting. */
+  readonly #idle = new Set<string>();
+  #ticks = 0;
   #interval: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
   #stopped = false;
@@ -76,10 +85,16 @@ export class Admission {
     this.#unsubscribe = this.#registry.onChange((task) => this.trigger(task));
     const interval = this.#opts.intervalMs ?? 1000;
     this.#interval = setInterval(() => {
-      for (const task of this.#registry.limited()) this.trigger(task);
+      const all = ++this.#ticks % IDLE_EVERY === 0;
+      for (const task of this.#registry.limited()) if (all || !this.#idle.has(task)) this.trigger(task);
     }, interval);
     this.#interval.unref();
-    for (const task of await tasksWithHeldRuns(this.#db)) this.trigger(task);
+    try {
+      for (const task of await tasksWithHeldRuns(this.#db)) this.trigger(task);
+    } catch (err) {
+      // The tasks still limited get their passes from the timer; one whose limits are gone waits for a restart.
+      this.#log.warn({ err }, "could not read which tasks have held runs; the periodic passes go on");
+    }
   }
 
   /** Runs were recorded (or re-entered) held: tell the streams, and give their tasks a pass. */
@@ -136,6 +151,8 @@ export class Admission {
       for (const r of outcome.dispatched) this.#opts.onChanged?.(r.run);
       for (const run of outcome.reasonChanged) this.#opts.onChanged?.(run);
       this.#opts.onPass?.(task, outcome);
+      if (outcome.waiting === 0) this.#idle.add(task);
+      else this.#idle.delete(task);
       if (outcome.dispatched.length) this.#log.debug({ task, dispatched: outcome.dispatched.length, waiting: outcome.waiting }, "admitted runs");
       if (outcome.more) this.trigger(task);
       if (outcome.wakeAt !== undefined) this.#wakeAt(task, outcome.wakeAt);
