@@ -191,6 +191,10 @@ describe("delay() and map() send what the run API needs", () => {
     idempotencyKey: null,
     workerId: null,
     namespace: body.namespace ?? "default",
+    priority: body.priority ?? 3,
+    concurrencyKey: body.concurrencyKey ?? null,
+    rateLimitKey: body.rateLimitKey ?? null,
+    waitingFor: null,
   });
   // A real HTTP server on loopback standing in for the run API: it records each call and answers as told.
   let answer: (method: string, path: string, body: unknown) => { status: number; body: unknown } = () => ({ status: 500, body: {} });

@@ -119,7 +119,7 @@ describe("a trace across the hop", () => {
       "the worker's and the API's spans at the receiver",
       () => {
         const found = [inTrace("offload.run traced-ok"), inTrace("offload.submit"), inTrace("offload.dispatch")];
-        return found.every(Boolean) ? (found as OtlpSpan[]) : undefined;
+        return found.every(Boolean) ? (found as [OtlpSpan, OtlpSpan, OtlpSpan]) : undefined;
       },
       20_000,
     );

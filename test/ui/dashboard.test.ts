@@ -8,6 +8,11 @@ import { readServerSentEvents } from "../../sdk/src/sse.js";
 import { killAll, ROOT, startStack, stopSharedPostgres, waitFor, waitForRun, type Stack } from "../support/index.js";
 import { launch, type Browser } from "./browser.js";
 
+// The functions given to page.evaluate run in the browser: the few of its globals they use (the test's own types are Node's).
+declare const document: { activeElement: unknown; documentElement: { scrollWidth: number } };
+declare const window: { innerWidth: number };
+declare const sessionStorage: { setItem(key: string, value: string): void };
+
 const FIXTURES = join(ROOT, "test/cli/fixtures/tasks.mjs");
 const TOKEN = "ui-test-token";
 // Generous for a loaded 2-core machine; these are upper bounds on waits for the page, never sleeps.
