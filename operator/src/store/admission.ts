@@ -146,9 +146,7 @@ export async function admitTask(
           return { key: k, wf };
         })
       : [];
-    const reasonChanged = concReasons.length || rateReasons.length ? await setReasons(tx, task, conc?.keyed ?? false, rate?.keyed ?? false, concReasons, rateReasons) : [];
-    const [{ n }] = (await tx.query<{ n: number | string }>(`SELECT count(*) AS n FROM runs WHERE task = $1 AND ${HELD}`, [task])) as [{ n: number | string }];
-    const waiting = Number(n);
+    const { waiting, reasonChanged } = await setReasons(tx, task, conc?.keyed ?? false, rate?.keyed ?? false, concReasons, rateReasons);
     // Room left but the bound was hit: the next pass takes the rest.
     return { dispatched, reasonChanged, waiting, more: dispatched.length >= cap && waiting > 0, wakeAt: waiting > 0 ? wakeAt : undefined };
   });
@@ -212,7 +210,8 @@ async function releaseAll(tx: Queryable, task: string, cap: number, publish: (ru
  * Sets `waiting_for` on the held runs of full keys where it changed
  * materially (kind, key or limit: not every tick of `running`), so a reader
  * sees why a run waits without a write per run per pass. A run whose
- * concurrency key is full waits for that; else for its rate key.
+ * concurrency key is full waits for that; else for its rate key. Answers how
+ * many runs are held, and those whose reason changed.
  */
 async function setReasons(
   tx: Queryable,
@@ -221,24 +220,33 @@ async function setReasons(
   rateKeyed: boolean,
   conc: { key: string; wf: WaitingFor }[],
   rate: { key: string; wf: WaitingFor }[],
-): Promise<Run[]> {
-  const rows = await tx.query<RunRow>(
-    `WITH c AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS c(key text, wf jsonb)),
-          r AS (SELECT * FROM jsonb_to_recordset($3::jsonb) AS r(key text, wf jsonb)),
-          n AS (
-            SELECT x.id, COALESCE(c.wf, r.wf) AS wf FROM runs x
-            LEFT JOIN c ON c.key = CASE WHEN $4::boolean THEN COALESCE(x.concurrency_key, '') ELSE '' END
-            LEFT JOIN r ON r.key = CASE WHEN $5::boolean THEN COALESCE(x.rate_limit_key, '') ELSE '' END
-            WHERE x.task = $1 AND x.state = 'PENDING' AND x.published_at IS NULL
-          )
-     UPDATE runs SET waiting_for = n.wf, updated_at = now() FROM n
-     WHERE runs.id = n.id AND n.wf IS NOT NULL
-       AND (runs.waiting_for IS NULL OR runs.waiting_for->'kind' IS DISTINCT FROM n.wf->'kind'
-            OR runs.waiting_for->'key' IS DISTINCT FROM n.wf->'key' OR runs.waiting_for->'limit' IS DISTINCT FROM n.wf->'limit')
-     RETURNING runs.*`,
-    [task, JSON.stringify(conc), JSON.stringify(rate), concKeyed, rateKeyed],
+): Promise<{ waiting: number; reasonChanged: Run[] }> {
+  // The held runs' keys and current reasons are read and compared here, then only the runs whose reason changes
+  // are written: one UPDATE joining every held run to the reasons in SQL cost ~20 times more with thousands held,
+  // though it wrote nothing.
+  const byConc = new Map(conc.map((c) => [c.key, c.wf]));
+  const byRate = new Map(rate.map((r) => [r.key, r.wf]));
+  const held = await tx.query<{ id: string; ck: string | null; rk: string | null; old: WaitingFor | null }>(
+    `SELECT id, concurrency_key AS ck, rate_limit_key AS rk, waiting_for AS old FROM runs WHERE task = $1 AND ${HELD}`,
+    [task],
   );
-  return rows.map((r) => toStored(r).run);
+  const changes: { id: string; wf: WaitingFor }[] = [];
+  for (const h of held) {
+    const wf = byConc.get(keyOf(concKeyed, h.ck)) ?? byRate.get(keyOf(rateKeyed, h.rk));
+    if (!wf) continue;
+    const old = h.old;
+    if (old && old.kind === wf.kind && old.key === wf.key && old.limit === wf.limit) continue;
+    changes.push({ id: h.id, wf });
+  }
+  if (changes.length === 0) return { waiting: held.length, reasonChanged: [] };
+  const rows = await tx.query<RunRow>(
+    `UPDATE runs SET waiting_for = v.wf, updated_at = now()
+     FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, wf jsonb)
+     WHERE runs.id = v.id AND runs.id = ANY($2::uuid[]) AND runs.state = 'PENDING' AND runs.published_at IS NULL
+     RETURNING runs.*`,
+    [JSON.stringify(changes), uuidArray(changes.map((c) => c.id))],
+  );
+  return { waiting: held.length, reasonChanged: rows.map((r) => toStored(r).run) };
 }
 
 /** The tasks that have held runs (at start: a task whose limits are gone must still let its runs go). */
