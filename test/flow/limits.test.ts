@@ -122,6 +122,9 @@ describe("flow control across two run API replicas and three workers", () => {
     expect(Object.values(overlap).every((n) => n <= 2), JSON.stringify(overlap)).toBe(true);
     // The limit was reached (the test would pass trivially if runs went one by one).
     expect(Math.max(...Object.values(overlap))).toBe(2);
+    const metrics = await Promise.all(apis().map(async (api) => (await call(api, "GET", "/metrics")).body as string));
+    const admitted = metrics.map((m) => Number(/offload_runs_admitted_total\{task="flow-tenant"\} (\d+)/.exec(m)?.[1] ?? 0));
+    expect(admitted[0]! + admitted[1]!).toBeGreaterThanOrEqual(200);
   });
 
   it("keeps the limit while workers are SIGKILLed mid-way, and leaks no slot: one more run per tenant starts at once", async () => {
@@ -160,6 +163,10 @@ describe("flow control across two run API replicas and three workers", () => {
       await waitFor("the blocker to start", async () => ((await getRun(api1!, blocker!.id)).state === "RUNNING" ? true : undefined));
       const backlog = await batch(api1!, Array.from({ length: 10 }, () => ({ task: "flow-single", parameters: { tenant: "backlog", ms: 10 }, priority: 5 })));
       const [urgent] = await batch(api1!, [{ task: "flow-single", parameters: { tenant: "urgent", ms: 10 }, priority: 1 }]);
+      // A held run cancelled is simply CANCELLED: no worker ever sees it.
+      const [dropped] = await batch(api1!, [{ task: "flow-single", parameters: { tenant: "dropped", ms: 10 }, priority: 1 }]);
+      const cancelled = await call(apis()[1]!, "POST", `/v1/runs/${dropped!.id}/cancel`);
+      expect(cancelled).toMatchObject({ status: 200, body: { state: "CANCELLED", waitingFor: null } });
 
       // Why it waits: in the record, through GET /v1/runs/:id, and on the run's event stream.
       const reason = { kind: "concurrency", key: null, limit: 1, running: 1 };
@@ -178,6 +185,7 @@ describe("flow control across two run API replicas and three workers", () => {
       await allFinished([blocker!, ...backlog, urgent!]);
       const order = lines("flow-single").sort((a, b) => a.start - b.start).map((l) => l.key);
       expect(order.slice(0, 2)).toEqual(["blocker", "urgent"]);
+      expect(order).not.toContain("dropped");
       expect(maxOverlap(lines("flow-single"))).toBe(1);
       // The replica that recorded the held runs told its event stream at once.
       expect(seen.some((r) => r.id === urgent!.id && r.state === "PENDING")).toBe(true);
