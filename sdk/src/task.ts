@@ -301,9 +301,9 @@ export interface Task<S extends z.ZodType = z.ZodType, O = unknown> {
    * stored (`nextScheduleTime` …); an unreadable cron expression or time zone
    * rejects with an `ApiError` `OFFLOAD_INVALID_SCHEDULE`.
    *
-   * The runs a schedule starts carry no concurrency or rate-limit key (a
-   * schedule has no field for them yet): for a task with key functions they
-   * count together under one key of their own, not under their input's key.
+   * The task's concurrency and rate-limit keys are computed here from
+   * `input` (as `delay()` would) and stored with the schedule: every run it
+   * starts counts under them.
    */
   schedule(cron: string, input: z.input<S>, options: ScheduleOptions): Promise<Schedule>;
   /** Removes the schedule `key` (`DELETE /v1/schedules/:key`); rejects with `ScheduleNotFoundError` if there is none. */
@@ -413,10 +413,11 @@ export function task<S extends z.ZodType, O>(
       const parameters = validate(input) as never;
       const { key, ...rest } = scheduleOptions ?? ({} as ScheduleOptions);
       if (!ScheduleKeySchema.safeParse(key).success) {
-        throw new ConfigError(`schedule(): key ${JSON.stringify(key)} is invalid: give a key of letters, digits, '.', '_', ':' and '-' (at most 200), starting with a letter or digit`);
+        throw new ConfigError(`schedule(): key ${JSON.stringify(key)} is invalid: give a key of letters, digits, '.', '_', ':' and '-' (at most 300), starting with a letter or digit`);
       }
       checkPriority("schedule()", rest.priority);
-      const body: PutScheduleBody = { task: frozen.name, schedule: cron, parameters, ...definedOnly(rest) };
+      // The keys come from the one input every run of the schedule gets: computed once, here, as delay() would.
+      const body: PutScheduleBody = { task: frozen.name, schedule: cron, parameters, ...limitKeysOf(frozen.name, frozen, parameters), ...definedOnly(rest) };
       const checked = PutScheduleBodySchema.safeParse(body);
       if (!checked.success) {
         const issue = checked.error.issues[0]!;

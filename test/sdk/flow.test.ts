@@ -171,14 +171,18 @@ describe("schedules", () => {
     const t = syncAccount();
     const key = unique("every-2s");
     const put = await t.schedule("*/2 * * * * *", { tenant: "acme", account: "a1" }, { key, priority: 2, concurrencyPolicy: "Forbid" });
-    expect(put).toMatchObject({ key, task: t.name, schedule: "*/2 * * * * *", timeZone: "UTC", concurrencyPolicy: "Forbid", suspend: false, priority: 2 });
+    // The keys come from the input, once, as delay() computes them: every run the schedule starts counts under them.
+    expect(put).toMatchObject({
+      key, task: t.name, schedule: "*/2 * * * * *", timeZone: "UTC", concurrencyPolicy: "Forbid", suspend: false, priority: 2,
+      concurrencyKey: "acme", rateLimitKey: "acme/a1",
+    });
     expect(put.parameters).toEqual({ tenant: "acme", account: "a1" });
     expect(put.nextScheduleTime).not.toBeNull();
 
     expect(await stack.client.getSchedule(key)).toMatchObject({ key, task: t.name });
     expect((await stack.client.listSchedules()).map((x) => x.key)).toContain(key);
     const fired = await waitFor("a run started by the schedule", async () => (await stack.client.listRuns({ task: t.name })).runs[0], 20_000);
-    expect(fired).toMatchObject({ parameters: { tenant: "acme", account: "a1" }, priority: 2 });
+    expect(fired).toMatchObject({ parameters: { tenant: "acme", account: "a1" }, priority: 2, concurrencyKey: "acme", rateLimitKey: "acme/a1" });
 
     await t.unschedule(key);
     const gone = await stack.client.getSchedule(key).catch((e: unknown) => e);

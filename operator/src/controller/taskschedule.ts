@@ -177,6 +177,8 @@ export function scheduleBody(ts: TaskSchedule): PutScheduleBody {
   if (s.parameters !== undefined) body.parameters = s.parameters as PutScheduleBody["parameters"];
   if (s.startingDeadlineSeconds !== undefined) body.startingDeadlineSeconds = s.startingDeadlineSeconds;
   if (s.priority !== undefined) body.priority = s.priority;
+  if (s.concurrencyKey !== undefined) body.concurrencyKey = s.concurrencyKey;
+  if (s.rateLimitKey !== undefined) body.rateLimitKey = s.rateLimitKey;
   // The schedule and its runs belong to the TaskSchedule's namespace: with OFFLOAD_AUTH=kubernetes they are
   // authorized there (the chart grants the controller runs in every namespace).
   if (ts.metadata.namespace) body.namespace = ts.metadata.namespace;
@@ -192,12 +194,15 @@ export function sameSpec(spec: TaskScheduleSpec, s: Schedule): boolean {
   return (
     spec.task === s.task &&
     spec.schedule === s.schedule &&
-    (spec.timeZone === undefined || spec.timeZone === s.timeZone) &&
+    // The run API stores an unset time zone as UTC: so removing spec.timeZone is a change when another was held.
+    (spec.timeZone ?? "UTC") === s.timeZone &&
     jsonEqual(spec.parameters ?? null, s.parameters) &&
     spec.concurrencyPolicy === s.concurrencyPolicy &&
     spec.suspend === s.suspend &&
     (spec.startingDeadlineSeconds ?? null) === s.startingDeadlineSeconds &&
-    (spec.priority === undefined || spec.priority === s.priority)
+    (spec.priority === undefined || spec.priority === s.priority) &&
+    (spec.concurrencyKey ?? null) === s.concurrencyKey &&
+    (spec.rateLimitKey ?? null) === s.rateLimitKey
   );
 }
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ConcurrencyPolicySchema, PRIORITY, RUN_STATES, TaskNameSchema } from "@offload/sdk/internal";
+import { ConcurrencyPolicySchema, MAX_LIMIT_KEY, PRIORITY, RUN_STATES, TaskNameSchema } from "@offload/sdk/internal";
 
 /**
  * The one source of truth for Offload's custom resources. The controller
@@ -382,6 +382,18 @@ export const TaskScheduleSpecSchema = z
       .min(PRIORITY.first)
       .max(PRIORITY.last)
       .describe(`The priority of the runs it starts: ${PRIORITY.first} (first) … ${PRIORITY.last} (last); applies among runs waiting on a task's concurrency or rate limit. Default ${PRIORITY.default}.`)
+      .optional(),
+    concurrencyKey: z
+      .string()
+      .min(1)
+      .max(MAX_LIMIT_KEY)
+      .describe("The concurrency key its runs count under when the task's concurrency limit is per key (what the task's `concurrency.key` would compute from `parameters`). Unset: the whole task's.")
+      .optional(),
+    rateLimitKey: z
+      .string()
+      .min(1)
+      .max(MAX_LIMIT_KEY)
+      .describe("The rate-limit key its runs count under when the task's rate limit is per key. Unset: the whole task's.")
       .optional(),
   })
   .describe("When to run which task, with what input.");

@@ -125,6 +125,8 @@ export function startScheduler(deps: SchedulerDeps, opts: SchedulerOptions, log:
     const body: CreateRunBody = { task: row.task, idempotencyKey: scheduleRunKey(row.key, time), namespace: row.namespace };
     if (row.parameters !== null) body.parameters = row.parameters;
     if (row.priority !== null) body.priority = row.priority;
+    if (row.concurrency_key !== null) body.concurrencyKey = row.concurrency_key;
+    if (row.rate_limit_key !== null) body.rateLimitKey = row.rate_limit_key;
     const [submitted] = await deps.submit([body]);
     const { run, created } = submitted!;
     if (created) deps.onFired?.(run);

@@ -149,6 +149,8 @@ export const MIGRATIONS: readonly { version: number; name: string; statements: r
         suspend boolean NOT NULL DEFAULT false,
         starting_deadline_seconds integer,
         priority smallint,
+        concurrency_key text,
+        rate_limit_key text,
         created_at timestamptz NOT NULL DEFAULT now(),
         updated_at timestamptz NOT NULL DEFAULT now(),
         last_schedule_time timestamptz,

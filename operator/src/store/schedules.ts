@@ -14,6 +14,8 @@ export interface ScheduleRow {
   suspend: boolean;
   starting_deadline_seconds: number | null;
   priority: number | null;
+  concurrency_key: string | null;
+  rate_limit_key: string | null;
   created_at: Date | string;
   updated_at: Date | string;
   last_schedule_time: Date | string | null;
@@ -33,6 +35,8 @@ export interface ScheduleSpec {
   suspend: boolean;
   startingDeadlineSeconds: number | undefined;
   priority: number | undefined;
+  concurrencyKey: string | undefined;
+  rateLimitKey: string | undefined;
 }
 
 const isoOrNull = (v: Date | string | null): string | null => (v === null ? null : iso(v));
@@ -50,6 +54,8 @@ export function toSchedule(r: ScheduleRow): Schedule {
     suspend: r.suspend,
     startingDeadlineSeconds: r.starting_deadline_seconds,
     priority: r.priority,
+    concurrencyKey: r.concurrency_key,
+    rateLimitKey: r.rate_limit_key,
     createdAt: iso(r.created_at),
     updatedAt: iso(r.updated_at),
     lastScheduleTime: isoOrNull(r.last_schedule_time),
@@ -71,24 +77,28 @@ export function toSchedule(r: ScheduleRow): Schedule {
 export async function putSchedule(db: Queryable, spec: ScheduleSpec, next: Date | null): Promise<{ schedule: Schedule; created: boolean }> {
   const rows = await db.query<ScheduleRow & { created: boolean }>(
     `INSERT INTO schedules AS s (namespace, key, task, schedule, time_zone, parameters, concurrency_policy, suspend,
-                                 starting_deadline_seconds, priority, next_schedule_time)
-     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9::integer, $10::smallint, $11::timestamptz)
+                                 starting_deadline_seconds, priority, next_schedule_time, concurrency_key, rate_limit_key)
+     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9::integer, $10::smallint, $11::timestamptz, $12, $13)
      ON CONFLICT (namespace, key) DO UPDATE SET
        task = EXCLUDED.task, schedule = EXCLUDED.schedule, time_zone = EXCLUDED.time_zone, parameters = EXCLUDED.parameters,
        concurrency_policy = EXCLUDED.concurrency_policy, suspend = EXCLUDED.suspend,
        starting_deadline_seconds = EXCLUDED.starting_deadline_seconds, priority = EXCLUDED.priority,
+       concurrency_key = EXCLUDED.concurrency_key, rate_limit_key = EXCLUDED.rate_limit_key,
        next_schedule_time = CASE
          WHEN (s.schedule, s.time_zone, s.suspend) = (EXCLUDED.schedule, EXCLUDED.time_zone, EXCLUDED.suspend) THEN s.next_schedule_time
          ELSE EXCLUDED.next_schedule_time END,
        updated_at = CASE
-         WHEN (s.task, s.schedule, s.time_zone, s.parameters, s.concurrency_policy, s.suspend, s.starting_deadline_seconds, s.priority)
+         WHEN (s.task, s.schedule, s.time_zone, s.parameters, s.concurrency_policy, s.suspend, s.starting_deadline_seconds, s.priority,
+               s.concurrency_key, s.rate_limit_key)
               IS NOT DISTINCT FROM (EXCLUDED.task, EXCLUDED.schedule, EXCLUDED.time_zone, EXCLUDED.parameters, EXCLUDED.concurrency_policy,
-                                    EXCLUDED.suspend, EXCLUDED.starting_deadline_seconds, EXCLUDED.priority) THEN s.updated_at
+                                    EXCLUDED.suspend, EXCLUDED.starting_deadline_seconds, EXCLUDED.priority,
+                                    EXCLUDED.concurrency_key, EXCLUDED.rate_limit_key) THEN s.updated_at
          ELSE now() END
      RETURNING *, (xmax = 0) AS created`,
     [
       spec.namespace, spec.key, spec.task, spec.schedule, spec.timeZone, json(spec.parameters), spec.concurrencyPolicy, spec.suspend,
       spec.startingDeadlineSeconds ?? null, spec.priority ?? null, next?.toISOString() ?? null,
+      spec.concurrencyKey ?? null, spec.rateLimitKey ?? null,
     ],
   );
   const row = rows[0]!;

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { TaskNameSchema } from "./names.js";
-import { PrioritySchema } from "./flow.js";
+import { LimitKeySchema, PrioritySchema } from "./flow.js";
 import { JsonSchema, NamespaceSchema } from "./run.js";
 
 const isoDate = z.iso.datetime({ offset: true });
@@ -9,7 +9,8 @@ const isoDate = z.iso.datetime({ offset: true });
 export const ScheduleKeySchema = z
   .string()
   .min(1)
-  .max(200)
+  // Room for `taskschedule.` and a Kubernetes object name (253), what the controller names its schedules.
+  .max(300)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, "a schedule key uses letters, digits, '.', '_', ':' and '-', and starts with a letter or digit");
 
 /** What a schedule does when a time comes while the run it started last has not finished (CronJob's values). */
@@ -38,6 +39,8 @@ export const PutScheduleBodySchema = z.strictObject({
     .optional()
     .describe("A time missed (the run API was down) still fires if at most this late; unset: the latest missed time always fires, once."),
   priority: PrioritySchema.optional(),
+  concurrencyKey: LimitKeySchema.optional().describe("The concurrency key of the runs it starts (the SDK's schedule() computes it from the task's `concurrency.key`)."),
+  rateLimitKey: LimitKeySchema.optional().describe("The rate-limit key of the runs it starts (the SDK's schedule() computes it from the task's `rateLimit.key`)."),
   namespace: NamespaceSchema.optional().describe("The namespace of the schedule and its runs. Unset: as for `POST /v1/runs`."),
 });
 export type PutScheduleBody = z.input<typeof PutScheduleBodySchema>;
@@ -54,6 +57,8 @@ export const ScheduleSchema = z.object({
   suspend: z.boolean(),
   startingDeadlineSeconds: z.number().int().positive().nullable(),
   priority: PrioritySchema.nullable(),
+  concurrencyKey: z.string().nullable(),
+  rateLimitKey: z.string().nullable(),
   createdAt: isoDate,
   updatedAt: isoDate,
   lastScheduleTime: isoDate.nullable().describe("The last scheduled time that started a run."),

@@ -113,6 +113,8 @@ export function registerScheduleRoutes(root: FastifyInstance, deps: ScheduleRout
           suspend: body.suspend,
           startingDeadlineSeconds: body.startingDeadlineSeconds,
           priority: body.priority,
+          concurrencyKey: body.concurrencyKey,
+          rateLimitKey: body.rateLimitKey,
         },
         body.suspend ? null : nextTime(spec, now),
       );
