@@ -14,6 +14,7 @@ import { openDb, type Db } from "../../operator/src/store/db.js";
 import { migrate } from "../../operator/src/store/migrations.js";
 import { getRun, recordRuns, type StoredRun } from "../../operator/src/store/runs.js";
 import { sweepDue } from "../../operator/src/store/sweep.js";
+import { retryFailedRun } from "../../operator/src/store/transitions.js";
 import { startPostgres, type PostgresServer } from "../support/index.js";
 
 const kinds = ["postgres", "pglite"] as const;
@@ -148,5 +149,32 @@ describe.each(kinds)("admission passes on %s", (kind) => {
     expect(moved.held[0]).toMatchObject({ dispatch: 1, run: { state: "PENDING" } });
     const admitted = await pass(task, { concurrency: { limit: 1, keyed: false } });
     expect(admitted.dispatched).toEqual([expect.objectContaining({ dispatch: 1 })]);
+  });
+
+  it("holds a manual retry and a run scheduled for later of a limited task until admission lets them go", async () => {
+    const task = taskName("later");
+    const limited = new Set([task]);
+    const limits: TaskLimits = { concurrency: { limit: 1, keyed: false } };
+    // A run scheduled for later is recorded SCHEDULED (not held); once due, the sweeper holds it.
+    const [later] = await recordRuns(db, [{ task, scheduledAt: new Date(Date.now() + 3_600_000).toISOString() }], { retentionSeconds: 0, limited });
+    expect(later).toMatchObject({ held: false, due: false, run: { state: "SCHEDULED" } });
+    // Its time came (created before it, as a run scheduled for later is).
+    await db.query("UPDATE runs SET created_at = now() - interval '2 seconds', scheduled_at = now() - interval '1 second' WHERE id = $1::uuid", [
+      later!.run.id,
+    ]);
+    const published: StoredRun[] = [];
+    const swept = await sweepDue(db, { republishAfterSeconds: 5, limit: 100, limited }, async (runs) => void published.push(...runs));
+    expect(swept.held.map((r) => r.run.id)).toEqual([later!.run.id]);
+    expect(published.filter((r) => r.run.task === task)).toEqual([]);
+    expect((await pass(task, limits)).ids).toEqual([later!.run.id]);
+
+    // A FAILED run retried by hand is held with its next dispatch number, not published.
+    await db.query("UPDATE runs SET state = 'FAILED', attempts = 1, finished_at = now() WHERE id = $1::uuid", [later!.run.id]);
+    const retried = await retryFailedRun(db, later!.run.id, async () => {
+      throw new Error("a held retry must not be published");
+    }, (t) => limited.has(t));
+    expect(retried).toMatchObject({ state: "PENDING", attempts: 1, error: null });
+    const again = await pass(task, limits);
+    expect(again.dispatched).toEqual([expect.objectContaining({ dispatch: 1, run: expect.objectContaining({ id: later!.run.id }) })]);
   });
 });
