@@ -109,7 +109,6 @@ export async function admitTask(
         );
 
     const admit: string[] = [];
-    const startsOf = new Map<string, number>();
     for (const c of candidates) {
       const ck = keyOf(conc?.keyed, c.concurrency_key);
       const rk = keyOf(rate?.keyed, c.rate_limit_key);
@@ -119,14 +118,14 @@ export async function admitTask(
       if (rate) {
         const w = window.get(rk) ?? { started: 0, oldest: txNow };
         window.set(rk, { ...w, started: w.started + 1 });
-        startsOf.set(rk, (startsOf.get(rk) ?? 0) + 1);
       }
     }
 
     const dispatched = await dispatch(tx, admit, publish, at);
-    if (rate && startsOf.size) {
-      // One row per start; the window is counted from these, so a retry's second start counts too.
-      const keys = [...startsOf].flatMap(([k, n]) => Array.from({ length: n }, () => k));
+    if (rate && dispatched.length) {
+      // One row per start (of the runs that did go: one cancelled meanwhile did not); the window is counted from
+      // these, so a retry's second start counts too.
+      const keys = dispatched.map((r) => keyOf(rate.keyed, r.run.rateLimitKey));
       await tx.query(
         "INSERT INTO rate_limit_starts (task, key, started_at) SELECT $1, k, $3::timestamptz FROM jsonb_array_elements_text($2::jsonb) AS k",
         [task, JSON.stringify(keys), at],
