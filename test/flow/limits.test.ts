@@ -235,5 +235,8 @@ describe("flow control across two run API replicas and three workers", () => {
     expect(bigDone).toBeLessThan(1000);
     const waiting = await getRun(api1!, runs[1999]!.id);
     expect(waiting).toMatchObject({ state: "PENDING", waitingFor: { kind: "concurrency", key: big, limit: 2, running: 2 } });
+    const metrics = await Promise.all(apis().map(async (api) => (await call(api, "GET", "/metrics")).body as string));
+    const held = metrics.map((m) => Number(/offload_runs_waiting\{task="flow-tenant",kind="concurrency"\} (\d+)/.exec(m)?.[1] ?? 0));
+    expect(Math.max(...held)).toBeGreaterThan(1000);
   });
 });

@@ -49,9 +49,9 @@ export class ApiMetrics {
   readonly #waiting = new Gauge({
     name: "offload_runs_waiting",
     help:
-      "Runs of a limited task held in the run API for their limit (PENDING, not dispatched), as of this replica's last admission pass " +
-      "of the task (cluster-wide; aggregate with max).",
-    labelNames: ["task"] as const,
+      "Runs of a limited task held in the run API (PENDING, not dispatched), by what they wait for (concurrency, rateLimit, or turn: a key " +
+      "with room not reached yet), as of this replica's last admission pass of the task (cluster-wide; aggregate with max).",
+    labelNames: ["task", "kind"] as const,
     registers: [this.registry],
   });
 
@@ -90,9 +90,9 @@ export class ApiMetrics {
   }
 
   /** Records what an admission pass of `task` did. */
-  admissionPass(task: string, outcome: { dispatched: readonly unknown[]; waiting: number }): void {
+  admissionPass(task: string, outcome: { dispatched: readonly unknown[]; waitingByKind: Readonly<Record<string, number>> }): void {
     if (outcome.dispatched.length) this.#admitted.inc({ task }, outcome.dispatched.length);
-    this.#waiting.set({ task }, outcome.waiting);
+    for (const [kind, n] of Object.entries(outcome.waitingByKind)) this.#waiting.set({ task, kind }, n);
   }
 
   /** Counts scheduled times by what became of them (see the scheduler). */

@@ -17,11 +17,18 @@ export interface PassOutcome {
   reasonChanged: Run[];
   /** Runs of the task still held after the pass. */
   waiting: number;
+  /** The held runs by what they wait for: `concurrency`, `rateLimit`, or `turn` (a key with room, not reached yet). */
+  waitingByKind: Record<WaitingKind, number>;
   /** True when the pass stopped at its bound with room left: run another at once. */
   more: boolean;
   /** When a full rate window next frees a slot (ms since the epoch), if a held run waits for one. */
   wakeAt: number | undefined;
 }
+
+/** What a held run waits for, as the metrics count it. */
+export type WaitingKind = WaitingFor["kind"] | "turn";
+
+const noneWaiting = (): Record<WaitingKind, number> => ({ concurrency: 0, rateLimit: 0, turn: 0 });
 
 /** Options of {@link admitTask}. */
 export interface PassOptions {
@@ -145,9 +152,9 @@ export async function admitTask(
           return { key: k, wf };
         })
       : [];
-    const { waiting, reasonChanged } = await setReasons(tx, task, conc?.keyed ?? false, rate?.keyed ?? false, concReasons, rateReasons);
+    const { waiting, waitingByKind, reasonChanged } = await setReasons(tx, task, conc?.keyed ?? false, rate?.keyed ?? false, concReasons, rateReasons);
     // Room left but the bound was hit: the next pass takes the rest.
-    return { dispatched, reasonChanged, waiting, more: dispatched.length >= cap && waiting > 0, wakeAt: waiting > 0 ? wakeAt : undefined };
+    return { dispatched, reasonChanged, waiting, waitingByKind, more: dispatched.length >= cap && waiting > 0, wakeAt: waiting > 0 ? wakeAt : undefined };
   });
 }
 
@@ -202,7 +209,8 @@ async function releaseAll(tx: Queryable, task: string, cap: number, publish: (ru
     rows.map((r) => r.id),
     publish,
   );
-  return { dispatched, reasonChanged: [], waiting: rows.length >= cap ? 1 : 0, more: rows.length >= cap, wakeAt: undefined };
+  const waiting = rows.length >= cap ? 1 : 0;
+  return { dispatched, reasonChanged: [], waiting, waitingByKind: { ...noneWaiting(), turn: waiting }, more: rows.length >= cap, wakeAt: undefined };
 }
 
 /**
@@ -219,7 +227,7 @@ async function setReasons(
   rateKeyed: boolean,
   conc: { key: string; wf: WaitingFor }[],
   rate: { key: string; wf: WaitingFor }[],
-): Promise<{ waiting: number; reasonChanged: Run[] }> {
+): Promise<{ waiting: number; waitingByKind: Record<WaitingKind, number>; reasonChanged: Run[] }> {
   // The held runs' keys and current reasons are read and compared here, then only the runs whose reason changes
   // are written: one UPDATE joining every held run to the reasons in SQL cost ~20 times more with thousands held,
   // though it wrote nothing.
@@ -230,14 +238,16 @@ async function setReasons(
     [task],
   );
   const changes: { id: string; wf: WaitingFor }[] = [];
+  const waitingByKind = noneWaiting();
   for (const h of held) {
     const wf = byConc.get(keyOf(concKeyed, h.ck)) ?? byRate.get(keyOf(rateKeyed, h.rk));
+    waitingByKind[wf?.kind ?? "turn"]++;
     if (!wf) continue;
     const old = h.old;
     if (old && old.kind === wf.kind && old.key === wf.key && old.limit === wf.limit) continue;
     changes.push({ id: h.id, wf });
   }
-  if (changes.length === 0) return { waiting: held.length, reasonChanged: [] };
+  if (changes.length === 0) return { waiting: held.length, waitingByKind, reasonChanged: [] };
   const rows = await tx.query<RunRow>(
     `UPDATE runs SET waiting_for = v.wf, updated_at = now()
      FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, wf jsonb)
@@ -245,7 +255,7 @@ async function setReasons(
      RETURNING runs.*`,
     [JSON.stringify(changes), uuidArray(changes.map((c) => c.id))],
   );
-  return { waiting: held.length, reasonChanged: rows.map((r) => toStored(r).run) };
+  return { waiting: held.length, waitingByKind, reasonChanged: rows.map((r) => toStored(r).run) };
 }
 
 /** The tasks that have held runs (at start: a task whose limits are gone must still let its runs go). */
