@@ -10,6 +10,7 @@ import { isPodReady, type Obj, type StoreEvent } from "../test/k8s/index.js";
 import { ROOT } from "../test/support/index.js";
 import { autoscaledTaskWorker, metaOf, NS, podName, startAutoscaleWorld, untilKube, type AutoscaleWorld } from "../test/autoscale/support.js";
 import { collectConditions, loadAvg1 } from "./conditions.js";
+import { optionsOrExit } from "./options.js";
 import { percentile, round } from "./stats.js";
 import { formatTable } from "./table.js";
 
@@ -90,14 +91,8 @@ async function trial(world: AutoscaleWorld, n: number): Promise<Record<Step, num
 }
 
 async function main(): Promise<void> {
-  let opts: ReturnType<typeof parse>;
-  try {
-    opts = parse(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${HELP}`);
-    process.exit(2);
-  }
-  if (!opts) return void process.stdout.write(HELP);
+  const opts = optionsOrExit(parse, HELP);
+  if (!opts) return;
   const conditions = collectConditions();
   process.stderr.write("starting nats-server, PostgreSQL, the run API, the stand-in and the controller…\n");
   const world = await startAutoscaleWorld(CONTROLLER_ENV);

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ROOT, killAll, startStack, stopSharedPostgres } from "../test/support/index.js";
 import { collectConditions, loadAvg1 } from "./conditions.js";
+import { optionsOrExit } from "./options.js";
 import { round } from "./stats.js";
 import { formatTable } from "./table.js";
 import { measureLimits, warmUp, type LimitsLane } from "./workloads/limits.js";
@@ -58,14 +59,8 @@ function parse(argv: string[]) {
 }
 
 async function main(): Promise<void> {
-  let opts: ReturnType<typeof parse>;
-  try {
-    opts = parse(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${HELP}`);
-    process.exit(2);
-  }
-  if (!opts) return void process.stdout.write(HELP);
+  const opts = optionsOrExit(parse, HELP);
+  if (!opts) return;
   const conditions = collectConditions();
   process.stderr.write("starting nats-server, PostgreSQL, the run API and the workers…\n");
   const stack = await startStack({ db: "postgres", apiEnv: { OFFLOAD_LOG_LEVEL: "warn" } });

@@ -166,3 +166,20 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
     out: values.out ?? join(ROOT, `bench/results/bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`),
   };
 }
+
+/**
+ * The options of a bench script's command line: `parse` answers them, or
+ * undefined for `--help` (printed here, then undefined). A bad option prints
+ * its message and `help`, and exits 2, as every bench script does.
+ */
+export function optionsOrExit<T>(parse: (argv: string[]) => T | undefined, help: string): T | undefined {
+  let opts: T | undefined;
+  try {
+    opts = parse(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${help}`);
+    process.exit(2);
+  }
+  if (opts === undefined) process.stdout.write(help);
+  return opts;
+}
