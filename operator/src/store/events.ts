@@ -88,12 +88,17 @@ function toRecord(e: WorkerEvent, index: number): Record<string, unknown> {
     cached: e.cached ?? null,
     cache_key: e.cacheKey ?? null,
     progress: null,
+    started_at: e.startedAt ?? null,
   };
 }
 
 const RECORD =
   "v(event_index integer, id uuid, attempt integer, at timestamptz, worker_id text, result text, result_ref text, error text," +
-  " retry_at timestamptz, cached boolean, cache_key text, progress text)";
+  " retry_at timestamptz, cached boolean, cache_key text, progress text, started_at timestamptz)";
+
+// An outcome names its try's start (a worker of an older version does not): the record has it even when the
+// outcome is recorded before that try's RUNNING (two replicas each took one of the two events).
+const STARTED = "started_at = COALESCE(v.started_at, r.started_at)";
 
 /** What each event type sets besides `state`, `attempts` and `updated_at`, and what it needs beyond the state check. */
 const BY_TYPE: Record<RunEventType, { set: string[]; guard?: string }> = {
@@ -107,7 +112,13 @@ const BY_TYPE: Record<RunEventType, { set: string[]; guard?: string }> = {
   AWAITING_RETRY: {
     // With a time, the dispatcher sends the next try then (and `scheduledAt` says when);
     // without one, the worker retries on its own and the sweeper leaves the run alone.
-    set: ["error = v.error::jsonb", "worker_id = v.worker_id", "retry_at = v.retry_at", "scheduled_at = COALESCE(v.retry_at, r.scheduled_at)"],
+    set: [
+      "error = v.error::jsonb",
+      "worker_id = v.worker_id",
+      "retry_at = v.retry_at",
+      "scheduled_at = COALESCE(v.retry_at, r.scheduled_at)",
+      STARTED,
+    ],
     guard: "r.attempts <= v.attempt",
   },
   COMPLETED: {
@@ -121,10 +132,11 @@ const BY_TYPE: Record<RunEventType, { set: string[]; guard?: string }> = {
       // Set only when the worker said (a completion from before caching existed says nothing).
       "cached = COALESCE(v.cached, r.cached)",
       "cache_key = COALESCE(v.cache_key, r.cache_key)",
+      STARTED,
     ],
   },
-  FAILED: { set: ["error = v.error::jsonb", "retry_at = NULL", "finished_at = v.at", "worker_id = v.worker_id"] },
-  CANCELLED: { set: ["finished_at = v.at", "retry_at = NULL"] },
+  FAILED: { set: ["error = v.error::jsonb", "retry_at = NULL", "finished_at = v.at", "worker_id = v.worker_id", STARTED] },
+  CANCELLED: { set: ["finished_at = v.at", "retry_at = NULL", STARTED] },
 };
 
 /**

@@ -54,6 +54,13 @@ export const RunEventSchema = z.object({
   attempt: z.number().int().positive(),
   workerId: z.string(),
   at: z.iso.datetime({ offset: true }),
+  /**
+   * With an outcome (`AWAITING_RETRY`, `COMPLETED`, `FAILED`, `CANCELLED` of a
+   * started try): when this try started, its `RUNNING`'s `at`. Two API
+   * replicas may record a quick run's outcome before its `RUNNING`; the
+   * record still gets its start.
+   */
+  startedAt: z.iso.datetime({ offset: true }).optional(),
   result: JsonSchema.optional(),
   /** Set instead of `result` when the result went to the object store. */
   resultRef: z.string().optional(),

@@ -20,9 +20,12 @@ export function isTerminal(state: RunState): boolean {
 // Which state may follow which. A late or duplicated event must never move a
 // run backwards, so e.g. PENDING is not reachable from RUNNING: a redelivered
 // message shows up as a new RUNNING (with a higher attempt), not as PENDING.
+// A try's outcome may be recorded before its RUNNING (API replicas share the
+// events, and each records what it took), so every outcome, AWAITING_RETRY
+// included, may follow a run that waits for its dispatch.
 const NEXT: Record<RunState, readonly RunState[]> = {
-  SCHEDULED: ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"],
-  PENDING: ["RUNNING", "COMPLETED", "FAILED", "CANCELLED"],
+  SCHEDULED: ["PENDING", "RUNNING", "AWAITING_RETRY", "COMPLETED", "FAILED", "CANCELLED"],
+  PENDING: ["RUNNING", "AWAITING_RETRY", "COMPLETED", "FAILED", "CANCELLED"],
   RUNNING: ["RUNNING", "AWAITING_RETRY", "COMPLETED", "FAILED", "CANCELLED"],
   AWAITING_RETRY: ["SCHEDULED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"],
   COMPLETED: [],

@@ -79,8 +79,10 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
       return;
     }
     const startedAt = performance.now();
+    // Sent again with the outcome: the replica that records the outcome may not have seen the RUNNING yet.
+    const started = { startedAt: new Date().toISOString() };
     try {
-      await reporter.publish(info, "RUNNING", {});
+      await reporter.publish(info, "RUNNING", { at: started.startedAt });
     } catch (err) {
       log.error({ err }, "could not publish RUNNING; releasing the message");
       settle(() => msg.nak(1000));
@@ -123,7 +125,7 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
     }
     const { type, fields } = event;
     try {
-      await reporter.publish(info, type, fields);
+      await reporter.publish(info, type, { ...fields, ...started });
     } catch (err) {
       // Not acked: JetStream redelivers and the run is tried again.
       log.error({ err }, `could not publish ${type}; releasing the message for redelivery`);
