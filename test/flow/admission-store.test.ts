@@ -11,6 +11,7 @@ import type { CreateRunBody, Run } from "@offload/sdk/internal";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { admitTask, type TaskLimits } from "../../operator/src/store/admission.js";
 import { openDb, type Db } from "../../operator/src/store/db.js";
+import { applyEvents } from "../../operator/src/store/events.js";
 import { migrate } from "../../operator/src/store/migrations.js";
 import { getRun, recordRuns, type StoredRun } from "../../operator/src/store/runs.js";
 import { sweepDue } from "../../operator/src/store/sweep.js";
@@ -133,6 +134,23 @@ describe.each(kinds)("admission passes on %s", (kind) => {
     const released = await pass(task, {});
     expect(released.ids).toEqual([runs[1]!.id, runs[2]!.id]);
     expect(released.waiting).toBe(0);
+  });
+
+  it("counts a run a worker started from a publish its pass rolled back: no second run starts past the limit", async () => {
+    const task = taskName("rolled-back");
+    const limits: TaskLimits = { concurrency: { limit: 1, keyed: false } };
+    const [first, second] = await hold(task, [{}, {}]);
+    // The pass published the first run, then failed (a NATS blip on the next publish, or the replica died before
+    // COMMIT): the record rolls back to held, but the message is in JetStream and a worker starts it.
+    await expect(pass(task, limits, { fail: true })).rejects.toThrow("NATS is away");
+    const [running] = await applyEvents(db, [{ runId: first!.id, task, type: "RUNNING", attempt: 1, workerId: "w1", at: new Date().toISOString() }]);
+    expect(running).toMatchObject({ state: "RUNNING" });
+    const next = await pass(task, limits);
+    expect(next.ids).toEqual([]);
+    expect((await getRun(db, second!.id))!.waitingFor).toEqual({ kind: "concurrency", key: null, limit: 1, running: 1 });
+    // Its outcome frees the slot as any other.
+    await finish([first!.id]);
+    expect((await pass(task, limits)).ids).toEqual([second!.id]);
   });
 
   it("holds a due retry of a limited task for admission instead of publishing it", async () => {

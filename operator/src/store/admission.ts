@@ -50,8 +50,10 @@ const publicKey = (k: string): string | null => (k === WHOLE_TASK ? null : k);
 const LOCK_SPACE = 4_210_752_007 | 0;
 
 // A run holds a concurrency slot while it is dispatched and unfinished. Computed from the records (never a
-// counter), so every outcome frees its slot and nothing leaks across restarts.
-const OPEN = "state IN ('PENDING', 'RUNNING') AND published_at IS NOT NULL";
+// counter), so every outcome frees its slot and nothing leaks across restarts. Any RUNNING run counts, published_at
+// or not: a worker may start a run whose pass published it and then rolled back (a later publish of the pass failed,
+// or the replica died before COMMIT), leaving it marked held. Same predicate as the index runs_open_slots.
+const OPEN = "(state = 'RUNNING' OR (state = 'PENDING' AND published_at IS NOT NULL))";
 // A run waits in the run API: recorded (or re-entered for a retry) and not yet dispatched.
 const HELD = "state = 'PENDING' AND published_at IS NULL";
 

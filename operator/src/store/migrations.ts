@@ -162,6 +162,17 @@ export const MIGRATIONS: readonly { version: number; name: string; statements: r
       "CREATE INDEX schedules_next ON schedules (next_schedule_time) WHERE next_schedule_time IS NOT NULL",
     ],
   },
+  {
+    version: 9,
+    name: "running-holds-a-slot",
+    statements: [
+      // A RUNNING run holds its concurrency slot even with no published_at: a worker can start a run whose
+      // admission pass published it and then rolled back (a later publish failed, or the replica died before
+      // COMMIT), and such a run must count. The slots' index follows the rule (store/admission.ts, OPEN).
+      "DROP INDEX IF EXISTS runs_open_slots",
+      "CREATE INDEX runs_open_slots ON runs (task, concurrency_key) WHERE state = 'RUNNING' OR (state = 'PENDING' AND published_at IS NOT NULL)",
+    ],
+  },
 ];
 
 /**
