@@ -47,10 +47,52 @@ export function taskDefinition(source: DefinitionSource): TaskDefinition {
  */
 function inputJsonSchema(input: z.ZodType): Record<string, unknown> | undefined {
   try {
-    return z.toJSONSchema(input, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+    return z.toJSONSchema(input, { io: "input", unrepresentable: "any", override: loosen }) as Record<string, unknown>;
   } catch {
     return undefined;
   }
+}
+
+/** Regex flags that change what a pattern matches; JSON Schema's `pattern` has no flags, so it would say something else. */
+const MEANINGFUL_FLAGS = /[imsuv]/;
+
+/**
+ * Where zod's JSON Schema is stricter than zod's own parse, widens it so the
+ * run API never refuses parameters the task would take (the worker's zod
+ * check still applies): a coerced field (`z.coerce.number()` takes "5"), a
+ * `.catch()` (takes anything), a `z.preprocess()` (zod writes its output
+ * type), and a string whose regex has flags (`/^[a-z]+$/i` written as a
+ * flagless `pattern` refuses "ABC"; `z.emoji()` is a `u` pattern).
+ */
+function loosen(ctx: { zodSchema: unknown; jsonSchema: Record<string, unknown> }): void {
+  const def = (ctx.zodSchema as { _zod: { def: ZodDef } })._zod.def;
+  const json = ctx.jsonSchema;
+  const anything =
+    def.coerce === true || def.type === "catch" || (def.type === "pipe" && def.in?._zod.def.type === "transform");
+  if (anything) {
+    for (const k of Object.keys(json)) if (k !== "description" && k !== "title") delete json[k];
+    return;
+  }
+  if (def.type !== "string") return;
+  // A format (z.emoji()) carries its pattern on itself; `.regex()` and the like as checks.
+  const patterns = [def.pattern, ...(def.checks ?? []).map((c) => c._zod.def.pattern)];
+  const flagged = patterns.some((p) => p !== undefined && MEANINGFUL_FLAGS.test(p.flags));
+  if (!flagged) return;
+  delete json.pattern;
+  if (Array.isArray(json.allOf)) {
+    const rest = (json.allOf as Record<string, unknown>[]).filter((s) => s.pattern === undefined);
+    if (rest.length) json.allOf = rest;
+    else delete json.allOf;
+  }
+}
+
+/** The parts of a zod schema's internal definition {@link loosen} reads. */
+interface ZodDef {
+  type: string;
+  coerce?: boolean;
+  in?: { _zod: { def: { type: string } } };
+  pattern?: RegExp;
+  checks?: { _zod: { def: { pattern?: RegExp } } }[];
 }
 
 function retryDelayData(delay: RetryDelay | undefined): TaskDefinition["retryDelaySeconds"] {

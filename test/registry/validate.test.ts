@@ -5,11 +5,12 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { TaskDefinitions } from "../../operator/src/registry/registry.js";
+import { taskDefinition } from "../../sdk/src/definition.js";
 import type { Db } from "../../operator/src/store/db.js";
 import { compileParameterCheck, InputSchemaError } from "../../operator/src/registry/validate.js";
 
 /** The input schema exactly as the SDK registers it. */
-const registered = (input: z.ZodType): Record<string, unknown> => z.toJSONSchema(input, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+const registered = (input: z.ZodType): Record<string, unknown> => taskDefinition({ name: "t", input }).inputSchema!;
 
 describe("checking parameters against a registered input schema", () => {
   it("names every broken field by its path from the body's root, nested objects and arrays too", () => {
@@ -64,6 +65,27 @@ describe("checking parameters against a registered input schema", () => {
     // A nullable object that is not null: what is wrong inside it, not that it is not null.
     const nullable = compileParameterCheck(registered(z.object({ n: z.object({ a: z.string() }).nullable() })));
     expect(nullable({ n: { a: 1 } }, "parameters")).toEqual([{ path: "parameters.n.a", message: "must be string" }]);
+  });
+
+  it("takes every value the task's zod input takes: decimal multiples, coerced, caught and preprocessed fields, flagged regexes", () => {
+    const input = z.object({
+      amount: z.number().multipleOf(0.01),
+      count: z.coerce.number(),
+      mode: z.enum(["a", "b"]).catch("a"),
+      pages: z.preprocess((v) => Number(v), z.number()),
+      code: z.string().regex(/^[a-z]+$/i),
+      word: z.string().regex(/^\p{L}+$/u).max(10),
+      face: z.emoji(),
+    });
+    const value = { amount: 0.07, count: "5", mode: "other", pages: "3", code: "ABC", word: "héllo", face: "😀" };
+    expect(input.safeParse(value).success).toBe(true);
+    const check = compileParameterCheck(registered(input));
+    expect(check(value, "parameters")).toEqual([]);
+    // Loosened only where zod is looser: the rest still holds (a flagged regex keeps its length, a multiple its step).
+    expect(check({ ...value, amount: 0.075, word: "x".repeat(11) }, "parameters")).toEqual([
+      { path: "parameters.amount", message: "must be multiple of 0.01" },
+      { path: "parameters.word", message: "must NOT have more than 10 characters" },
+    ]);
   });
 
   it("refuses a schema of another draft or one that is no JSON Schema, saying why", () => {

@@ -38,6 +38,9 @@ const AJV_OPTIONS = {
   // Gives each error its schema node, so a broken `pattern` of a `format` can be named by the format.
   verbose: true,
   logger: false,
+  // 0.07 is a multiple of 0.01 to zod (it counts decimals) but not in floating point (7.000000000000001): compare as
+  // zod does, to within a tolerance, rather than refuse amounts the task takes.
+  multipleOfPrecision: 6,
 } as const;
 
 const metaChecker = new Ajv2020(AJV_OPTIONS);
