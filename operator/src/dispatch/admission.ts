@@ -53,6 +53,11 @@ export class Admission {
   readonly #wakes = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   /** Tasks whose last pass on this replica left no run waiting. */
   readonly #idle = new Set<string>();
+  /**
+   * Tasks whose last pass here failed or could not run (NATS away): the timer tries them again. Needed for a task
+   * no longer limited, which the timer does not otherwise visit: its held runs would stay held until a restart.
+   */
+  readonly #failed = new Set<string>();
   #ticks = 0;
   #interval: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
@@ -87,6 +92,7 @@ export class Admission {
     this.#interval = setInterval(() => {
       const all = ++this.#ticks % IDLE_EVERY === 0;
       for (const task of this.#registry.limited()) if (all || !this.#idle.has(task)) this.trigger(task);
+      for (const task of this.#failed) this.trigger(task);
     }, interval);
     this.#interval.unref();
     try {
@@ -133,8 +139,11 @@ export class Admission {
   }
 
   async #pass(task: string): Promise<void> {
-    // Nothing could be published: a pass would only roll back.
-    if (!this.#bus.link.connected) return;
+    // Nothing could be published: a pass would only roll back. The timer asks again.
+    if (!this.#bus.link.connected) {
+      this.#failed.add(task);
+      return;
+    }
     const def = this.#registry.get(task);
     try {
       const outcome = await admitTask(
@@ -151,6 +160,7 @@ export class Admission {
       for (const r of outcome.dispatched) this.#opts.onChanged?.(r.run);
       for (const run of outcome.reasonChanged) this.#opts.onChanged?.(run);
       this.#opts.onPass?.(task, outcome);
+      this.#failed.delete(task);
       if (outcome.waiting === 0) this.#idle.add(task);
       else this.#idle.delete(task);
       if (outcome.dispatched.length) this.#log.debug({ task, dispatched: outcome.dispatched.length, waiting: outcome.waiting }, "admitted runs");
@@ -159,6 +169,7 @@ export class Admission {
     } catch (err) {
       const reason = err instanceof AggregateError && err.errors[0] instanceof NatsDisconnectedError ? { reason: err.message } : { err };
       this.#log.warn({ ...reason, task }, "admission pass failed; the next one retries");
+      this.#failed.add(task);
     }
   }
 
