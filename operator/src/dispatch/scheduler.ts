@@ -56,7 +56,7 @@ const PARALLEL = 8;
  * starting deadline).
  */
 type Firing =
-  | { kind: "fired"; time: Date; run: Run; created: boolean; missed: number }
+  | { kind: "fired"; time: Date; run: Run; created: boolean; advanced: boolean; missed: number }
   | { kind: "missed-deadline"; time: Date; missed: number }
   | { kind: "forbidden"; time: Date; missed: number; activeRunId: string };
 
@@ -110,7 +110,11 @@ export function startScheduler(deps: SchedulerDeps, opts: SchedulerOptions, log:
     if (row.starting_deadline_seconds !== null && lateSeconds > row.starting_deadline_seconds) {
       return (await advance(undefined)) ? { kind: "missed-deadline", time, missed: older + 1 } : undefined;
     }
-    if (row.last_run_id !== null && row.concurrency_policy !== "Allow") {
+    // A time fired already: a replica that read the row before another advanced it, and came late enough to fire the
+    // next time too, recorded that time's run without moving the row. Its run is this time's own: neither Forbid
+    // (skip it) nor Replace (cancel it) is about it; submitting again only finds it.
+    const firedAlready = row.last_schedule_time !== null && new Date(row.last_schedule_time).getTime() >= time.getTime();
+    if (row.last_run_id !== null && row.concurrency_policy !== "Allow" && !firedAlready) {
       const state = await getRunState(deps.db, row.last_run_id);
       // Unknown: retention deleted it, so it finished long ago.
       if (state !== undefined && !isTerminal(state)) {
@@ -130,15 +134,15 @@ export function startScheduler(deps: SchedulerDeps, opts: SchedulerOptions, log:
     const [submitted] = await deps.submit([body]);
     const { run, created } = submitted!;
     if (created) deps.onFired?.(run);
-    await advance({ time, runId: run.id });
-    return { kind: "fired", time, run, created, missed: older };
+    const advanced = await advance({ time, runId: run.id });
+    return { kind: "fired", time, run, created, advanced, missed: older };
   };
 
   const report = (row: ScheduleRow, f: Firing): void => {
     const where = { schedule: row.key, namespace: row.namespace, task: row.task, scheduledTime: f.time.toISOString() };
-    // Both replicas fire a due time; the one that created the run (or advanced past the time) reports it.
-    if (f.kind === "fired" && !f.created) return;
-    if (f.kind === "fired") {
+    // Both replicas fire a due time: the one that created the run reports it started; the one that advanced the
+    // schedule past the time (the only one that knows the older times were not fired) reports what was missed.
+    if (f.kind === "fired" && f.created) {
       log.info({ ...where, runId: f.run.id }, "schedule started a run");
       deps.onTimes?.(row.task, "started", 1);
     }
@@ -146,7 +150,7 @@ export function startScheduler(deps: SchedulerDeps, opts: SchedulerOptions, log:
       log.info({ ...where, activeRunId: f.activeRunId }, "schedule skipped a time: concurrencyPolicy Forbid and its last run has not finished");
       deps.onTimes?.(row.task, "forbidden", 1);
     }
-    if (f.missed === 0) return;
+    if (f.missed === 0 || (f.kind === "fired" && !f.advanced)) return;
     const why = f.kind === "missed-deadline" ? "the latest was past startingDeadlineSeconds" : "only the latest missed time fires";
     log.warn({ ...where, skipped: f.missed }, `schedule skipped ${f.missed} missed time(s): ${why}`);
     deps.onTimes?.(row.task, "missed", f.missed);
