@@ -1,7 +1,7 @@
 // Reading cron expressions (cron-parser underneath): what the run API refuses, and the times it computes in a time
 // zone across daylight-saving changes, which docs/schedules.md promises.
 import { describe, expect, it } from "vitest";
-import { CronSpecError, checkCronSpec, countTimes, latestTime, nextTime } from "../../operator/src/dispatch/cron.js";
+import { CronSpecError, checkCronSpec, countTimes, latestTime, nextTime, scheduleSeed } from "../../operator/src/dispatch/cron.js";
 
 const at = (iso: string): Date => new Date(iso);
 const iso = (d: Date | null): string | null => d?.toISOString() ?? null;
@@ -22,6 +22,18 @@ describe("cron specs", () => {
     expect(refused("* * * * *", "Mars/Olympus_Mons")).toMatchObject({ field: "timeZone", message: expect.stringContaining("IANA") });
     expect(refused("* * * * *", "")).toMatchObject({ field: "timeZone" });
     for (const good of ["*/2 * * * * *", "0 9 * * MON-FRI", "0 0 L * *", "@hourly"]) expect(() => checkCronSpec({ schedule: good, timeZone: "Europe/Paris" }, now)).not.toThrow();
+  });
+
+  it("reads an H field as the same value every time for one schedule (replicas agree on its times), and spreads schedules", () => {
+    const hourly = (key: string) => ({ schedule: "H * * * *", timeZone: "UTC", seed: scheduleSeed("default", key) });
+    const from = at("2026-01-01T00:00:00Z");
+    const first = nextTime(hourly("a"), from)!;
+    for (let i = 0; i < 20; i++) expect(iso(nextTime(hourly("a"), from))).toBe(iso(first));
+    // Once an hour at that minute: the next after it is an hour on, and the latest at or before it is itself.
+    expect(nextTime(hourly("a"), first)!.getTime() - first.getTime()).toBe(3_600_000);
+    expect(iso(latestTime(hourly("a"), new Date(first.getTime() + 3_599_000)))).toBe(iso(first));
+    const minutes = new Set(Array.from({ length: 20 }, (_, i) => nextTime(hourly(`k${i}`), from)!.getUTCMinutes()));
+    expect(minutes.size).toBeGreaterThan(1);
   });
 
   it("reads the fields in the time zone, across daylight-saving changes", () => {

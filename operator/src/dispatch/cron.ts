@@ -9,6 +9,12 @@ export interface CronSpec {
   readonly schedule: string;
   /** An IANA time zone the fields are read in. */
   readonly timeZone: string;
+  /**
+   * What an `H` field (cron-parser's hashed value, `H * * * *`) is derived
+   * from: the schedule's namespace and key, so each schedule keeps its own
+   * minute and schedules spread. Unset: the expression itself.
+   */
+  readonly seed?: string;
 }
 
 /** A cron expression or time zone that cannot be read, naming the field at fault. */
@@ -31,8 +37,13 @@ function checkTimeZone(timeZone: string): void {
 }
 
 function parse(spec: CronSpec, currentDate: Date): CronExpression {
-  return CronExpressionParser.parse(spec.schedule.trim(), { currentDate, tz: spec.timeZone });
+  // Always seeded: unseeded, cron-parser draws `H` at random at every parse, so each replica (and each firing) would
+  // compute other times, firing one time twice under two idempotency keys, or at a different minute every hour.
+  return CronExpressionParser.parse(spec.schedule.trim(), { currentDate, tz: spec.timeZone, hashSeed: spec.seed || spec.schedule });
 }
+
+/** The seed of a stored schedule's `H` fields (see {@link CronSpec.seed}). */
+export const scheduleSeed = (namespace: string, key: string): string => `${namespace}/${key}`;
 
 /**
  * Throws {@link CronSpecError} unless `spec` can be read and fires at least

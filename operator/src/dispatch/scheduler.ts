@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { Db } from "../store/db.js";
 import { getRunState } from "../store/runs.js";
 import { advanceSchedule, dueSchedules, earliestScheduleTime, type ScheduleRow } from "../store/schedules.js";
-import { countTimes, latestTime, nextTime, type CronSpec } from "./cron.js";
+import { countTimes, latestTime, nextTime, scheduleSeed, type CronSpec } from "./cron.js";
 import type { CancelOutcome } from "./lifecycle.js";
 import type { Submitted } from "./submit.js";
 
@@ -90,7 +90,7 @@ export function startScheduler(deps: SchedulerDeps, opts: SchedulerOptions, log:
   let failing = false;
 
   const fire = async (row: ScheduleRow): Promise<Firing | undefined> => {
-    const spec: CronSpec = { schedule: row.schedule, timeZone: row.time_zone };
+    const spec: CronSpec = { schedule: row.schedule, timeZone: row.time_zone, seed: scheduleSeed(row.namespace, row.key) };
     const due = new Date(row.next_schedule_time!);
     const at = new Date(now());
     // The latest scheduled time that has come; the due time itself when the clock read it earlier than the query did.

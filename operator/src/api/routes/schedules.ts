@@ -10,7 +10,7 @@ import {
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { CronSpecError, DEFAULT_TIME_ZONE, checkCronSpec, nextTime } from "../../dispatch/cron.js";
+import { CronSpecError, DEFAULT_TIME_ZONE, checkCronSpec, nextTime, scheduleSeed } from "../../dispatch/cron.js";
 import type { ParameterChecking } from "../../registry/submission.js";
 import type { Db } from "../../store/db.js";
 import { deleteSchedule, getSchedule, listSchedules, putSchedule } from "../../store/schedules.js";
@@ -90,7 +90,7 @@ export function registerScheduleRoutes(root: FastifyInstance, deps: ScheduleRout
           issues: verdict.issues,
         });
       }
-      const spec = { schedule: body.schedule, timeZone: body.timeZone ?? DEFAULT_TIME_ZONE };
+      const spec = { schedule: body.schedule, timeZone: body.timeZone ?? DEFAULT_TIME_ZONE, seed: scheduleSeed(namespace, request.params.key) };
       const now = new Date();
       try {
         checkCronSpec(spec, now);
