@@ -8,7 +8,8 @@ import { CustomObjectsApi } from "@kubernetes/client-node";
 import { ApiError, type Run, type Schedule } from "@offload/sdk/internal";
 import { parse, stringify } from "yaml";
 import { TaskScheduleSchema } from "../../operator/src/crds/schemas.js";
-import { requeueAfter } from "../../operator/src/controller/taskschedule.js";
+import { RetryableError } from "../../operator/src/controller/result.js";
+import { reconcileTaskSchedule, requeueAfter, SCHEDULE_FINALIZER, type TaskScheduleDeps } from "../../operator/src/controller/taskschedule.js";
 import { startStack, stopSharedPostgres, waitFor, type Child, type Stack } from "../support/index.js";
 import { startFakeKube, type FakeKube, type Obj } from "../k8s/index.js";
 import { admitObject, validateCrd } from "../k8s/schema/index.js";
@@ -49,6 +50,32 @@ describe("the TaskSchedule CRD, as kube-apiserver v1.32 judges it (the stand-in'
     expect(refused({ schedule: "" })).toEqual(["spec.schedule"]);
     const noTask = admitObject(crd, "v1alpha1", taskSchedule("bad", { schedule: "@hourly" }), { fieldValidation: "Warn" });
     expect(noTask.rejection?.causes.map((c) => `${c.field} ${c.reason}`)).toContain("spec.task FieldValueRequired");
+  });
+});
+
+describe("a TaskSchedule deleted while the run API cannot be reached", () => {
+  it("keeps its finalizer and is tried again within seconds, not after a backoff grown to minutes; past the give-up time it goes", async () => {
+    const deletedAt = new Date("2026-01-01T00:00:00Z");
+    let now = new Date(deletedAt.getTime() + 60_000);
+    const removed: string[] = [];
+    const raw = { ...taskSchedule("gone", { schedule: "@hourly", task: "t" }), metadata: { name: "gone", namespace: NS, deletionTimestamp: deletedAt.toISOString(), finalizers: [SCHEDULE_FINALIZER] } };
+    const deps = {
+      kube: { patchFinalizers: async () => (removed.push("finalizer"), raw) },
+      events: { record: async () => undefined },
+      api: { deleteSchedule: () => Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:1")), putSchedule: () => Promise.reject(new Error("unused")), getSchedule: () => Promise.reject(new Error("unused")) },
+      getTaskSchedule: () => raw,
+      minRequeueMs: 1000,
+      maxRequeueMs: 60_000,
+      deleteGiveUpMs: 300_000,
+      now: () => now,
+    } as unknown as TaskScheduleDeps;
+    const err = await reconcileTaskSchedule(deps, NS, "gone").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RetryableError);
+    expect((err as RetryableError).retryWithinMs).toBeLessThanOrEqual(5000);
+    expect(removed).toEqual([]);
+    now = new Date(deletedAt.getTime() + 300_001);
+    await reconcileTaskSchedule(deps, NS, "gone");
+    expect(removed).toEqual(["finalizer"]);
   });
 });
 

@@ -154,7 +154,8 @@ async function finalize(deps: TaskScheduleDeps, raw: KubernetesObject, subject: 
       if (!(err instanceof ApiError && err.status === 404)) {
         const message = `could not delete schedule ${key} from the run API: ${err instanceof Error ? err.message : String(err)}`;
         const left = deps.deleteGiveUpMs - (deps.now().getTime() - new Date(raw.metadata!.deletionTimestamp!).getTime());
-        if (left > 0) throw new RetryableError(message, left);
+        // Tried again within seconds (as a put is), so a run API back from a restart lets the deletion through at once.
+        if (left > 0) throw new RetryableError(message, Math.min(left, API_RETRY_MS));
         await deps.events.record(
           subject,
           "Warning",
