@@ -153,6 +153,27 @@ describe.each(kinds)("admission passes on %s", (kind) => {
     expect((await pass(task, limits)).ids).toEqual([second!.id]);
   });
 
+  it.runIf(kind === "postgres")("ends a pass stalled in its publish, so the task's lock does not stop every replica's admission", async () => {
+    const task = taskName("stalled");
+    const limits: TaskLimits = { concurrency: { limit: 5, keyed: false } };
+    const [first, second] = await hold(task, [{}, {}]);
+    // A replica frozen or cut off mid-pass: its publish never returns, its transaction holds the task's lock.
+    let unfreeze!: () => void;
+    const frozen = new Promise<void>((resolve) => (unfreeze = resolve));
+    let stalledStarted!: () => void;
+    const started = new Promise<void>((resolve) => (stalledStarted = resolve));
+    const stalled = admitTask(db, task, { concurrency: { limit: 1, keyed: false } }, async () => (stalledStarted(), frozen), { stallTimeoutMs: 500 });
+    stalled.catch(() => undefined);
+    await started;
+    // Another replica's pass waits for the lock; PostgreSQL ends the stalled session, and this pass goes on.
+    const other = pass(task, limits);
+    const ended = await Promise.race([other, new Promise<"stuck">((resolve) => setTimeout(() => resolve("stuck"), 20_000).unref())]);
+    unfreeze();
+    expect(ended).not.toBe("stuck");
+    await expect(stalled).rejects.toThrow();
+    expect(new Set((ended as Awaited<typeof other>).ids)).toEqual(new Set([first!.id, second!.id]));
+  });
+
   it("holds a due retry of a limited task for admission instead of publishing it", async () => {
     const task = taskName("retry");
     const [plain] = await recordRuns(db, [{ task }], { retentionSeconds: 0 });

@@ -34,6 +34,13 @@ const noneWaiting = (): Record<WaitingKind, number> => ({ concurrency: 0, rateLi
 export interface PassOptions {
   /** Most runs one pass dispatches (one transaction). @defaultValue 1000 */
   maxPerPass?: number;
+  /**
+   * Longest a pass may sit idle in its transaction (waiting for its publishes) before PostgreSQL ends its session,
+   * which releases the task's lock. A replica frozen or cut off mid-pass would otherwise hold the lock, and stop
+   * the task's admission on every replica, until TCP gives up on the connection (hours). Well above the publish
+   * timeout (10 s), so a slow but healthy pass is not cut. @defaultValue 30000
+   */
+  stallTimeoutMs?: number;
 }
 
 /**
@@ -81,7 +88,11 @@ export async function admitTask(
 ): Promise<PassOutcome> {
   const cap = opts.maxPerPass ?? 1000;
   return db.transaction(async (tx) => {
-    await tx.query("SELECT pg_advisory_xact_lock($1::integer, hashtext($2))", [LOCK_SPACE, task]);
+    await tx.query("SELECT set_config('idle_in_transaction_session_timeout', $3, true), pg_advisory_xact_lock($1::integer, hashtext($2))", [
+      LOCK_SPACE,
+      task,
+      String(opts.stallTimeoutMs ?? 30_000),
+    ]);
     // The time of this pass's starts and of its window: read once the lock is held. Not now(), the transaction's
     // start: a pass that waited for the previous one would record its starts in the past, and they would leave
     // the window early.
