@@ -38,7 +38,7 @@ export interface PassOptions {
    * Longest a pass may sit idle in its transaction (waiting for its publishes) before PostgreSQL ends its session,
    * which releases the task's lock. A replica frozen or cut off mid-pass would otherwise hold the lock, and stop
    * the task's admission on every replica, until TCP gives up on the connection (hours). Well above the publish
-   * timeout (10 s), so a slow but healthy pass is not cut. @defaultValue 30000
+   * timeout (10 s), so a slow but healthy pass is not cut. PostgreSQL only. @defaultValue 30000
    */
   stallTimeoutMs?: number;
 }
@@ -88,11 +88,14 @@ export async function admitTask(
 ): Promise<PassOutcome> {
   const cap = opts.maxPerPass ?? 1000;
   return db.transaction(async (tx) => {
-    await tx.query("SELECT set_config('idle_in_transaction_session_timeout', $3, true), pg_advisory_xact_lock($1::integer, hashtext($2))", [
-      LOCK_SPACE,
-      task,
-      String(opts.stallTimeoutMs ?? 30_000),
-    ]);
+    // PGlite is one process with one session: no other replica waits on it, and its only session must never end.
+    if (db.kind === "postgres") {
+      await tx.query("SELECT set_config('idle_in_transaction_session_timeout', $3, true), pg_advisory_xact_lock($1::integer, hashtext($2))", [
+        LOCK_SPACE,
+        task,
+        String(opts.stallTimeoutMs ?? 30_000),
+      ]);
+    } else await tx.query("SELECT pg_advisory_xact_lock($1::integer, hashtext($2))", [LOCK_SPACE, task]);
     // The time of this pass's starts and of its window: read once the lock is held. Not now(), the transaction's
     // start: a pass that waited for the previous one would record its starts in the past, and they would leave
     // the window early.
