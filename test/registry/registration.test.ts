@@ -164,8 +164,6 @@ describe("task registration and parameter checks, over two run API replicas", ()
       ["{not json", /not JSON/],
       [JSON.stringify({ workerId: "w", tasks: [] }), /tasks/],
       [JSON.stringify({ workerId: "w", tasks: [{ ...syncAccount(task), concurrency: { limit: 0, keyed: false } }] }), /tasks\.0\.concurrency\.limit/],
-      [{ workerId: "w", tasks: [{ ...syncAccount(task), inputSchema: { type: "nope" } }] }, new RegExp(`inputSchema of task "${task}"`)],
-      [{ workerId: "w", tasks: [{ ...syncAccount(task), inputSchema: { $schema: "http://json-schema.org/draft-07/schema#", type: "object" } }] }, /draft-07/],
       [{ workerId: "w", tasks: [syncAccount(task), syncAccount(task)] }, /registered twice/],
     ];
     for (const [body, reason] of refusals) {
@@ -180,6 +178,29 @@ describe("task registration and parameter checks, over two run API replicas", ()
       expect(await definitionOn(api, task)).toBeUndefined();
       expect((await call(api.url, "GET", "/readyz")).status).toBe(200);
       expect((await call(api.url, "POST", "/v1/runs", { task, parameters: { tenant: 3 } })).status).toBe(202);
+    }
+  });
+
+  it("takes a task whose input schema it cannot use without that schema: its limits apply, its parameters go unchecked, the worker's other tasks keep theirs", async () => {
+    const [odd, later, fine] = [taskName("odd-schema"), taskName("old-draft"), taskName("fine")];
+    // z.number().max(Infinity) is written `"maximum": null`, which no JSON Schema allows; an SDK of another draft.
+    const replies = await register({
+      workerId: "w-odd",
+      tasks: [
+        { ...syncAccount(odd), inputSchema: { type: "object", properties: { n: { type: "number", maximum: null } } } },
+        { ...syncAccount(later), inputSchema: { $schema: "http://json-schema.org/draft-07/schema#", type: "object" } },
+        syncAccount(fine),
+      ],
+    });
+    for (const reply of replies) expect(reply).toEqual({ ok: true, registered: [fine, later, odd].sort() });
+    await a.child.waitForOutput("took a task registration without its input schema");
+    for (const api of replicas()) {
+      const definition = (await definitionOn(api, odd)) as Record<string, unknown>;
+      expect(definition).toMatchObject({ name: odd, concurrency: { limit: 2, keyed: true } });
+      expect(definition.inputSchema).toBeUndefined();
+      expect((await call(api.url, "POST", "/v1/runs", { task: odd, parameters: { n: "x" }, concurrencyKey: "k" })).status).toBe(202);
+      const refused = await call(api.url, "POST", "/v1/runs", { task: fine, parameters: { tenant: 3, account: "a" } });
+      expect(refused.body).toMatchObject({ code: "OFFLOAD_INVALID_PARAMETERS", issues: [{ path: "parameters.tenant" }] });
     }
   });
 

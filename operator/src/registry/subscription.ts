@@ -12,8 +12,23 @@ class RefusedRegistration extends Error {
   workerId: string | undefined;
 }
 
-/** The registration in `m`, with each input schema compiled; throws {@link RefusedRegistration} saying why it cannot be taken. */
-function readRegistration(m: Msg, registry: TaskDefinitions): { registration: TaskRegistration; checks: Map<string, ParameterCheck | null> } {
+/** A task whose input schema the run API cannot use, and why. */
+interface UnusableSchema {
+  task: string;
+  reason: string;
+}
+
+/**
+ * The registration in `m`, with each input schema compiled; throws
+ * {@link RefusedRegistration} saying why it cannot be taken. A task whose
+ * input schema cannot be used is taken without it (listed in `unusable`):
+ * refusing the registration would leave every task of the worker without its
+ * limits, and the worker asking again, refused again, for ever.
+ */
+function readRegistration(
+  m: Msg,
+  registry: TaskDefinitions,
+): { registration: TaskRegistration; checks: Map<string, ParameterCheck | null>; unusable: UnusableSchema[] } {
   let data: unknown;
   try {
     data = m.json();
@@ -31,18 +46,22 @@ function readRegistration(m: Msg, registry: TaskDefinitions): { registration: Ta
     const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
     throw refuse(`the registration is malformed: ${issues.slice(0, 10).join("; ")}${issues.length > 10 ? ` (and ${issues.length - 10} more)` : ""}`);
   }
-  const registration = parsed.data;
   const checks = new Map<string, ParameterCheck | null>();
-  for (const task of registration.tasks) {
+  const unusable: UnusableSchema[] = [];
+  const tasks = parsed.data.tasks.map((task) => {
     if (checks.has(task.name)) throw refuse(`task ${JSON.stringify(task.name)} is registered twice in one registration`);
     try {
       checks.set(task.name, registry.prepare(task));
+      return task;
     } catch (err) {
       if (!(err instanceof InputSchemaError)) throw err;
-      throw refuse(`the inputSchema of task ${JSON.stringify(task.name)} cannot be used: ${err.message}`);
+      unusable.push({ task: task.name, reason: err.message });
+      checks.set(task.name, null);
+      const { inputSchema: _unusable, ...withoutSchema } = task;
+      return withoutSchema;
     }
-  }
-  return { registration, checks };
+  });
+  return { registration: { ...parsed.data, tasks }, checks, unusable };
 }
 
 /** What {@link subscribeRegistrations} started. */
@@ -82,7 +101,10 @@ export function subscribeRegistrations(nc: NatsConnection, db: Db, registry: Tas
       answer(m, { ok: false, error: err.message });
       return;
     }
-    const { registration, checks } = read;
+    const { registration, checks, unusable } = read;
+    for (const { task, reason } of unusable) {
+      log.warn({ workerId: registration.workerId, task, reason }, "took a task registration without its input schema, which the run API cannot use: its runs' parameters are not checked (its limits apply)");
+    }
     let stored;
     try {
       stored = await upsertDefinitions(db, registration.workerId, registration.tasks);
