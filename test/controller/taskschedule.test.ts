@@ -9,7 +9,7 @@ import { ApiError, type Run, type Schedule } from "@offload/sdk/internal";
 import { parse, stringify } from "yaml";
 import { TaskScheduleSchema } from "../../operator/src/crds/schemas.js";
 import { RetryableError } from "../../operator/src/controller/result.js";
-import { reconcileTaskSchedule, requeueAfter, SCHEDULE_FINALIZER, type TaskScheduleDeps } from "../../operator/src/controller/taskschedule.js";
+import { reconcileTaskSchedule, requeueAfter, sameSpec, SCHEDULE_FINALIZER, type TaskScheduleDeps } from "../../operator/src/controller/taskschedule.js";
 import { startStack, stopSharedPostgres, waitFor, type Child, type Stack } from "../support/index.js";
 import { startFakeKube, type FakeKube, type Obj } from "../k8s/index.js";
 import { admitObject, validateCrd } from "../k8s/schema/index.js";
@@ -50,6 +50,17 @@ describe("the TaskSchedule CRD, as kube-apiserver v1.32 judges it (the stand-in'
     expect(refused({ schedule: "" })).toEqual(["spec.schedule"]);
     const noTask = admitObject(crd, "v1alpha1", taskSchedule("bad", { schedule: "@hourly" }), { fieldValidation: "Warn" });
     expect(noTask.rejection?.causes.map((c) => `${c.field} ${c.reason}`)).toContain("spec.task FieldValueRequired");
+  });
+});
+
+describe("whether the run API holds a TaskSchedule's spec", () => {
+  it("counts a priority set there (over HTTP) on a spec that names none as a change, so the next read puts the spec back", () => {
+    const spec = TaskScheduleSchema.parse(taskSchedule("p", { schedule: "@hourly", task: "t" })).spec;
+    const held = { task: "t", schedule: "@hourly", timeZone: "UTC", parameters: null, concurrencyPolicy: "Allow", suspend: false,
+      startingDeadlineSeconds: null, priority: null, concurrencyKey: null, rateLimitKey: null } as Schedule;
+    expect(sameSpec(spec, held)).toBe(true);
+    expect(sameSpec(spec, { ...held, priority: 1 })).toBe(false);
+    expect(sameSpec({ ...spec, priority: 1 }, { ...held, priority: 1 })).toBe(true);
   });
 });
 

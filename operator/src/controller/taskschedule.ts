@@ -201,7 +201,8 @@ export function sameSpec(spec: TaskScheduleSpec, s: Schedule): boolean {
     spec.concurrencyPolicy === s.concurrencyPolicy &&
     spec.suspend === s.suspend &&
     (spec.startingDeadlineSeconds ?? null) === s.startingDeadlineSeconds &&
-    (spec.priority === undefined || spec.priority === s.priority) &&
+    // Unset is sent as unset, which the run API stores as null: a priority put there over HTTP is a change to put back.
+    (spec.priority ?? null) === s.priority &&
     (spec.concurrencyKey ?? null) === s.concurrencyKey &&
     (spec.rateLimitKey ?? null) === s.rateLimitKey
   );
