@@ -36,6 +36,19 @@ describe("cron specs", () => {
     expect(minutes.size).toBeGreaterThan(1);
   });
 
+  it("keeps going forward across the daylight-saving changes of zones with odd shifts (Lord Howe's 30 minutes, Chatham's :45)", () => {
+    for (const [timeZone, schedule] of [["Australia/Lord_Howe", "0 * * * *"], ["Australia/Lord_Howe", "0 2 * * *"], ["Pacific/Chatham", "*/15 * * * *"]] as const) {
+      // Both change on 2026-04-05 (local), the night of 04-04 to 04-05 UTC.
+      let t = at("2026-04-04T06:00:00Z");
+      while (t.getTime() < at("2026-04-05T18:00:00Z").getTime()) {
+        const next = nextTime({ schedule, timeZone }, t);
+        expect(next, `${schedule} in ${timeZone} after ${t.toISOString()}`).not.toBeNull();
+        expect(next!.getTime(), `${schedule} in ${timeZone} after ${t.toISOString()}`).toBeGreaterThan(t.getTime());
+        t = next!;
+      }
+    }
+  });
+
   it("reads the fields in the time zone, across daylight-saving changes", () => {
     const paris = (schedule: string) => ({ schedule, timeZone: "Europe/Paris" });
     // 09:00 in Paris is 08:00 UTC in winter and 07:00 UTC in summer.

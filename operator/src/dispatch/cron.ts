@@ -66,13 +66,26 @@ export function checkCronSpec(spec: CronSpec, now: Date): void {
   }
 }
 
+/**
+ * How much later {@link nextTime} asks again where cron-parser errs: few tries, as one that gives up costs it most of
+ * a second of CPU.
+ */
+const RETRY_LATER_MS = [1000, 60_000, 3_600_000, 6 * 3_600_000, 86_400_000];
+
 /** The first time `spec` fires strictly after `after`, or null when it never fires again. `spec` must have passed {@link checkCronSpec}. */
 export function nextTime(spec: CronSpec, after: Date): Date | null {
-  try {
-    return parse(spec, after).next().toDate();
-  } catch {
-    return null;
+  // Around a daylight-saving change of a zone with an odd shift (Lord Howe's 30 minutes, Chatham's :45 offset)
+  // cron-parser may give up ("loop limit exceeded") or answer a time not after `after`: a schedule would stop for
+  // good, or fire one time again and again in a tight loop. Ask again from a little later, then later still.
+  for (const later of [0, ...RETRY_LATER_MS]) {
+    try {
+      const t = parse(spec, new Date(after.getTime() + later)).next().toDate();
+      if (t.getTime() > after.getTime()) return t;
+    } catch {
+      // Asked again from later on.
+    }
   }
+  return null;
 }
 
 /** The latest time `spec` fires at or before `atOrBefore`, or null when it never did. */
