@@ -64,6 +64,48 @@ describe("whether the run API holds a TaskSchedule's spec", () => {
   });
 });
 
+describe("a TaskSchedule whose parameters the run API refuses", () => {
+  it("is tried again after a while (a worker may register the input schema they fit), and is Ready once taken", async () => {
+    const name = "params";
+    let raw: Obj = { ...taskSchedule(name, { schedule: "@hourly", task: "t", parameters: { n: "5" }, concurrencyPolicy: "Allow", suspend: false }), metadata: { name, namespace: NS, generation: 1, uid: "u", finalizers: [] } };
+    let fits = false;
+    const puts: unknown[] = [];
+    const held = { key: `taskschedule.${name}`, namespace: NS, task: "t", schedule: "@hourly", timeZone: "UTC", parameters: { n: "5" }, concurrencyPolicy: "Allow", suspend: false,
+      startingDeadlineSeconds: null, priority: null, concurrencyKey: null, rateLimitKey: null, createdAt: "2026-01-01T00:00:00.000Z", updatedAt: "2026-01-01T00:00:00.000Z",
+      lastScheduleTime: null, lastRunId: null, nextScheduleTime: "2026-01-01T01:00:00.000Z" } as Schedule;
+    const deps = {
+      kube: {
+        patchFinalizers: async (_p: string, _ns: string, _n: string, _from: string[], to: string[]) => (raw = { ...raw, metadata: { ...(raw.metadata as Obj), finalizers: to } }),
+        patchStatus: async (_p: string, _ns: string, _n: string, status: Obj) => (raw = { ...raw, status }),
+      },
+      events: { record: async () => undefined },
+      api: {
+        putSchedule: async (_key: string, body: unknown) => {
+          puts.push(body);
+          if (!fits) throw new ApiError("OFFLOAD_INVALID_PARAMETERS", 400, "parameters.n: must be number", [{ path: "parameters.n", message: "must be number" }]);
+          return held;
+        },
+        getSchedule: () => Promise.reject(new ApiError("OFFLOAD_SCHEDULE_NOT_FOUND", 404, "no schedule")),
+        deleteSchedule: () => Promise.reject(new Error("unused")),
+      },
+      getTaskSchedule: () => raw,
+      minRequeueMs: 1000,
+      maxRequeueMs: 60_000,
+      deleteGiveUpMs: 300_000,
+      now: () => new Date("2026-01-01T00:00:00Z"),
+    } as unknown as TaskScheduleDeps;
+    expect(await reconcileTaskSchedule(deps, NS, name)).toEqual({ requeueAfterMs: 60_000 });
+    const refused = (raw.status as TsStatus).conditions!.find((c) => c.type === "Ready")!;
+    expect(refused).toMatchObject({ status: "False", reason: "InvalidSchedule", message: expect.stringContaining("parameters.n") });
+    // Still refused on the next read: asked again, nothing written anew.
+    expect(await reconcileTaskSchedule(deps, NS, name)).toEqual({ requeueAfterMs: 60_000 });
+    expect(puts).toHaveLength(2);
+    fits = true;
+    await reconcileTaskSchedule(deps, NS, name);
+    expect((raw.status as TsStatus).conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "True", reason: "Scheduled" });
+  });
+});
+
 describe("a TaskSchedule deleted while the run API cannot be reached", () => {
   it("keeps its finalizer and is tried again within seconds, not after a backoff grown to minutes; past the give-up time it goes", async () => {
     const deletedAt = new Date("2026-01-01T00:00:00Z");

@@ -17,6 +17,9 @@ export const SCHEDULE_FINALIZER = "offload.dev/schedule";
 /** The key of a TaskSchedule's schedule in the run API (in the TaskSchedule's namespace). */
 export const scheduleKeyOf = (name: string): string => `taskschedule.${name}`;
 
+/** How the Ready message of a spec whose parameters the run API refused begins (those are tried again, see below). */
+const REFUSED_PARAMETERS = "the run API refused the schedule's parameters";
+
 /** How long after a schedule's next time the controller reads it again (the run API fires at that time; this reads the outcome). */
 const AFTER_NEXT_MS = 1000;
 
@@ -84,9 +87,11 @@ export async function reconcileTaskSchedule(deps: TaskScheduleDeps, namespace: s
     await write(deps, raw, prev, { ...prev, ...og, conditions: ready({ status: "Unknown", reason: "ApiNotConfigured", message: "the controller has no OFFLOAD_API_URL; it cannot schedule runs" }) });
     return {};
   }
-  // A refused generation stays refused: only a new spec can change the answer.
+  // A refused generation stays refused: only a new spec can change the answer. Except refused parameters: a worker
+  // registering the task's new input schema (a rolling deploy) can make them right, so those are tried again.
   const readyNow = findCondition(prev.conditions, "Ready");
-  if (readyNow?.reason === "InvalidSchedule" && readyNow.observedGeneration === generation) return {};
+  const refusedParameters = readyNow?.message.startsWith(REFUSED_PARAMETERS) === true;
+  if (readyNow?.reason === "InvalidSchedule" && readyNow.observedGeneration === generation && !refusedParameters) return {};
 
   // Before the schedule exists in the run API, so that none is ever left there without a way to delete it.
   const current = await addFinalizer(deps.kube, TASKSCHEDULE.plural, SCHEDULE_FINALIZER, raw);
@@ -116,9 +121,10 @@ export async function reconcileTaskSchedule(deps: TaskScheduleDeps, namespace: s
         () => false,
       );
       const kept = held ? "; it keeps the schedule of the spec it took before until this is fixed or the TaskSchedule deleted" : "";
-      const message = `the run API refused the schedule: ${err.message}${where}${kept}`;
+      const parameters = err.code === "OFFLOAD_INVALID_PARAMETERS";
+      const message = `${parameters ? REFUSED_PARAMETERS : "the run API refused the schedule"}: ${err.message}${where}${kept}`;
       await write(deps, raw, prev, { ...prev, ...og, conditions: ready({ status: "False", reason: "InvalidSchedule", message: message.slice(0, 4096) }) }, subject, "Refused", message);
-      return {};
+      return parameters ? { requeueAfterMs: deps.maxRequeueMs } : {};
     }
     const unauthorized = err instanceof ApiError && (err.status === 401 || err.status === 403);
     const message = `${unauthorized ? "the run API refused the controller's credentials" : "could not reach the run API"}: ${err instanceof Error ? err.message : String(err)}`;
