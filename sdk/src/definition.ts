@@ -60,7 +60,7 @@ const MEANINGFUL_FLAGS = /[imsuv]/;
  * Where zod's JSON Schema is stricter than zod's own parse, widens it so the
  * run API never refuses parameters the task would take (the worker's zod
  * check still applies): a coerced field (`z.coerce.number()` takes "5"), a
- * `.catch()` (takes anything), a `z.preprocess()` (zod writes its output
+ * `.catch()` (takes anything, or nothing), a `z.preprocess()` (zod writes its output
  * type), and a string whose regex has flags (`/^[a-z]+$/i` written as a
  * flagless `pattern` refuses "ABC"; `z.emoji()` is a `u` pattern).
  */
@@ -71,6 +71,14 @@ function loosen(ctx: { zodSchema: unknown; jsonSchema: Record<string, unknown> }
     def.coerce === true || def.type === "catch" || (def.type === "pipe" && def.in?._zod.def.type === "transform");
   if (anything) {
     for (const k of Object.keys(json)) if (k !== "description" && k !== "title") delete json[k];
+    return;
+  }
+  if (def.type === "object" && def.shape && Array.isArray(json.required)) {
+    // A field with a .catch() may be left out too: the catch answers for it.
+    const caught = new Set(Object.entries(def.shape).filter(([, s]) => s._zod.def.type === "catch").map(([k]) => k));
+    const required = (json.required as string[]).filter((k) => !caught.has(k));
+    if (required.length) json.required = required;
+    else delete json.required;
     return;
   }
   if (def.type !== "string") return;
@@ -92,6 +100,7 @@ interface ZodDef {
   coerce?: boolean;
   in?: { _zod: { def: { type: string } } };
   pattern?: RegExp;
+  shape?: Record<string, { _zod: { def: { type: string } } }>;
   checks?: { _zod: { def: { pattern?: RegExp } } }[];
 }
 

@@ -81,6 +81,9 @@ describe("checking parameters against a registered input schema", () => {
     expect(input.safeParse(value).success).toBe(true);
     const check = compileParameterCheck(registered(input));
     expect(check(value, "parameters")).toEqual([]);
+    const { mode: _caught, ...withoutMode } = value;
+    expect(input.safeParse(withoutMode).success).toBe(true);
+    expect(check(withoutMode, "parameters")).toEqual([]);
     // Loosened only where zod is looser: the rest still holds (a flagged regex keeps its length, a multiple its step).
     expect(check({ ...value, amount: 0.075, word: "x".repeat(11) }, "parameters")).toEqual([
       { path: "parameters.amount", message: "must be multiple of 0.01" },
