@@ -153,7 +153,8 @@ describe.each(kinds)("admission passes on %s", (kind) => {
     expect((await pass(task, limits)).ids).toEqual([second!.id]);
   });
 
-  it.runIf(kind === "postgres")("ends a pass stalled in its publish, so the task's lock does not stop every replica's admission", async () => {
+  // PostgreSQL only: PGlite has one session, which no timeout may end (so it gets none), and no second replica.
+  if (kind === "postgres") it("ends a pass stalled in its publish, so the task's lock does not stop every replica's admission", async () => {
     const task = taskName("stalled");
     const limits: TaskLimits = { concurrency: { limit: 5, keyed: false } };
     const [first, second] = await hold(task, [{}, {}]);
