@@ -152,10 +152,15 @@ export async function stopSharedPostgres(): Promise<void> {
   if (pg) await (await pg).stop();
 }
 
-/** Polls the run until `done(run)` holds. */
+/** Polls the run until `done(run)` holds; on a timeout the error shows the run as last read. */
 export async function waitForRun<R extends { state: string }>(get: () => Promise<R>, done: (run: R) => boolean, what: string, timeoutMs = 30_000): Promise<R> {
-  return waitFor(what, async () => {
-    const run = await get();
-    return done(run) ? run : undefined;
-  }, timeoutMs, 100);
+  let last: R | undefined;
+  try {
+    return await waitFor(what, async () => {
+      last = await get();
+      return done(last) ? last : undefined;
+    }, timeoutMs, 100);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; the run as last read: ${JSON.stringify(last)}`);
+  }
 }
