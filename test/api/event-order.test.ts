@@ -2,27 +2,22 @@
 // events consumer, so a quick run's RUNNING may go to one replica and its
 // COMPLETED to another, which records it first. The record must still say
 // when the try started, and the late RUNNING must not move it back.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import type { Db } from "../../operator/src/store/db.js";
 import { applyEvents } from "../../operator/src/store/events.js";
-import { openDb, type Db } from "../../operator/src/store/db.js";
-import { migrate } from "../../operator/src/store/migrations.js";
 import { markPending, recordRuns } from "../../operator/src/store/runs.js";
+import { openTestDb, type TestDb } from "../support/index.js";
 
+let store: TestDb | undefined;
 let db: Db;
-let dir: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "offload-event-order-"));
-  db = await openDb(undefined, dir, () => {});
-  await migrate(db);
+  store = await openTestDb("pglite", "event-order");
+  db = store.db;
 }, 60_000);
 
 afterAll(async () => {
-  await db?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await store?.close();
 });
 
 async function pendingRun(): Promise<string> {

@@ -2,9 +2,6 @@
 // embedded PGlite: a pass that fails is tried again, also for a task that has
 // held runs but no limits any more (its definition dropped them), which the
 // safety-net timer, being for limited tasks, does not cover.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { ensureStreams, type RegisteredTask, type Run } from "@offload/sdk/internal";
@@ -13,21 +10,19 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { Admission } from "../../operator/src/dispatch/admission.js";
 import { NatsLink } from "../../operator/src/dispatch/connection.js";
 import type { TaskRegistry } from "../../operator/src/registry/types.js";
-import { openDb, type Db } from "../../operator/src/store/db.js";
-import { migrate } from "../../operator/src/store/migrations.js";
+import type { Db } from "../../operator/src/store/db.js";
 import { recordRuns } from "../../operator/src/store/runs.js";
-import { startNats, waitFor, type NatsServer } from "../support/index.js";
+import { openTestDb, startNats, waitFor, type NatsServer, type TestDb } from "../support/index.js";
 
 let nats: NatsServer | undefined;
 let nc: NatsConnection | undefined;
+let store: TestDb | undefined;
 let db: Db | undefined;
-let dir: string | undefined;
 let admission: Admission | undefined;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "offload-admission-retry-"));
-  db = await openDb(undefined, dir, () => {});
-  await migrate(db);
+  store = await openTestDb("pglite", "admission-retry");
+  db = store.db;
   nats = await startNats();
   nc = await connect({ servers: nats.url });
 }, 60_000);
@@ -36,8 +31,7 @@ afterAll(async () => {
   await admission?.stop();
   await nc?.close();
   await nats?.stop();
-  await db?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await store?.close();
 });
 
 it("tries a failed pass again for a task whose limits are gone, so its held runs are not stranded", async () => {

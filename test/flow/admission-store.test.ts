@@ -4,42 +4,29 @@
 // publish is a function here (it records what would go to NATS); the system
 // test (limits.test.ts) runs the whole path with workers.
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { CreateRunBody, Run } from "@offload/sdk/internal";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { admitTask, type TaskLimits } from "../../operator/src/store/admission.js";
-import { openDb, type Db } from "../../operator/src/store/db.js";
+import type { Db } from "../../operator/src/store/db.js";
 import { applyEvents } from "../../operator/src/store/events.js";
-import { migrate } from "../../operator/src/store/migrations.js";
 import { getRun, recordRuns, type StoredRun } from "../../operator/src/store/runs.js";
 import { sweepDue } from "../../operator/src/store/sweep.js";
 import { retryFailedRun } from "../../operator/src/store/transitions.js";
-import { startPostgres, type PostgresServer } from "../support/index.js";
+import { openTestDb, type TestDb } from "../support/index.js";
 
 const kinds = ["postgres", "pglite"] as const;
 
 describe.each(kinds)("admission passes on %s", (kind) => {
+  let store: TestDb | undefined;
   let db: Db;
-  let pg: PostgresServer | undefined;
-  let dir: string | undefined;
 
   beforeAll(async () => {
-    if (kind === "postgres") {
-      pg = await startPostgres();
-      db = await openDb(await pg.createDatabase("admission"), "", () => {});
-    } else {
-      dir = mkdtempSync(join(tmpdir(), "offload-admission-"));
-      db = await openDb(undefined, dir, () => {});
-    }
-    await migrate(db);
+    store = await openTestDb(kind, "admission");
+    db = store.db;
   }, 60_000);
 
   afterAll(async () => {
-    await db?.close();
-    await pg?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await store?.close();
   });
 
   const taskName = (what: string): string => `${what}-${randomUUID().slice(0, 8)}`;

@@ -6,24 +6,21 @@ import { scheduleRunKey, type ConcurrencyPolicy } from "@offload/sdk/internal";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startScheduler, type ScheduledTimeOutcome } from "../../operator/src/dispatch/scheduler.js";
-import { openDb, type Db } from "../../operator/src/store/db.js";
-import { migrate } from "../../operator/src/store/migrations.js";
+import type { Db } from "../../operator/src/store/db.js";
 import { getRunState, recordRuns } from "../../operator/src/store/runs.js";
 import { advanceSchedule, getSchedule, putSchedule } from "../../operator/src/store/schedules.js";
-import { startPostgres, waitFor, type PostgresServer } from "../support/index.js";
+import { openTestDb, waitFor, type TestDb } from "../support/index.js";
 
 describe("the scheduler", () => {
-  let pg: PostgresServer | undefined;
+  let store: TestDb | undefined;
   let db: Db;
 
   beforeAll(async () => {
-    pg = await startPostgres();
-    db = await openDb(await pg.createDatabase("scheduler"), "", () => {});
-    await migrate(db);
+    store = await openTestDb("postgres", "scheduler");
+    db = store.db;
   }, 60_000);
   afterAll(async () => {
-    await db?.close();
-    await pg?.stop();
+    await store?.close();
   });
 
   it("neither skips (Forbid) nor cancels (Replace) the run of a time a late replica fired before the schedule moved to it", async () => {

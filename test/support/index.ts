@@ -5,3 +5,4 @@ export * from "./postgres.js";
 export * from "./servers.js";
 export * from "./stack.js";
 export * from "./redis.js";
+export * from "./store.js";

@@ -98,5 +98,5 @@ export const stateList = (states: readonly RunState[]): string =>
     })
     .join(", ");
 
-/** Rows per multi-row statement: at most 16 parameters each stays far below PostgreSQL's 65535. */
+/** Rows per multi-row statement: at most 17 parameters each (recordRuns) stays far below PostgreSQL's 65535. */
 export const CHUNK = 2000;
