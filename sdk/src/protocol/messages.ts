@@ -74,6 +74,27 @@ export const RunEventSchema = z.object({
 });
 export type RunEvent = z.infer<typeof RunEventSchema>;
 
+/** Most events one {@link RunEventBatchSchema} message carries. */
+export const MAX_EVENT_BATCH = 256;
+
+/**
+ * Several events in one JetStream message on `offload.events.<task>`: what a
+ * busy worker sends instead of one message per event (each stored message,
+ * and each publish's confirmation, costs nats-server and the worker a round
+ * of work; a batch costs one). The entries are events and progress reports as
+ * they would be sent alone, of runs of that task, in the order they happened;
+ * the run API applies them in that order and acks the message once all are
+ * recorded. The worker gives a batch a message id of its own (its worker id
+ * and a sequence number) so that a retried publish is stored once. Entries
+ * are checked one by one: a malformed one is dropped (and logged) without
+ * refusing the others. A run API older than batches cannot read one: upgrade
+ * the run API before the workers.
+ */
+export const RunEventBatchSchema = z.object({
+  events: z.array(z.unknown()).min(1).max(MAX_EVENT_BATCH),
+});
+export type RunEventBatch = { events: (RunEvent | RunProgressMessage)[] };
+
 /** What a worker process announces every few seconds on the heartbeat subject. */
 export const HeartbeatSchema = z.object({
   workerId: z.string(),
