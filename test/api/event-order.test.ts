@@ -32,7 +32,7 @@ it("keeps a try's start when its outcome is recorded before its RUNNING, and the
   const runId = await pendingRun();
   const startedAt = "2026-11-30T10:00:00.000Z";
   const [done] = await applyEvents(db, [{ ...base, runId, type: "COMPLETED", at: "2026-11-30T10:00:00.020Z", startedAt, result: 42 }]);
-  expect(done).toMatchObject({ state: "COMPLETED", startedAt, finishedAt: "2026-11-30T10:00:00.020Z", attempts: 1, result: 42 });
+  expect(done?.run()).toMatchObject({ state: "COMPLETED", startedAt, finishedAt: "2026-11-30T10:00:00.020Z", attempts: 1, result: 42 });
   const [late] = await applyEvents(db, [{ ...base, runId, type: "RUNNING", at: startedAt }]);
   expect(late).toBeUndefined();
 });
@@ -42,15 +42,15 @@ it("records a failed try's start from its AWAITING_RETRY, and the next try's RUN
   const [waiting] = await applyEvents(db, [
     { ...base, runId, type: "AWAITING_RETRY", at: "2026-11-30T10:00:01.000Z", startedAt: "2026-11-30T10:00:00.500Z", error: { type: "Error", message: "x" } },
   ]);
-  expect(waiting).toMatchObject({ state: "AWAITING_RETRY", startedAt: "2026-11-30T10:00:00.500Z", attempts: 1 });
+  expect(waiting?.run()).toMatchObject({ state: "AWAITING_RETRY", startedAt: "2026-11-30T10:00:00.500Z", attempts: 1 });
   // That try's RUNNING, recorded late, must not undo the retry (the run would then wait for an outcome that was sent).
   expect((await applyEvents(db, [{ ...base, runId, type: "RUNNING", at: "2026-11-30T10:00:00.500Z" }]))[0]).toBeUndefined();
   const [second] = await applyEvents(db, [{ ...base, runId, attempt: 2, type: "RUNNING", at: "2026-11-30T10:00:02.000Z" }]);
-  expect(second).toMatchObject({ state: "RUNNING", attempts: 2, startedAt: "2026-11-30T10:00:02.000Z" });
+  expect(second?.run()).toMatchObject({ state: "RUNNING", attempts: 2, startedAt: "2026-11-30T10:00:02.000Z" });
 });
 
 it("leaves the start unknown when an outcome without one (a worker of an older version) comes first", async () => {
   const runId = await pendingRun();
   const [done] = await applyEvents(db, [{ ...base, runId, type: "FAILED", at: "2026-11-30T10:00:00.020Z", error: { type: "Error", message: "x" } }]);
-  expect(done).toMatchObject({ state: "FAILED", startedAt: null });
+  expect(done?.run()).toMatchObject({ state: "FAILED", startedAt: null });
 });

@@ -113,6 +113,12 @@ async function createRuns(base: string, task: string, n: number): Promise<string
   return res.body.runs.map((r: { id: string }) => r.id);
 }
 
+/** Publishes the events as workers' batch messages of `size` entries (`RunEventBatch`), in this order. */
+async function publishBatches(probe: NatsProbe, task: string, entries: unknown[], size: number): Promise<void> {
+  const messages = Array.from({ length: Math.ceil(entries.length / size) }, (_, k) => entries.slice(k * size, (k + 1) * size));
+  await Promise.all(messages.map((events) => probe.js.publish(Nats.eventSubject(task), JSON.stringify({ events }))));
+}
+
 /** Publishes the events in this order, without waiting for one before sending the next (one connection keeps the order). */
 async function publishBurst(probe: NatsProbe, events: RunEvent[]): Promise<void> {
   await Promise.all(events.map((e) => probe.js.publish(Nats.eventSubject(e.task), JSON.stringify(e))));
@@ -168,6 +174,45 @@ describe.each(["postgres", "pglite"] as const)("event materialization on %s", (k
         expect(got.body.finishedAt).toBe(at);
       }
     }
+  });
+
+  it("applies workers' batch messages, of several runs and types, each run's events in order", async () => {
+    const task = taskName("batches");
+    const perPattern = 6;
+    const ids = await createRuns(api.url, task, PATTERNS.length * perPattern);
+    const at = new Date().toISOString();
+    const runs = ids.map((id, i) => ({ id, pattern: PATTERNS[i % PATTERNS.length]! }));
+    const lists = runs.map(({ id, pattern }) => pattern.steps.map((s): RunEvent => ({ runId: id, task, workerId: "w1", at, ...s })));
+    // Messages of 50 entries: most runs' events span several messages, and each message holds runs of every pattern.
+    await publishBatches(probe, task, interleave(lists, 3), 50);
+    await probe.eventsSettled();
+
+    for (const { id, pattern } of runs) {
+      const got = await call(api.url, "GET", `/v1/runs/${id}`);
+      expect({ pattern: pattern.name, ...got.body }).toMatchObject({ pattern: pattern.name, ...pattern.expected });
+    }
+  });
+
+  it("applies the well-formed entries of a batch with malformed ones, and acks it; terminates one with none", async () => {
+    const task = taskName("malformed");
+    const [a, b] = await createRuns(api.url, task, 2);
+    const event = (runId: string, type: RunEvent["type"]): RunEvent => ({ runId, task, type, attempt: 1, workerId: "w1", at: new Date().toISOString() });
+    const before = await probe.jsm.consumers.info(Nats.eventsStream, Nats.eventsConsumer);
+    await publishBatches(
+      probe,
+      task,
+      [event(a!, "RUNNING"), { ...event(b!, "RUNNING"), type: "SLEEPING" }, "not an event", { ...event(a!, "COMPLETED"), runId: "not-a-uuid" }, event(b!, "COMPLETED"), event(a!, "COMPLETED")],
+      10,
+    );
+    await publishBatches(probe, task, [{ nonsense: true }], 10);
+    await probe.eventsSettled();
+
+    expect((await call(api.url, "GET", `/v1/runs/${a}`)).body).toMatchObject({ state: "COMPLETED", attempts: 1 });
+    // Its RUNNING was the malformed entry: the outcome alone still ends the run.
+    expect((await call(api.url, "GET", `/v1/runs/${b}`)).body).toMatchObject({ state: "COMPLETED", attempts: 1, startedAt: null });
+    // Acked (or terminated) at once, never naked for a redelivery.
+    const after = await probe.jsm.consumers.info(Nats.eventsStream, Nats.eventsConsumer);
+    expect(after.num_redelivered).toBe(before.num_redelivered);
   });
 
   // Only PostgreSQL has other transactions to hold rows: PGlite is one connection.
@@ -226,5 +271,32 @@ describe.each(["postgres", "pglite"] as const)("event materialization on %s", (k
       return info.num_pending === 0 && info.num_ack_pending === 1 && info.num_redelivered >= 1;
     });
     expect((await call(api.url, "GET", `/v1/runs/${poisoned}`)).body).toMatchObject({ state: "RUNNING", attempts: 1 });
+  });
+
+  it("naks a batch message one of whose entries the database refuses, having applied the others", async () => {
+    const task = taskName("poison-batch");
+    const [poisoned, ...ids] = await createRuns(api.url, task, 5);
+    const event = (runId: string, type: RunEvent["type"], extra: Partial<RunEvent> = {}): RunEvent => ({ runId, task, type, attempt: 1, workerId: "w1", at: new Date().toISOString(), ...extra });
+    const pendingBefore = (await probe.jsm.consumers.info(Nats.eventsStream, Nats.eventsConsumer)).num_ack_pending;
+    const entries = [
+      ...ids.map((id) => event(id, "RUNNING")),
+      event(poisoned!, "COMPLETED", { result: "done", at: "0000-01-01T00:00:00Z" }),
+      ...ids.map((id) => event(id, "COMPLETED", { result: id })),
+    ];
+    await publishBatches(probe, task, entries, entries.length);
+
+    for (const id of ids) {
+      const run = await waitFor(`run ${id} to complete`, async () => {
+        const r = (await call(api.url, "GET", `/v1/runs/${id}`)).body;
+        return r.state === "COMPLETED" ? r : undefined;
+      });
+      expect(run).toMatchObject({ attempts: 1, result: id });
+    }
+    // The message comes back (its redelivery changes nothing for the runs already recorded) and is refused again.
+    await waitFor("the batch to be redelivered", async () => {
+      const info = await probe.jsm.consumers.info(Nats.eventsStream, Nats.eventsConsumer);
+      return info.num_pending === 0 && info.num_ack_pending === pendingBefore + 1 && info.num_redelivered >= 2;
+    });
+    expect((await call(api.url, "GET", `/v1/runs/${poisoned}`)).body).toMatchObject({ state: "PENDING" });
   });
 });

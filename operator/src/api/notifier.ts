@@ -1,4 +1,12 @@
-import { isTerminal, type Run } from "@offload/sdk/internal";
+import { isTerminal, type Run, type RunState } from "@offload/sdk/internal";
+import type { RunChange } from "../store/events.js";
+
+/** What a change listener of {@link RunNotifier.watchStates} reads. */
+export interface RunHead {
+  readonly id: string;
+  readonly task: string;
+  readonly state: RunState;
+}
 
 /**
  * Tells the readers in this process about a run's changes as soon as this
@@ -11,15 +19,28 @@ export class RunNotifier {
   readonly #waiters = new Map<string, Set<(run: Run) => void>>();
   readonly #watchers = new Map<string, Set<(run: Run) => void>>();
   readonly #all = new Set<(run: Run) => void>();
+  readonly #states = new Set<(head: RunHead) => void>();
 
   /** Tells watchers of `run.id` about its new state, and waiters once it finished. */
   notify(run: Run): void {
-    for (const watch of this.#watchers.get(run.id) ?? []) watch(run);
-    for (const watch of this.#all) watch(run);
-    if (!isTerminal(run.state)) return;
-    const set = this.#waiters.get(run.id);
+    this.changed({ id: run.id, task: run.task, state: run.state, run: () => run });
+  }
+
+  /**
+   * The same for a change whose whole run is built on demand: built only if
+   * a waiter, a watcher of that run or of every run wants it (most changes
+   * under load have none but {@link watchStates}' listeners).
+   */
+  changed(change: RunChange): void {
+    for (const listen of this.#states) listen(change);
+    const watchers = this.#watchers.get(change.id);
+    if (watchers) for (const watch of watchers) watch(change.run());
+    for (const watch of this.#all) watch(change.run());
+    if (!isTerminal(change.state)) return;
+    const set = this.#waiters.get(change.id);
     if (!set) return;
-    this.#waiters.delete(run.id);
+    this.#waiters.delete(change.id);
+    const run = change.run();
     for (const wake of set) wake(run);
   }
 
@@ -78,5 +99,15 @@ export class RunNotifier {
   watchAll(listener: (run: Run) => void): () => void {
     this.#all.add(listener);
     return () => void this.#all.delete(listener);
+  }
+
+  /**
+   * Calls `listener` with the id, task and new state of every run this process
+   * changes, until the returned function is called: for listeners that read no
+   * more (admission), so that the whole run is not built for them.
+   */
+  watchStates(listener: (head: RunHead) => void): () => void {
+    this.#states.add(listener);
+    return () => void this.#states.delete(listener);
   }
 }

@@ -109,13 +109,13 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
       onChanged: notify,
       onPass: (task, outcome) => metrics.admissionPass(task, outcome),
     });
-    const unwatchOutcomes = notifier.watchAll((run) => admission.changed(run));
+    const unwatchOutcomes = notifier.watchStates((run) => admission.changed(run));
     await admission.start();
     undo.push(async () => (unwatchOutcomes(), await admission.stop()));
     const materializer = await startEventMaterializer(
       db,
       js,
-      { onApplied: notify, onHandled: (event, applied) => metrics.eventHandled(event, applied) },
+      { onApplied: (change) => notifier.changed(change), onHandled: (event, applied) => metrics.eventHandled(event, applied) },
       log,
     );
     undo.push(() => materializer.stop());

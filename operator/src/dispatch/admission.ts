@@ -114,7 +114,7 @@ export class Admission {
    * deliveries failure): a run of a limited task that finished or awaits a
    * retry may have freed a slot, so its task gets a pass.
    */
-  changed(run: Run): void {
+  changed(run: Pick<Run, "task" | "state">): void {
     if ((isTerminal(run.state) || run.state === "AWAITING_RETRY") && this.holds(run.task)) this.trigger(run.task);
   }
 

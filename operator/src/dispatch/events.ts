@@ -5,30 +5,38 @@ import {
   jsonProblem,
   MAX_JSON_DEPTH,
   Nats,
+  RunEventBatchSchema,
   RunEventSchema,
   RunProgressMessageSchema,
   storableText,
-  type Run,
   type RunError,
   type RunEvent,
 } from "@offload/sdk/internal";
 import type { Logger } from "pino";
 import type { Db } from "../store/db.js";
 import { isUuid } from "../store/ids.js";
-import { applyEvents, lockRuns, type WorkerEvent } from "../store/events.js";
+import { applyEventBatch, applyEvents, type RunChange, type WorkerEvent } from "../store/events.js";
 
 /** Options of {@link startEventMaterializer}. */
 export interface MaterializerOptions {
   /** Called with the run after an event changed it (feeds result long-polls and event streams). */
-  onApplied(run: Run): void;
+  onApplied(change: RunChange): void;
   /** Called for every well-formed event once handled, with whether it changed the run (for metrics). */
   onHandled?(event: WorkerEvent, applied: boolean): void;
-  /** Most events written in one transaction. @defaultValue 256 */
+  /** Most events written in one batch. @defaultValue 256 */
   batchSize?: number;
 }
 
-interface Received {
+/** A JetStream message (one event, or a worker's batch of them) and how many of its events are not yet settled. */
+interface Delivery {
   m: JsMsg;
+  left: number;
+  /** One of its events could not be recorded: the message is naked once all are settled, not acked. */
+  refused: boolean;
+}
+
+interface Received {
+  delivery: Delivery;
   event: WorkerEvent;
   /** When a batch first found the event's run held by another transaction. */
   heldSince?: number;
@@ -38,21 +46,23 @@ interface Received {
 const RETRY_DELAY_MS = 2000;
 /** How long an event whose run another transaction holds is retried in later batches before it waits for the row alone. */
 const HELD_RETRY_MS = 250;
-/** Batches of at most this many events are written one event at a time (see writeBatch). */
-const SMALL_BATCH = 4;
 /** The pause before retrying when only such events are left. */
 const HELD_PAUSE_MS = 5;
 
 /**
  * Reads run events from the shared durable consumer on `OFFLOAD_EVENTS` and
  * writes them into the run records (the transition checks live in
- * {@link applyEvents}). Events are written in batches, one transaction each,
- * one batch at a time: each run's events in the order received (those of a
- * run another transaction holds are retried with the next batches). An event is
- * acked only after its batch committed, so a crash redelivers it; a malformed
- * event is logged and terminated, never retried. A failed batch is retried
- * one event at a time, so an event the database refuses is redelivered later
- * without holding back the others.
+ * {@link applyEventBatch}). A message holds one event, or a worker's batch of
+ * them ({@link RunEventBatchSchema}). Events are written in batches, one at a
+ * time: each run's events in the order received (those of a run another
+ * transaction holds are retried with the next batches). A message is acked
+ * only once all its events are recorded, so a crash redelivers it; naked if
+ * one of them could not be (its redelivery applies the others again, which
+ * changes nothing: the transition checks make a duplicate a no-op). A
+ * malformed event is logged and dropped, never retried (a message with no
+ * well-formed event is terminated). A failed batch is retried one event at a
+ * time, so an event the database refuses is redelivered later without
+ * holding back the others.
  */
 export async function startEventMaterializer(
   db: Db,
@@ -70,46 +80,47 @@ export async function startEventMaterializer(
   const drained = signal();
   let reading = true;
 
-  const settle = ({ m, event }: Received, run: Run | undefined): void => {
-    m.ack();
-    opts.onHandled?.(event, run !== undefined);
-    if (run) opts.onApplied(run);
+  const finish = (d: Delivery): void => {
+    if (--d.left > 0) return;
+    if (d.refused) d.m.nak(RETRY_DELAY_MS);
+    else d.m.ack();
+  };
+
+  const settle = ({ delivery, event }: Received, change: RunChange | undefined): void => {
+    finish(delivery);
+    opts.onHandled?.(event, change !== undefined);
+    if (change) opts.onApplied(change);
     else log.debug({ runId: event.runId, type: event.type, attempt: event.attempt }, "event changed nothing (late, duplicated, or unknown run)");
   };
 
-  const refuse = ({ m, event }: Received, err: unknown): void => {
+  const refuse = ({ delivery, event }: Received, err: unknown): void => {
     log.warn({ err, runId: event.runId, type: event.type }, "could not record event; will retry");
-    m.nak(RETRY_DELAY_MS);
+    delivery.refused = true;
+    finish(delivery);
   };
 
   /** Writes a batch; answers how many of its events were put back at the head of the queue (their runs were held). */
   const writeBatch = async (batch: Received[]): Promise<number> => {
-    // A batch costs BEGIN, a lock, an UPDATE per round and event type, and COMMIT: four statements at least.
-    // Fewer events than that go one by one, each its own statement, committed by itself. (Each round trip to
-    // PostgreSQL costs more than the statement; at low load most batches are one run's RUNNING and COMPLETED.)
-    if (batch.length <= SMALL_BATCH) return writeOneByOne(batch).then(() => 0);
-    let written: { mine: Received[]; runs: (Run | undefined)[]; held: Received[] };
+    let written;
     try {
-      written = await db.transaction(async (tx) => {
-        // PGlite has one connection, so nothing else can hold a row; PostgreSQL's other writers can.
-        const locked = db.kind === "postgres" ? await lockRuns(tx, batch.map((r) => r.event.runId)) : undefined;
-        const mine = locked ? batch.filter((r) => locked.has(r.event.runId)) : batch;
-        const held = locked ? batch.filter((r) => !locked.has(r.event.runId)) : [];
-        return { mine, held, runs: await applyEvents(tx, mine.map((r) => r.event)) };
-      });
+      written = await applyEventBatch(db, batch.map((r) => r.event));
     } catch (err) {
       log.warn({ err, events: batch.length }, "could not record a batch of events; retrying them one by one");
       await writeOneByOne(batch);
       return 0;
     }
-    written.mine.forEach((r, i) => settle(r, written.runs[i]));
+    const held = new Set(written.held);
+    batch.forEach((r, i) => held.has(i) || settle(r, written.changes[i]));
     // Runs held by another transaction (a dispatch marking them PENDING, mostly) are free again within
     // milliseconds: retry them with the next batches, ahead of their runs' later events. One held for
     // longer (or unknown) is written alone, which waits for the row while holding no other.
     const now = Date.now();
     const retry: Received[] = [];
     const alone: Received[] = [];
-    for (const r of written.held) (now - (r.heldSince ??= now) < HELD_RETRY_MS ? retry : alone).push(r);
+    for (const i of written.held) {
+      const r = batch[i]!;
+      (now - (r.heldSince ??= now) < HELD_RETRY_MS ? retry : alone).push(r);
+    }
     await writeOneByOne(alone);
     queue.unshift(...retry);
     return retry.length;
@@ -134,13 +145,16 @@ export async function startEventMaterializer(
 
   const reader = (async () => {
     for await (const m of messages) {
-      const parsed = parse(m);
-      if (!parsed.success) {
-        log.error({ subject: m.subject, seq: m.seq, problem: parsed.problem }, "malformed run event; terminated");
+      const { events, problems } = parse(m);
+      for (const { index, problem } of problems) {
+        log.error({ subject: m.subject, seq: m.seq, ...(index !== undefined ? { index } : {}), problem }, "malformed run event; dropped");
+      }
+      if (events.length === 0) {
         m.term();
         continue;
       }
-      queue.push({ m, event: parsed.event });
+      const delivery: Delivery = { m, left: events.length, refused: false };
+      for (const event of events) queue.push({ delivery, event });
       arrived.notify();
       while (queue.length >= maxQueued) await drained.wait();
     }
@@ -199,20 +213,45 @@ function signal(): { wait(): Promise<void>; notify(): void } {
   };
 }
 
-function parse(m: JsMsg): { success: true; event: WorkerEvent } | { success: false; problem: string } {
+/** A message's well-formed events in order, and what was wrong with the others (`index` within a batch). */
+function parse(m: JsMsg): { events: WorkerEvent[]; problems: { index?: number; problem: string }[] } {
   let data: unknown;
   try {
     data = m.json();
   } catch {
-    return { success: false, problem: "not JSON" };
+    return { events: [], problems: [{ problem: "not JSON" }] };
   }
-  data = withStorableResult(data);
+  if (!isBatch(data)) {
+    const one = parseEvent(data);
+    return one.success ? { events: [one.event], problems: [] } : { events: [], problems: [{ problem: one.problem }] };
+  }
+  // The schema takes the entries as unknown (zod does not recurse into them): each is bounded and checked below.
+  const batch = RunEventBatchSchema.safeParse(data);
+  if (!batch.success) return { events: [], problems: [{ problem: `not a batch of events: ${issues(batch.error.issues)}` }] };
+  const events: WorkerEvent[] = [];
+  const problems: { index: number; problem: string }[] = [];
+  batch.data.events.forEach((entry, index) => {
+    const one = parseEvent(entry);
+    if (one.success) events.push(one.event);
+    else problems.push({ index, problem: one.problem });
+  });
+  return { events, problems };
+}
+
+/** A batch says `events`; a single event says `type`. */
+const isBatch = (data: unknown): boolean => typeof data === "object" && data !== null && !("type" in data) && "events" in data;
+
+const issues = (list: readonly { path: readonly PropertyKey[]; message: string }[]): string =>
+  list.map((i) => `${i.path.map(String).join(".") || "(root)"}: ${i.message}`).join("; ");
+
+function parseEvent(input: unknown): { success: true; event: WorkerEvent } | { success: false; problem: string } {
+  const data = withStorableResult(input);
   // Bounded before zod recurses into it: a deeper event would overflow the stack and stop this materializer.
   const shape = jsonProblem(data, { maxDepth: MAX_JSON_DEPTH + 2, text: false });
   if (shape) return { success: false, problem: `${shape.path || "(root)"}: ${shape.message}` };
   const progress = isProgress(data);
   const r = progress ? RunProgressMessageSchema.safeParse(data) : RunEventSchema.safeParse(data);
-  if (!r.success) return { success: false, problem: r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ") };
+  if (!r.success) return { success: false, problem: issues(r.error.issues) };
   // Run ids are UUIDs; anything else would fail in SQL and be redelivered forever.
   if (!isUuid(r.data.runId)) return { success: false, problem: "runId: not a run id (a UUID)" };
   return { success: true, event: r.data.type === "PROGRESS" ? withStorableProgress(r.data) : withStorableText(r.data) };
