@@ -6,6 +6,7 @@ import { ROOT, pgBin } from "../test/support/index.js";
 
 /** What the numbers were measured on. */
 export interface Conditions {
+  /** When the bench started, ISO 8601 UTC. */
   at: string;
   cpuModel: string;
   cpuCount: number;
@@ -15,9 +16,15 @@ export interface Conditions {
   natsServer: string;
   postgres: string;
   pglite: string;
+  redisServer: string;
+  bullmq: string;
+  /** The short hash of HEAD, with `+dirty` when tracked files had uncommitted changes (then the numbers are of HEAD plus those). */
   gitCommit: string;
+  /** Whether tracked files differed from HEAD when the bench started. */
+  gitDirty: boolean;
   /** 1-minute load average when the bench started (other work on the machine skews the numbers). */
   loadAvgStart: number;
+  /** 1-minute load average when the bench ended. */
   loadAvgEnd?: number;
 }
 
@@ -33,9 +40,18 @@ export function collectConditions(): Conditions {
     natsServer: tryRun(process.env.NATS_SERVER_BIN ?? "nats-server", ["--version"]),
     postgres: tryRun(pgBin("postgres"), ["--version"]),
     pglite: packageVersion("@electric-sql/pglite"),
-    gitCommit: gitCommit(),
+    redisServer: /v=(\S+)/.exec(tryRun(process.env.REDIS_SERVER_BIN || "redis-server", ["--version"]))?.[1] ?? "unknown",
+    bullmq: packageVersion("bullmq"),
+    ...git(),
     loadAvgStart: loadAvg1(),
   };
+}
+
+/** The versions the printout names, short: `nats-server v2.9.10`, `PostgreSQL 15.18`, … */
+export function versionsLine(c: Conditions): string {
+  const pg = /\(PostgreSQL\) (\S+)/.exec(c.postgres)?.[1] ?? c.postgres;
+  const nats = c.natsServer.replace(/^nats-server:\s*/, "");
+  return `node ${c.node}, nats-server ${nats}, PostgreSQL ${pg}, PGlite ${c.pglite}, redis-server ${c.redisServer}, BullMQ ${c.bullmq}`;
 }
 
 export function loadAvg1(): number {
@@ -59,9 +75,10 @@ function packageVersion(name: string): string {
   }
 }
 
-function gitCommit(): string {
+function git(): { gitCommit: string; gitDirty: boolean } {
   const head = tryRun("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"]);
-  if (head === "unknown") return head;
-  const dirty = tryRun("git", ["-C", ROOT, "status", "--porcelain", "--untracked-files=no"]);
-  return dirty && dirty !== "unknown" ? `${head}+dirty` : head;
+  if (head === "unknown") return { gitCommit: head, gitDirty: false };
+  const status = tryRun("git", ["-C", ROOT, "status", "--porcelain", "--untracked-files=no"]);
+  const dirty = status !== "" && status !== "unknown";
+  return { gitCommit: dirty ? `${head}+dirty` : head, gitDirty: dirty };
 }

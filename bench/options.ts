@@ -1,18 +1,15 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { ROOT, type DbKind } from "../test/support/index.js";
+import { ROOT } from "../test/support/index.js";
 import { SYSTEMS, type SystemName } from "./systems/system.js";
 
 export const WORKLOADS = ["accept", "batch", "flat-out", "offered"] as const;
 export type Workload = (typeof WORKLOADS)[number];
-const DBS: readonly DbKind[] = ["postgres", "pglite"];
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 export interface BenchOptions {
   systems: SystemName[];
   only: Workload[];
-  /** Offload's database. */
-  db: DbKind;
   /** Worker processes per system. */
   workers: number;
   /** Runs at a time per worker process. */
@@ -37,7 +34,7 @@ export interface BenchOptions {
   timeoutSeconds: number;
   /** Times the whole sequence of systems runs; the tables show each metric's median. */
   repeat: number;
-  /** Profile the run API (`--cpu-prof`) and print where its time goes. */
+  /** Profile the run API and the first worker of each Offload system (`--cpu-prof`) and print where their time goes. */
   profile: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
   out: string;
@@ -45,14 +42,16 @@ export interface BenchOptions {
 
 export const HELP = `Usage: npm run bench -- [options]      (or: npx tsx bench/run.ts [options] after npm run build)
 
-Runs the same no-op workloads on three systems, one after another, each started
+Runs the same no-op workloads on four systems, one after another, each started
 fresh on this machine and stopped after:
-  offload     offload-api on PostgreSQL (a throwaway Debian cluster) + nats-server
-              (JetStream in a temporary folder) + --workers offload-worker processes, via the SDK
-  bullmq      BullMQ on redis-server (Debian's, AOF everysec) + --workers worker processes: the peer
-  jetstream   raw JetStream publish -> pull -> ack, no API, no database + --workers processes: the floor
-and prints one table per workload with the three side by side and the ratios,
-then writes the same numbers as JSON. Measures and prints; asserts nothing.
+  offload         offload-api on PostgreSQL (a throwaway Debian cluster) + nats-server
+                  (JetStream in a temporary folder) + --workers offload-worker processes, via the SDK
+  offload-pglite  the same, with the API on its embedded PGlite database (npm run dev's default)
+  bullmq          BullMQ on redis-server (Debian's, AOF everysec) + --workers worker processes: the peer
+  jetstream       raw JetStream publish -> pull -> ack, no API, no database + --workers processes: the floor
+and prints one table per workload with them side by side and the ratios, the CPU
+per run, peak memory, and issue 15's targets with the measured values; then
+writes the same numbers as JSON. Measures and prints; asserts nothing.
 Progress goes to stderr, the tables to stdout.
 
 Workloads (--only, comma-separated; default all), in this order:
@@ -66,9 +65,8 @@ Workloads (--only, comma-separated; default all), in this order:
              --duration seconds: the same latencies under a load the system can carry
 
 Options:
-  --systems LIST         offload,bullmq,jetstream (default all three)
-  --only LIST            workloads to run (default accept,batch,flat-out,offered)
-  --db postgres|pglite   Offload's database (default postgres)
+  --systems LIST         offload,offload-pglite,bullmq,jetstream (default all four)
+  --only LIST            workloads to run on each system (default accept,batch,flat-out,offered)
   --workers N            worker processes per system (default 2: one per core)
   --concurrency N        runs at a time per worker process (default 16)
   --calls N              accept: runs submitted one at a time (default 2000)
@@ -82,8 +80,9 @@ Options:
   --timeout SECONDS      most a workload may wait for its runs to complete (default 120)
   --repeat N             run the whole sequence N times, the systems taking turns, and show each
                          metric's median (default 1; 3 takes about 4 minutes on 2 cores)
-  --profile              profile the run API with node --cpu-prof (slows it a little) and
-                         print where its time goes; the .cpuprofile is kept under bench/results/
+  --profile              profile the run API and the first worker of each Offload system with
+                         node --cpu-prof (slows them a little) and print where their time goes;
+                         the .cpuprofile files are kept under bench/results/
   --log-level LEVEL      OFFLOAD_LOG_LEVEL of the API and workers (default warn: info logs every request)
   --out FILE             where to write the JSON (default bench/results/bench-<time>.json)
   --quick                small sizes for a smoke run (calls 300, batches 2x500, runs 1000,
@@ -104,6 +103,7 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
     options: {
       systems: { type: "string" },
       only: { type: "string" },
+      // Gone: offload-pglite is a system of its own now. Parsed only to say so.
       db: { type: "string" },
       workers: { type: "string" },
       concurrency: { type: "string" },
@@ -140,15 +140,13 @@ export function parseOptions(argv: string[]): BenchOptions | "help" {
     // Always in the canonical order: systems and workloads run in the order the tables show them.
     return allowed.filter((a) => items.includes(a));
   };
-  const db = values.db ?? "postgres";
-  if (!(DBS as readonly string[]).includes(db)) throw new UsageError(`--db: expected postgres or pglite, got "${db}"`);
+  if (values.db !== undefined) throw new UsageError("--db: gone; Offload on PGlite is the system offload-pglite (--systems offload-pglite), on PostgreSQL the system offload");
   const logLevel = values["log-level"] ?? "warn";
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(", ")}`);
   const rates = (values.rates ?? (quick ? "50,200" : "100,500")).split(",").map((s) => int("rates", s.trim(), 0, 1, 100_000));
   return {
     systems: list("systems", values.systems, SYSTEMS),
     only: list("only", values.only, WORKLOADS),
-    db: db as DbKind,
     workers: int("workers", values.workers, 2, 1, 16),
     concurrency: int("concurrency", values.concurrency, 16, 1, 1000),
     calls: int("calls", values.calls, quick ? 300 : 2000),

@@ -1,9 +1,11 @@
-import type { Conditions } from "./conditions.js";
+import { versionsLine, type Conditions } from "./conditions.js";
+import { CLIENT, cpuMsPerRun, medianOver, peakRssMiB, runsSubmitted, systemCpuSeconds } from "./measures.js";
 import type { BenchOptions } from "./options.js";
 import { formatProfile, type ProfileSummary } from "./profile.js";
 import { median, type Summary } from "./stats.js";
-import type { ProcessUsage, SystemName } from "./systems/system.js";
+import { OFFLOAD_SYSTEMS, type OffloadSystemName, type ProcessUsage, type SystemName } from "./systems/system.js";
 import { formatTable, type Cell } from "./table.js";
+import { formatTargets, type TargetResult } from "./targets.js";
 import type { FlowResult, WorkloadResults } from "./workloads/types.js";
 
 /** Everything measured of one system. */
@@ -27,12 +29,22 @@ export interface Report {
   conditions: Conditions;
   options: Omit<BenchOptions, "out">;
   systems: SystemResults[];
-  /** CPU profiles of Offload's run API and first worker over its workloads (`--profile`). */
-  profiles?: { process: string; file: string; summary: ProfileSummary }[];
+  /** CPU profiles of each Offload system's run API and first worker over its workloads (`--profile`). */
+  profiles?: { system: OffloadSystemName; process: string; file: string; summary: ProfileSummary }[];
+  /** Issue 15's targets, as measured (see `targets.ts`). */
+  targets?: TargetResult[];
 }
 
-/** The peers Offload is divided by in the ratio columns, in column order. */
-const PEERS: readonly SystemName[] = ["bullmq", "jetstream"];
+/**
+ * The ratio columns, in order: each Offload system divided by a peer. Offload
+ * on PostgreSQL against both; on PGlite against BullMQ only (the issue's
+ * measure), which keeps the tables within a terminal's width.
+ */
+const RATIOS: readonly (readonly [OffloadSystemName, SystemName])[] = [
+  ["offload", "bullmq"],
+  ["offload", "jetstream"],
+  ["offload-pglite", "bullmq"],
+];
 
 type Better = "higher" | "lower";
 interface MetricRow {
@@ -91,35 +103,40 @@ export function formatReport(r: Report): string {
     [
       "  ratio columns: Offload's value divided by the peer's. On a rate, below 1x is Offload behind; on a latency or memory, above 1x is.",
       "  accepted: the submit call returned. started: the worker began the run. completed: the outcome is recorded where the app reads it",
-      "  (Offload: the run's updatedAt in PostgreSQL, written by the run API from the worker's event; BullMQ: finishedOn, set as the job",
+      "  (Offload: the run's updatedAt in its database, written by the run API from the worker's event; BullMQ: finishedOn, set as the job",
       "  moves to completed; JetStream: the worker acked). Latencies are per run, from accepted; p50/p95/p99 by nearest rank.",
       "  A negative latency is a run a worker started (or finished) before its submit call had returned to the caller: for a batch,",
       "  before the whole batch was accepted. BullMQ stamps whole milliseconds, the others fractions.",
     ].join("\n"),
   );
-  const lags = shown.flatMap((s) => (s.workloads.flatOut?.recordLagMs ? [s.workloads.flatOut.recordLagMs] : []));
-  const lagP50 = median(lags.map((l) => l.p50));
-  const lagP99 = median(lags.map((l) => l.p99));
-  if (lagP50 !== undefined && lagP99 !== undefined) {
-    out.push(`  Offload, flat out: the run API recorded each outcome ${fmt(lagP50)} ms (p50) / ${fmt(lagP99)} ms (p99) after the worker finished it.`);
+  for (const name of OFFLOAD_SYSTEMS) {
+    const lagP50 = medianOver(shown, name, (s) => s.workloads.flatOut?.recordLagMs?.p50);
+    const lagP99 = medianOver(shown, name, (s) => s.workloads.flatOut?.recordLagMs?.p99);
+    if (lagP50 !== undefined && lagP99 !== undefined) {
+      out.push(`  ${name}, flat out: the run API recorded each outcome ${fmt(lagP50)} ms (p50) / ${fmt(lagP99)} ms (p99) after the worker finished it.`);
+    }
   }
   for (const s of shown) if (s.error) out.push(`\n${s.name}${s.repeat > 1 ? ` (pass ${s.repeat})` : ""} FAILED: ${s.error}`);
-  for (const p of r.profiles ?? []) out.push(formatProfile(p.summary, `\nWhere ${p.process}'s time went (node --cpu-prof over Offload's workloads; ${p.file})`));
+  for (const p of r.profiles ?? []) out.push(formatProfile(p.summary, `\nWhere ${p.process}'s time went, ${p.system} (node --cpu-prof over its workloads; ${p.file})`));
+  if (r.targets?.length) out.push(formatTargets(r.targets, o));
   return out.join("\n");
 }
 
 function formatConditions(r: Report): string {
   const c = r.conditions;
   const o = r.options;
+  const commit = c.gitDirty ? `${c.gitCommit.replace(/\+dirty$/, "")}, tree dirty (HEAD plus uncommitted changes to tracked files)` : `${c.gitCommit}, tree clean`;
   return [
     "Conditions",
-    `  machine      ${c.cpuModel} x ${c.cpuCount}, ${c.memoryGiB} GiB, Linux ${c.kernel}; node ${c.node}`,
-    `  commit       ${c.gitCommit}   at ${c.at}`,
-    `  load avg     ${c.loadAvgStart} at start${c.loadAvgEnd === undefined ? "" : `, ${c.loadAvgEnd} at end`} (1 min)`,
+    `  date         ${c.at}`,
+    `  commit       ${commit}`,
+    `  machine      ${c.cpuModel}, ${c.cpuCount} cores, ${c.memoryGiB} GiB, Linux ${c.kernel}`,
+    `  versions     ${versionsLine(c)}`,
+    `  load avg     ${c.loadAvgStart} at start${c.loadAvgEnd === undefined ? "" : `, ${c.loadAvgEnd} at end`} (1 min, ${c.cpuCount} cores)`,
     ...[...new Set(r.systems.map((s) => s.name))].map((name) => {
       const runs = r.systems.filter((s) => s.name === name);
       const ready = median(runs.flatMap((s) => (s.startMs === undefined ? [] : [s.startMs])));
-      return `  ${name.padEnd(12)} ${runs.find((s) => s.description)?.description ?? "(did not start)"}${ready === undefined ? "" : `; ready in ${ready} ms`}`;
+      return `  ${name.padEnd(14)} ${runs.find((s) => s.description)?.description ?? "(did not start)"}${ready === undefined ? "" : `; ready in ${ready} ms`}`;
     }),
     `  settings     workers=${o.workers} concurrency=${o.concurrency} calls=${o.calls} callers=${o.callers} warmup=${o.warmup} batch=${o.batches}x${o.batchSize}`,
     `               runs=${o.runs} rates=${o.rates.join(",")} duration=${o.seconds}s repeat=${o.repeat} log-level=${o.logLevel}${o.profile ? " profile=on (the API runs slower)" : ""}`,
@@ -149,12 +166,9 @@ function formatRss(shown: readonly SystemResults[], n: number): string {
   const rows: MetricRow[] = components.map((component) => ({
     metric: component === "worker" ? "worker (largest)" : component,
     better: "lower",
-    value: (s) => {
-      const sizes = s.processes.filter((x) => x.component === component).map((p) => p.peakRssBytes / 2 ** 20);
-      return sizes.length ? Math.max(...sizes) : undefined;
-    },
+    value: (s) => peakRssMiB(s, component),
   }));
-  return compare(`${n}. Peak RSS, MiB (VmHWM after the workloads)`, shown, rows);
+  return compare(`${n}. Peak RSS, MiB (VmHWM after the workloads; offload-pglite's database is inside offload-api)`, shown, rows);
 }
 
 function formatCpu(shown: readonly SystemResults[], n: number): string {
@@ -167,13 +181,16 @@ function formatCpu(shown: readonly SystemResults[], n: number): string {
       value: (s) => s.cpuSeconds[component],
     })),
     { metric: "total", better: "lower", value: total },
+    { metric: "total without the client", better: "lower", value: systemCpuSeconds },
+    { metric: "runs submitted", better: "lower", value: runsSubmitted },
+    { metric: "CPU ms per run (no client)", better: "lower", value: cpuMsPerRun },
   ];
-  return compare(`${n}. CPU seconds used during the workloads, by process (the same work on each system)`, shown, rows);
+  return compare(`${n}. CPU seconds used during the workloads, by process (the same work on each system), and per run`, shown, rows);
 }
 
 /** Servers first, then workers, then the bench itself. */
 function order(component: string): number {
-  return component === "bench (client)" ? 3 : component === "worker" ? 2 : 1;
+  return component === CLIENT ? 3 : component === "worker" ? 2 : 1;
 }
 
 /**
@@ -182,11 +199,10 @@ function order(component: string): number {
  */
 function compare(title: string, shown: readonly SystemResults[], rows: readonly MetricRow[]): string {
   const names = [...new Set(shown.map((s) => s.name))];
-  const peers = PEERS.filter((p) => names.includes("offload") && names.includes(p));
-  const cell = (row: MetricRow, name: SystemName): number | undefined =>
-    median(shown.filter((s) => s.name === name).map(row.value).filter((v): v is number => v !== undefined && Number.isFinite(v)));
-  const header = ["", ...names, ...peers.map((p) => `offload/${p}`)];
-  const body: Cell[][] = rows.map((row) => [row.metric, ...names.map((n) => cell(row, n)), ...peers.map((p) => ratio(cell(row, "offload"), cell(row, p)))]);
+  const pairs = RATIOS.filter(([a, b]) => names.includes(a) && names.includes(b));
+  const cell = (row: MetricRow, name: SystemName): number | undefined => medianOver(shown, name, row.value);
+  const header = ["", ...names, ...pairs.map(([a, b]) => `${a}/${b}`)];
+  const body: Cell[][] = rows.map((row) => [row.metric, ...names.map((n) => cell(row, n)), ...pairs.map(([a, b]) => ratio(cell(row, a), cell(row, b)))]);
   const passes = Math.max(...names.map((n) => shown.filter((s) => s.name === n).length));
   return formatTable(passes > 1 ? `${title}; median of ${passes} passes` : title, header, body);
 }

@@ -1,7 +1,8 @@
 /**
- * `npm run bench`: Offload, BullMQ (the peer) and a raw JetStream loop (the
- * floor), each started fresh on this machine, through the same workloads.
- * Measures and prints; asserts nothing. See bench/README.md and `--help`.
+ * `npm run bench`: Offload (on PostgreSQL and on PGlite), BullMQ (the peer)
+ * and a raw JetStream loop (the floor), each started fresh on this machine,
+ * through the same workloads. Measures and prints; asserts nothing. See
+ * bench/README.md and `--help`.
  */
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
@@ -12,10 +13,11 @@ import { HELP, UsageError, parseOptions, type BenchOptions } from "./options.js"
 import { newestProfile, summarizeCpuProfile } from "./profile.js";
 import { formatReport, type Report, type SystemResults } from "./report.js";
 import { round } from "./stats.js";
+import { measureTargets } from "./targets.js";
 import { startBullmq } from "./systems/bullmq.js";
 import { startJetstream } from "./systems/jetstream.js";
 import { startOffload } from "./systems/offload.js";
-import type { ProcessUsage, SystemName, SystemStartOptions, SystemUnderTest } from "./systems/system.js";
+import { isOffload, OFFLOAD_SYSTEMS, type ProcessUsage, type SystemName, type SystemStartOptions, type SystemUnderTest } from "./systems/system.js";
 import { measureAccept, measureBatch } from "./workloads/accept.js";
 import { measureFlatOut, measureOffered } from "./workloads/flow.js";
 import { progressLine } from "./workloads/progress.js";
@@ -42,12 +44,14 @@ function cleanup(): Promise<void> {
 
 function start(name: SystemName, o: BenchOptions, c: Conditions, profileDir: string | undefined): Promise<SystemUnderTest> {
   const base: SystemStartOptions = { workers: o.workers, concurrency: o.concurrency, logLevel: o.logLevel, log: (m) => log(`${name}: ${m}`) };
+  const nats = `nats-server ${c.natsServer.replace(/^nats-server:\s*/, "")}`;
+  // Each Offload system profiles into a folder of its own, so one's profile is never taken for the other's.
+  const profile = profileDir ? { profileDir: join(profileDir, name) } : {};
   switch (name) {
-    case "offload": {
-      const db = o.db === "postgres" ? `PostgreSQL ${/\(PostgreSQL\) (\S+)/.exec(c.postgres)?.[1] ?? "?"}` : `PGlite ${c.pglite}`;
-      const versions = `${db} + nats-server ${c.natsServer.replace(/^nats-server:\s*/, "")}`;
-      return startOffload({ ...base, db: o.db, versions, ...(profileDir ? { profileDir } : {}) });
-    }
+    case "offload":
+      return startOffload({ ...base, db: "postgres", versions: `PostgreSQL ${/\(PostgreSQL\) (\S+)/.exec(c.postgres)?.[1] ?? "?"} + ${nats}`, ...profile });
+    case "offload-pglite":
+      return startOffload({ ...base, db: "pglite", versions: `its embedded PGlite ${c.pglite} (in the API process) + ${nats}`, ...profile });
     case "bullmq":
       return startBullmq(base);
     case "jetstream":
@@ -94,7 +98,8 @@ async function benchSystem(name: SystemName, repeat: number, o: BenchOptions, c:
     res.cpuSeconds = cpuDuring(before, res.processes, process.cpuUsage(clientBefore));
   } catch (err) {
     if (interrupted) throw err;
-    res.error = err instanceof Error ? err.message : String(err);
+    const why = sys.exited?.();
+    res.error = `${err instanceof Error ? err.message : String(err)}${why ? `\n${why}` : ""}`;
     log(`${label}: ${res.error}`);
   } finally {
     current = undefined;
@@ -140,7 +145,7 @@ async function main(): Promise<number> {
   const started = nowMs();
   const conditions = collectConditions();
   await mkdir(dirname(o.out), { recursive: true });
-  const profileDir = o.profile && o.systems.includes("offload") ? await mkdtemp(join(dirname(o.out), "cpu-profile-")) : undefined;
+  const profileDir = o.profile && o.systems.some(isOffload) ? await mkdtemp(join(dirname(o.out), "cpu-profile-")) : undefined;
   const systems: SystemResults[] = [];
   try {
     // Passes take turns (offload, bullmq, jetstream, offload, …) so that a slow spell of the machine hits all alike.
@@ -152,13 +157,16 @@ async function main(): Promise<number> {
   }
   conditions.loadAvgEnd = loadAvg1();
   const { out, ...options } = o;
-  const report: Report = { conditions, options, systems };
+  const report: Report = { conditions, options, systems, targets: measureTargets(systems) };
   if (profileDir) {
     report.profiles = [];
-    for (const [part, what] of [["api", "the run API"], ["worker", "the first worker"]] as const) {
-      const file = await newestProfile(join(profileDir, part));
-      if (file) report.profiles.push({ process: what, file: relative(ROOT, file), summary: await summarizeCpuProfile(file, { root: ROOT }) });
-      else log(`no CPU profile of ${what} was written in ${join(profileDir, part)} (did it exit cleanly?)`);
+    for (const system of OFFLOAD_SYSTEMS.filter((s) => o.systems.includes(s))) {
+      for (const [part, what] of [["api", "the run API"], ["worker", "the first worker"]] as const) {
+        // With --repeat, the last pass's profile.
+        const file = await newestProfile(join(profileDir, system, part));
+        if (file) report.profiles.push({ system, process: what, file: relative(ROOT, file), summary: await summarizeCpuProfile(file, { root: ROOT }) });
+        else log(`no CPU profile of ${what} of ${system} was written in ${join(profileDir, system, part)} (did it exit cleanly?)`);
+      }
     }
   }
   process.stdout.write(`${formatReport(report)}\n`);

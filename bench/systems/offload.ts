@@ -41,6 +41,10 @@ function appTasks(client: OffloadClient) {
 /**
  * Offload as an app uses it: the built `offload-api` on a real database, a
  * nats-server, and `workers` real `offload-worker` processes, through the SDK.
+ * `db: "pglite"` is the system `offload-pglite`: the API with no
+ * OFFLOAD_DATABASE_URL, so it keeps its runs in its embedded PGlite database
+ * (as `npm run dev` does), which runs inside the API process, so its CPU and
+ * memory count as the API's.
  */
 export async function startOffload(o: OffloadStartOptions): Promise<SystemUnderTest> {
   const apiEnv: Record<string, string> = { OFFLOAD_LOG_LEVEL: o.logLevel };
@@ -66,7 +70,7 @@ export async function startOffload(o: OffloadStartOptions): Promise<SystemUnderT
   const client = running.client;
   const tasks = appTasks(client);
   return {
-    name: "offload",
+    name: o.db === "pglite" ? "offload-pglite" : "offload",
     description: `offload-api on ${o.versions}, ${o.workers} offload-worker x ${o.concurrency}`,
     async submitOne(lane, i) {
       return (await tasks[lane].delay({ i })).id;
@@ -109,6 +113,11 @@ export async function startOffload(o: OffloadStartOptions): Promise<SystemUnderT
         usage.push(...(await usageOf(Object.fromEntries(pids.map((pid, i) => [`postgres#${i}`, pid])), [])).map((u) => ({ ...u, component: "postgres" })));
       }
       return usage;
+    },
+    exited() {
+      const children = [running.api, running.nats.child, ...running.workers.map((w) => w.child)];
+      const gone = children.find((c) => c.proc.exitCode !== null || c.proc.signalCode !== null);
+      return gone && `${gone.name} exited (${gone.proc.exitCode ?? gone.proc.signalCode}); its last output:\n${gone.output().slice(-3000)}`;
     },
     stop,
   };

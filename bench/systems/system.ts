@@ -1,12 +1,20 @@
 /**
- * The contract every system the bench compares fulfils: Offload, BullMQ (the
- * peer), and a raw JetStream loop (the floor). The workloads in
- * `bench/workloads/` only talk to this interface, so all three run exactly the
- * same workload code.
+ * The contract every system the bench compares fulfils: Offload on
+ * PostgreSQL and on its embedded PGlite database, BullMQ (the peer), and a raw
+ * JetStream loop (the floor). The workloads in `bench/workloads/` only talk to
+ * this interface, so all of them run exactly the same workload code.
  */
 
-export const SYSTEMS = ["offload", "bullmq", "jetstream"] as const;
+export const SYSTEMS = ["offload", "offload-pglite", "bullmq", "jetstream"] as const;
 export type SystemName = (typeof SYSTEMS)[number];
+
+/** The systems that are Offload (one per database): the ones the ratio columns and the targets divide by a peer. */
+export const OFFLOAD_SYSTEMS = ["offload", "offload-pglite"] as const satisfies readonly SystemName[];
+export type OffloadSystemName = (typeof OFFLOAD_SYSTEMS)[number];
+
+export function isOffload(name: SystemName): name is OffloadSystemName {
+  return (OFFLOAD_SYSTEMS as readonly SystemName[]).includes(name);
+}
 
 /**
  * Where a submitted no-op run goes. `idle`: a queue no worker consumes, so the
@@ -74,6 +82,12 @@ export interface SystemUnderTest {
   awaitCompleted(ids: readonly string[], o: { timeoutMs: number; onProgress(completed: number): void }): Promise<Map<string, RunTimes>>;
   /** Memory and CPU time so far of each of its processes: every worker, plus its server(s). */
   processes(): Promise<ProcessUsage[]>;
+  /**
+   * Which of its own processes has exited, with the end of its output, for
+   * the error of a workload that failed (a submit answered ECONNRESET says
+   * nothing of why the server went away); undefined when all are running.
+   */
+  exited?(): string | undefined;
   /** Stops every process and removes every folder the system started; safe to call twice, and after a failed start. */
   stop(): Promise<void>;
 }

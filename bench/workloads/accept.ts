@@ -25,12 +25,13 @@ export async function measureAccept(sys: SystemUnderTest, o: { calls: number; ca
   const t0 = nowMs();
   await Promise.all(Array.from({ length: Math.min(o.callers, o.calls) }, loop));
   const wallMs = nowMs() - t0;
-  return { callers: o.callers, calls: o.calls, wallMs: round(wallMs), perSec: perSecond(o.calls, wallMs), callMs: summarize(samples) };
+  return { callers: o.callers, calls: o.calls, warmup: o.warmup, wallMs: round(wallMs), perSec: perSecond(o.calls, wallMs), callMs: summarize(samples) };
 }
 
 /** `batches` batches of `batchSize` runs to the idle lane, one after another. */
 export async function measureBatch(sys: SystemUnderTest, o: { batchSize: number; batches: number }, progress: Progress): Promise<BatchResult> {
-  await sys.submitBatch("idle", -o.batchSize, Math.min(o.batchSize, 100)); // warm-up, unmeasured
+  const warmup = Math.min(o.batchSize, 100);
+  await sys.submitBatch("idle", -o.batchSize, warmup); // unmeasured
   const samples: number[] = [];
   const t0 = nowMs();
   for (let b = 0; b < o.batches; b++) {
@@ -40,5 +41,5 @@ export async function measureBatch(sys: SystemUnderTest, o: { batchSize: number;
     progress.tick((b + 1) * o.batchSize);
   }
   const wallMs = nowMs() - t0;
-  return { batchSize: o.batchSize, batches: o.batches, perSec: perSecond(o.batchSize * o.batches, wallMs), batchMs: summarize(samples) };
+  return { batchSize: o.batchSize, batches: o.batches, warmup, perSec: perSecond(o.batchSize * o.batches, wallMs), batchMs: summarize(samples) };
 }

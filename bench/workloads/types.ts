@@ -4,6 +4,8 @@ import type { Summary } from "../stats.js";
 export interface AcceptResult {
   callers: number;
   calls: number;
+  /** Runs submitted first, unmeasured (they count among the runs the CPU was spent on). */
+  warmup: number;
   wallMs: number;
   /** Runs accepted per second over the wall time. */
   perSec: number;
@@ -15,6 +17,8 @@ export interface AcceptResult {
 export interface BatchResult {
   batchSize: number;
   batches: number;
+  /** Runs of the unmeasured warm-up batch submitted first (they count among the runs the CPU was spent on). */
+  warmup: number;
   perSec: number;
   batchMs: Summary;
 }
