@@ -3,6 +3,7 @@ import type { z } from "zod";
 import { ClientEnvSchema, parseEnv } from "./config.js";
 import { HttpTransport } from "./http.js";
 import { TokenFile } from "./token-file.js";
+import { SubmitCoalescer } from "./submit-coalescer.js";
 import { readServerSentEvents } from "./sse.js";
 import { ApiError, ApiUnreachableError, RunCancelledError, RunFailedError, RunFinishedError, RunNotRetryableError, ScheduleNotFoundError } from "./errors.js";
 import {
@@ -57,6 +58,17 @@ export interface ClientOptions {
   token?: string;
   /** Per-request timeout in milliseconds (long polls add their wait on top). @defaultValue 30000 */
   requestTimeoutMs?: number;
+  /**
+   * Whether concurrent {@link OffloadClient.createRun} calls (and so `delay()`s)
+   * share requests. A call made while the client's create requests are not busy
+   * goes at once, alone; calls made while they are wait for one to finish and go
+   * together as one `POST /v1/runs/batch` (runs of one task per batch, at most
+   * 1000 runs and 256 KiB). Each call still resolves with its own run and
+   * warnings, or rejects with its own error: a batch refused because of one
+   * entry is sent again in parts. Turn it off to see one request per call, e.g.
+   * in the run API's request log or metrics. @defaultValue true
+   */
+  coalesce?: boolean;
 }
 
 /** A typed client of the run API. Most apps never build one: `task().delay()` uses {@link defaultClient}. */
@@ -66,6 +78,7 @@ export class OffloadClient {
   readonly #tokenFile: TokenFile | undefined;
   readonly #timeoutMs: number;
   readonly #http: HttpTransport;
+  readonly #creates: SubmitCoalescer | undefined;
 
   constructor(options: ClientOptions = {}) {
     // An option given in code is not read (nor checked) from the environment.
@@ -79,6 +92,13 @@ export class OffloadClient {
     this.#tokenFile = this.#token === undefined ? TokenFile.open(env.OFFLOAD_TOKEN_FILE) : undefined;
     this.#timeoutMs = options.requestTimeoutMs ?? 30_000;
     this.#http = new HttpTransport(this.apiUrl);
+    this.#creates =
+      options.coalesce === false
+        ? undefined
+        : new SubmitCoalescer({
+            one: (json) => this.#createOne(json),
+            many: async (json) => batchAnswer(await this.#request("POST", "/v1/runs/batch", json)),
+          });
   }
 
   /**
@@ -87,9 +107,17 @@ export class OffloadClient {
    * worker has registered the task yet). A `parameters` that breaks the input
    * schema a worker registered is refused: an {@link ApiError}
    * `OFFLOAD_INVALID_PARAMETERS` whose `issues` name each field.
+   *
+   * Calls made while others are in flight share one `POST /v1/runs/batch`
+   * (see {@link ClientOptions.coalesce}); each resolves or rejects as it would
+   * alone, and once it resolves the run is recorded and readable.
    */
   async createRun(body: CreateRunBody): Promise<SubmittedRun> {
-    return SubmittedRunSchema.parse(await this.#request("POST", "/v1/runs", body));
+    return this.#creates ? this.#creates.submit(body) : this.#createOne(JSON.stringify(body));
+  }
+
+  async #createOne(json: string): Promise<SubmittedRun> {
+    return SubmittedRunSchema.parse(await this.#request("POST", "/v1/runs", json));
   }
 
   /** `POST /v1/runs/batch`: records and dispatches many runs in one call; answers them in order. See {@link createRunsBatch} for the warnings too. */
@@ -104,8 +132,7 @@ export class OffloadClient {
    * `runs.3.parameters.tenant`); nothing is recorded then.
    */
   async createRunsBatch(runs: CreateRunBody[]): Promise<SubmittedBatch> {
-    const answer = CreateRunsBatchResponseSchema.parse(await this.#request("POST", "/v1/runs/batch", { runs }));
-    return { runs: answer.runs, warnings: answer.warnings ?? [] };
+    return batchAnswer(await this.#request("POST", "/v1/runs/batch", JSON.stringify({ runs })));
   }
 
   /** `GET /v1/runs/:id`. Throws an {@link ApiError} with code `OFFLOAD_RUN_NOT_FOUND` for an unknown id. */
@@ -163,7 +190,7 @@ export class OffloadClient {
    * `task.schedule(cron, input, { key })` checks the input first and calls this.
    */
   async putSchedule(key: string, body: PutScheduleBody): Promise<Schedule> {
-    return ScheduleSchema.parse(await this.#request("PUT", schedulePath(key), body));
+    return ScheduleSchema.parse(await this.#request("PUT", schedulePath(key), JSON.stringify(body)));
   }
 
   /** `GET /v1/schedules/:key`. Throws {@link ScheduleNotFoundError} when there is none. */
@@ -294,8 +321,8 @@ export class OffloadClient {
     return { accept, ...(token ? { authorization: `Bearer ${token}` } : {}) };
   }
 
-  async #request(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<unknown> {
-    const json = body === undefined ? undefined : JSON.stringify(body);
+  // `json`: the body, already serialized (the create calls serialize each run once, whether it goes alone or in a batch).
+  async #request(method: string, path: string, json?: string, extraTimeoutMs = 0): Promise<unknown> {
     const send = async (): Promise<{ status: number; text: string }> => {
       const headers = this.#headers("application/json");
       if (json !== undefined) headers["content-type"] = "application/json";
@@ -326,6 +353,11 @@ export class OffloadClient {
 function schedulePath(key: string, options: ScheduleCallOptions = {}): string {
   const qs = options.namespace !== undefined ? `?${new URLSearchParams({ namespace: options.namespace })}` : "";
   return `/v1/schedules/${encodeURIComponent(key)}${qs}`;
+}
+
+function batchAnswer(answer: unknown): SubmittedBatch {
+  const parsed = CreateRunsBatchResponseSchema.parse(answer);
+  return { runs: parsed.runs, warnings: parsed.warnings ?? [] };
 }
 
 function safeJson(text: string): unknown {

@@ -5,7 +5,17 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { z } from "zod";
-import { ApiError, ConfigError, InputValidationError, LimitKeyError, ScheduleNotFoundError, isLimitKeyError, isScheduleNotFoundError, task } from "@offload/sdk";
+import {
+  ApiError,
+  ConfigError,
+  InputValidationError,
+  LimitKeyError,
+  OffloadClient,
+  ScheduleNotFoundError,
+  isLimitKeyError,
+  isScheduleNotFoundError,
+  task,
+} from "@offload/sdk";
 import { startStack, stopSharedPostgres, waitFor, type Stack } from "../support/index.js";
 
 const FIXTURE = new URL("./fixtures/flow-tasks.mjs", import.meta.url).pathname;
@@ -203,5 +213,91 @@ describe("schedules", () => {
     expect(await stack.client.listSchedules()).toEqual([]);
     const bad = await t.schedule("every day", { tenant: "acme", account: "a1" }, { key: unique("bad-cron") }).catch((e: unknown) => e);
     expect(bad).toMatchObject({ status: 400, code: "OFFLOAD_INVALID_SCHEDULE" });
+  });
+});
+
+// The run API's count of create requests answered, by route and status, from its metrics.
+async function createRequests(): Promise<Record<string, number>> {
+  const text = await (await fetch(`${stack.apiUrl}/metrics`)).text();
+  const counts: Record<string, number> = {};
+  for (const m of text.matchAll(/^offload_http_request_duration_seconds_count\{method="POST",route="(\/v1\/runs(?:\/batch)?)",status="(\d+)"\} (\d+)$/gm)) {
+    counts[`${m[1]} ${m[2]}`] = Number(m[3]);
+  }
+  return counts;
+}
+const since = (before: Record<string, number>, after: Record<string, number>): Record<string, number> =>
+  Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => v !== 0));
+const total = (counts: Record<string, number>): number => Object.values(counts).reduce((a, b) => a + b, 0);
+
+// The fixture's tasks, registered by a worker: their parameters are checked against the registered schema.
+async function registered(): Promise<void> {
+  if (stack.workers.length === 0) await stack.startWorker({ module: FIXTURE });
+  await waitFor("plain's definition in GET /v1/tasks", async () => (await stack.client.listTasks()).find((t) => t.name === "plain" && t.definition), 20_000);
+}
+
+describe("concurrent delay() calls share requests", () => {
+  const Numbered = z.object({ i: z.number() });
+
+  test("50 concurrent delay()s take fewer requests than calls, each gets its own run, readable at once", async () => {
+    const t = task({ name: unique("coalesced"), input: Numbered, client: stack.client }, async () => null);
+    const before = await createRequests();
+    const handles = await Promise.all(Array.from({ length: 50 }, (_, i) => t.delay({ i })));
+    const sent = since(before, await createRequests());
+    expect(total(sent)).toBeLessThan(50);
+    expect(sent["/v1/runs/batch 202"]).toBeGreaterThan(0);
+    expect(new Set(handles.map((h) => h.id)).size).toBe(50);
+    // Each handle is its own call's run: read right after delay() resolved, it holds that call's input.
+    const runs = await Promise.all(handles.map((h) => h.status()));
+    expect(runs.map((r) => r.parameters)).toEqual(Array.from({ length: 50 }, (_, i) => ({ i })));
+    expect(runs.every((r) => r.task === t.name)).toBe(true);
+  });
+
+  test("one call whose parameters the registered schema refuses fails alone; the calls sent with it succeed", async () => {
+    await registered();
+    const before = await createRequests();
+    const calls = Array.from({ length: 20 }, (_, i) => stack.client.createRun({ task: "plain", parameters: i === 10 ? { n: "ten" } : { n: i } }));
+    const settled = await Promise.allSettled(calls);
+    // The refusal reached the batch it was sent in, which was sent again so that it refused only this call.
+    expect(since(before, await createRequests())["/v1/runs/batch 400"]).toBeGreaterThan(0);
+    const refused = settled[10]!;
+    expect(refused.status).toBe("rejected");
+    const err = (refused as PromiseRejectedResult).reason as ApiError;
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ status: 400, code: "OFFLOAD_INVALID_PARAMETERS" });
+    // As a lone call's: the path names its own parameters, not an entry of a batch.
+    expect(err.issues?.map((i) => i.path)).toEqual(["parameters.n"]);
+    const taken = settled.filter((s, i) => i !== 10).map((s) => (s.status === "fulfilled" ? s.value : undefined));
+    expect(taken.map((r) => r?.parameters)).toEqual(Array.from({ length: 20 }, (_, i) => i).filter((i) => i !== 10).map((n) => ({ n })));
+    expect((await stack.client.getRun(taken[12]!.id)).parameters).toEqual({ n: 13 });
+  });
+
+  test("two concurrent calls with one idempotency key get one run", async () => {
+    const t = task({ name: unique("once"), input: Numbered, client: stack.client }, async () => null);
+    const key = unique("key");
+    // Two calls ahead take the free requests, so the two keyed calls wait and go in one batch.
+    const before = await createRequests();
+    const [, , first, second] = await Promise.all([t.delay({ i: 0 }), t.delay({ i: 1 }), t.delay({ i: 2 }, { idempotencyKey: key }), t.delay({ i: 3 }, { idempotencyKey: key })]);
+    expect(since(before, await createRequests())["/v1/runs/batch 202"]).toBe(1);
+    expect(second!.id).toBe(first!.id);
+    expect(await first!.status()).toMatchObject({ idempotencyKey: key, parameters: { i: 2 } });
+    expect((await stack.client.listRuns({ task: t.name })).runs).toHaveLength(3);
+  });
+
+  test("each caller gets the warnings about its own task, whichever calls it shared a request with", async () => {
+    await registered();
+    const unknown = task({ name: unique("unregistered"), input: Numbered, client: stack.client }, async () => null);
+    const plain = task({ name: "plain", input: z.object({ n: z.number() }), client: stack.client }, async ({ n }) => n);
+    const handles = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? unknown.delay({ i }) : plain.delay({ n: i }))));
+    const warning = `no worker has registered task "${unknown.name}" yet: its parameters were not checked and its limits are not known`;
+    handles.forEach((h, i) => expect(h.warnings).toEqual(i % 2 ? [warning] : []));
+  });
+
+  test("coalesce: false sends one request per call", async () => {
+    const client = new OffloadClient({ apiUrl: stack.apiUrl, token: "", coalesce: false });
+    const t = task({ name: unique("alone"), input: Numbered, client }, async () => null);
+    const before = await createRequests();
+    const handles = await Promise.all(Array.from({ length: 10 }, (_, i) => t.delay({ i })));
+    expect(since(before, await createRequests())).toEqual({ "/v1/runs 202": 10 });
+    expect(new Set(handles.map((h) => h.id)).size).toBe(10);
   });
 });
