@@ -154,7 +154,9 @@ describe("worker: execution semantics", () => {
       await bus.dispatch("w-flaky", { failTimes: 2 }, { runId, attemptsBefore: 2, dispatch: 2 });
       const done = await bus.outcome(runId);
       expect(done).toMatchObject({ type: "COMPLETED", attempt: 3, result: { attempt: 3 } });
-      expect(bus.eventsOf(runId).map((e) => e.type)).toEqual(["RUNNING", "AWAITING_RETRY", "RUNNING", "AWAITING_RETRY", "RUNNING", "COMPLETED"]);
+      // Each try is shorter than the RUNNING delay: it reports its start with its outcome.
+      expect(bus.eventsOf(runId).map((e) => e.type)).toEqual(["AWAITING_RETRY", "AWAITING_RETRY", "COMPLETED"]);
+      for (const e of bus.eventsOf(runId)) expect(Date.parse(e.startedAt!)).toBeLessThanOrEqual(Date.parse(e.at));
       // onCompletion ran once, with the value, after the COMPLETED event was accepted; onFailure never did.
       const hooks = await waitFor("the onCompletion hook", () => {
         const h = hookCalls.filter((c) => c.run.runId === runId);
@@ -227,6 +229,38 @@ describe("worker: execution semantics", () => {
       await settled("w-add");
       expect(calls.get(runId)).toBeUndefined();
       expect(bus.eventsOf(runId).map((e) => e.type)).toEqual(["CANCELLED"]);
+    });
+
+    it("the check before a run starts is answered from the process's own set of cancels, without asking the bucket", async () => {
+      // Every read of a KV key is a request on one of these subjects; a plain subscription sees the worker's too.
+      const reads: string[] = [];
+      const subs = ["$JS.API.DIRECT.GET.>", "$JS.API.STREAM.MSG.GET.>"].map((subject) => bus.nc.subscribe(subject, { callback: (_err, m) => void reads.push(m.string()) }));
+      await bus.nc.flush();
+      try {
+        const cancelled = randomUUID();
+        await cancellations.put(cancelled, JSON.stringify({ cancelledAt: new Date().toISOString() }));
+        await bus.dispatch("w-add", { a: 1, b: 1 }, { runId: cancelled });
+        const other = await bus.dispatch("w-add", { a: 2, b: 1 });
+        expect(await bus.outcome(cancelled)).toMatchObject({ type: "CANCELLED" });
+        expect(await bus.outcome(other)).toMatchObject({ type: "COMPLETED", result: 3 });
+        expect(calls.get(cancelled)).toBeUndefined();
+        expect(reads.filter((r) => r.includes(cancelled) || r.includes(other))).toEqual([]);
+      } finally {
+        for (const sub of subs) sub.unsubscribe();
+      }
+    });
+
+    it("a cancel stored before the worker started is in its set: the run is never called", async () => {
+      const runId = randomUUID();
+      await cancellations.put(runId, JSON.stringify({ cancelledAt: new Date().toISOString() }));
+      const late = await serve([task({ name: "w-late", input: z.object({}) }, (_i, ctx) => void count(ctx.runId))], { natsUrl: nats.url, logger: pino({ level: "silent" }) });
+      try {
+        await bus.dispatch("w-late", {}, { runId });
+        expect(await bus.outcome(runId)).toMatchObject({ type: "CANCELLED" });
+        expect(calls.get(runId)).toBeUndefined();
+      } finally {
+        await late.stop();
+      }
     });
 
     it("a running run is aborted when its id lands in the bucket: the function sees its signal aborted, the run is CANCELLED", async () => {
@@ -306,7 +340,7 @@ describe("worker: execution semantics", () => {
       expect(await bus.outcome(runId)).toMatchObject({ type: "COMPLETED", result: "fine" });
       await waitFor("the hook's error to be logged", () => logged.some((l) => l.includes("onCompletion hook threw") && l.includes("hook trouble")));
       await sleep(200);
-      expect(bus.eventsOf(runId).map((e) => e.type)).toEqual(["RUNNING", "COMPLETED"]);
+      expect(bus.eventsOf(runId).map((e) => e.type)).toEqual(["COMPLETED"]);
     });
   });
 
@@ -318,7 +352,8 @@ describe("worker: execution semantics", () => {
 
     it("gives up on a message that kills every worker taking it, after OFFLOAD_MAX_DELIVER deliveries", async () => {
       const fixture = fileURLToPath(new URL("./fixtures/worker-crash.mjs", import.meta.url));
-      const env = { OFFLOAD_MAX_DELIVER: "2", OFFLOAD_ACK_WAIT_SECONDS: "1" };
+      // RUNNING at once, before the task is called: the test counts deliveries by it, and the task kills its worker soon.
+      const env = { OFFLOAD_MAX_DELIVER: "2", OFFLOAD_ACK_WAIT_SECONDS: "1", OFFLOAD_RUNNING_EVENT_DELAY_MS: "0" };
       const advisories: string[] = [];
       const sub = bus.nc.subscribe(Nats.maxDeliveriesAdvisory, { callback: (_err, m) => void advisories.push(m.string()) });
       const runId = await bus.dispatch("poison", {});

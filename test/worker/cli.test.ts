@@ -21,19 +21,26 @@ describe("offload-worker: command line", () => {
     const { code, out } = await run(["--help"]);
     expect(code).toBe(0);
     expect(out).toContain("Usage: offload-worker --module PATH");
-    for (const word of ["--tasks", "--concurrency", "OFFLOAD_MODULE", "OFFLOAD_WORKER_PORT", "OFFLOAD_DRAIN_SECONDS", "OFFLOAD_NATS_URL", "OFFLOAD_LOG_LEVEL"]) {
+    for (const word of ["--tasks", "--concurrency", "OFFLOAD_MODULE", "OFFLOAD_WORKER_PORT", "OFFLOAD_DRAIN_SECONDS", "OFFLOAD_NATS_URL", "OFFLOAD_LOG_LEVEL", "OFFLOAD_RUNNING_EVENT_DELAY_MS", "OFFLOAD_BATCH_EVENTS"]) {
       expect(out).toContain(word);
     }
   });
 
   it("exits 2 naming each bad setting", async () => {
-    const { code, out } = await run(["--concurrency", "zero"], { OFFLOAD_NATS_URL: "http://nats:4222", OFFLOAD_WORKER_PORT: "99999" });
+    const { code, out } = await run(["--concurrency", "zero"], {
+      OFFLOAD_NATS_URL: "http://nats:4222",
+      OFFLOAD_WORKER_PORT: "99999",
+      OFFLOAD_RUNNING_EVENT_DELAY_MS: "-5",
+      OFFLOAD_BATCH_EVENTS: "maybe",
+    });
     expect(code).toBe(2);
     expect(out).toContain("invalid configuration");
     expect(out).toContain("OFFLOAD_MODULE (--module)");
     expect(out).toContain("OFFLOAD_CONCURRENCY (--concurrency)");
     expect(out).toContain("OFFLOAD_NATS_URL");
     expect(out).toContain("OFFLOAD_WORKER_PORT");
+    expect(out).toContain("OFFLOAD_RUNNING_EVENT_DELAY_MS");
+    expect(out).toContain("OFFLOAD_BATCH_EVENTS");
   });
 
   it("--help documents TypeScript modules and --watch", async () => {

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
-import { Nats, RunEventSchema, ensureStreams, type Json, type RunEvent } from "@offload/sdk/internal";
+import { Nats, RunEventBatchSchema, RunEventSchema, ensureStreams, type Json, type RunEvent } from "@offload/sdk/internal";
 import { freePort, startProcess, waitFor, type Child } from "../support/index.js";
 
 export const WORKER_BIN = fileURLToPath(new URL("../../worker/dist/bin/offload-worker.js", import.meta.url));
@@ -34,6 +34,8 @@ export interface Bus {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly events: RunEvent[];
+  /** How many events each message on the events subjects carried (1 for an event sent alone, n for a batch of n). */
+  readonly messageSizes: number[];
   /** Publishes a run of `task` (a new one, or another dispatch of `runId`); returns its id. */
   dispatch(task: string, parameters: Json, extra?: { attemptsBefore?: number; timeoutSeconds?: number; runId?: string; dispatch?: number }): Promise<string>;
   /** Publishes raw bytes on a task's subject. */
@@ -51,10 +53,15 @@ export async function openBus(natsUrl: string): Promise<Bus> {
   await ensureStreams(await jetstreamManager(nc));
   const js = jetstream(nc);
   const events: RunEvent[] = [];
-  // A core subscription sees every event the workers publish to the stream.
+  const messageSizes: number[] = [];
+  // A core subscription sees every event the workers publish to the stream, alone or in a batch; progress reports are left out.
   const sub = nc.subscribe(Nats.eventsWildcard, {
     callback: (err, msg) => {
-      if (!err) events.push(RunEventSchema.parse(msg.json()));
+      if (err) return;
+      const data: unknown = msg.json();
+      const entries = RunEventBatchSchema.safeParse(data).success ? (data as { events: unknown[] }).events : [data];
+      messageSizes.push(entries.length);
+      for (const e of entries) if ((e as { type?: unknown }).type !== "PROGRESS") events.push(RunEventSchema.parse(e));
     },
   });
   await nc.flush();
@@ -63,6 +70,7 @@ export async function openBus(natsUrl: string): Promise<Bus> {
     nc,
     js,
     events,
+    messageSizes,
     async dispatch(task, parameters, extra = {}) {
       const runId = extra.runId ?? randomUUID();
       const dispatch = extra.dispatch ?? 0;

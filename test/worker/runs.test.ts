@@ -31,17 +31,29 @@ describe("offload-worker: runs", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("runs a task: RUNNING, then COMPLETED with the result", async () => {
+  it("runs a task shorter than the RUNNING delay: only COMPLETED, with the result and when it started", async () => {
+    const before = Date.now();
     const runId = await bus.dispatch("add", { a: 2, b: 3 });
     const done = await bus.outcome(runId);
     expect(done.type).toBe("COMPLETED");
     expect(done.result).toMatchObject({ sum: 5, attempt: 1 });
-    const types = bus.eventsOf(runId).map((e) => e.type);
-    expect(types).toEqual(["RUNNING", "COMPLETED"]);
-    const running = bus.eventsOf(runId)[0]!;
-    expect(running).toMatchObject({ task: "add", attempt: 1 });
-    expect(done.workerId).toBe(running.workerId);
+    expect(done).toMatchObject({ task: "add", attempt: 1 });
+    // Folded into the outcome: a watcher sees PENDING, then COMPLETED, and the record still gets its start.
+    expect(bus.eventsOf(runId).map((e) => e.type)).toEqual(["COMPLETED"]);
+    expect(Date.parse(done.startedAt!)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(done.startedAt!)).toBeLessThanOrEqual(Date.parse(done.at));
     expect((done.result as { workerId: string }).workerId).toBe(done.workerId);
+  });
+
+  it("a run that outlives the RUNNING delay shows RUNNING while it runs, then its outcome with the same start", async () => {
+    const runId = await bus.dispatch("slow", { ms: 1500 });
+    const running = await bus.event(runId, "RUNNING");
+    // Seen while the run still runs: its outcome is not there yet.
+    expect(bus.eventsOf(runId).map((e) => e.type)).toEqual(["RUNNING"]);
+    const done = await bus.outcome(runId);
+    expect(bus.eventsOf(runId).map((e) => e.type)).toEqual(["RUNNING", "COMPLETED"]);
+    expect(running).toMatchObject({ task: "slow", attempt: 1, workerId: done.workerId });
+    expect(done.startedAt).toBe(running.at);
   });
 
   it("creates the streams and a shared durable consumer per task", async () => {

@@ -68,6 +68,8 @@ Other environment variables:
   OFFLOAD_MAX_DELIVER            deliveries of a task message before it is given up on (default 10; -1: no limit)
   OFFLOAD_RESULT_INLINE_LIMIT    bytes above which a result goes to the object store (default 262144)
   OFFLOAD_RUN_LOG_LEVEL          lowest level of ctx.log lines kept with the run (default info)
+  OFFLOAD_RUNNING_EVENT_DELAY_MS ms a run runs before RUNNING is sent; shorter runs send only their outcome (default 100; 0: at once)
+  OFFLOAD_BATCH_EVENTS           send events ready at once as one message (default true; false for a run API older than batches)
 
 Traces (OpenTelemetry; off unless asked for): OTEL_TRACES_EXPORTER=otlp, or
 OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) set, exports each run's

@@ -1,14 +1,26 @@
 /**
- * This process's view of the cancellations bucket (key: run id). A run is
- * checked once before it starts, and watched while it runs: one KV watch for
- * the whole process fans each cancel out to the runs that asked about that
- * id, so that a run in flight is aborted within moments of its cancel. The
- * watch is opened before any consumer, so that no cancel of a run this
- * process takes goes unseen.
+ * This process's view of the cancellations bucket (key: run id). One KV
+ * watch for the whole process keeps the set of cancelled run ids (the
+ * bucket's values at start, then every cancel as it lands), so that the check
+ * before a run starts is a lookup, not a round trip to NATS; and it fans each
+ * cancel out to the runs that asked about that id, so that a run in flight is
+ * aborted within moments of its cancel. Until the watch has delivered the
+ * bucket's values (at start, or after it was opened again), a run's check
+ * asks the bucket instead. The watch is opened before any consumer, so that
+ * no cancel of a run this process takes goes unseen.
  */
-import { KvWatchInclude, type KV, type KvWatchEntry } from "@nats-io/kv";
+import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { setTimeout as sleep } from "node:timers/promises";
+import { CANCEL_BUCKET } from "../nats/layout.js";
+
+/**
+ * Most cancelled ids kept. The bucket keeps a key a week (its max_age); a
+ * process that has seen more cancels than this within a week forgets the
+ * oldest and asks the bucket about ids it does not know. (About 100 bytes an id.)
+ */
+export const MAX_KNOWN_CANCELLATIONS = 100_000;
+const KEPT_MS = CANCEL_BUCKET.ttl ?? 7 * 24 * 3600 * 1000;
 
 /** A run's stake in the cancellations bucket while this process has it. */
 export interface CancelWatch {
@@ -32,6 +44,12 @@ export class Cancellations {
   readonly #bucket: KV;
   readonly #deps: CancellationsDeps;
   readonly #waiters = new Map<string, Set<() => void>>();
+  /** Cancelled run ids, with when each cancel was stored, oldest first. */
+  readonly #known = new Map<string, number>();
+  /** True while the watch has delivered the bucket's values and follows it: an id not known is not cancelled. */
+  #caughtUp = false;
+  /** True once ids were forgotten to stay within {@link MAX_KNOWN_CANCELLATIONS}: an id not known may be cancelled. */
+  #forgot = false;
   #watch: { stop(): void } | undefined;
   #loop: Promise<void> = Promise.resolve();
 
@@ -49,6 +67,8 @@ export class Cancellations {
 
   /** Whether the run's cancel is already in the bucket. */
   async isCancelled(runId: string, log: Logger): Promise<boolean> {
+    if (this.#known.has(runId)) return true;
+    if (this.#caughtUp && !this.#forgot) return false;
     try {
       const entry = await this.#bucket.get(runId);
       return entry?.operation === "PUT";
@@ -89,10 +109,42 @@ export class Cancellations {
     return this.#loop;
   }
 
+  /** Ids known to be cancelled (for tests and metrics). */
+  get knownCount(): number {
+    return this.#known.size;
+  }
+
+  /** True once the set of cancelled ids is complete (the watch caught up with the bucket). */
+  get caughtUp(): boolean {
+    return this.#caughtUp && !this.#forgot;
+  }
+
   async #open(): Promise<AsyncIterable<KvWatchEntry> & { stop(): void }> {
-    const watch = await this.#bucket.watch({ include: KvWatchInclude.UpdatesOnly });
+    this.#caughtUp = false;
+    // Read first: an empty bucket delivers no value to mark the end of the initial ones. A cancel
+    // stored between the two reads still arrives through the watch (and aborts its run if it started).
+    const empty = (await this.#bucket.status()).values === 0;
+    // The last value of every key, then every change; the values themselves are not needed.
+    const watch = await this.#bucket.watch({ headers_only: true });
     this.#watch = watch;
+    if (empty) this.#caughtUp = true;
     return watch;
+  }
+
+  #remember(e: KvWatchEntry): void {
+    if (e.operation !== "PUT") {
+      this.#known.delete(e.key);
+      return;
+    }
+    const at = e.created.getTime();
+    this.#known.delete(e.key);
+    this.#known.set(e.key, at);
+    // Oldest first: the bucket has dropped keys older than its max_age, so can the set.
+    for (const [key, storedAt] of this.#known) {
+      if (this.#known.size <= MAX_KNOWN_CANCELLATIONS && storedAt > Date.now() - KEPT_MS) break;
+      if (this.#known.size > MAX_KNOWN_CANCELLATIONS) this.#forgot = true;
+      this.#known.delete(key);
+    }
   }
 
   // Runs for the server's life; a watch that ends (NATS trouble) is opened again.
@@ -103,6 +155,9 @@ export class Cancellations {
       try {
         watch ??= await this.#open();
         for await (const e of watch) {
+          this.#remember(e);
+          // The last of the bucket's values at the start (or anything after it): the set is complete from now on.
+          if (e.isUpdate || e.delta === 0) this.#caughtUp = true;
           if (e.operation !== "PUT") continue;
           const waiters = this.#waiters.get(e.key);
           if (waiters) {
@@ -113,6 +168,8 @@ export class Cancellations {
       } catch (err) {
         if (!stopping()) log.warn({ err }, "watching the cancellations bucket failed; watching again");
       }
+      // Cancels may land while no watch is open: ask the bucket until the next one has caught up.
+      this.#caughtUp = false;
       watch = undefined;
       if (!stopping() && !connectionClosed()) await sleep(1000);
       if (connectionClosed()) return;

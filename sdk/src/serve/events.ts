@@ -1,8 +1,10 @@
 /**
- * What a worker tells NATS about its runs. Events (RUNNING, COMPLETED, …) go
- * to JetStream and are retried, with a message id per run, try and type so
- * that a retried publish is stored once: the run API materializes run state
- * from them, and a run's message is acked only once its event is stored.
+ * What a worker tells NATS about its runs. Events (RUNNING, COMPLETED, …) and
+ * progress reports go to JetStream and are retried, with a message id so that
+ * a retried publish is stored once: the run API materializes run state from
+ * them, and a run's message is acked only once its event is stored. With
+ * batching on (the default), the entries of one task that are ready at the
+ * same time travel as one `RunEventBatch` message ({@link EventBatcher}).
  * Log lines are core publishes instead: they only buffer, so logging never
  * waits on NATS, and a lost line must never fail a run.
  */
@@ -11,44 +13,44 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import { Nats, type RunEvent, type RunLogLine, type RunProgress, type RunProgressMessage } from "../protocol/index.js";
 import type { RunInfo } from "./index.js";
 import { setTimeout as sleep } from "node:timers/promises";
+import { EventBatcher, type Outgoing } from "./event-batches.js";
 
 const PUBLISH_TRIES = 4;
+const PUBLISH_TIMEOUT_MS = 5000;
+/** nats-server's default max_payload, for a connection that has not said its own. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** Room left in a batch message for its headers (the message id and JetStream's own). */
+const HEADER_ROOM = 1024;
 
 export class RunReporter {
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
   readonly #workerId: string;
+  /** One coalescer per task subject; none when batching is off. */
+  readonly #batchers: Map<string, EventBatcher> | undefined;
+  #batchSeq = 0;
 
-  constructor(nc: NatsConnection, js: JetStreamClient, workerId: string) {
+  constructor(nc: NatsConnection, js: JetStreamClient, workerId: string, { batch = true }: { batch?: boolean } = {}) {
     this.#nc = nc;
     this.#js = js;
     this.#workerId = workerId;
+    this.#batchers = batch ? new Map() : undefined;
   }
 
   /** Publishes the run's event of `type`; throws once every try failed (or the connection closed). */
-  async publish(info: RunInfo, type: RunEvent["type"], fields: Partial<RunEvent>): Promise<void> {
+  publish(info: RunInfo, type: RunEvent["type"], fields: Partial<RunEvent>): Promise<void> {
     const event: RunEvent = { ...fields, runId: info.runId, task: info.task, type, attempt: info.attempt, workerId: this.#workerId, at: fields.at ?? new Date().toISOString() };
-    const payload = JSON.stringify(event);
-    const msgID = `${info.runId}:${info.attempt}:${type}`;
-    for (let i = 1; ; i++) {
-      try {
-        await this.#js.publish(Nats.eventSubject(info.task), payload, { msgID, timeout: 5000 });
-        return;
-      } catch (err) {
-        if (i >= PUBLISH_TRIES || this.#nc.isClosed()) throw err;
-        await sleep(250 * 2 ** i);
-      }
-    }
+    return this.#send(info.task, { json: JSON.stringify(event), msgID: `${info.runId}:${info.attempt}:${type}` });
   }
 
   /**
-   * Publishes a progress report, once: a lost one is replaced by the next (the
+   * Publishes a progress report: a lost one is replaced by the next (the
    * caller coalesces them, and waits for this before publishing the outcome, so
    * that the last report is stored first on the same subject).
    */
-  async publishProgress(info: RunInfo, progress: RunProgress): Promise<void> {
+  publishProgress(info: RunInfo, progress: RunProgress): Promise<void> {
     const msg: RunProgressMessage = { runId: info.runId, task: info.task, type: "PROGRESS", attempt: info.attempt, workerId: this.#workerId, progress };
-    await this.#js.publish(Nats.eventSubject(info.task), JSON.stringify(msg), { timeout: 5000 });
+    return this.#send(info.task, { json: JSON.stringify(msg) });
   }
 
   /** Ships one of the run's log lines; the OFFLOAD_LOGS stream stores it, bounded per run. */
@@ -58,6 +60,34 @@ export class RunReporter {
       this.#nc.publish(Nats.logSubject(runId), JSON.stringify(line));
     } catch {
       // A lost log line must never fail a run.
+    }
+  }
+
+  #send(task: string, entry: Outgoing): Promise<void> {
+    const subject = Nats.eventSubject(task);
+    if (!this.#batchers) return this.#publish(subject, entry.json, entry.msgID);
+    let batcher = this.#batchers.get(subject);
+    if (!batcher) {
+      batcher = new EventBatcher({
+        single: (e) => this.#publish(subject, e.json, e.msgID),
+        // One id per batch, kept across its tries, so that a retried batch is stored once.
+        batch: (payload) => this.#publish(subject, payload, `${this.#workerId}:${++this.#batchSeq}`),
+        maxBytes: () => (this.#nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - HEADER_ROOM,
+      });
+      this.#batchers.set(subject, batcher);
+    }
+    return batcher.send(entry);
+  }
+
+  async #publish(subject: string, payload: string, msgID: string | undefined): Promise<void> {
+    for (let i = 1; ; i++) {
+      try {
+        await this.#js.publish(subject, payload, { ...(msgID ? { msgID } : {}), timeout: PUBLISH_TIMEOUT_MS });
+        return;
+      } catch (err) {
+        if (i >= PUBLISH_TRIES || this.#nc.isClosed()) throw err;
+        await sleep(250 * 2 ** i);
+      }
     }
   }
 }

@@ -1,11 +1,12 @@
 /**
  * One run, from its task message to its ack: parse the message, skip the run
- * if it was cancelled, publish RUNNING, invoke the task, turn how the try
- * ended into its terminal event (storing a large result first), publish it,
- * ack, then call the task's hooks. The order is what makes a run safe to
- * lose a worker over: the message is acked only once the run's event is
- * stored, and whatever cannot be reported is released (nak) for JetStream to
- * deliver again, so at worst a run is tried again, never lost.
+ * if it was cancelled, invoke the task (publishing RUNNING once it has run
+ * for `runningEventDelayMs`), turn how the try ended into its terminal event
+ * (storing a large result first), publish it, ack, then call the task's
+ * hooks. The order is what makes a run safe to lose a worker over: the
+ * message is acked only once the run's outcome is stored, and whatever cannot
+ * be reported is released (nak) for JetStream to deliver again, so at worst
+ * a run is tried again, never lost.
  */
 import type { JsMsg } from "@nats-io/jetstream";
 import { performance } from "node:perf_hooks";
@@ -31,6 +32,8 @@ export interface ExecuteDeps {
   readonly workerId: string;
   /** In-progress acks are sent every third of it. */
   readonly ackWaitSeconds: number;
+  /** How long a run runs before its RUNNING is published (0: before the task is called, and required). */
+  readonly runningEventDelayMs: number;
   readonly runLogLevel: RunLogLevel;
   readonly log: Logger;
   readonly cancellations: Pick<Cancellations, "isCancelled" | "watchRun">;
@@ -79,15 +82,24 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
       return;
     }
     const startedAt = performance.now();
-    // Sent again with the outcome: the replica that records the outcome may not have seen the RUNNING yet.
+    // Sent with the outcome too: the replica that records the outcome may not have seen the RUNNING (nor, for a short run, was one sent).
     const started = { startedAt: new Date().toISOString() };
-    try {
-      await reporter.publish(info, "RUNNING", { at: started.startedAt });
-    } catch (err) {
-      log.error({ err }, "could not publish RUNNING; releasing the message");
-      settle(() => msg.nak(1000));
-      return;
+    // The RUNNING publish, once sent: the outcome waits for it, so that the two are stored in order.
+    let running: Promise<void> | undefined;
+    if (deps.runningEventDelayMs === 0) {
+      try {
+        await reporter.publish(info, "RUNNING", { at: started.startedAt });
+        running = Promise.resolve();
+      } catch (err) {
+        log.error({ err }, "could not publish RUNNING; releasing the message");
+        settle(() => msg.nak(1000));
+        return;
+      }
     }
+    // Started already: a RUNNING that cannot be stored costs watchers a state, not the run (its outcome carries the start).
+    const announce = (): Promise<void> =>
+      (running ??= reporter.publish(info, "RUNNING", { at: started.startedAt }).catch((err: unknown) => log.warn({ err }, "could not publish RUNNING; the run goes on")));
+    const announceTimer = running ? undefined : setTimeout(() => void announce(), deps.runningEventDelayMs);
     hooks.runStarted(info);
     log.debug("run started");
 
@@ -95,10 +107,19 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
     // The run's own lines carry the trace, so that a log search finds them from the trace and back.
     const runLog = runLogger(span.logFields ? log.child(span.logFields) : log, deps.runLogLevel, info.attempt, (line) => reporter.logLine(info.runId, line));
     const progress = new ProgressCoalescer(
-      (p) => reporter.publishProgress(info, p),
+      // The run API keeps progress only of a RUNNING run: the first report announces the run, if the delay has not.
+      async (p) => {
+        await announce();
+        await reporter.publishProgress(info, p);
+      },
       (err) => log.warn({ err }, "could not publish a progress report; the next one replaces it"),
     );
-    const ending = await span.run(() => invoke({ task, message, info, log: runLog, workerId: deps.workerId, abandoned, cancel, progress }));
+    let ending: Ending;
+    try {
+      ending = await span.run(() => invoke({ task, message, info, log: runLog, workerId: deps.workerId, abandoned, cancel, progress }));
+    } finally {
+      clearTimeout(announceTimer);
+    }
     // The last report goes before the outcome (the same subject keeps them in order); later ones are ignored.
     await progress.close(ending.kind !== "abandoned");
     const durationSeconds = (performance.now() - startedAt) / 1000;
@@ -124,6 +145,7 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
       event = ending.kind === "cancelled" ? { type: "CANCELLED", fields: {} } : failureEvent(task, info.attempt, ending);
     }
     const { type, fields } = event;
+    await running;
     try {
       await reporter.publish(info, type, { ...fields, ...started });
     } catch (err) {

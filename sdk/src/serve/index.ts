@@ -7,7 +7,7 @@ export { TASK_MAX_ACK_PENDING, ensureTaskConsumer, taskConsumerConfig } from "./
 export type { TaskConsumerSettings } from "./streams.js";
 export { ServeEnvSchema } from "./options.js";
 export type { ServeEnv } from "./options.js";
-export { DEFAULT_ACK_WAIT_SECONDS, DEFAULT_MAX_DELIVER, DEFAULT_RESULT_INLINE_LIMIT } from "./options.js";
+export { DEFAULT_ACK_WAIT_SECONDS, DEFAULT_MAX_DELIVER, DEFAULT_RESULT_INLINE_LIMIT, DEFAULT_RUNNING_EVENT_DELAY_MS } from "./options.js";
 
 /** How a run ended in this process, as told to {@link ServeHooks.runFinished}. */
 export type RunOutcome =
@@ -84,6 +84,31 @@ export interface ServeOptions {
    * @defaultValue `OFFLOAD_RUN_LOG_LEVEL`, else "info"
    */
   runLogLevel?: RunLogLevel;
+  /**
+   * How long a run runs before its `RUNNING` event is sent. A run that ends
+   * sooner sends only its outcome, which carries when it started
+   * (`startedAt`): watchers of such a run see it go from `PENDING` straight
+   * to its outcome, with no `RUNNING` in between, and the worker sends one
+   * message for it instead of two. A run that outlives the delay (or reports
+   * progress first) shows `RUNNING` as before. 100 ms is below what a person
+   * watching a run notices, and above what most short tasks take. If that
+   * `RUNNING` cannot be sent, the run carries on (it has started; its outcome
+   * records the start); with 0, `RUNNING` is sent before the task is called
+   * and a run whose `RUNNING` cannot be sent is released for redelivery
+   * without starting.
+   * @defaultValue `OFFLOAD_RUNNING_EVENT_DELAY_MS`, else 100
+   */
+  runningEventDelayMs?: number;
+  /**
+   * Send the events (and progress reports) that are ready at the same time
+   * as one JetStream message per task, rather than one message each: under
+   * load, a worker then stores a message per batch of runs, not per event.
+   * An event sent alone is sent as before. Set it to false while the run
+   * API is older than event batches (it cannot read them): upgrade the run
+   * API first.
+   * @defaultValue `OFFLOAD_BATCH_EVENTS`, else true
+   */
+  batchEvents?: boolean;
 }
 
 /** The levels of {@link ServeOptions.runLogLevel}. */

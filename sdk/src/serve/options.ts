@@ -13,9 +13,14 @@ export const DEFAULT_ACK_WAIT_SECONDS = 30;
 export const DEFAULT_MAX_DELIVER = 10;
 /** Default of {@link ServeOptions.resultInlineLimitBytes}: 256 KiB. */
 export const DEFAULT_RESULT_INLINE_LIMIT = 256 * 1024;
+/** Default of {@link ServeOptions.runningEventDelayMs}. */
+export const DEFAULT_RUNNING_EVENT_DELAY_MS = 100;
 
 const maxDeliver = z.number().int().refine((n) => n === -1 || n >= 1, "must be at least 1 (or -1 for no limit)");
 const inlineLimit = z.number().int().min(0).max(64 * 1024 * 1024);
+// Past the ack wait's scale a delay would only hide runs: a minute is plenty.
+const runningDelay = z.number().int().min(0).max(60_000);
+const bool = z.enum(["true", "false", "1", "0"], { error: "must be true or false" }).transform((v) => v === "true" || v === "1");
 
 /** The environment `serve()` reads (options given in code take precedence); `offload-worker` extends it. */
 export const ServeEnvSchema = z.object({
@@ -31,6 +36,10 @@ export const ServeEnvSchema = z.object({
   OFFLOAD_RESULT_INLINE_LIMIT: z.coerce.number().pipe(inlineLimit).default(DEFAULT_RESULT_INLINE_LIMIT),
   /** Lines runs log through `ctx.log` at this level or above are kept with the run. @defaultValue info */
   OFFLOAD_RUN_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+  /** Milliseconds a run runs before its RUNNING event is sent (shorter runs send only their outcome); 0: at once. @defaultValue 100 */
+  OFFLOAD_RUNNING_EVENT_DELAY_MS: z.coerce.number().pipe(runningDelay).default(DEFAULT_RUNNING_EVENT_DELAY_MS),
+  /** Events ready at the same time go as one batch message; false for a run API older than batches. @defaultValue true */
+  OFFLOAD_BATCH_EVENTS: bool.default(true),
 });
 
 // The variable each option stands in for: one given in code is not read (nor checked) from the environment.
@@ -41,6 +50,8 @@ const ENV_OF_OPTION = {
   maxDeliver: "OFFLOAD_MAX_DELIVER",
   resultInlineLimitBytes: "OFFLOAD_RESULT_INLINE_LIMIT",
   runLogLevel: "OFFLOAD_RUN_LOG_LEVEL",
+  runningEventDelayMs: "OFFLOAD_RUNNING_EVENT_DELAY_MS",
+  batchEvents: "OFFLOAD_BATCH_EVENTS",
 } as const satisfies Partial<Record<keyof ServeOptions, keyof z.infer<typeof ServeEnvSchema>>>;
 export type ServeEnv = z.infer<typeof ServeEnvSchema>;
 
@@ -53,6 +64,8 @@ const OptionsSchema = z.object({
   maxDeliver: maxDeliver.optional(),
   resultInlineLimitBytes: inlineLimit.optional(),
   runLogLevel: z.enum(LOG_LEVELS).optional(),
+  runningEventDelayMs: runningDelay.optional(),
+  batchEvents: z.boolean().optional(),
 });
 
 /** serve()'s options with defaults filled in and checked. */
@@ -68,6 +81,8 @@ export interface CompiledOptions {
   readonly maxDeliver: number;
   readonly resultInlineLimitBytes: number;
   readonly runLogLevel: RunLogLevel;
+  readonly runningEventDelayMs: number;
+  readonly batchEvents: boolean;
 }
 
 export function compileOptions(tasks: readonly Task[], options: ServeOptions, env: NodeJS.ProcessEnv = process.env): CompiledOptions {
@@ -98,5 +113,7 @@ export function compileOptions(tasks: readonly Task[], options: ServeOptions, en
     maxDeliver: o.maxDeliver ?? e.OFFLOAD_MAX_DELIVER,
     resultInlineLimitBytes: o.resultInlineLimitBytes ?? e.OFFLOAD_RESULT_INLINE_LIMIT,
     runLogLevel: o.runLogLevel ?? e.OFFLOAD_RUN_LOG_LEVEL,
+    runningEventDelayMs: o.runningEventDelayMs ?? e.OFFLOAD_RUNNING_EVENT_DELAY_MS,
+    batchEvents: o.batchEvents ?? e.OFFLOAD_BATCH_EVENTS,
   });
 }

@@ -114,10 +114,11 @@ class TaskServer implements Server {
     const run: ExecuteDeps = {
       workerId: this.workerId,
       ackWaitSeconds: this.#opts.ackWaitSeconds,
+      runningEventDelayMs: this.#opts.runningEventDelayMs,
       runLogLevel: this.#opts.runLogLevel,
       log,
       cancellations,
-      reporter: new RunReporter(nc, this.#js, this.workerId),
+      reporter: new RunReporter(nc, this.#js, this.workerId, { batch: this.#opts.batchEvents }),
       results: new ResultStore(buckets.results, this.#opts.resultInlineLimitBytes, () => nc.info?.max_payload),
       hooks: this.#hooks,
     };
