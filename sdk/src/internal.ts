@@ -6,6 +6,7 @@ export * from "./client.js";
 export * from "./task.js";
 export * from "./serve/index.js";
 export * from "./nats/layout.js";
+export * from "./nats/publisher.js";
 export * from "./retries.js";
 export * from "./cache.js";
 export * from "./startup.js";

@@ -1,6 +1,6 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { inSpan, Nats, type TaskMessage } from "@offload/sdk/internal";
+import { inSpan, JetStreamPublisher, Nats, type TaskMessage } from "@offload/sdk/internal";
 import type { StoredRun } from "../store/runs.js";
 import type { NatsLink } from "./connection.js";
 
@@ -57,14 +57,21 @@ export async function publishRuns(bus: DispatchBus, runs: readonly StoredRun[]):
   });
 }
 
+// One publisher per connection, made on its first dispatch: every path that dispatches (submit, sweeper, admission,
+// retry) shares its reply subscription and timer sweep.
+const publishers = new WeakMap<NatsConnection, JetStreamPublisher>();
+function publisherFor(nc: NatsConnection): JetStreamPublisher {
+  let p = publishers.get(nc);
+  if (!p) publishers.set(nc, (p = new JetStreamPublisher(nc, { timeoutMs: PUBLISH_TIMEOUT_MS })));
+  return p;
+}
+
 async function publish(bus: DispatchBus, runs: readonly StoredRun[]): Promise<{ published: string[]; failed: unknown[] }> {
+  const publisher = publisherFor(bus.nc);
   const results = await bus.link.settleWhileConnected(
     runs.map(
       (r) => () =>
-        bus.js.publish(Nats.taskSubject(r.run.task), JSON.stringify(taskMessage(r)), {
-          msgID: Nats.dispatchMsgId(r.run.id, r.dispatch),
-          timeout: PUBLISH_TIMEOUT_MS,
-        }),
+        publisher.publish(Nats.taskSubject(r.run.task), JSON.stringify(taskMessage(r)), { msgID: Nats.dispatchMsgId(r.run.id, r.dispatch) }),
     ),
   );
   const published: string[] = [];
