@@ -44,12 +44,13 @@ export interface ProfileArea {
  */
 export interface ProfileSummary {
   file: string;
-  /** Profile wall time: endTime - startTime. */
+  /** Profile wall time: endTime - startTime (within the window, when one was given). */
   totalMs: number;
   /** Time attributed to samples (totalMs minus the gap before the first sample). */
   sampledMs: number;
   idleMs: number;
   busyMs: number;
+  /** Samples taken within the window. */
   samples: number;
   /** Top functions by self time, `(idle)` left out (it is `idleMs`). */
   functions: ProfileFunction[];
@@ -81,18 +82,37 @@ const PSEUDO_NODES = new Set(["(garbage collector)", "(program)", "(idle)", "(ro
 const IDLE = "(idle)";
 
 /**
+ * A span of a profile, in the microseconds of its own clock. V8 stamps
+ * profiles with the monotonic clock (CLOCK_MONOTONIC on Linux), the clock of
+ * `process.hrtime`, so another process on the same host can say when its
+ * workloads ran: {@link monotonicUs}.
+ */
+export interface ProfileWindow {
+  fromUs: number;
+  toUs: number;
+}
+
+/** Now, on the clock V8 stamps its profiles with, in microseconds. */
+export function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/**
  * Reads a `.cpuprofile` and sums self time per function and per area.
  *
  * `o.root` is the repository root: files under it (outside node_modules) are
  * shown relative to it and grouped by workspace folder as `<name>: <folder>`,
  * `<name>` being the root package.json's name. `o.top` is how many functions
- * to keep (default 15).
+ * to keep (default 15). `o.window`: only the time within it counts (the
+ * workloads, not the start-up before them, which for a run API on PGlite is
+ * most of its life).
  */
-export async function summarizeCpuProfile(file: string, o: { top?: number; root?: string } = {}): Promise<ProfileSummary> {
+export async function summarizeCpuProfile(file: string, o: { top?: number; root?: string; window?: ProfileWindow } = {}): Promise<ProfileSummary> {
   const profile = parseProfile(JSON.parse(await readFile(file, "utf8")), file);
   const root = o.root === undefined ? undefined : resolve(o.root);
   const project = root === undefined ? undefined : await projectName(root);
-  const selfUs = selfTimePerNode(profile);
+  const window = { fromUs: Math.max(profile.startTime, o.window?.fromUs ?? -Infinity), toUs: Math.min(profile.endTime, o.window?.toUs ?? Infinity) };
+  const { self: selfUs, samples } = selfTimePerNode(profile, window);
 
   const byFunction = new Map<string, { name: string; location: string; us: number }>();
   const byArea = new Map<string, number>();
@@ -130,23 +150,24 @@ export async function summarizeCpuProfile(file: string, o: { top?: number; root?
     .map(([area, us]) => ({ area, selfMs: ms(us), percent: area === IDLE ? null : share(us) }));
   return {
     file,
-    totalMs: ms(profile.endTime - profile.startTime),
+    totalMs: ms(Math.max(0, window.toUs - window.fromUs)),
     sampledMs: ms(sampledUs),
     idleMs: ms(idleUs),
     busyMs: ms(busyUs),
-    samples: profile.samples.length,
+    samples,
     functions,
     areas,
   };
 }
 
 /**
- * Self time in microseconds per node id. A sample is the stack at its
- * timestamp; like Chrome DevTools, each sample owns the time until the next
- * one (the last until endTime), and the gap before the first sample is
- * nobody's.
+ * Self time in microseconds per node id, within `window`. A sample is the
+ * stack at its timestamp; like Chrome DevTools, each sample owns the time
+ * until the next one (the last until endTime), and the gap before the first
+ * sample is nobody's. A sample's time that falls partly outside the window
+ * counts for the part inside.
  */
-function selfTimePerNode(p: CpuProfile): Map<number, number> {
+function selfTimePerNode(p: CpuProfile, window: ProfileWindow): { self: Map<number, number>; samples: number } {
   const n = Math.min(p.samples.length, p.timeDeltas.length);
   const at: { t: number; id: number }[] = [];
   let t = p.startTime;
@@ -157,13 +178,16 @@ function selfTimePerNode(p: CpuProfile): Map<number, number> {
   // V8 may record samples slightly out of order (negative deltas); the stable sort keeps equal times in file order.
   at.sort((a, b) => a.t - b.t);
   const self = new Map<number, number>();
+  let samples = 0;
   for (let i = 0; i < at.length; i++) {
     const cur = at[i];
     if (cur === undefined) continue;
     const next = at[i + 1]?.t ?? Math.max(p.endTime, cur.t);
-    self.set(cur.id, (self.get(cur.id) ?? 0) + (next - cur.t));
+    const inside = Math.max(0, Math.min(next, window.toUs) - Math.max(cur.t, window.fromUs));
+    self.set(cur.id, (self.get(cur.id) ?? 0) + inside);
+    if (cur.t >= window.fromUs && cur.t <= window.toUs) samples++;
   }
-  return self;
+  return { self, samples };
 }
 
 /**
@@ -178,7 +202,8 @@ function selfTimePerNode(p: CpuProfile): Map<number, number> {
  * Areas: the npm package; `node:internal/<first folder>` for Node internals
  * (`node:internal/deps/<dep>` for the libraries Node bundles, since undici's
  * fetch and the rest are different things); `node:<module>` for public
- * builtins; `<project>: <workspace folder>` for the repository's own code
+ * builtins; `wasm` for WebAssembly (PGlite's PostgreSQL in a run API on
+ * PGlite); `<project>: <workspace folder>` for the repository's own code
  * (`project` defaults to root's folder name); the pseudo-nodes by name; and
  * `other` for the rest (natives without a URL, eval'd code, files outside
  * root).
@@ -192,6 +217,8 @@ export function classifyFrame(frame: CallFrame, o: { root?: string | undefined; 
   const line = frame.lineNumber >= 0 ? `:${frame.lineNumber + 1}` : "";
 
   if (url.startsWith("node:")) return { name, location: `${url}${line}`, area: nodeArea(url) };
+  // WebAssembly: in the run API, PGlite's PostgreSQL. Its "line" is always 1, so it is left out.
+  if (url.startsWith("wasm://")) return { name, location: url, area: "wasm" };
 
   const path = filePath(url);
   if (path === undefined) return { name, location: `${url}${line}`, area: "other" };

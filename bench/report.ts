@@ -1,7 +1,7 @@
 import { versionsLine, type Conditions } from "./conditions.js";
 import { CLIENT, cpuMsPerRun, medianOver, peakRssMiB, runsSubmitted, systemCpuSeconds } from "./measures.js";
 import type { BenchOptions } from "./options.js";
-import { formatProfile, type ProfileSummary } from "./profile.js";
+import { formatProfile, type ProfileSummary, type ProfileWindow } from "./profile.js";
 import { median, type Summary } from "./stats.js";
 import { OFFLOAD_SYSTEMS, type OffloadSystemName, type ProcessUsage, type SystemName } from "./systems/system.js";
 import { formatTable, type Cell } from "./table.js";
@@ -21,6 +21,8 @@ export interface SystemResults {
   processes: ProcessUsage[];
   /** CPU seconds used during the workloads, by component (summed over its processes), and by the bench itself as `bench (client)`. */
   cpuSeconds: Record<string, number>;
+  /** When its workloads ran, in microseconds of the monotonic clock V8 stamps profiles with: `--profile` counts only this span. */
+  workloadsUs?: ProfileWindow;
   /** Set when the system failed to start or a workload threw; later workloads of it did not run. */
   error?: string;
 }
@@ -117,7 +119,7 @@ export function formatReport(r: Report): string {
     }
   }
   for (const s of shown) if (s.error) out.push(`\n${s.name}${s.repeat > 1 ? ` (pass ${s.repeat})` : ""} FAILED: ${s.error}`);
-  for (const p of r.profiles ?? []) out.push(formatProfile(p.summary, `\nWhere ${p.process}'s time went, ${p.system} (node --cpu-prof over its workloads; ${p.file})`));
+  for (const p of r.profiles ?? []) out.push(formatProfile(p.summary, `\nWhere ${p.process}'s time went, ${p.system} (node --cpu-prof, its workloads only; ${p.file})`));
   if (r.targets?.length) out.push(formatTargets(r.targets, o));
   return out.join("\n");
 }

@@ -10,7 +10,7 @@ import { killAll, ROOT, stopSharedPostgres } from "../test/support/index.js";
 import { nowMs } from "./clock.js";
 import { collectConditions, loadAvg1, type Conditions } from "./conditions.js";
 import { HELP, UsageError, parseOptions, type BenchOptions } from "./options.js";
-import { newestProfile, summarizeCpuProfile } from "./profile.js";
+import { monotonicUs, newestProfile, summarizeCpuProfile } from "./profile.js";
 import { formatReport, type Report, type SystemResults } from "./report.js";
 import { round } from "./stats.js";
 import { measureTargets } from "./targets.js";
@@ -81,6 +81,7 @@ async function benchSystem(name: SystemName, repeat: number, o: BenchOptions, c:
   log(`${label}: ready in ${res.startMs} ms: ${sys.description}`);
   const before = await sys.processes();
   const clientBefore = process.cpuUsage();
+  const fromUs = monotonicUs();
   try {
     if (wants("accept")) {
       progress.phase(`accept, ${o.callers} callers: accepted`, o.calls);
@@ -102,6 +103,7 @@ async function benchSystem(name: SystemName, repeat: number, o: BenchOptions, c:
     res.error = `${err instanceof Error ? err.message : String(err)}${why ? `\n${why}` : ""}`;
     log(`${label}: ${res.error}`);
   } finally {
+    res.workloadsUs = { fromUs, toUs: monotonicUs() };
     current = undefined;
     t = nowMs();
     await sys.stop();
@@ -162,9 +164,10 @@ async function main(): Promise<number> {
     report.profiles = [];
     for (const system of OFFLOAD_SYSTEMS.filter((s) => o.systems.includes(s))) {
       for (const [part, what] of [["api", "the run API"], ["worker", "the first worker"]] as const) {
-        // With --repeat, the last pass's profile.
+        // With --repeat, the last pass's profile, cut to that pass's workloads (the start-up left out).
         const file = await newestProfile(join(profileDir, system, part));
-        if (file) report.profiles.push({ system, process: what, file: relative(ROOT, file), summary: await summarizeCpuProfile(file, { root: ROOT }) });
+        const window = systems.filter((s) => s.name === system).at(-1)?.workloadsUs;
+        if (file) report.profiles.push({ system, process: what, file: relative(ROOT, file), summary: await summarizeCpuProfile(file, { root: ROOT, ...(window ? { window } : {}) }) });
         else log(`no CPU profile of ${what} of ${system} was written in ${join(profileDir, system, part)} (did it exit cleanly?)`);
       }
     }

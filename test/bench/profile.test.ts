@@ -41,18 +41,24 @@ function lineOf(source: string, text: string): number {
   return i + 1;
 }
 
+// The hot functions run until they have used so much CPU (not wall) time: on a
+// loaded machine, a wall-clock loop gets a fraction of a core, and Node's own
+// start-up (module compiling) could outweigh it.
+const CPU_MS = `const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };`;
+
 const BURN = `
+${CPU_MS}
 const text = JSON.stringify(Array.from({ length: 2000 }, (_, i) => ({ id: i, name: "n" + i, tags: ["a", "b"], v: i * 1.5 })));
 function burnCpuForProfile(ms) {
-  const end = Date.now() + ms;
+  const end = cpuMs() + ms;
   let x = 0;
-  while (Date.now() < end) x += Math.sqrt(x + 1);
+  while (cpuMs() < end) for (let i = 0; i < 10000; i++) x += Math.sqrt(x + 1);
   return x;
 }
 function parseJsonForProfile(ms) {
-  const end = Date.now() + ms;
+  const end = cpuMs() + ms;
   let n = 0;
-  while (Date.now() < end) n += JSON.parse(text).length;
+  while (cpuMs() < end) n += JSON.parse(text).length;
   return n;
 }
 burnCpuForProfile(300);
@@ -73,7 +79,7 @@ describe("summarizeCpuProfile on a real node --cpu-prof profile", () => {
 
     const [first] = s.functions;
     expect(first).toMatchObject({ name: "burnCpuForProfile", location: `app/burn.mjs:${lineOf(BURN, "function burnCpuForProfile")}` });
-    // Wall-clock busy loops: on a loaded machine the split shifts, so only the order and rough sizes are checked.
+    // Samples are taken in wall-clock time: on a loaded machine the split shifts, so only the order and rough sizes are checked.
     expect(first?.selfMs).toBeGreaterThan(100);
     const parse = s.functions.find((f) => f.name === "parseJsonForProfile");
     expect(parse?.location).toBe(`app/burn.mjs:${lineOf(BURN, "function parseJsonForProfile")}`);
@@ -117,10 +123,11 @@ describe("summarizeCpuProfile on a real node --cpu-prof profile", () => {
 function serverScript(onSigterm: string): string {
   return `
 ${onSigterm}
+${CPU_MS}
 function burnCpuForProfile(ms) {
-  const end = Date.now() + ms;
+  const end = cpuMs() + ms;
   let x = 0;
-  while (Date.now() < end) x += Math.sqrt(x + 1);
+  while (cpuMs() < end) for (let i = 0; i < 10000; i++) x += Math.sqrt(x + 1);
   return x;
 }
 let n = 0;
@@ -209,6 +216,27 @@ describe("summarizeCpuProfile self time", () => {
     expectConsistent(s);
   });
 
+  it("counts only the time within a window, a sample straddling its edge for the part inside", async () => {
+    const nodes = [
+      { id: 1, callFrame: frame("(root)"), children: [2, 3, 4] },
+      { id: 2, callFrame: frame("startUp", "file:///r/a.js", 0) },
+      { id: 3, callFrame: frame("work", "file:///r/a.js", 9) },
+      { id: 4, callFrame: frame("(idle)") },
+    ];
+    // startUp@1000 owns 1000..5000, work@5000 5000..7000, idle@7000 7000..8000, work@8000 8000..10000 (endTime).
+    const profile = { nodes, startTime: 1000, endTime: 10_000, samples: [2, 3, 4, 3], timeDeltas: [0, 4000, 2000, 1000] };
+    const file = await writeProfile(profile);
+    // The window 4000..9000: 1 ms of startUp, 2 + 1 ms of work, 1 ms idle.
+    const s = await summarizeCpuProfile(file, { window: { fromUs: 4000, toUs: 9000 } });
+    expect(Object.fromEntries(s.functions.map((f) => [f.name, f.selfMs]))).toEqual({ work: 3, startUp: 1 });
+    expect(s).toMatchObject({ totalMs: 5, sampledMs: 5, idleMs: 1, busyMs: 4, samples: 3 });
+    expectConsistent(s);
+    // A window wider than the profile is the whole profile.
+    const all = await summarizeCpuProfile(file, { window: { fromUs: 0, toUs: 1e9 } });
+    expect(all).toEqual(await summarizeCpuProfile(file));
+    expect(all).toMatchObject({ totalMs: 9, busyMs: 8, samples: 4 });
+  });
+
   it("refuses a file that is not a CPU profile", async () => {
     const file = await writeProfile({ hello: "world" });
     await expect(summarizeCpuProfile(file)).rejects.toThrow(/not a V8 CPU profile/);
@@ -240,6 +268,10 @@ describe("classifyFrame", () => {
     expect(classifyFrame(at("node:internal/url", 10), root)).toMatchObject({ area: "node:internal/url" });
     expect(classifyFrame(at("node:internal/deps/undici/undici", 10), root)).toMatchObject({ area: "node:internal/deps/undici" });
     expect(classifyFrame(at("node:events", 518, "emit"), root)).toEqual({ name: "emit", location: "node:events:519", area: "node:events" });
+  });
+
+  it("puts WebAssembly (PGlite's PostgreSQL in the run API) under wasm, without a line", () => {
+    expect(classifyFrame(at("wasm://wasm/021d3ac6", 0, "wasm-function[11114]"), root)).toEqual({ name: "wasm-function[11114]", location: "wasm://wasm/021d3ac6", area: "wasm" });
   });
 
   it("keeps V8 pseudo-nodes as names without a location", () => {
