@@ -79,7 +79,7 @@ Options:
   --duration SECONDS     offered: seconds per rate (default 10)
   --timeout SECONDS      most a workload may wait for its runs to complete (default 120)
   --repeat N             run the whole sequence N times, the systems taking turns, and show each
-                         metric's median (default 1; 3 takes about 4 minutes on 2 cores)
+                         metric's median (default 1; 3 takes three times as long)
   --profile              profile the run API and the first worker of each Offload system with
                          node --cpu-prof (slows them a little) and print where their time goes;
                          the .cpuprofile files are kept under bench/results/
