@@ -36,7 +36,7 @@ interface Target {
 const offeredAt = (s: SystemResults): FlowResult | undefined => s.workloads.offered.find((f) => f.offeredPerSec === TARGET_RATE);
 
 /** Offload's value at least (or at most) `bar` times BullMQ's. */
-function relative(target: string, value: Value, bar: number, higherIsBetter: boolean, unit: string): Target {
+function againstBullmq(target: string, value: Value, bar: number, higherIsBetter: boolean, unit: string): Target {
   return {
     target,
     measure(shown, name) {
@@ -62,11 +62,11 @@ function below(target: string, value: Value, bar: number, show: (v: number) => s
 }
 
 const TARGETS: readonly Target[] = [
-  relative("flat out, completed/s: >= 1.0x BullMQ", (s) => s.workloads.flatOut?.completedPerSec, 1, true, "/s"),
-  relative("delay() by concurrent callers, accepted/s: >= 1.0x BullMQ", (s) => s.workloads.accept?.perSec, 1, true, "/s"),
+  againstBullmq("flat out, completed/s: >= 1.0x BullMQ", (s) => s.workloads.flatOut?.completedPerSec, 1, true, "/s"),
+  againstBullmq("delay() by concurrent callers, accepted/s: >= 1.0x BullMQ", (s) => s.workloads.accept?.perSec, 1, true, "/s"),
   below(`at ${TARGET_RATE} runs/s offered: accepted -> completed p99 < 10 ms`, (s) => offeredAt(s)?.toCompletedMs.p99, 10, (v) => `${num(v)} ms`),
   below(`at ${TARGET_RATE} runs/s offered: delay() p99 < 5 ms`, (s) => offeredAt(s)?.callMs.p99, 5, (v) => `${num(v)} ms`),
-  relative("CPU per run, all its processes: <= 1.5x BullMQ", cpuMsPerRun, 1.5, false, " ms"),
+  againstBullmq("CPU per run, all its processes: <= 1.5x BullMQ", cpuMsPerRun, 1.5, false, " ms"),
   below("peak RSS of the run API < 150 MB", (s) => peakRssMiB(s, "offload-api"), 150 * (MB / 2 ** 20), (v) => `${num((v * 2 ** 20) / MB)} MB`),
   below("peak RSS of one worker < 100 MB", (s) => peakRssMiB(s, "worker"), 100 * (MB / 2 ** 20), (v) => `${num((v * 2 ** 20) / MB)} MB`),
 ];
@@ -111,12 +111,21 @@ export function formatTargets(results: readonly TargetResult[], options: Omit<Be
   return [formatTable("Issue 15's targets, as measured in this run", header, rows), ...notes].join("\n");
 }
 
-/** The options (bar the run's own: profile, log level, out) that differ from the defaults, as `name=value`. */
+/** The flags of an option whose name is not its flag's. */
+const FLAGS: Partial<Record<keyof BenchOptions, string>> = { batchSize: "batch-size", seconds: "duration", timeoutSeconds: "timeout" };
+
+/**
+ * The sizes that differ from the defaults, as the flags that set them
+ * (`--runs 1000`). Left out: what does not change the work (--profile,
+ * --log-level, --out), --repeat (medians of default runs), and --systems.
+ */
 function differsFromDefaults(o: Omit<BenchOptions, "out">): string[] {
   const d = parseOptions([]);
   if (d === "help") return [];
-  const ignored = new Set(["profile", "logLevel", "repeat", "systems"]);
-  return Object.entries(o).flatMap(([k, v]) => (!ignored.has(k) && JSON.stringify(v) !== JSON.stringify(d[k as keyof typeof d]) ? [`${k}=${String(v)}`] : []));
+  const ignored = new Set<string>(["profile", "logLevel", "repeat", "systems"]);
+  return Object.entries(o).flatMap(([k, v]) =>
+    !ignored.has(k) && JSON.stringify(v) !== JSON.stringify(d[k as keyof typeof d]) ? [`--${FLAGS[k as keyof BenchOptions] ?? k} ${String(v)}`] : [],
+  );
 }
 
 /** 5,216 / 741 / 63.4 / 1.93 */

@@ -135,7 +135,7 @@ describe("the bench's report", () => {
     const flat = q.targets?.find((t) => t.target.startsWith("flat out") && t.system === "offload");
     expect(flat).toEqual({ target: "flat out, completed/s: >= 1.0x BullMQ", system: "offload", measured: "1,100/s; no bullmq to divide by" });
     expect(q.targets?.find((t) => t.target.startsWith("PGlite"))).toMatchObject({ measured: "not both (--only, --rates)", met: false });
-    expect(formatReport(q)).toContain("The issue's targets are for a run with the defaults; this one set runs=1000, rates=50,200.");
+    expect(formatReport(q)).toContain("The issue's targets are for a run with the defaults; this one set --runs 1000, --rates 50,200.");
   });
 
   it("heads the printout with the date, the commit and whether the tree was dirty, the machine, the versions and the load", () => {
