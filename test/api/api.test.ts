@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ErrorBodySchema, Nats, RunSchema, TaskMessageSchema } from "@offload/sdk/internal";
+import { ErrorBodySchema, Nats, RunSchema, TaskMessageSchema, type Run } from "@offload/sdk/internal";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNats, startServers, waitFor, type NatsServer, type PostgresServer } from "../support/index.js";
@@ -252,6 +252,35 @@ describe("run API on PostgreSQL", () => {
     const second = await call(api.url, "POST", "/v1/runs/batch", { runs: [{ task: keyed, idempotencyKey: "k1" }] });
     expect(second.body.runs[0].id).toBe(first.body.runs[0].id);
     expect(await probe.taskMessageCount(keyed)).toBe(2);
+  });
+
+  it("answers each new run exactly as a read of it right after does: scheduled, keyed, traced, limited by key, cached", async () => {
+    // The submit path builds its answer from what it sent rather than reading the rows back: this holds it to the read.
+    const task = taskName("fresh");
+    const source = (await call(api.url, "POST", "/v1/runs", { task, cacheKey: "c1" })).body;
+    await probe.publishEvent({ runId: source.id, task, type: "RUNNING", attempt: 1, workerId: "w1" });
+    await probe.publishEvent({ runId: source.id, task, type: "COMPLETED", attempt: 1, workerId: "w1", result: { z: [1, 2.5, "ü"], a: null } });
+    await probe.eventsSettled();
+    // An hour ahead, said in another offset and to the microsecond: the answer must say it as the read does.
+    const later = new Date(Date.now() + 3 * 3_600_000).toISOString().replace("Z", "456+02:00");
+    const bodies = [
+      { task, parameters: { zeta: 1, alpha: { nested: [true, null, -0.5, 12345678901234] } }, timeoutSeconds: 0.25 },
+      { task, scheduledAt: later, idempotencyKey: "fresh-1", priority: 1, concurrencyKey: "tenant-a", rateLimitKey: "r" },
+      { task, parameters: "text", traceContext: { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracestate: "k=v" } },
+      { task, cacheKey: "c1", cacheExpiresInSeconds: 60 },
+      { task, idempotencyKey: "fresh-1" },
+    ];
+    const res = await call(api.url, "POST", "/v1/runs/batch", { runs: bodies });
+    expect(res.status).toBe(202);
+    const answered = res.body.runs as Run[];
+    expect(answered.map((r) => r.state)).toEqual(["PENDING", "SCHEDULED", "PENDING", "COMPLETED", "SCHEDULED"]);
+    expect(answered[3]).toMatchObject({ cached: true, result: { z: [1, 2.5, "ü"], a: null } });
+    expect(answered[4]!.id).toBe(answered[1]!.id);
+    for (const run of answered) expect((await call(api.url, "GET", `/v1/runs/${run.id}`)).body).toEqual(run);
+    // One run alone answers the run and what could not be checked (no worker registered the task).
+    const { warnings, ...single } = (await call(api.url, "POST", "/v1/runs", { task, parameters: [1, { b: 2, a: 1 }], namespace: "team-a" })).body;
+    expect(warnings).toHaveLength(1);
+    expect((await call(api.url, "GET", `/v1/runs/${single.id}`)).body).toEqual(single);
   });
 
   it("lists runs newest first, page by page, with an opaque cursor", async () => {

@@ -98,5 +98,8 @@ export const stateList = (states: readonly RunState[]): string =>
     })
     .join(", ");
 
-/** Rows per multi-row statement: at most 17 parameters each (recordRuns) stays far below PostgreSQL's 65535. */
+/**
+ * Rows per multi-row statement: a few parameters each (findCacheHits: 3) stays far below PostgreSQL's 65535, and
+ * recordRuns, which sends its rows as one JSON parameter, keeps each statement within a bounded size.
+ */
 export const CHUNK = 2000;

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { PRIORITY, type CreateRunBody, type Run, type RunState } from "@offload/sdk/internal";
-import { cacheSlot, findCacheHits } from "./cache.js";
+import { cacheSlot, findCacheHits, type CacheHit } from "./cache.js";
 import { encodeCursor, type CursorKey } from "./cursor.js";
 import type { Db, Queryable } from "./db.js";
 import { uuidArray } from "./ids.js";
-import { CHUNK, DEFAULT_NAMESPACE, iso, json, toStored, type RunRow, type StoredRun } from "./rows.js";
+import { CHUNK, DEFAULT_NAMESPACE, iso, toStored, type RunRow, type StoredRun } from "./rows.js";
 
 export type { StoredRun } from "./rows.js";
 
@@ -19,6 +19,57 @@ export interface Recorded extends StoredRun {
   due: boolean;
   /** True when it was recorded held: due now, of a limited task, it waits in the run API for admission. */
   held: boolean;
+}
+
+/** What recording a new run answers of it: what the database decided. */
+interface FreshRow {
+  id: string;
+  state: RunState;
+  created_at: Date | string;
+  scheduled_at: Date | string;
+  due: boolean;
+  held: boolean;
+}
+
+/**
+ * A run just inserted, as {@link toStored} would read it back: what the body said, the defaults of the columns it
+ * left out (no attempts, no worker, dispatch 0), and the row's state and times. Built rather than read back because
+ * parsing every column of every new row (`RETURNING *`) was the run API's largest cost of a batch after the
+ * statement itself. `parameters` and `traceContext` are the values sent; a later read gives the same values back
+ * from jsonb, whose objects list their keys in its own order.
+ */
+function freshRun(b: CreateRunBody, r: FreshRow, hit: CacheHit | undefined): StoredRun {
+  const createdAt = iso(r.created_at);
+  return {
+    dispatch: 0,
+    timeoutSeconds: b.timeoutSeconds ?? null,
+    run: {
+      id: r.id,
+      task: b.task,
+      state: r.state,
+      parameters: b.parameters ?? null,
+      attempts: 0,
+      createdAt,
+      scheduledAt: iso(r.scheduled_at),
+      startedAt: null,
+      // A cache hit is recorded finished as it is created; every run's updated_at starts as its created_at.
+      finishedAt: hit ? createdAt : null,
+      updatedAt: createdAt,
+      result: hit?.result ?? null,
+      resultRef: hit?.resultRef ?? null,
+      error: null,
+      cacheKey: b.cacheKey ?? null,
+      cached: hit !== undefined,
+      idempotencyKey: b.idempotencyKey ?? null,
+      workerId: null,
+      namespace: nsOf(b),
+      priority: b.priority ?? PRIORITY.default,
+      concurrencyKey: b.concurrencyKey ?? null,
+      rateLimitKey: b.rateLimitKey ?? null,
+      waitingFor: null,
+      ...(b.traceContext ? { traceContext: b.traceContext } : {}),
+    },
+  };
 }
 
 /**
@@ -48,37 +99,47 @@ export async function recordRuns(
     const inserted = new Map<string, Recorded>();
     for (let start = 0; start < bodies.length; start += CHUNK) {
       const chunk = bodies.slice(start, start + CHUNK);
-      const params: unknown[] = [];
+      const hitOf = chunk.map((b) => (cacheable(b) ? hits.get(cacheSlot(nsOf(b), b.task, b.cacheKey)) : undefined));
+      // The rows go as one JSON parameter, spread into columns by jsonb_to_recordset: one short statement whatever
+      // the batch's size, where a VALUES list of 17 placeholders a row made hundreds of kilobytes of SQL for
+      // PostgreSQL to parse, and for us to build, per batch. An absent key or a JSON null is SQL NULL.
       const rows = chunk.map((b, i) => {
-        const hit = cacheable(b) ? hits.get(cacheSlot(nsOf(b), b.task, b.cacheKey)) : undefined;
-        const p = params.length + 1;
-        params.push(
-          ids[start + i], b.task, json(b.parameters), b.idempotencyKey ?? null, b.scheduledAt ?? null,
-          b.timeoutSeconds ?? null, b.cacheKey ?? null, b.cacheExpiresInSeconds ?? null,
-          hit !== undefined, hit ? json(hit.result ?? null) : null, hit?.resultRef ?? null, nsOf(b),
-          b.traceContext ? JSON.stringify(b.traceContext) : null, b.priority ?? PRIORITY.default, b.concurrencyKey ?? null,
-          b.rateLimitKey ?? null, opts.limited?.has(b.task) ?? false,
-        );
-        const [id, task, parameters, key, scheduled, timeout, cacheKey, expires, cached, result, resultRef, namespace, traceContext,
-          priority, concurrencyKey, rateLimitKey, limited] = Array.from({ length: 17 }, (_, k) => `$${p + k}`);
-        // now() is the transaction's start: one creation time for a whole batch, and due == true exactly when not scheduled.
-        return `(${id}::uuid, ${task}, CASE WHEN ${cached}::boolean THEN 'COMPLETED'
-          WHEN ${limited}::boolean AND COALESCE(${scheduled}::timestamptz, now()) <= now() THEN 'PENDING' ELSE 'SCHEDULED' END,
-          ${parameters}::jsonb, now(),
-          COALESCE(${scheduled}::timestamptz, now()), ${key}, ${timeout}::double precision, ${cacheKey}, ${expires}::double precision,
-          ${cached}::boolean, ${result}::jsonb, ${resultRef}, CASE WHEN ${cached}::boolean THEN now() END, ${namespace},
-          ${traceContext}::jsonb, ${priority}::smallint, ${concurrencyKey}, ${rateLimitKey})`;
+        const hit = hitOf[i];
+        return {
+          id: ids[start + i], task: b.task, parameters: b.parameters, idempotency_key: b.idempotencyKey, scheduled_at: b.scheduledAt,
+          timeout_seconds: b.timeoutSeconds, cache_key: b.cacheKey, cache_expires_in_seconds: b.cacheExpiresInSeconds,
+          cached: hit !== undefined, result: hit?.result, result_ref: hit?.resultRef, namespace: nsOf(b), trace_context: b.traceContext,
+          priority: b.priority ?? PRIORITY.default, concurrency_key: b.concurrencyKey, rate_limit_key: b.rateLimitKey,
+          limited: opts.limited?.has(b.task) ?? false,
+        };
       });
-      const got = await q.query<RunRow & { due: boolean; held: boolean }>(
+      // now() is the transaction's start: one creation time for a whole batch, and due == true exactly when not scheduled.
+      // Only what the caller cannot know comes back; the rest of each new run is what it sent (see freshRun).
+      const got = await q.query<FreshRow>(
         `INSERT INTO runs (id, task, state, parameters, created_at, scheduled_at, idempotency_key, timeout_seconds, cache_key,
                            cache_expires_in_seconds, cached, result, result_ref, finished_at, namespace, trace_context,
                            priority, concurrency_key, rate_limit_key)
-         VALUES ${rows.join(", ")}
+         SELECT r.id, r.task,
+                CASE WHEN r.cached THEN 'COMPLETED'
+                     WHEN r.limited AND COALESCE(r.scheduled_at, now()) <= now() THEN 'PENDING' ELSE 'SCHEDULED' END,
+                r.parameters, now(), COALESCE(r.scheduled_at, now()), r.idempotency_key, r.timeout_seconds, r.cache_key,
+                r.cache_expires_in_seconds, r.cached, r.result, r.result_ref, CASE WHEN r.cached THEN now() END, r.namespace,
+                r.trace_context, r.priority, r.concurrency_key, r.rate_limit_key
+         FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, task text, parameters jsonb, idempotency_key text, scheduled_at timestamptz,
+                timeout_seconds double precision, cache_key text, cache_expires_in_seconds double precision, cached boolean,
+                result jsonb, result_ref text, namespace text, trace_context jsonb, priority smallint, concurrency_key text,
+                rate_limit_key text, limited boolean)
          ON CONFLICT (namespace, idempotency_key) DO NOTHING
-         RETURNING *, state = 'SCHEDULED' AND scheduled_at <= now() AS due, state = 'PENDING' AND published_at IS NULL AS held`,
-        params,
+         RETURNING id, state, created_at, scheduled_at, state = 'SCHEDULED' AND scheduled_at <= now() AS due,
+                   state = 'PENDING' AND published_at IS NULL AS held`,
+        [JSON.stringify(rows)],
       );
-      for (const r of got) inserted.set(r.id, { ...toStored(r), created: true, due: r.due, held: r.held });
+      const byId = new Map(got.map((r) => [r.id, r]));
+      chunk.forEach((b, i) => {
+        const id = ids[start + i]!;
+        const r = byId.get(id);
+        if (r) inserted.set(id, { ...freshRun(b, r, hitOf[i]), created: true, due: r.due, held: r.held });
+      });
     }
     // Idempotency keys are unique per namespace, so a taken key is looked up with its namespace.
     const slot = (namespace: string, key: string): string => JSON.stringify([namespace, key]);
