@@ -99,7 +99,7 @@ async function benchSystem(name: SystemName, repeat: number, o: BenchOptions, c:
     res.cpuSeconds = cpuDuring(before, res.processes, process.cpuUsage(clientBefore));
   } catch (err) {
     if (interrupted) throw err;
-    const why = sys.exited?.();
+    const why = sys.explain?.();
     res.error = `${err instanceof Error ? err.message : String(err)}${why ? `\n${why}` : ""}`;
     log(`${label}: ${res.error}`);
   } finally {

@@ -114,10 +114,12 @@ export async function startOffload(o: OffloadStartOptions): Promise<SystemUnderT
       }
       return usage;
     },
-    exited() {
+    explain() {
       const children = [running.api, running.nats.child, ...running.workers.map((w) => w.child)];
       const gone = children.find((c) => c.proc.exitCode !== null || c.proc.signalCode !== null);
-      return gone && `${gone.name} exited (${gone.proc.exitCode ?? gone.proc.signalCode}); its last output:\n${gone.output().slice(-3000)}`;
+      if (gone) return `${gone.name} exited (${gone.proc.exitCode ?? gone.proc.signalCode}); its last output:\n${gone.output().slice(-3000)}`;
+      const api = running.api.output().slice(-3000).trim();
+      return `offload-api, nats-server and the workers were all still running; the run API's last output (log level ${o.logLevel}):\n${api || "(none)"}`;
     },
     stop,
   };

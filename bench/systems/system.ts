@@ -83,11 +83,11 @@ export interface SystemUnderTest {
   /** Memory and CPU time so far of each of its processes: every worker, plus its server(s). */
   processes(): Promise<ProcessUsage[]>;
   /**
-   * Which of its own processes has exited, with the end of its output, for
-   * the error of a workload that failed (a submit answered ECONNRESET says
-   * nothing of why the server went away); undefined when all are running.
+   * For the error of a workload that failed (a submit that got ECONNRESET
+   * says nothing of why): which of its own processes has exited, with the end
+   * of its output, or that all are running, with the end of its server's.
    */
-  exited?(): string | undefined;
+  explain?(): string;
   /** Stops every process and removes every folder the system started; safe to call twice, and after a failed start. */
   stop(): Promise<void>;
 }
