@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { setDefaultClient } from "@offload/sdk";
-import { Nats, RunProgressEventSchema, RunProgressMessageSchema, RunSchema, type RunProgressMessage } from "@offload/sdk/internal";
+import { Nats, RunEventBatchSchema, RunProgressEventSchema, RunProgressMessageSchema, RunSchema, type RunProgressMessage } from "@offload/sdk/internal";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readSse, type SseEvent } from "../api/helpers.js";
 import { killAll, startStack, stopSharedPostgres, waitFor, waitForRun, type Stack } from "../support/index.js";
@@ -91,11 +91,16 @@ describe("progress from a running task", () => {
 
   it("coalesces a tight loop of 100,000 reports into a few messages, the last one always delivered", async () => {
     const seen: RunProgressMessage[] = [];
-    // A core subscription sees what the worker publishes on the events subject (JetStream stores the same messages).
+    // A core subscription sees what the worker publishes on the events subject (JetStream stores the same
+    // messages), a report alone or in a batch with other events.
     const sub = nc!.subscribe(Nats.eventSubject("progress-flood"), {
       callback: (_err, msg) => {
-        const parsed = RunProgressMessageSchema.safeParse(msg.json());
-        if (parsed.success) seen.push(parsed.data);
+        const data: unknown = msg.json();
+        const batch = RunEventBatchSchema.safeParse(data);
+        for (const entry of batch.success ? batch.data.events : [data]) {
+          const parsed = RunProgressMessageSchema.safeParse(entry);
+          if (parsed.success) seen.push(parsed.data);
+        }
       },
     });
     await nc!.flush();
@@ -123,6 +128,7 @@ describe("progress from a running task", () => {
   it("ignores a report that arrives after the run ended", async () => {
     const run = await flood.delay({ calls: 10 });
     await run.result({ timeoutSeconds: 30 });
+    // A run this short ends before its RUNNING delay: its first report announced it RUNNING, or the API would have dropped it.
     const before = await waitForRun(() => run.status(), (r) => r.progress?.value === 1, "the last report on the run");
     const ignoredBefore = await ignoredProgress(stack!.apiUrl);
     // A straggler: the same worker and attempt, newer than anything stored, after the outcome.

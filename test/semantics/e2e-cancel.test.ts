@@ -39,6 +39,9 @@ describe("end to end: cancellation", () => {
   it("a running run is CANCELLED once its worker aborted it; the function saw its signal aborted", async () => {
     const run = await t("waiter").delay({ dir: e2e.stack.dir });
     await waitFor("the run to start", () => existsSync(join(e2e.stack.dir, `${run.id}.started`)));
+    // Recorded RUNNING only once it has run for the worker's RUNNING delay: cancelled before that, it is still
+    // PENDING to the run API, which records it CANCELLED at once (attempts 0) while the worker aborts the function.
+    await waitForRun(() => run.status(), (r) => r.state === "RUNNING", "the run to be RUNNING");
     const asked = await run.cancel();
     expect(["RUNNING", "CANCELLED"]).toContain(asked.state);
     const record = await waitForRun(() => run.status(), (r) => r.state === "CANCELLED", "the run to be CANCELLED", 15_000);

@@ -16,7 +16,8 @@ import { natsConnectOptions } from "../config.js";
 import { ensureBuckets, ensureStreams } from "../nats/layout.js";
 import type { Task } from "../task.js";
 import { Cancellations } from "./cancellations.js";
-import { RunReporter } from "./events.js";
+import { EVENT_PUBLISH_TIMEOUT_MS, RunReporter } from "./events.js";
+import { JetStreamPublisher } from "../nats/publisher.js";
 import { execute, type ExecuteDeps } from "./execute.js";
 import { startHeartbeats } from "./heartbeats.js";
 import { Hint } from "./hint.js";
@@ -118,7 +119,7 @@ class TaskServer implements Server {
       runLogLevel: this.#opts.runLogLevel,
       log,
       cancellations,
-      reporter: new RunReporter(nc, this.#js, this.workerId, { batch: this.#opts.batchEvents }),
+      reporter: new RunReporter(nc, new JetStreamPublisher(nc, { timeoutMs: EVENT_PUBLISH_TIMEOUT_MS }), this.workerId, { batch: this.#opts.batchEvents }),
       results: new ResultStore(buckets.results, this.#opts.resultInlineLimitBytes, () => nc.info?.max_payload),
       hooks: this.#hooks,
     };
