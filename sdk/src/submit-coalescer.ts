@@ -59,7 +59,8 @@ interface Call {
 export class SubmitCoalescer {
   readonly #requests: CreateRequests;
   #waiting: Call[] = [];
-  #inFlight = 0;
+  /** The runs each request in flight carries. */
+  readonly #inFlight: number[] = [];
   #groupBytes = MAX_GROUP_BYTES;
 
   constructor(requests: CreateRequests) {
@@ -70,7 +71,7 @@ export class SubmitCoalescer {
   submit(body: CreateRunBody): Promise<SubmittedRun> {
     const json = JSON.stringify(body);
     // Nobody waiting (so no call is passed over) and a slot free: at once, alone.
-    if (this.#waiting.length === 0 && this.#inFlight < MAX_IN_FLIGHT) return this.#hold(() => this.#requests.one(json));
+    if (this.#waiting.length === 0 && this.#inFlight.length < MAX_IN_FLIGHT) return this.#hold(1, () => this.#requests.one(json));
     return new Promise((resolve, reject) => {
       this.#waiting.push({ task: body.task, json, bytes: Buffer.byteLength(json), resolve, reject });
     });
@@ -79,22 +80,26 @@ export class SubmitCoalescer {
   // Runs `send` in a slot. The slot is freed only after the I/O callbacks and promise reactions of this turn of the
   // event loop: callers answered just now make their next calls first, and these join the group that goes next,
   // rather than one of them taking the free slot alone and the rest waiting for it.
-  async #hold<T>(send: () => Promise<T>): Promise<T> {
-    this.#inFlight++;
+  async #hold<T>(runs: number, send: () => Promise<T>): Promise<T> {
+    this.#inFlight.push(runs);
     try {
       return await send();
     } finally {
       setImmediate(() => {
-        this.#inFlight--;
+        this.#inFlight.splice(this.#inFlight.indexOf(runs), 1);
         this.#drain();
       });
     }
   }
 
   #drain(): void {
-    while (this.#inFlight < MAX_IN_FLIGHT && this.#waiting.length > 0) {
+    while (this.#inFlight.length < MAX_IN_FLIGHT && this.#waiting.length > 0) {
+      // A few calls waiting while a much larger request is in flight join the group that follows it rather than go
+      // in a small request of their own. Else, with callers that each await their call before the next (a worker
+      // pool), the callers of a small request keep their own round of small requests going beside the large one.
+      if (this.#waiting.length * 2 < Math.max(0, ...this.#inFlight)) return;
       const group = this.#takeGroup();
-      void this.#hold(() => this.#send(group));
+      void this.#hold(group.length, () => this.#send(group));
     }
   }
 
