@@ -261,8 +261,8 @@ describe("run API on PostgreSQL", () => {
     await probe.publishEvent({ runId: source.id, task, type: "RUNNING", attempt: 1, workerId: "w1" });
     await probe.publishEvent({ runId: source.id, task, type: "COMPLETED", attempt: 1, workerId: "w1", result: { z: [1, 2.5, "ü"], a: null } });
     await probe.eventsSettled();
-    // An hour ahead, said in another offset and to the microsecond: the answer must say it as the read does.
-    const later = new Date(Date.now() + 3 * 3_600_000).toISOString().replace("Z", "456+02:00");
+    // An hour ahead, said in another offset and to the microsecond (its last three digits cut, never rounded up): the answer must say it as the read does.
+    const later = new Date(Date.now() + 3 * 3_600_000).toISOString().replace("Z", "999+02:00");
     const bodies = [
       { task, parameters: { zeta: 1, alpha: { nested: [true, null, -0.5, 12345678901234] } }, timeoutSeconds: 0.25 },
       { task, scheduledAt: later, idempotencyKey: "fresh-1", priority: 1, concurrencyKey: "tenant-a", rateLimitKey: "r" },

@@ -4,7 +4,7 @@ import { cacheSlot, findCacheHits, type CacheHit } from "./cache.js";
 import { encodeCursor, type CursorKey } from "./cursor.js";
 import type { Db, Queryable } from "./db.js";
 import { uuidArray } from "./ids.js";
-import { CHUNK, DEFAULT_NAMESPACE, iso, toStored, type RunRow, type StoredRun } from "./rows.js";
+import { CHUNK, DEFAULT_NAMESPACE, isoText, toStored, type RunRow, type StoredRun } from "./rows.js";
 
 export type { StoredRun } from "./rows.js";
 
@@ -25,8 +25,8 @@ export interface Recorded extends StoredRun {
 interface FreshRow {
   id: string;
   state: RunState;
-  created_at: Date | string;
-  scheduled_at: Date | string;
+  created_at: string;
+  scheduled_at: string;
   due: boolean;
   held: boolean;
 }
@@ -39,7 +39,7 @@ interface FreshRow {
  * from jsonb, whose objects list their keys in its own order.
  */
 function freshRun(b: CreateRunBody, r: FreshRow, hit: CacheHit | undefined): StoredRun {
-  const createdAt = iso(r.created_at);
+  const createdAt = r.created_at;
   return {
     dispatch: 0,
     timeoutSeconds: b.timeoutSeconds ?? null,
@@ -50,7 +50,7 @@ function freshRun(b: CreateRunBody, r: FreshRow, hit: CacheHit | undefined): Sto
       parameters: b.parameters ?? null,
       attempts: 0,
       createdAt,
-      scheduledAt: iso(r.scheduled_at),
+      scheduledAt: r.scheduled_at,
       startedAt: null,
       // A cache hit is recorded finished as it is created; every run's updated_at starts as its created_at.
       finishedAt: hit ? createdAt : null,
@@ -130,7 +130,8 @@ export async function recordRuns(
                 result jsonb, result_ref text, namespace text, trace_context jsonb, priority smallint, concurrency_key text,
                 rate_limit_key text, limited boolean)
          ON CONFLICT (namespace, idempotency_key) DO NOTHING
-         RETURNING id, state, created_at, scheduled_at, state = 'SCHEDULED' AND scheduled_at <= now() AS due,
+         RETURNING id, state, ${isoText("created_at")} AS created_at, ${isoText("scheduled_at")} AS scheduled_at,
+                   state = 'SCHEDULED' AND scheduled_at <= now() AS due,
                    state = 'PENDING' AND published_at IS NULL AS held`,
         [JSON.stringify(rows)],
       );
@@ -185,12 +186,12 @@ export async function recordRuns(
  */
 export async function markPending(db: Queryable, ids: readonly string[]): Promise<Map<string, string>> {
   if (ids.length === 0) return new Map();
-  const rows = await db.query<{ id: string; updated_at: Date | string }>(
+  const rows = await db.query<{ id: string; updated_at: string }>(
     `UPDATE runs SET state = 'PENDING', published_at = now(), updated_at = now()
-     WHERE id = ANY($1::uuid[]) AND state = 'SCHEDULED' RETURNING id, updated_at`,
+     WHERE id = ANY($1::uuid[]) AND state = 'SCHEDULED' RETURNING id, ${isoText("updated_at")} AS updated_at`,
     [uuidArray(ids)],
   );
-  return new Map(rows.map((r) => [r.id, iso(r.updated_at)]));
+  return new Map(rows.map((r) => [r.id, r.updated_at]));
 }
 
 /** The run with this id, or undefined. `id` must be a UUID. */
