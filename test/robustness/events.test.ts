@@ -63,6 +63,16 @@ describe("run events the run record cannot hold, on PGlite", () => {
     expect((await call(stack.apiUrl, "GET", "/readyz")).status).toBe(200);
   });
 
+  it("fails the run of a batch entry whose result it cannot hold, and records the batch's other entries", async () => {
+    const [deep, fine] = [await running(), await running()];
+    const entry = (runId: string, rest: string): string =>
+      `{"runId":"${runId}","task":"${task}","type":"COMPLETED","attempt":1,"workerId":"w","at":"${new Date().toISOString()}",${rest}}`;
+    // Written by hand, as rawEvent: a worker's batch whose first entry nests 100,000 deep.
+    await probe.publishRawEvent(task, `{"events":[${entry(deep, `"result":${nested(100_000)}`)},${entry(fine, `"result":{"ok":true}`)}]}`);
+    expect(await settled(deep)).toMatchObject({ state: "FAILED", error: { type: "ResultNotStorable" } });
+    expect(await settled(fine)).toMatchObject({ state: "COMPLETED", result: { ok: true } });
+  });
+
   it("stores a failure whose message holds U+0000 or a lone surrogate, with those replaced", async () => {
     const runId = await running();
     await rawEvent(runId, "FAILED", `"error":{"type":"Bad\\u0000Error","message":"half \\ud800 a pair"}`);

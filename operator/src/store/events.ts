@@ -41,8 +41,9 @@ export interface BatchOutcome {
  * parsed; throws otherwise).
  *
  * Never waits for a run another transaction holds (a dispatch marking it
- * `PENDING`, the sweeper, another replica's batch): waiting while holding
- * other runs could deadlock with it. Such a run's events are answered as held.
+ * `PENDING`, the sweeper, another replica's batch) when the events are of
+ * several runs: waiting while holding other runs could deadlock with it. Such
+ * a run's events are answered as held. Events of a single run wait for it.
  *
  * One statement for each round (round k holds each run's k-th event, of any
  * type): a batch where every run has one event, the common case, is one
@@ -53,14 +54,18 @@ export async function applyEventBatch(db: Db, events: readonly WorkerEvent[]): P
   const rounds = roundsOf(events);
   const changes: (RunChange | undefined)[] = events.map(() => undefined);
   if (rounds.length === 0) return { changes, held: [] };
+  // Events of one run (a lone event, at low load) wait for its row: holding no other, that cannot deadlock, and
+  // it spares the retries of a held run. A run missing then is unknown, not held.
+  const alone = rounds[0]!.length === 1;
+  const sql = alone ? WAIT : SKIP_LOCKED;
   const apply = async (q: Queryable): Promise<Set<string>> => {
-    const locked = await applyRound(q, events, rounds[0]!, changes, SKIP_LOCKED);
+    const locked = await applyRound(q, events, rounds[0]!, changes, sql);
     // Rounds after the first are of runs the first locked: this transaction holds them, nothing can skip them.
-    for (const round of rounds.slice(1)) await applyRound(q, events, round.filter((i) => locked.has(events[i]!.runId)), changes, SKIP_LOCKED);
+    for (const round of rounds.slice(1)) await applyRound(q, events, round.filter((i) => locked.has(events[i]!.runId)), changes, sql);
     return locked;
   };
   const locked = rounds.length === 1 ? await apply(db) : await db.transaction(apply);
-  const held = events.flatMap((e, i) => (locked.has(e.runId) ? [] : [i]));
+  const held = alone ? [] : events.flatMap((e, i) => (locked.has(e.runId) ? [] : [i]));
   return { changes, held };
 }
 
