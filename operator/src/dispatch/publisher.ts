@@ -16,7 +16,7 @@ export function taskMessage({ run, dispatch, timeoutSeconds }: StoredRun): TaskM
   return msg;
 }
 
-/** What dispatching needs: JetStream for the task messages, the core connection for the nudges. */
+/** What dispatching needs: the connection task messages (through its {@link JetStreamPublisher}) and nudges go on, and its status. */
 export interface DispatchBus {
   readonly js: JetStreamClient;
   readonly nc: NatsConnection;
@@ -34,8 +34,8 @@ export const PUBLISH_TIMEOUT_MS = 10_000;
 /**
  * Publishes one task message per run on `offload.tasks.<task>`, all in flight
  * at once (a batch of thousands takes one round trip's worth of time, not
- * thousands). The message id makes a second publish of the same dispatch a
- * no-op for JetStream. While the connection is down (or once it is lost
+ * thousands), through the connection's one {@link JetStreamPublisher}. The message id makes a second publish of the same
+ * dispatch a no-op for JetStream. While the connection is down (or once it is lost
  * mid-publish) a publish fails at once rather than after the timeout. Answers the ids of the runs that were published; the
  * others stay `SCHEDULED` and the sweeper tries them again. Then nudges
  * the idle workers of each task that got work.
