@@ -83,6 +83,17 @@ export async function applyEvents(q: Queryable, events: readonly WorkerEvent[]):
   return changes;
 }
 
+/**
+ * How many statements {@link applyEventBatch} sends for these events: one per
+ * round, and BEGIN and COMMIT around more than one. (Applied one at a time,
+ * with {@link applyEvents}, they cost one each: fewer for a few events of few
+ * runs, such as one run's RUNNING and COMPLETED.)
+ */
+export function batchStatements(events: readonly WorkerEvent[]): number {
+  const rounds = roundsOf(events).length;
+  return rounds <= 1 ? rounds : rounds + 2;
+}
+
 /** The events (by index) of each round: the k-th event of each run goes into round k. */
 function roundsOf(events: readonly WorkerEvent[]): number[][] {
   const rounds: number[][] = [];
