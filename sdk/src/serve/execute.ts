@@ -73,6 +73,8 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
   let span: RunSpan | undefined;
   let outcome: Parameters<RunSpan["end"]>[0] = "ABANDONED";
   let failure: Parameters<RunSpan["end"]>[1];
+  // Publishes the run's RUNNING once it has run for the delay; cleared once the try ends, however it ends.
+  let announceTimer: NodeJS.Timeout | undefined;
   try {
     if (cancel.requested || (await deps.cancellations.isCancelled(info.runId, log))) {
       // Never started: the run API has (or will have) marked it CANCELLED; the event covers an API that died in between.
@@ -99,7 +101,7 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
     // Started already: a RUNNING that cannot be stored costs watchers a state, not the run (its outcome carries the start).
     const announce = (): Promise<void> =>
       (running ??= reporter.publish(info, "RUNNING", { at: started.startedAt }).catch((err: unknown) => log.warn({ err }, "could not publish RUNNING; the run goes on")));
-    const announceTimer = running ? undefined : setTimeout(() => void announce(), deps.runningEventDelayMs);
+    if (!running) announceTimer = setTimeout(() => void announce(), deps.runningEventDelayMs);
     hooks.runStarted(info);
     log.debug("run started");
 
@@ -114,12 +116,8 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
       },
       (err) => log.warn({ err }, "could not publish a progress report; the next one replaces it"),
     );
-    let ending: Ending;
-    try {
-      ending = await span.run(() => invoke({ task, message, info, log: runLog, workerId: deps.workerId, abandoned, cancel, progress }));
-    } finally {
-      clearTimeout(announceTimer);
-    }
+    const ending = await span.run(() => invoke({ task, message, info, log: runLog, workerId: deps.workerId, abandoned, cancel, progress }));
+    clearTimeout(announceTimer);
     // The last report goes before the outcome (the same subject keeps them in order); later ones are ignored.
     await progress.close(ending.kind !== "abandoned");
     const durationSeconds = (performance.now() - startedAt) / 1000;
@@ -171,6 +169,7 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
       hooks.task("onFailure", log, () => onFailure(hookInfo, asError(ending.thrown, ending.error)));
     }
   } finally {
+    clearTimeout(announceTimer);
     clearInterval(working);
     cancel.dispose();
     span?.end(outcome, failure);
