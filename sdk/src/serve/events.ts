@@ -15,7 +15,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { EventBatcher, type Outgoing } from "./event-batches.js";
 import type { JetStreamPublisher } from "../nats/publisher.js";
 
-const PUBLISH_TRIES = 4;
+/**
+ * How long an event's publish is tried for. A publish made while the connection is down fails at once (see
+ * {@link JetStreamPublisher}), so tries are bounded by time, not count: the event rides out a NATS restart
+ * or a reconnect of up to this long before its run is released for redelivery.
+ */
+const PUBLISH_DEADLINE_MS = 30_000;
+/** The pause between tries doubles from this up to {@link MAX_RETRY_PAUSE_MS}. */
+const FIRST_RETRY_PAUSE_MS = 250;
+const MAX_RETRY_PAUSE_MS = 2000;
 /** How long JetStream may take to confirm an event's publish (give the {@link JetStreamPublisher} this). */
 export const EVENT_PUBLISH_TIMEOUT_MS = 5000;
 /** nats-server's default max_payload, for a connection that has not said its own. */
@@ -82,13 +90,14 @@ export class RunReporter {
   }
 
   async #publish(subject: string, payload: string, msgID: string | undefined): Promise<void> {
-    for (let i = 1; ; i++) {
+    const deadline = Date.now() + PUBLISH_DEADLINE_MS;
+    for (let pause = FIRST_RETRY_PAUSE_MS; ; pause = Math.min(pause * 2, MAX_RETRY_PAUSE_MS)) {
       try {
         await this.#publisher.publish(subject, payload, msgID ? { msgID } : {});
         return;
       } catch (err) {
-        if (i >= PUBLISH_TRIES || this.#nc.isClosed()) throw err;
-        await sleep(250 * 2 ** i);
+        if (Date.now() + pause >= deadline || this.#nc.isClosed()) throw err;
+        await sleep(pause);
       }
     }
   }
