@@ -1,4 +1,5 @@
 // Events of one run can be recorded out of order: the API replicas share one
+import type { Json } from "@offload/sdk/internal";
 // events consumer, so a quick run's RUNNING may go to one replica and its
 // COMPLETED to another, which records it first. The record must still say
 // when the try started, and the late RUNNING must not move it back.
@@ -23,7 +24,7 @@ describe.each(["pglite", "postgres"] as const)("run events on %s", (kind) => {
     await store?.close();
   });
 
-  async function pendingRun(parameters: Record<string, unknown> = {}): Promise<string> {
+  async function pendingRun(parameters: Json = {}): Promise<string> {
     const [r] = await recordRuns(db, [{ task: "quick", parameters, priority: 1 }], { retentionSeconds: 0 });
     await markPending(db, [r!.run.id]);
     return r!.run.id;
@@ -66,7 +67,7 @@ describe.each(["pglite", "postgres"] as const)("run events on %s", (kind) => {
       { ...base, runId: a, type: "RUNNING", at: at(1) },
       { ...base, runId: b, type: "RUNNING", at: at(1) },
       { ...base, runId: c, type: "CANCELLED", at: at(1) },
-      { ...base, runId: a, type: "PROGRESS", progress: { current: 1, total: 2, message: "half", updatedAt: at(2) } },
+      { ...base, runId: a, type: "PROGRESS", progress: { value: 0.5, done: 1, total: 2, message: "half", updatedAt: at(2) } },
       { ...base, runId: b, type: "AWAITING_RETRY", at: at(2), error: { type: "Error", message: "again" }, retryAt: at(9) },
       { ...base, runId: a, type: "COMPLETED", at: at(3), result: { ok: [1, 2] }, cached: false, cacheKey: "k" },
     ]);
