@@ -2,10 +2,23 @@ import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import pg from "pg";
 
+/** How to send one statement. */
+export interface QueryOptions {
+  /**
+   * Prepare the statement once per connection under this name and reuse its
+   * plan (PostgreSQL only; PGlite runs in this process and ignores it). For
+   * the few statements sent for every run: planning one of them cost
+   * PostgreSQL as much as running it. One name, one SQL text, for good; and
+   * only for statements whose result columns never change (a `RETURNING *`
+   * would fail after a migration added a column, until the connection ends).
+   */
+  name?: string;
+}
+
 /** Something SQL can be sent to: the database, or one transaction on it. */
 export interface Queryable {
   /** Runs one statement with `$1…` parameters; resolves with its rows. */
-  query<R extends object = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
+  query<R extends object = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<R[]>;
 }
 
 /**
@@ -64,8 +77,8 @@ function openPostgres(url: string, onError: (err: Error) => void): Db {
   pool.on("error", onError);
   return {
     kind: "postgres",
-    async query<R extends object>(sql: string, params: readonly unknown[] = []) {
-      return (await pool.query(sql, params as unknown[])).rows as R[];
+    async query<R extends object>(sql: string, params: readonly unknown[] = [], options: QueryOptions = {}) {
+      return (await pool.query(statement(sql, params, options))).rows as R[];
     },
     async transaction(fn) {
       const client = await pool.connect();
@@ -80,8 +93,8 @@ function openPostgres(url: string, onError: (err: Error) => void): Db {
       try {
         await client.query("BEGIN");
         const result = await fn({
-          query: async <R extends object>(sql: string, params: readonly unknown[] = []) =>
-            (await client.query(sql, params as unknown[])).rows as R[],
+          query: async <R extends object>(sql: string, params: readonly unknown[] = [], options: QueryOptions = {}) =>
+            (await client.query(statement(sql, params, options))).rows as R[],
         });
         await client.query("COMMIT");
         return result;
@@ -98,6 +111,11 @@ function openPostgres(url: string, onError: (err: Error) => void): Db {
     failure: undefined,
     close: () => pool.end(),
   };
+}
+
+/** node-postgres's form of a statement: named (prepared once per connection) when the options say so. */
+function statement(text: string, params: readonly unknown[], { name }: QueryOptions): pg.QueryConfig {
+  return { text, values: params as unknown[], ...(name ? { name } : {}) };
 }
 
 async function openPglite(dataDir: string, onError: (err: Error) => void): Promise<Db> {

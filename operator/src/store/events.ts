@@ -125,7 +125,7 @@ async function applyRound(
 ): Promise<Set<string>> {
   if (round.length === 0) return new Set();
   const records = JSON.stringify(round.map((i) => toRecord(events[i]!)));
-  const rows = await q.query<RoundRow>(sql, [records, uuidArray(round.map((i) => events[i]!.runId))]);
+  const rows = await q.query<RoundRow>(sql, [records, uuidArray(round.map((i) => events[i]!.runId))], { name: NAMES.get(sql) });
   const byRun = new Map(round.map((i) => [events[i]!.runId, i]));
   for (const r of rows) {
     if (r.state === null || r.task === null || r.row === null) continue;
@@ -260,3 +260,8 @@ function statement(lock: "SKIP LOCKED" | ""): string {
 
 const SKIP_LOCKED = statement("SKIP LOCKED");
 const WAIT = statement("");
+// Prepared once per connection: planning this statement cost PostgreSQL as much as running it (pg_stat_statements).
+const NAMES = new Map([
+  [SKIP_LOCKED, "offload.apply-events.skip-locked.v1"],
+  [WAIT, "offload.apply-events.wait.v1"],
+]);

@@ -134,6 +134,7 @@ export async function recordRuns(
                    state = 'SCHEDULED' AND scheduled_at <= now() AS due,
                    state = 'PENDING' AND published_at IS NULL AS held`,
         [JSON.stringify(rows)],
+        { name: "offload.record-runs.v1" },
       );
       const byId = new Map(got.map((r) => [r.id, r]));
       chunk.forEach((b, i) => {
@@ -190,6 +191,7 @@ export async function markPending(db: Queryable, ids: readonly string[]): Promis
     `UPDATE runs SET state = 'PENDING', published_at = now(), updated_at = now()
      WHERE id = ANY($1::uuid[]) AND state = 'SCHEDULED' RETURNING id, ${isoText("updated_at")} AS updated_at`,
     [uuidArray(ids)],
+    { name: "offload.mark-pending.v1" },
   );
   return new Map(rows.map((r) => [r.id, r.updated_at]));
 }
