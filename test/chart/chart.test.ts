@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, existsSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { API_NODE_FLAGS, WORKER_NODE_FLAGS } from "../support/stack.js";
 import { withNatsCredentials } from "../../operator/src/controller/desired.js";
 import type { PolicyRule } from "../../operator/src/controller/rbac.js";
 import {
@@ -221,7 +222,11 @@ describe("the Helm chart", () => {
     expect(at(apiSvc, "spec", "ports", 0, "port")).toBe(8080);
     const api = r.get("Deployment", API);
     const a = container(api, "api");
-    expect(a.command).toEqual(["node", "operator/dist/bin/offload-api.js"]);
+    // The same Node flags as the image's CMD, and as the tests and the bench start the run API with.
+    expect(a.command).toEqual(["node", ...API_NODE_FLAGS, "operator/dist/bin/offload-api.js"]);
+    const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
+    expect(dockerfile).toContain(`CMD ${JSON.stringify(["node", ...API_NODE_FLAGS, "operator/dist/bin/offload-api.js"]).replaceAll(",", ", ")}`);
+    expect(dockerfile).toContain(`ENTRYPOINT ${JSON.stringify(["node", ...WORKER_NODE_FLAGS, "/app/worker/dist/bin/offload-worker.js"]).replaceAll(",", ", ")}`);
     expect(at(api, "spec", "replicas")).toBe(2);
     expect(env(a, "OFFLOAD_API_PORT").value).toBe("8080");
     expect(at(a, "ports", 0, "containerPort")).toBe(8080);

@@ -11,6 +11,10 @@ import { startProcess, type Child } from "./process.js";
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const API_BIN = join(ROOT, "operator/dist/bin/offload-api.js");
 export const WORKER_BIN = join(ROOT, "worker/dist/bin/offload-worker.js");
+/** The Node flags the images start the run API with (Dockerfile, the chart): tests and the bench run it as users do. */
+export const API_NODE_FLAGS = ["--max-semi-space-size=8"] as const;
+/** The Node flags the worker image starts `offload-worker` with (Dockerfile). */
+export const WORKER_NODE_FLAGS = ["--max-semi-space-size=2"] as const;
 
 /** Where the run API keeps its runs in a test. */
 export type DbKind = "postgres" | "pglite";
@@ -92,14 +96,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     api: undefined as unknown as Child,
     workers,
     async startApi(env = {}) {
-      const child = startProcess("offload-api", process.execPath, [...(options.apiNodeArgs ?? []), API_BIN], { ...baseEnv, OFFLOAD_DATABASE_URL: databaseUrl, ...env });
+      const child = startProcess("offload-api", process.execPath, [...API_NODE_FLAGS, ...(options.apiNodeArgs ?? []), API_BIN], { ...baseEnv, OFFLOAD_DATABASE_URL: databaseUrl, ...env });
       stack.api = child;
       await untilReady(child, "the run API to be ready", `${apiUrl}/readyz`, 60_000);
       return child;
     },
     async startWorker(w) {
       const port = await freePort();
-      const args = [...(w.nodeArgs ?? []), WORKER_BIN, "--module", w.module];
+      const args = [...WORKER_NODE_FLAGS, ...(w.nodeArgs ?? []), WORKER_BIN, "--module", w.module];
       if (w.tasks) args.push("--tasks", w.tasks.join(","));
       if (w.concurrency) args.push("--concurrency", String(w.concurrency));
       const child = startProcess(`offload-worker#${workers.length}`, process.execPath, args, {
