@@ -30,11 +30,14 @@ export async function terminalEventsByRun(natsUrl: string): Promise<Map<string, 
     const consumer = await jetstream(nc).consumers.get(Nats.eventsStream);
     const messages = await consumer.consume();
     for await (const m of messages) {
-      const e = m.json<RunEvent>();
-      if (e.type === "COMPLETED" || e.type === "FAILED" || e.type === "CANCELLED") {
-        const list = byRun.get(e.runId) ?? [];
-        list.push(e);
-        byRun.set(e.runId, list);
+      // A busy worker sends several events in one message (RunEventBatch); a quiet one, each alone.
+      const data = m.json<RunEvent | { events: RunEvent[] }>();
+      for (const e of "events" in data ? data.events : [data]) {
+        if (e.type === "COMPLETED" || e.type === "FAILED" || e.type === "CANCELLED") {
+          const list = byRun.get(e.runId) ?? [];
+          list.push(e);
+          byRun.set(e.runId, list);
+        }
       }
       if (m.info.pending === 0) break;
     }

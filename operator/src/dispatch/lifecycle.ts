@@ -1,10 +1,11 @@
 import type { KV } from "@nats-io/kv";
 import { isTerminal, type Cancellation, type Run } from "@offload/sdk/internal";
 import type { Db } from "../store/db.js";
-import { getRun } from "../store/runs.js";
+import type { Logger } from "pino";
+import { getRun, markPending } from "../store/runs.js";
 import { cancelWaitingRun, retryFailedRun } from "../store/transitions.js";
 import type { Admission } from "./admission.js";
-import { publishRun, type DispatchBus } from "./publisher.js";
+import { publishRuns, type DispatchBus } from "./publisher.js";
 
 /** What a cancel request did. */
 export type CancelOutcome =
@@ -40,11 +41,26 @@ export async function cancelRun(deps: { db: Db; cancellations: KV }, id: string)
 
 /**
  * Gives a `FAILED` run its next dispatch (see {@link retryFailedRun}); answers undefined when it is not `FAILED`.
- * A run of a limited task waits for admission like a new one.
+ * Recorded first, then published and marked `PENDING` as a new run is; a publish that fails leaves it `SCHEDULED`
+ * for the sweeper (the retry is recorded either way). A run of a limited task waits for admission like a new one.
  */
-export async function retryRun(deps: DispatchBus & { db: Db; admission?: Admission | undefined }, id: string): Promise<Run | undefined> {
+export async function retryRun(deps: DispatchBus & { db: Db; admission?: Admission | undefined; log: Logger }, id: string): Promise<Run | undefined> {
   const hold = (task: string): boolean => deps.admission?.holds(task) ?? false;
-  const run = await retryFailedRun(deps.db, id, (r) => publishRun(deps, r), hold);
-  if (run && hold(run.task)) deps.admission?.trigger(run.task);
-  return run;
+  const stored = await retryFailedRun(deps.db, id, hold);
+  if (!stored) return undefined;
+  if (hold(stored.run.task)) {
+    deps.admission?.trigger(stored.run.task);
+    return stored.run;
+  }
+  const { published, failed } = await publishRuns(deps, [stored]);
+  if (failed.length) {
+    deps.log.warn({ err: failed[0], runId: id }, "could not publish the retry; the sweeper will");
+    return stored.run;
+  }
+  const moved = await markPending(deps.db, published).catch((err: unknown) => {
+    deps.log.warn({ err, runId: id }, "could not mark the retry PENDING; the sweeper will");
+    return new Map<string, string>();
+  });
+  const updatedAt = moved.get(id);
+  return updatedAt ? { ...stored.run, state: "PENDING", updatedAt } : stored.run;
 }

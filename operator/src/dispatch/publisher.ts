@@ -97,9 +97,3 @@ function nudge(nc: NatsConnection, tasks: Iterable<string>): void {
     }
   }
 }
-
-/** Publishes one run's dispatch; rejects when JetStream does not confirm it. */
-export async function publishRun(bus: DispatchBus, run: StoredRun): Promise<void> {
-  const { failed } = await publishRuns(bus, [run]);
-  if (failed.length) throw failed[0];
-}

@@ -1,5 +1,5 @@
 import type { Run, RunError } from "@offload/sdk/internal";
-import type { Db, Queryable } from "./db.js";
+import type { Queryable } from "./db.js";
 import { toStored, type RunRow, type StoredRun } from "./rows.js";
 
 /**
@@ -18,33 +18,29 @@ export async function cancelWaitingRun(db: Queryable, id: string): Promise<Run |
 
 /**
  * Gives a `FAILED` run another dispatch, by hand: the one exception to
- * "a terminal state is never left", made only on an operator's request. In
- * one transaction holding the row: `publish` gets the run with its next
- * dispatch number, then the run becomes `PENDING` with its error and finish
- * time cleared; `attempts` counts on. Answers undefined (and publishes
- * nothing) when the run is not `FAILED`; a failed publish rolls back. A run
- * of a task `hold` names (a limited task) is not published: it becomes held
- * (`PENDING`, no `published_at`) for admission to dispatch in its turn.
+ * "a terminal state is never left", made only on an operator's request. One
+ * statement: the run becomes `SCHEDULED` with its next dispatch number, its
+ * error and finish time cleared; `attempts` counts on. The caller
+ * then publishes it and marks it `PENDING`, as for a new run (and if that
+ * fails, the sweeper publishes it). The change is committed before anything
+ * is published on purpose: a worker's outcome for the new dispatch can reach
+ * the run API within milliseconds (a quick run sends only its outcome), and an
+ * event read against the still-committed `FAILED` row would be dropped as a
+ * straggler, leaving the run waiting for ever. A run of a task `hold` names
+ * (a limited task) becomes held (`PENDING`, no `published_at`) for admission
+ * to dispatch in its turn. Answers the run as it is now, or undefined when it
+ * was not `FAILED`.
  */
-export async function retryFailedRun(
-  db: Db,
-  id: string,
-  publish: (run: StoredRun) => Promise<void>,
-  hold: (task: string) => boolean = () => false,
-): Promise<Run | undefined> {
-  return db.transaction(async (tx) => {
-    const rows = await tx.query<RunRow>("SELECT * FROM runs WHERE id = $1::uuid AND state = 'FAILED' FOR UPDATE", [id]);
-    if (!rows[0]) return undefined;
-    const held = hold(rows[0].task);
-    if (!held) await publish(toStored({ ...rows[0], dispatch: rows[0].dispatch + 1 }));
-    const moved = await tx.query<RunRow>(
-      `UPDATE runs SET state = 'PENDING', dispatch = dispatch + 1, error = NULL, finished_at = NULL, retry_at = NULL,
-         published_at = CASE WHEN $2::boolean THEN NULL ELSE now() END, waiting_for = NULL, updated_at = now()
-       WHERE id = $1::uuid RETURNING *`,
-      [id, held],
-    );
-    return toStored(moved[0]!).run;
-  });
+export async function retryFailedRun(db: Queryable, id: string, hold: (task: string) => boolean = () => false): Promise<StoredRun | undefined> {
+  const [failed] = await db.query<{ task: string }>("SELECT task FROM runs WHERE id = $1::uuid AND state = 'FAILED'", [id]);
+  if (!failed) return undefined;
+  const moved = await db.query<RunRow>(
+    `UPDATE runs SET state = CASE WHEN $2::boolean THEN 'PENDING' ELSE 'SCHEDULED' END, dispatch = dispatch + 1, error = NULL,
+       finished_at = NULL, retry_at = NULL, published_at = NULL, waiting_for = NULL, updated_at = now()
+     WHERE id = $1::uuid AND state = 'FAILED' RETURNING *`,
+    [id, hold(failed.task)],
+  );
+  return moved[0] ? toStored(moved[0]) : undefined;
 }
 
 /**
