@@ -109,16 +109,6 @@ export class Cancellations {
     return this.#loop;
   }
 
-  /** Ids known to be cancelled (for tests and metrics). */
-  get knownCount(): number {
-    return this.#known.size;
-  }
-
-  /** True once the set of cancelled ids is complete (the watch caught up with the bucket). */
-  get caughtUp(): boolean {
-    return this.#caughtUp && !this.#forgot;
-  }
-
   async #open(): Promise<AsyncIterable<KvWatchEntry> & { stop(): void }> {
     this.#caughtUp = false;
     // Read first: an empty bucket delivers no value to mark the end of the initial ones. A cancel

@@ -26,7 +26,7 @@ export interface BatchSink {
   /** Publishes one entry as a message of its own (retrying as it sees fit); throws once it gave up. */
   single(entry: Outgoing): Promise<void>;
   /** Publishes a `{"events":[...]}` message (retrying with the same message id); throws once it gave up. */
-  batch(payload: string, count: number): Promise<void>;
+  batch(payload: string): Promise<void>;
   /** Most bytes one message may carry (the server's max_payload, less room for headers). */
   maxBytes(): number;
 }
@@ -89,7 +89,7 @@ export class EventBatcher {
     this.#inFlight++;
     try {
       if (group.length === 1) await this.#sink.single(group[0]!);
-      else await this.#sink.batch(`{"events":[${group.map((w) => w.json).join(",")}]}`, group.length);
+      else await this.#sink.batch(`{"events":[${group.map((w) => w.json).join(",")}]}`);
       for (const w of group) w.resolve();
     } catch (err) {
       // Every run whose entry was in the lost message is failed (and released) by its own caller, as if sent alone.
