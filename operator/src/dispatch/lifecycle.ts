@@ -42,7 +42,7 @@ export async function cancelRun(deps: { db: Db; cancellations: KV }, id: string)
 /**
  * Gives a `FAILED` run its next dispatch (see {@link retryFailedRun}); answers undefined when it is not `FAILED`.
  * Recorded first, then published and marked `PENDING` as a new run is; a publish that fails leaves it `SCHEDULED`
- * for the sweeper (the retry is recorded either way). A run of a limited task waits for admission like a new one.
+ * for the sweeper (the retry is recorded either way), and the answer says so. A run of a limited task waits for admission like a new one.
  */
 export async function retryRun(deps: DispatchBus & { db: Db; admission?: Admission | undefined; log: Logger }, id: string): Promise<Run | undefined> {
   const hold = (task: string): boolean => deps.admission?.holds(task) ?? false;
@@ -61,6 +61,7 @@ export async function retryRun(deps: DispatchBus & { db: Db; admission?: Admissi
     deps.log.warn({ err, runId: id }, "could not mark the retry PENDING; the sweeper will");
     return new Map<string, string>();
   });
-  const updatedAt = moved.get(id);
-  return updatedAt ? { ...stored.run, state: "PENDING", updatedAt } : stored.run;
+  // Published, so the answer says PENDING, as it always has: a quick try may already have ended (its outcome
+  // recorded before the mark, which then moved nothing), and a read says so; the answer is what the retry did.
+  return { ...stored.run, state: "PENDING", updatedAt: moved.get(id) ?? stored.run.updatedAt };
 }
