@@ -364,16 +364,16 @@ describe("run API crash between record and publish", () => {
     await client.connect();
     const rows = (await client.query<{ id: string; state: string }>("SELECT id, state FROM runs WHERE task = $1", [task])).rows;
     await client.end();
+    // Recorded PENDING, waiting for its task message (its dispatch outbox row is what the sweeper finds).
     expect(rows).toHaveLength(1);
-    expect(rows[0]!.state).toBe("SCHEDULED");
+    expect(rows[0]!.state).toBe("PENDING");
     const probe = await NatsProbe.connect(nats.url);
     try {
       expect(await probe.taskMessageCount(task)).toBe(0);
 
       api = await startApiProcess("offload-api-restarted", env);
       const id = rows[0]!.id;
-      await waitFor("the sweeper to dispatch the run", async () => (await call(api!.url, "GET", `/v1/runs/${id}`)).body.state === "PENDING");
-      const msgs = await probe.takeTaskMessages(task, 1);
+      const msgs = await probe.takeTaskMessages(task, 1, 15_000);
       expect(msgs).toHaveLength(1);
       expect(msgs[0]!.json()).toMatchObject({ runId: id, parameters: { survive: true } });
     } finally {

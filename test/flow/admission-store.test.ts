@@ -165,7 +165,7 @@ describe.each(kinds)("admission passes on %s", (kind) => {
   it("holds a due retry of a limited task for admission instead of publishing it", async () => {
     const task = taskName("retry");
     const [plain] = await recordRuns(db, [{ task }], { retentionSeconds: 0 });
-    expect(plain).toMatchObject({ due: true, held: false, run: { state: "SCHEDULED" } });
+    expect(plain).toMatchObject({ due: true, held: false, run: { state: "PENDING" } });
     await db.query("UPDATE runs SET state = 'AWAITING_RETRY', attempts = 1, published_at = now(), retry_at = now() - interval '1 second' WHERE id = $1::uuid", [
       plain!.run.id,
     ]);

@@ -15,6 +15,7 @@ import { startEventMaterializer } from "../dispatch/events.js";
 import { WorkerDirectory } from "../dispatch/heartbeats.js";
 import { ensureBuckets, ensureStreams } from "../dispatch/streams.js";
 import { startRetention } from "../dispatch/retention.js";
+import { OutboxDispatcher } from "../dispatch/outbox.js";
 import { startSweeper } from "../dispatch/sweeper.js";
 import { Admission } from "../dispatch/admission.js";
 import { cancelRun } from "../dispatch/lifecycle.js";
@@ -132,6 +133,9 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
       log,
     );
     undo.push(() => sweeper.stop());
+    const dispatcher = new OutboxDispatcher(db, { js, nc, link }, log);
+    // Before NATS drains and the database closes: the publishes under way finish and their outbox rows go.
+    undo.push(() => dispatcher.stop());
     const retention = startRetention(
       db,
       { results, jsm },
@@ -166,9 +170,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     registerHealthRoutes(app, { db, nc, link, log });
     const runDeps: RunRoutesDeps = {
       db,
-      js,
-      nc,
-      link,
+      dispatcher,
       log,
       testFault: config.testFault,
       runRetentionSeconds: config.runRetentionSeconds,

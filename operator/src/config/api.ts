@@ -72,7 +72,7 @@ export const API_ENV_DOC: Record<ApiEnvName, string> = {
   OFFLOAD_START_WAIT_SECONDS:
     "Seconds offload-api waits at start for PostgreSQL and NATS to accept connections (a progress line every 5 s) before it exits 1 naming what it tried. Default 30.",
   OFFLOAD_REPUBLISH_AFTER_SECONDS:
-    "How old a due run still SCHEDULED (recorded but never published) must be before the sweeper publishes it. Default 5.",
+    "How long a run recorded but not yet confirmed published (the run API stopped or NATS was away in between) waits before the sweeper publishes it. Default 5.",
   OFFLOAD_RUN_RETENTION_DAYS:
     "Finished runs (COMPLETED, FAILED, CANCELLED) are deleted, with their stored results, this many days after they finished; " +
     "fractions allowed; 0 keeps them forever. Older completed runs are no longer cache hits. Default 30.",

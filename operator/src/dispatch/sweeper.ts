@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Db } from "../store/db.js";
 import type { Run } from "@offload/sdk/internal";
+import { sweepOutbox } from "../store/outbox.js";
 import { sweepDue } from "../store/sweep.js";
 import { startPeriodic, type Periodic } from "./periodic.js";
 import { publishRuns, type DispatchBus } from "./publisher.js";
@@ -22,10 +23,11 @@ export interface SweeperOptions {
 }
 
 /**
- * Makes sure no run stays `SCHEDULED` forever: every `intervalMs` it publishes
- * runs that became due (scheduled for later), runs recorded but never
- * published (the API died between the two), and retries whose time came
- * (the delay between tries is kept here, not by a sleeping worker), then
+ * Makes sure no run waits forever for its task message: every `intervalMs` it
+ * publishes runs that became due (scheduled for later), runs recorded but
+ * never published (the API stopped or NATS was away in between: rows left in
+ * the dispatch outbox, or `SCHEDULED` runs of a retry), and retries whose time
+ * came (the delay between tries is kept here, not by a sleeping worker), and
  * marks them `PENDING`.
  * Replicas share the work through `FOR UPDATE SKIP LOCKED`; a run published
  * twice is dropped by JetStream's message-id dedup. Resolves `stop()` once the
@@ -43,7 +45,11 @@ export function startSweeper(db: Db, bus: DispatchBus, opts: SweeperOptions, log
     });
     for (const r of moved.dispatched) opts.onDispatched?.(r.run);
     if (moved.held.length) opts.onHeld?.(moved.held.map((r) => r.run));
-    return moved.dispatched.length + moved.held.length;
+    const republished = await sweepOutbox(db, { republishAfterSeconds: opts.republishAfterSeconds, limit: batch }, async (runs) => {
+      const { failed } = await publishRuns(bus, runs);
+      if (failed.length) throw new AggregateError(failed, `could not publish ${failed.length} of ${runs.length} runs left in the dispatch outbox`);
+    });
+    return Math.max(moved.dispatched.length + moved.held.length, republished.length);
   };
 
   return startPeriodic(opts.intervalMs, async (stopping) => {

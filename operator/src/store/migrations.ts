@@ -173,6 +173,20 @@ export const MIGRATIONS: readonly { version: number; name: string; statements: r
       "CREATE INDEX runs_open_slots ON runs (task, concurrency_key) WHERE state = 'RUNNING' OR (state = 'PENDING' AND published_at IS NOT NULL)",
     ],
   },
+  {
+    version: 10,
+    name: "dispatch outbox",
+    statements: [
+      // A run due now is recorded PENDING with a row here, in the same statement; the row goes once JetStream has
+      // confirmed the run's task message. So the answer to delay() waits for one INSERT, not for the publish and a
+      // second UPDATE of the run (whose every index a state change rewrites); and a run whose publish was lost
+      // (a crash, NATS away) is still here for the sweeper. Small: only runs being published are in it.
+      `CREATE TABLE dispatch_outbox (
+        run_id uuid PRIMARY KEY,
+        recorded_at timestamptz NOT NULL DEFAULT now()
+      )`,
+    ],
+  },
 ];
 
 /**

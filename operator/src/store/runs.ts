@@ -15,7 +15,10 @@ const nsOf = (b: CreateRunBody): string => b.namespace ?? DEFAULT_NAMESPACE;
 export interface Recorded extends StoredRun {
   /** False when an earlier run with the same idempotency key was returned instead. */
   created: boolean;
-  /** True when it is due now and should be published straight away. */
+  /**
+   * True when it is due now and should be published straight away: it was recorded `PENDING` with a row in the
+   * dispatch outbox, which {@link confirmDispatched} removes once JetStream has its task message.
+   */
   due: boolean;
   /** True when it was recorded held: due now, of a limited task, it waits in the run API for admission. */
   held: boolean;
@@ -78,10 +81,11 @@ function freshRun(b: CreateRunBody, r: FreshRow, hit: CacheHit | undefined): Sto
  * one, or an earlier entry of the same batch) is not recorded again: the
  * existing run is answered with `created: false`. A run due now whose
  * `cacheKey` has an unexpired completed run is recorded `COMPLETED` with
- * `cached: true` and that run's result, and never dispatched; the others are
- * recorded `SCHEDULED`, except those due now of a task in `limited`: they are
- * recorded held, `PENDING` with no `published_at`, for admission to dispatch
- * when the task's limits allow. Completed runs older than `retentionSeconds` (0: no
+ * `cached: true` and that run's result, and never dispatched. A run scheduled
+ * for later is recorded `SCHEDULED`. One due now is recorded `PENDING` with a
+ * row in the dispatch outbox (`due`), to be published; except one of a task in
+ * `limited`: it is recorded held, `PENDING` with no `published_at`, for
+ * admission to dispatch when the task's limits allow. Completed runs older than `retentionSeconds` (0: no
  * limit) lend no result: retention is about to delete them.
  */
 export async function recordRuns(
@@ -115,26 +119,37 @@ export async function recordRuns(
       });
       // now() is the transaction's start: one creation time for a whole batch, and due == true exactly when not scheduled.
       // Only what the caller cannot know comes back; the rest of each new run is what it sent (see freshRun).
+      // A run due now (not cached, not held) is recorded PENDING, with its row in the dispatch outbox in the same
+      // statement: from then on its publish cannot be lost, so the caller's answer need not wait for it.
       const got = await q.query<FreshRow>(
-        `INSERT INTO runs (id, task, state, parameters, created_at, scheduled_at, idempotency_key, timeout_seconds, cache_key,
-                           cache_expires_in_seconds, cached, result, result_ref, finished_at, namespace, trace_context,
-                           priority, concurrency_key, rate_limit_key)
-         SELECT r.id, r.task,
-                CASE WHEN r.cached THEN 'COMPLETED'
-                     WHEN r.limited AND COALESCE(r.scheduled_at, now()) <= now() THEN 'PENDING' ELSE 'SCHEDULED' END,
-                r.parameters, now(), COALESCE(r.scheduled_at, now()), r.idempotency_key, r.timeout_seconds, r.cache_key,
-                r.cache_expires_in_seconds, r.cached, r.result, r.result_ref, CASE WHEN r.cached THEN now() END, r.namespace,
-                r.trace_context, r.priority, r.concurrency_key, r.rate_limit_key
-         FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, task text, parameters jsonb, idempotency_key text, scheduled_at timestamptz,
-                timeout_seconds double precision, cache_key text, cache_expires_in_seconds double precision, cached boolean,
-                result jsonb, result_ref text, namespace text, trace_context jsonb, priority smallint, concurrency_key text,
-                rate_limit_key text, limited boolean)
-         ON CONFLICT (namespace, idempotency_key) DO NOTHING
-         RETURNING id, state, ${isoText("created_at")} AS created_at, ${isoText("scheduled_at")} AS scheduled_at,
-                   state = 'SCHEDULED' AND scheduled_at <= now() AS due,
-                   state = 'PENDING' AND published_at IS NULL AS held`,
+        `WITH r AS (
+           SELECT r.*, COALESCE(r.scheduled_at, now()) <= now() AS due_now
+           FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, task text, parameters jsonb, idempotency_key text, scheduled_at timestamptz,
+                  timeout_seconds double precision, cache_key text, cache_expires_in_seconds double precision, cached boolean,
+                  result jsonb, result_ref text, namespace text, trace_context jsonb, priority smallint, concurrency_key text,
+                  rate_limit_key text, limited boolean)
+         ), inserted AS (
+           INSERT INTO runs (id, task, state, parameters, created_at, scheduled_at, idempotency_key, timeout_seconds, cache_key,
+                             cache_expires_in_seconds, cached, result, result_ref, finished_at, namespace, trace_context,
+                             priority, concurrency_key, rate_limit_key, published_at)
+           SELECT r.id, r.task,
+                  CASE WHEN r.cached THEN 'COMPLETED' WHEN r.due_now THEN 'PENDING' ELSE 'SCHEDULED' END,
+                  r.parameters, now(), COALESCE(r.scheduled_at, now()), r.idempotency_key, r.timeout_seconds, r.cache_key,
+                  r.cache_expires_in_seconds, r.cached, r.result, r.result_ref, CASE WHEN r.cached THEN now() END, r.namespace,
+                  r.trace_context, r.priority, r.concurrency_key, r.rate_limit_key,
+                  CASE WHEN NOT r.cached AND r.due_now AND NOT r.limited THEN now() END
+           FROM r
+           ON CONFLICT (namespace, idempotency_key) DO NOTHING
+           RETURNING id, state, created_at, scheduled_at, published_at
+         ), outbox AS (
+           INSERT INTO dispatch_outbox (run_id) SELECT id FROM inserted WHERE state = 'PENDING' AND published_at IS NOT NULL
+         )
+         SELECT id, state, ${isoText("created_at")} AS created_at, ${isoText("scheduled_at")} AS scheduled_at,
+                state = 'PENDING' AND published_at IS NOT NULL AS due,
+                state = 'PENDING' AND published_at IS NULL AS held
+         FROM inserted`,
         [JSON.stringify(rows)],
-        { name: "offload.record-runs.v1" },
+        { name: "offload.record-runs.v2" },
       );
       const byId = new Map(got.map((r) => [r.id, r]));
       chunk.forEach((b, i) => {
