@@ -132,7 +132,7 @@ export interface ApiConfig {
   logLevel: LogLevel;
   /** Seconds `offload-api` waits at start for PostgreSQL and NATS to accept connections (not used by `startApi` itself). @defaultValue 30 */
   startWaitSeconds: number;
-  /** Age of a due, still-SCHEDULED run before the sweeper republishes it. @defaultValue 5 */
+  /** Age of a run recorded and not confirmed published (an outbox row, a due SCHEDULED run) before the sweeper publishes it. @defaultValue 5 */
   republishAfterSeconds: number;
   /**
    * Seconds after `finished_at` that COMPLETED and CANCELLED runs are deleted (with their stored results);

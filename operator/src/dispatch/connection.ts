@@ -1,7 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 
-/** A publish refused at once because the NATS connection is down; the run stays SCHEDULED for the sweeper. */
+/** A publish refused at once because the NATS connection is down; the sweeper publishes the run once it is back. */
 export class NatsDisconnectedError extends Error {
   constructor(message = "NATS is disconnected (reconnecting); the sweeper publishes the run once it is back") {
     super(message);

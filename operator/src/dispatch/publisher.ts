@@ -37,7 +37,7 @@ export const PUBLISH_TIMEOUT_MS = 10_000;
  * thousands), through the connection's one {@link JetStreamPublisher}. The message id makes a second publish of the same
  * dispatch a no-op for JetStream. While the connection is down (or once it is lost
  * mid-publish) a publish fails at once rather than after the timeout. Answers the ids of the runs that were published; the
- * others stay `SCHEDULED` and the sweeper tries them again. Then nudges
+ * others wait (in the dispatch outbox, or `SCHEDULED`) and the sweeper tries them again. Then nudges
  * the idle workers of each task that got work.
  */
 export async function publishRuns(bus: DispatchBus, runs: readonly StoredRun[]): Promise<{ published: string[]; failed: unknown[] }> {

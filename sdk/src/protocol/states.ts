@@ -1,8 +1,9 @@
 import { z } from "zod";
 
 /**
- * The states of a run. `SCHEDULED`: recorded, not yet due or not yet
- * dispatched. `PENDING`: dispatched, waiting for a worker. `RUNNING`: a worker
+ * The states of a run. `SCHEDULED`: recorded, not yet due (scheduled for
+ * later, or a retry about to be dispatched). `PENDING`: due, its task message
+ * published or on its way, waiting for a worker. `RUNNING`: a worker
  * has it. `AWAITING_RETRY`: failed, another try is due later. The last three
  * are terminal: a run never leaves them.
  */
