@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { AckPolicy, type JsMsg } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { ErrorBodySchema, Nats, RunSchema, TaskMessageSchema } from "@offload/sdk/internal";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServers, waitFor, type NatsServer, type PostgresServer } from "../support/index.js";
 import { call, NatsProbe, startApiProcess, type ApiProcess } from "../api/helpers.js";
@@ -69,6 +70,26 @@ describe("run API dispatch semantics", () => {
     await probe.publishEvent({ runId: run.id, task, type: "COMPLETED", attempt: 2, result: "ok" });
     expect(await runIn(run.id, "COMPLETED")).toMatchObject({ attempts: 2, result: "ok", error: null });
     expect(await probe.taskMessageCount(task)).toBe(0);
+  });
+
+  it("answers a new run PENDING before its task message is confirmed, then takes it out of the dispatch outbox so no sweep publishes it again", async () => {
+    const task = taskName("outbox");
+    const res = await call(api.url, "POST", "/v1/runs", { task });
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ state: "PENDING" });
+    expect((await getRun(res.body.id)).state).toBe("PENDING");
+    const [msg] = await probe.takeTaskMessages(task, 1);
+    expect(msg!.json()).toMatchObject({ runId: res.body.id, dispatch: 0 });
+    const client = new pg.Client({ connectionString: env.OFFLOAD_DATABASE_URL });
+    await client.connect();
+    try {
+      await waitFor("the run's outbox row to go", async () => {
+        const { rows } = await client.query("SELECT 1 FROM dispatch_outbox WHERE run_id = $1", [res.body.id]);
+        return rows.length === 0;
+      });
+    } finally {
+      await client.end();
+    }
   });
 
   it("leaves an AWAITING_RETRY without retryAt to the worker (no dispatch of its own)", async () => {
