@@ -1,5 +1,16 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { ServeHooks } from "@offload/sdk/internal";
+import type { RunOutcome, ServeHooks } from "@offload/sdk/internal";
+
+interface OutcomeSeries {
+  readonly count: Counter.Internal;
+  readonly duration: Histogram.Internal<string>;
+}
+
+interface TaskSeries {
+  readonly started: Counter.Internal;
+  readonly inFlight: Gauge.Internal<string>;
+  readonly outcomes: Map<RunOutcome, OutcomeSeries>;
+}
 
 /** The worker's Prometheus metrics, and the serve() hooks that feed them. */
 export interface WorkerMetrics {
@@ -40,22 +51,39 @@ export function createMetrics(concurrency: number): WorkerMetrics {
   const ready = new Gauge({ name: "offload_worker_ready", help: "1 while consuming, 0 while starting or draining.", registers: [registry] });
   ready.set(0);
 
+  // The series of each task and outcome, looked up once: prom-client hashes a label set on every inc() it is given one.
+  const outcomeCounters: Record<RunOutcome, Counter> = { COMPLETED: completed, FAILED: failed, AWAITING_RETRY: retried, CANCELLED: cancelled, ABANDONED: abandoned };
+  const tasks = new Map<string, TaskSeries>();
+  const perTask = (task: string): TaskSeries => {
+    let t = tasks.get(task);
+    if (!t) {
+      const outcomes = new Map<RunOutcome, OutcomeSeries>();
+      for (const [outcome, counter] of Object.entries(outcomeCounters) as [RunOutcome, Counter][]) {
+        outcomes.set(outcome, { count: counter.labels({ task }), duration: duration.labels({ task, outcome }) });
+      }
+      t = { started: started.labels({ task }), inFlight: inFlight.labels({ task }), outcomes };
+      tasks.set(task, t);
+    }
+    return t;
+  };
+
   return {
     registry,
     setReady: (r) => ready.set(r ? 1 : 0),
     hooks: {
       runStarted(run) {
-        started.inc({ task: run.task });
-        inFlight.inc({ task: run.task });
+        const t = perTask(run.task);
+        t.started.inc();
+        t.inFlight.inc();
       },
       runFinished(run) {
-        inFlight.dec({ task: run.task });
-        duration.observe({ task: run.task, outcome: run.outcome }, run.durationSeconds);
-        if (run.outcome === "COMPLETED") completed.inc({ task: run.task });
-        else if (run.outcome === "FAILED") failed.inc({ task: run.task });
-        else if (run.outcome === "AWAITING_RETRY") retried.inc({ task: run.task });
-        else if (run.outcome === "CANCELLED") cancelled.inc({ task: run.task });
-        else abandoned.inc({ task: run.task });
+        const t = perTask(run.task);
+        t.inFlight.dec();
+        const outcome = t.outcomes.get(run.outcome);
+        if (outcome) {
+          outcome.duration.observe(run.durationSeconds);
+          outcome.count.inc();
+        }
       },
     },
   };

@@ -5,6 +5,7 @@ export * from "./run.js";
 export * from "./progress.js";
 export * from "./limits.js";
 export * from "./messages.js";
+export * from "./task-message.js";
 export * from "./errors.js";
 export * from "./tasks.js";
 export * from "./flow.js";

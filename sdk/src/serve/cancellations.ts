@@ -13,6 +13,7 @@ import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CANCEL_BUCKET } from "../nats/layout.js";
+import { Trigger } from "./trigger.js";
 
 /**
  * Most cancelled ids kept. The bucket keeps a key a week (its max_age); a
@@ -26,9 +27,29 @@ const KEPT_MS = CANCEL_BUCKET.ttl ?? 7 * 24 * 3600 * 1000;
 export interface CancelWatch {
   /** True once the run's id was seen in the bucket. */
   readonly requested: boolean;
-  /** Resolves once the run's id is seen in the bucket. */
-  readonly promise: Promise<void>;
+  /** Calls `fn` once the run's id is seen in the bucket (at once if it was); `undefined` stops listening. */
+  listen(fn: (() => void) | undefined): void;
   dispose(): void;
+}
+
+/** The watches of one run id, as a list (nearly always of one: a process runs one try of a run at a time). */
+class RunWatch extends Trigger implements CancelWatch {
+  next: RunWatch | undefined;
+  readonly #dispose: (w: RunWatch) => void;
+
+  constructor(dispose: (w: RunWatch) => void) {
+    super();
+    this.#dispose = dispose;
+  }
+
+  get requested(): boolean {
+    return this.fired;
+  }
+
+  dispose(): void {
+    this.listen(undefined);
+    this.#dispose(this);
+  }
 }
 
 /** What the watch needs from the server that owns it. */
@@ -43,7 +64,8 @@ export interface CancellationsDeps {
 export class Cancellations {
   readonly #bucket: KV;
   readonly #deps: CancellationsDeps;
-  readonly #waiters = new Map<string, Set<() => void>>();
+  /** The runs in flight here that listen for their cancel, by run id. */
+  readonly #waiters = new Map<string, RunWatch>();
   /** Cancelled run ids, with when each cancel was stored, oldest first. */
   readonly #known = new Map<string, number>();
   /** True while the watch has delivered the bucket's values and follows it: an id not known is not cancelled. */
@@ -65,42 +87,48 @@ export class Cancellations {
     return c;
   }
 
-  /** Whether the run's cancel is already in the bucket. */
-  async isCancelled(runId: string, log: Logger): Promise<boolean> {
+  /** Whether the run's cancel is in the bucket, as far as the watch knows; undefined when only the bucket knows (ask {@link isCancelled}). */
+  knownCancelled(runId: string): boolean | undefined {
     if (this.#known.has(runId)) return true;
     if (this.#caughtUp && !this.#forgot) return false;
+    return undefined;
+  }
+
+  /** Whether the run's cancel is already in the bucket. */
+  async isCancelled(runId: string, log: () => Logger): Promise<boolean> {
+    const known = this.knownCancelled(runId);
+    if (known !== undefined) return known;
     try {
       const entry = await this.#bucket.get(runId);
       return entry?.operation === "PUT";
     } catch (err) {
       // Not knowing must not stop the run: the watch still catches a cancel arriving later.
-      log.warn({ err }, "could not check the cancellations bucket; running the run");
+      log().warn({ err }, "could not check the cancellations bucket; running the run");
       return false;
     }
   }
 
   /** Hears of the run's cancel from now on, until disposed. */
   watchRun(runId: string): CancelWatch {
-    let requested = false;
-    let resolve!: () => void;
-    const promise = new Promise<void>((r) => (resolve = r));
-    const fire = (): void => {
-      requested = true;
-      resolve();
-    };
-    let set = this.#waiters.get(runId);
-    if (!set) this.#waiters.set(runId, (set = new Set()));
-    set.add(fire);
-    return {
-      get requested() {
-        return requested;
-      },
-      promise,
-      dispose: () => {
-        set.delete(fire);
-        if (set.size === 0 && this.#waiters.get(runId) === set) this.#waiters.delete(runId);
-      },
-    };
+    const watch = new RunWatch((w) => this.#unwatch(runId, w));
+    watch.next = this.#waiters.get(runId);
+    this.#waiters.set(runId, watch);
+    return watch;
+  }
+
+  #unwatch(runId: string, watch: RunWatch): void {
+    let w = this.#waiters.get(runId);
+    if (w === watch) {
+      if (watch.next) this.#waiters.set(runId, watch.next);
+      else this.#waiters.delete(runId);
+      return;
+    }
+    for (; w; w = w.next) {
+      if (w.next === watch) {
+        w.next = watch.next;
+        return;
+      }
+    }
   }
 
   /** Stops the watch; resolves once its loop has ended. */
@@ -149,10 +177,16 @@ export class Cancellations {
           // The last of the bucket's values at the start (or anything after it): the set is complete from now on.
           if (e.isUpdate || e.delta === 0) this.#caughtUp = true;
           if (e.operation !== "PUT") continue;
-          const waiters = this.#waiters.get(e.key);
-          if (waiters) {
+          const first = this.#waiters.get(e.key);
+          if (first) {
             log.info({ runId: e.key }, "cancellation asked for: aborting the run");
-            for (const fire of waiters) fire();
+            // A fired watch's listener may dispose it (and so unlink it): read on before firing.
+            let w: RunWatch | undefined = first;
+            while (w) {
+              const next: RunWatch | undefined = w.next;
+              w.fire();
+              w = next;
+            }
           }
         }
       } catch (err) {

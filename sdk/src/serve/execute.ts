@@ -11,7 +11,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
-import { TaskMessageSchema, type RunError, type RunEvent, type TaskMessage } from "../protocol/index.js";
+import { parseTaskMessage, type RunError, type RunEvent, type TaskMessage } from "../protocol/index.js";
 import { decideRetry } from "../retries.js";
 import type { Task, TaskRunInfo } from "../task.js";
 import type { Cancellations } from "./cancellations.js";
@@ -26,6 +26,7 @@ import { runLogger } from "./run-log.js";
 import { settle } from "./settle.js";
 import { ProgressCoalescer } from "./progress.js";
 import { startRunSpan, type RunSpan } from "../tracing/run-span.js";
+import type { Trigger } from "./trigger.js";
 
 /** What running a message needs from the server that fetched it. */
 export interface ExecuteDeps {
@@ -36,7 +37,7 @@ export interface ExecuteDeps {
   readonly runningEventDelayMs: number;
   readonly runLogLevel: RunLogLevel;
   readonly log: Logger;
-  readonly cancellations: Pick<Cancellations, "isCancelled" | "watchRun">;
+  readonly cancellations: Pick<Cancellations, "knownCancelled" | "isCancelled" | "watchRun">;
   readonly reporter: Pick<RunReporter, "publish" | "logLine" | "publishProgress">;
   readonly results: Pick<ResultStore, "eventFields">;
   readonly hooks: Pick<Hooks, "runStarted" | "runFinished" | "task">;
@@ -50,12 +51,12 @@ interface TerminalEvent {
   readonly retryInSeconds?: number;
 }
 
-/** Runs the run `msg` carries, to its ack or release. `abandoned` resolves if the worker gives the run up. */
-export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandoned: Promise<void>): Promise<void> {
+/** Runs the run `msg` carries, to its ack or release. `abandoned` fires if the worker gives the run up. */
+export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandoned: Trigger): Promise<void> {
   const { reporter, hooks } = deps;
   let message: TaskMessage;
   try {
-    message = TaskMessageSchema.parse(JSON.parse(msg.string()));
+    message = parseTaskMessage(msg.string());
     if (message.task !== task.name) throw new Error(`message is for task "${message.task}", not "${task.name}"`);
   } catch (err) {
     deps.log.error({ err, task: task.name, subject: msg.subject, seq: msg.seq }, "malformed task message: dropped");
@@ -64,7 +65,9 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
     return;
   }
   const info: RunInfo = { runId: message.runId, task: task.name, attempt: message.attemptsBefore + msg.info.deliveryCount };
-  const log = deps.log.child({ runId: info.runId, task: info.task, attempt: info.attempt });
+  // The run's loggers are made when first used: a quiet run at the bench's (or production's warn) level never needs them.
+  let runLogger_: Logger | undefined;
+  const log = (): Logger => (runLogger_ ??= deps.log.child({ runId: info.runId, task: info.task, attempt: info.attempt }));
   // Watched from before the check, so that a cancel landing in between is not missed.
   const cancel = deps.cancellations.watchRun(info.runId);
   // In-progress acks keep the message ours for as long as the run takes.
@@ -76,11 +79,12 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
   // Publishes the run's RUNNING once it has run for the delay; cleared once the try ends, however it ends.
   let announceTimer: NodeJS.Timeout | undefined;
   try {
-    if (cancel.requested || (await deps.cancellations.isCancelled(info.runId, log))) {
+    // Nearly always known without asking NATS (the watch holds the bucket's ids): no await then.
+    if (cancel.requested || (deps.cancellations.knownCancelled(info.runId) ?? (await deps.cancellations.isCancelled(info.runId, log)))) {
       // Never started: the run API has (or will have) marked it CANCELLED; the event covers an API that died in between.
-      await reporter.publish(info, "CANCELLED", {}).catch((err: unknown) => log.warn({ err }, "could not publish CANCELLED"));
+      await reporter.publish(info, "CANCELLED", {}).catch((err: unknown) => log().warn({ err }, "could not publish CANCELLED"));
       settle(() => msg.ack());
-      log.info("run cancelled before it started: not running it");
+      log().info("run cancelled before it started: not running it");
       return;
     }
     const startedAt = performance.now();
@@ -93,38 +97,43 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
         await reporter.publish(info, "RUNNING", { at: started.startedAt });
         running = Promise.resolve();
       } catch (err) {
-        log.error({ err }, "could not publish RUNNING; releasing the message");
+        log().error({ err }, "could not publish RUNNING; releasing the message");
         settle(() => msg.nak(1000));
         return;
       }
     }
     // Started already: a RUNNING that cannot be stored costs watchers a state, not the run (its outcome carries the start).
     const announce = (): Promise<void> =>
-      (running ??= reporter.publish(info, "RUNNING", { at: started.startedAt }).catch((err: unknown) => log.warn({ err }, "could not publish RUNNING; the run goes on")));
+      (running ??= reporter.publish(info, "RUNNING", { at: started.startedAt }).catch((err: unknown) => log().warn({ err }, "could not publish RUNNING; the run goes on")));
     if (!running) announceTimer = setTimeout(() => void announce(), deps.runningEventDelayMs);
     hooks.runStarted(info);
-    log.debug("run started");
+    if (deps.log.isLevelEnabled("debug")) log().debug("run started");
 
     span = await startRunSpan(info, deps.workerId, message.traceContext);
+    const logFields = span.logFields;
     // The run's own lines carry the trace, so that a log search finds them from the trace and back.
-    const runLog = runLogger(span.logFields ? log.child(span.logFields) : log, deps.runLogLevel, info.attempt, (line) => reporter.logLine(info.runId, line));
-    const progress = new ProgressCoalescer(
-      // The run API keeps progress only of a RUNNING run: the first report announces the run, if the delay has not.
-      async (p) => {
-        await announce();
-        await reporter.publishProgress(info, p);
-      },
-      (err) => log.warn({ err }, "could not publish a progress report; the next one replaces it"),
-    );
-    const ending = await span.run(() => invoke({ task, message, info, log: runLog, workerId: deps.workerId, abandoned, cancel, progress }));
+    let taskLog: Logger | undefined;
+    const runLog = (): Logger =>
+      (taskLog ??= runLogger(logFields ? log().child(logFields) : log(), deps.runLogLevel, info.attempt, (line) => reporter.logLine(info.runId, line)));
+    let progress: ProgressCoalescer | undefined;
+    const progressOf = (): ProgressCoalescer =>
+      (progress ??= new ProgressCoalescer(
+        // The run API keeps progress only of a RUNNING run: the first report announces the run, if the delay has not.
+        async (p) => {
+          await announce();
+          await reporter.publishProgress(info, p);
+        },
+        (err) => log().warn({ err }, "could not publish a progress report; the next one replaces it"),
+      ));
+    const ending = await span.run(() => invoke({ task, message, info, log: runLog, workerId: deps.workerId, abandoned, cancel, progress: progressOf }));
     clearTimeout(announceTimer);
     // The last report goes before the outcome (the same subject keeps them in order); later ones are ignored.
-    await progress.close(ending.kind !== "abandoned");
+    if (progress) await progress.close(ending.kind !== "abandoned");
     const durationSeconds = (performance.now() - startedAt) / 1000;
     if (ending.kind === "abandoned") {
       // Released for redelivery (as the next attempt) once this process's fetches have expired.
       settle(() => msg.nak(RELEASE_DELAY_MS));
-      log.warn({ durationSeconds }, "run abandoned: the worker stopped before it finished; it will be redelivered");
+      log().warn({ durationSeconds }, "run abandoned: the worker stopped before it finished; it will be redelivered");
       hooks.runFinished(info, "ABANDONED", durationSeconds);
       return;
     }
@@ -134,7 +143,7 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
       try {
         event = { type: "COMPLETED", fields: await deps.results.eventFields(info, ending.json) };
       } catch (err) {
-        log.error({ err }, "could not store the result; releasing the message for redelivery");
+        log().error({ err }, "could not store the result; releasing the message for redelivery");
         settle(() => msg.nak(1000));
         hooks.runFinished(info, "ABANDONED", durationSeconds);
         return;
@@ -143,12 +152,12 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
       event = ending.kind === "cancelled" ? { type: "CANCELLED", fields: {} } : failureEvent(task, info.attempt, ending);
     }
     const { type, fields } = event;
-    await running;
+    if (running) await running;
     try {
       await reporter.publish(info, type, { ...fields, ...started });
     } catch (err) {
       // Not acked: JetStream redelivers and the run is tried again.
-      log.error({ err }, `could not publish ${type}; releasing the message for redelivery`);
+      log().error({ err }, `could not publish ${type}; releasing the message for redelivery`);
       settle(() => msg.nak(1000));
       hooks.runFinished(info, "ABANDONED", durationSeconds);
       return;
@@ -157,16 +166,17 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
     outcome = type;
     if (ending.kind === "failed") failure = { error: ending.error, thrown: ending.thrown };
     const error = ending.kind === "failed" ? ending.error : undefined;
-    logOutcome(log, event, durationSeconds, error);
+    if (deps.log.isLevelEnabled("info")) logOutcome(log(), event, durationSeconds, error);
     hooks.runFinished(info, type, durationSeconds, error);
 
-    const hookInfo: TaskRunInfo = { ...info, workerId: deps.workerId, parameters: message.parameters, log: runLog };
     if (ending.kind === "completed" && task.options.onCompletion) {
       const onCompletion = task.options.onCompletion.bind(task.options);
-      hooks.task("onCompletion", log, () => onCompletion(hookInfo, ending.value));
+      const hookInfo = taskRunInfo(deps, info, message, runLog());
+      hooks.task("onCompletion", log(), () => onCompletion(hookInfo, ending.value));
     } else if (type === "FAILED" && ending.kind === "failed" && task.options.onFailure) {
       const onFailure = task.options.onFailure.bind(task.options);
-      hooks.task("onFailure", log, () => onFailure(hookInfo, asError(ending.thrown, ending.error)));
+      const hookInfo = taskRunInfo(deps, info, message, runLog());
+      hooks.task("onFailure", log(), () => onFailure(hookInfo, asError(ending.thrown, ending.error)));
     }
   } finally {
     clearTimeout(announceTimer);
@@ -174,6 +184,11 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
     cancel.dispose();
     span?.end(outcome, failure);
   }
+}
+
+/** What a task's onCompletion/onFailure hook is told: the run, and its logger (what the hook logs goes to the run's log). */
+function taskRunInfo(deps: ExecuteDeps, info: RunInfo, message: TaskMessage, log: Logger): TaskRunInfo {
+  return { ...info, workerId: deps.workerId, parameters: message.parameters, log };
 }
 
 /** A failed try's event: AWAITING_RETRY with when the retry is due, or FAILED for good. */

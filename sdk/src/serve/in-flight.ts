@@ -6,11 +6,12 @@
  * the run is done, whichever way it ended.
  */
 import type { Logger } from "pino";
+import { Trigger } from "./trigger.js";
 
-/** A run in flight: what stop() needs to abandon it. */
+/** A run in flight: what stop() needs to abandon it (fire `abandoned`) and wait for it. */
 interface ActiveRun {
-  readonly done: Promise<void>;
-  abandon(): void;
+  readonly abandoned: Trigger;
+  done: Promise<void> | undefined;
 }
 
 export class InFlight {
@@ -36,24 +37,28 @@ export class InFlight {
 
   /**
    * Starts `handle` as a run of `task` on a slot already taken. `abandoned`
-   * resolves if stop() gives the run up; `handle` should then end it promptly.
+   * fires if stop() gives the run up; `handle` should then end it promptly.
    */
-  launch(task: string, handle: (abandoned: Promise<void>) => Promise<void>): void {
-    let abandon: () => void = () => undefined;
-    const abandoned = new Promise<void>((resolve) => (abandon = resolve));
-    const run: ActiveRun = {
-      abandon: () => abandon(),
-      done: Promise.resolve()
-        .then(() => handle(abandoned))
-        .catch((err: unknown) => this.#log.error({ err, task }, "run handling failed"))
-        .finally(() => {
-          this.#runs.delete(run);
-          this.#byTask.set(task, (this.#byTask.get(task) ?? 1) - 1);
-          this.#slots.give(1);
-        }),
-    };
+  launch(task: string, handle: (abandoned: Trigger) => Promise<void>): void {
+    const run: ActiveRun = { abandoned: new Trigger(), done: undefined };
     this.#runs.add(run);
     this.#byTask.set(task, this.of(task) + 1);
+    const finished = (): void => {
+      this.#runs.delete(run);
+      this.#byTask.set(task, (this.#byTask.get(task) ?? 1) - 1);
+      this.#slots.give(1);
+    };
+    // Started now rather than on a later turn (its first await comes soon enough); one reaction for either way it ends.
+    let started: Promise<void>;
+    try {
+      started = handle(run.abandoned);
+    } catch (err) {
+      started = Promise.reject(err as Error);
+    }
+    run.done = started.then(finished, (err: unknown) => {
+      this.#log.error({ err, task }, "run handling failed");
+      finished();
+    });
   }
 
   /** Resolves once every run in flight now is done. */
@@ -63,6 +68,6 @@ export class InFlight {
 
   /** Tells every run in flight that it is abandoned. */
   abandonAll(): void {
-    for (const r of [...this.#runs]) r.abandon();
+    for (const r of [...this.#runs]) r.abandoned.fire();
   }
 }
