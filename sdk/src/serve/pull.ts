@@ -15,7 +15,7 @@ import type { Task } from "../task.js";
 import type { Hint } from "./hint.js";
 import type { Slots } from "./slots.js";
 import { ensureTaskConsumer, type TaskConsumerSettings } from "./streams.js";
-import { setTimeout as sleep } from "node:timers/promises";
+import { setImmediate as turn, setTimeout as sleep } from "node:timers/promises";
 import { settle } from "./settle.js";
 
 const FETCH_EXPIRES_MS = 2_000;
@@ -65,8 +65,14 @@ export async function pullLoop(task: Task, hint: Hint, deps: PullDeps): Promise<
         await hint.wait(IDLE_CHECK_MS);
         continue;
       }
-      const taken = await slots.take(idle ? 1 : deps.concurrency);
+      let taken = await slots.take(idle ? 1 : deps.concurrency);
       if (taken === 0) break;
+      if (!idle && taken < deps.concurrency) {
+        // Runs end in bunches (one event batch's confirmation ends them all), and the first slot given back wakes this
+        // loop: wait out the current turn so that one fetch asks for every slot freed in it, not one fetch per slot.
+        await turn();
+        taken += slots.takeNow(deps.concurrency - taken);
+      }
       hint.clear();
       let used = 0;
       let returned = false;

@@ -24,6 +24,14 @@ export class Slots {
     return new Promise((resolve) => this.#waiters.push({ max, resolve }));
   }
 
+  /** Takes up to `max` free slots now, without waiting (none while others wait, so that it never jumps the queue). */
+  takeNow(max: number): number {
+    if (this.#closed || this.#waiters.length > 0) return 0;
+    const n = Math.min(max, this.#free);
+    this.#free -= n;
+    return n;
+  }
+
   give(n: number): void {
     if (n <= 0) return;
     this.#free += n;
