@@ -39,7 +39,7 @@ export interface ExecuteDeps {
   readonly log: Logger;
   readonly cancellations: Pick<Cancellations, "knownCancelled" | "isCancelled" | "watchRun">;
   readonly reporter: Pick<RunReporter, "publish" | "logLine" | "publishProgress">;
-  readonly results: Pick<ResultStore, "eventFields">;
+  readonly results: Pick<ResultStore, "inlineFields" | "eventFields">;
   readonly hooks: Pick<Hooks, "runStarted" | "runFinished" | "task">;
 }
 
@@ -141,7 +141,7 @@ export async function execute(deps: ExecuteDeps, task: Task, msg: JsMsg, abandon
     let event: TerminalEvent;
     if (ending.kind === "completed") {
       try {
-        event = { type: "COMPLETED", fields: await deps.results.eventFields(info, ending.json) };
+        event = { type: "COMPLETED", fields: deps.results.inlineFields(ending.json) ?? (await deps.results.eventFields(info, ending.json)) };
       } catch (err) {
         log().error({ err }, "could not store the result; releasing the message for redelivery");
         settle(() => msg.nak(1000));

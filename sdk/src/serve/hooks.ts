@@ -20,12 +20,25 @@ export class Hooks {
     this.#log = log;
   }
 
+  // No closure nor spread per call: these run for every run.
   runStarted(info: RunInfo): void {
-    this.#safely(() => this.#hooks.runStarted?.(info));
+    if (!this.#hooks.runStarted) return;
+    try {
+      this.#hooks.runStarted(info);
+    } catch (err) {
+      this.#threw(err);
+    }
   }
 
   runFinished(info: RunInfo, outcome: RunOutcome, durationSeconds: number, error?: RunError): void {
-    this.#safely(() => this.#hooks.runFinished?.({ ...info, outcome, durationSeconds, ...(error ? { error } : {}) }));
+    if (!this.#hooks.runFinished) return;
+    const finished: Parameters<NonNullable<ServeHooks["runFinished"]>>[0] = { runId: info.runId, task: info.task, attempt: info.attempt, outcome, durationSeconds };
+    if (error) finished.error = error;
+    try {
+      this.#hooks.runFinished(finished);
+    } catch (err) {
+      this.#threw(err);
+    }
   }
 
   /** Starts a task's hook `name` in the background; what it throws is logged on `log`. */
@@ -47,11 +60,7 @@ export class Hooks {
     await Promise.allSettled([...this.#taskHooks]);
   }
 
-  #safely(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.#log.warn({ err }, "a serve() hook threw");
-    }
+  #threw(err: unknown): void {
+    this.#log.warn({ err }, "a serve() hook threw");
   }
 }

@@ -26,11 +26,21 @@ export class ResultStore {
     this.#maxPayload = maxPayload;
   }
 
-  /** The fields of a COMPLETED event: the result itself, or a reference to where it was stored. */
-  async eventFields(info: RunInfo, json: string): Promise<Partial<RunEvent>> {
+  /**
+   * The fields of a COMPLETED event whose result goes inline, or undefined when it must be stored first
+   * ({@link eventFields}). Synchronous: most results are small, and an await costs every run.
+   */
+  inlineFields(json: string): Partial<RunEvent> | undefined {
     const max = this.#maxPayload() ?? DEFAULT_MAX_PAYLOAD;
     // Measured without copying: most results are small and go inline.
     if (Buffer.byteLength(json) <= Math.min(this.#inlineLimitBytes, max - EVENT_OVERHEAD_BYTES)) return { result: JSON.parse(json) as Json };
+    return undefined;
+  }
+
+  /** The fields of a COMPLETED event: the result itself, or a reference to where it was stored. */
+  async eventFields(info: RunInfo, json: string): Promise<Partial<RunEvent>> {
+    const inline = this.inlineFields(json);
+    if (inline) return inline;
     await this.#store.putBlob({ name: info.runId, description: `result of ${info.task} run ${info.runId}` }, Buffer.from(json));
     return { resultRef: info.runId };
   }
