@@ -10,7 +10,7 @@ export interface OutboxDispatcherOptions {
   /**
    * Past this many runs published and not yet confirmed by JetStream, {@link OutboxDispatcher.dispatch} waits for
    * its own runs' confirmations: a burst of submissions cannot pile up task messages in memory faster than NATS
-   * takes them. @defaultValue 10000
+   * takes them. @defaultValue 2000
    */
   maxUnconfirmed?: number;
 }
@@ -38,7 +38,7 @@ export class OutboxDispatcher {
     this.#db = db;
     this.#bus = bus;
     this.#log = log;
-    this.#maxUnconfirmed = options.maxUnconfirmed ?? 10_000;
+    this.#maxUnconfirmed = options.maxUnconfirmed ?? 2_000;
   }
 
   /**
