@@ -29,7 +29,13 @@ export async function startApiProcess(name: string, env: Record<string, string |
     OFFLOAD_LOG_LEVEL: "info",
     ...env,
   });
-  await child.waitForOutput("offload-api ready", 30_000);
+  try {
+    await child.waitForOutput("offload-api ready", 30_000);
+  } catch (err) {
+    // Not ready (or exited): the caller never gets a handle to stop it, so it is stopped here.
+    await child.stop(10_000).catch(() => undefined);
+    throw err;
+  }
   return { url: `http://127.0.0.1:${port}`, child, stop: () => child.stop(10_000) };
 }
 
