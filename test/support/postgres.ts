@@ -71,10 +71,20 @@ export async function startPostgres(): Promise<PostgresServer> {
     });
   };
   try {
-    port = await freePort();
-    url = `postgres://postgres@127.0.0.1:${port}/postgres`;
     run(pgBin("initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
-    await startCluster();
+    // A free port can be taken by another test file's server between the probe and the bind: try another then.
+    for (let attempt = 1; ; attempt++) {
+      port = await freePort();
+      url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+      try {
+        await startCluster();
+        break;
+      } catch (err) {
+        const log = existsSync(join(dir, "log")) ? readFileSync(join(dir, "log"), "utf8") : "";
+        if (attempt < 3 && /could not bind|already in use/i.test(log)) continue;
+        throw new Error(`PostgreSQL did not start on port ${port}: ${(err as Error).message}\n${log.slice(-2000)}`, { cause: err });
+      }
+    }
   } catch (err) {
     // A failed start must not leave a server (or its folder) behind.
     stopCluster();
