@@ -69,9 +69,20 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const nats = await startNats();
   let pgServer: PostgresServer | undefined;
   let databaseUrl: string | undefined;
-  if (db === "postgres") {
-    pgServer = await (sharedPg ??= startPostgres());
-    databaseUrl = await pgServer.createDatabase(`t_${randomUUID().replace(/-/g, "")}`);
+  try {
+    if (db === "postgres") {
+      // A shared server that failed to start is not kept: the next stack tries again.
+      pgServer = await (sharedPg ??= startPostgres().catch((err: unknown) => {
+        sharedPg = undefined;
+        throw err;
+      }));
+      databaseUrl = await pgServer.createDatabase(`t_${randomUUID().replace(/-/g, "")}`);
+    }
+  } catch (err) {
+    // The caller gets no stack to stop: what was started so far is stopped here.
+    await nats.stop().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    throw err;
   }
   const apiPort = await freePort();
   const apiUrl = `http://127.0.0.1:${apiPort}`;
