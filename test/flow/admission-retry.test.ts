@@ -2,7 +2,7 @@
 // embedded PGlite: a pass that fails is tried again, also for a task that has
 // held runs but no limits any more (its definition dropped them), which the
 // safety-net timer, being for limited tasks, does not cover.
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { ensureStreams, type RegisteredTask, type Run } from "@offload/sdk/internal";
 import pino from "pino";
@@ -45,7 +45,7 @@ it("tries a failed pass again for a task whose limits are gone, so its held runs
   let failed = false;
   // The pass's failure is seen in its log line, so the streams come only after it.
   const log = pino({ level: "warn" }, { write: (line: string) => void (line.includes("admission pass failed") && (failed = true)) });
-  admission = new Admission(db!, { js: jetstream(nc!), nc: nc!, link: new NatsLink(nc!, log) }, registry, log, {
+  admission = new Admission(db!, { nc: nc!, link: new NatsLink(nc!, log) }, registry, log, {
     intervalMs: 50,
     onChanged: (run) => void (dispatched ??= run),
   });

@@ -105,7 +105,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     const notify = (run: Run): void => notifier.notify(run);
     // Runs of limited tasks wait in the run API; admission dispatches them. Every change this replica records
     // (an outcome materialized, a cancel, a max-deliveries failure) may free a slot.
-    const admission = new Admission(db, { js, nc, link }, registry, log, {
+    const admission = new Admission(db, { nc, link }, registry, log, {
       intervalMs: config.admissionIntervalMs,
       onChanged: notify,
       onPass: (task, outcome) => metrics.admissionPass(task, outcome),
@@ -122,7 +122,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
     undo.push(() => materializer.stop());
     const sweeper = startSweeper(
       db,
-      { js, nc, link },
+      { nc, link },
       {
         republishAfterSeconds: config.republishAfterSeconds,
         intervalMs: config.sweepIntervalMs,
@@ -133,7 +133,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
       log,
     );
     undo.push(() => sweeper.stop());
-    const dispatcher = new OutboxDispatcher(db, { js, nc, link }, log);
+    const dispatcher = new OutboxDispatcher(db, { nc, link }, log);
     // Before NATS drains and the database closes: the publishes under way finish and their outbox rows go.
     undo.push(() => dispatcher.stop());
     const retention = startRetention(
@@ -184,7 +184,7 @@ export async function startApi(config: Readonly<ApiConfig>, options: StartApiOpt
       admission,
     };
     registerRunRoutes(app, runDeps);
-    const actionDeps: RunActionDeps = { db, js, nc, link, cancellations, notifier, log, access, admission };
+    const actionDeps: RunActionDeps = { db, nc, link, cancellations, notifier, log, access, admission };
     registerRunActionRoutes(app, actionDeps);
     // Scheduled runs take the same paths as POST /v1/runs and its cancel, so limits, dispatch and events apply alike.
     const scheduler = startScheduler(

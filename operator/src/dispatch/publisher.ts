@@ -1,4 +1,3 @@
-import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { inSpan, JetStreamPublisher, Nats, type TaskMessage } from "@offload/sdk/internal";
 import type { StoredRun } from "../store/runs.js";
@@ -18,7 +17,6 @@ export function taskMessage({ run, dispatch, timeoutSeconds }: StoredRun): TaskM
 
 /** What dispatching needs: the connection task messages (through its {@link JetStreamPublisher}) and nudges go on, and its status. */
 export interface DispatchBus {
-  readonly js: JetStreamClient;
   readonly nc: NatsConnection;
   /** The connection's status: publishes fail at once while it is down. */
   readonly link: NatsLink;
