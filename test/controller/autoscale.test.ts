@@ -162,7 +162,7 @@ describe("Autoscaler.step (the I/O around the decision, against a recording fake
   function rig(pods: { name: string; cost?: string }[]) {
     const calls: Call[] = [];
     const kube = {
-      patchScale: async (_p: string, _ns: string, name: string, replicas: number) => (calls.push(`scale ${name} ${replicas}`), replicas),
+      patchScale: async (_p: string, _ns: string, name: string, replicas: number) => (calls.push(`scale ${name} ${replicas}`), { replicas }),
       listPods: async () => pods.map((p) => ({ metadata: { name: p.name, annotations: p.cost === undefined ? {} : { [POD_DELETION_COST]: p.cost } } })),
       annotatePod: async (_ns: string, name: string, a: Record<string, string>) => (calls.push(`annotate ${name} ${a[POD_DELETION_COST]}`), {}),
     } as unknown as Kube;

@@ -8,6 +8,7 @@ import { CustomObjectsApi } from "@kubernetes/client-node";
 import { ApiError, type Run, type Schedule } from "@offload/sdk/internal";
 import { parse, stringify } from "yaml";
 import { TaskScheduleSchema } from "../../operator/src/crds/schemas.js";
+import { OwnWrites } from "../../operator/src/controller/own-writes.js";
 import { RetryableError } from "../../operator/src/controller/result.js";
 import { reconcileTaskSchedule, requeueAfter, sameSpec, SCHEDULE_FINALIZER, type TaskScheduleDeps } from "../../operator/src/controller/taskschedule.js";
 import { startStack, stopSharedPostgres, waitFor, type Child, type Stack } from "../support/index.js";
@@ -89,6 +90,7 @@ describe("a TaskSchedule whose parameters the run API refuses", () => {
         deleteSchedule: () => Promise.reject(new Error("unused")),
       },
       getTaskSchedule: () => raw,
+      writes: new OwnWrites(),
       minRequeueMs: 1000,
       maxRequeueMs: 60_000,
       deleteGiveUpMs: 300_000,
@@ -117,6 +119,7 @@ describe("a TaskSchedule deleted while the run API cannot be reached", () => {
       events: { record: async () => undefined },
       api: { deleteSchedule: () => Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:1")), putSchedule: () => Promise.reject(new Error("unused")), getSchedule: () => Promise.reject(new Error("unused")) },
       getTaskSchedule: () => raw,
+      writes: new OwnWrites(),
       minRequeueMs: 1000,
       maxRequeueMs: 60_000,
       deleteGiveUpMs: 300_000,

@@ -41,6 +41,8 @@ export interface AutoscaleOutcome {
   conditions: ConditionUpdate[];
   /** Reconcile again after this long: a held-back scale-down becomes due then. */
   requeueAfterMs?: number;
+  /** The TaskWorker's resourceVersion after this step's scale write, if it made one (older than its status write: see own-writes.ts). */
+  resourceVersion?: string;
 }
 
 /**
@@ -120,11 +122,14 @@ export class Autoscaler {
     this.#history.set(key, entry);
 
     let replicas = current;
+    let resourceVersion: string | undefined;
     let lastScaleTime = tw.status?.autoscaling?.lastScaleTime;
     if (d.desired !== current) {
       if (d.desired < current && snap.ok) await this.#markPods(tw, snap.tasks);
       try {
-        replicas = await this.deps.kube.patchScale(TASKWORKER.plural, tw.metadata.namespace ?? "default", tw.metadata.name, d.desired);
+        const scaled = await this.deps.kube.patchScale(TASKWORKER.plural, tw.metadata.namespace ?? "default", tw.metadata.name, d.desired);
+        replicas = scaled.replicas;
+        resourceVersion = scaled.resourceVersion;
         entry.written = { replicas, generation: tw.metadata.generation ?? 0 };
       } catch (err) {
         throw new RetryableError(`could not scale TaskWorker ${tw.metadata.name} to ${d.desired}: ${messageOf(err)}`);
@@ -142,6 +147,7 @@ export class Autoscaler {
       ? { type: "ScalingLimited", status: "True", reason: d.limit === "maxReplicas" ? "TooManyReplicas" : "TooFewReplicas", message: d.reason, ...og }
       : { type: "ScalingLimited", status: "False", reason: "DesiredWithinRange", message: `the size wanted is within ${a.minReplicas}..${a.maxReplicas}`, ...og };
     const out: AutoscaleOutcome = { replicas, status, conditions: [active, limited] };
+    if (resourceVersion !== undefined) out.resourceVersion = resourceVersion;
     // A few ms late: a timer's millisecond rounding must not wake it just before the scale-down is due.
     if (d.recheckAt !== undefined) out.requeueAfterMs = Math.max(0, d.recheckAt - now) + 5;
     return out;

@@ -10,6 +10,7 @@ import { EventRecorder } from "./events.js";
 import { ResilientInformer, type InformerEvent } from "./informers.js";
 import { Kube, messageOf } from "./kube.js";
 import { MANAGED_SELECTOR } from "./labels.js";
+import { OwnWrites } from "./own-writes.js";
 import { LeaderElector } from "./leader.js";
 import { RateLimiter, WorkQueue, realClock, type Clock, type RateLimiterOptions } from "./queue.js";
 import { reconcileTaskRun } from "./taskrun.js";
@@ -176,6 +177,8 @@ class Term {
   readonly #autoscaler: Autoscaler;
   /** Each autoscaled TaskWorker's backlog as last passed to the queue (see {@link #onTasksChanged}). */
   readonly #loads = new Map<string, number | undefined>();
+  /** This term's writes the informer caches may not show yet, per kind (see own-writes.ts). */
+  readonly #writes = { taskWorkers: new OwnWrites(), deployments: new OwnWrites(), taskRuns: new OwnWrites(), taskSchedules: new OwnWrites() };
 
   constructor(
     private readonly o: ControllerOptions,
@@ -342,6 +345,7 @@ class Term {
           defaults: this.o.workerDefaults,
           getTaskWorker: (ns, name) => this.#tw.get(name, ns),
           getDeployment: (ns, name) => this.#dep.get(name, ns),
+          writes: { taskWorkers: this.#writes.taskWorkers, deployments: this.#writes.deployments },
           backlog: this.o.api ? (tasks) => this.#backlog(k.name, tasks) : undefined,
           autoscaler: this.#autoscaler,
           now,
@@ -357,6 +361,7 @@ class Term {
           events: this.events,
           api: this.api,
           getTaskSchedule: (ns, name) => this.#ts.get(name, ns),
+          writes: this.#writes.taskSchedules,
           minRequeueMs: Math.min(1000, this.o.pollMs ?? 2000),
           maxRequeueMs: this.o.scheduleReadMs ?? 60_000,
           deleteGiveUpMs: this.o.cancelGiveUpMs ?? 300_000,
@@ -372,6 +377,7 @@ class Term {
         events: this.events,
         api: this.api,
         getTaskRun: (ns, name) => this.#tr.get(name, ns),
+        writes: this.#writes.taskRuns,
         tasks: () => this.#tasks?.get() ?? Promise.resolve(undefined),
         pollMs: this.o.pollMs ?? 2000,
         cancelGiveUpMs: this.o.cancelGiveUpMs ?? 300_000,

@@ -20,10 +20,13 @@ export async function addFinalizer(kube: Kube, plural: string, finalizer: string
   return patchFinalizers(kube, plural, obj, [...list, finalizer]);
 }
 
-/** Removes `finalizer` from `obj` if it has it (as {@link addFinalizer}, with the same care). */
-export async function removeFinalizer(kube: Kube, plural: string, finalizer: string, obj: KubernetesObject): Promise<void> {
+/**
+ * Removes `finalizer` from `obj` if it has it (as {@link addFinalizer}, with the same care); answers the object as
+ * the write left it, undefined when there was nothing to write or it is gone.
+ */
+export async function removeFinalizer(kube: Kube, plural: string, finalizer: string, obj: KubernetesObject): Promise<KubernetesObject | undefined> {
   const list = finalizersOf(obj);
-  if (list.includes(finalizer)) await patchFinalizers(kube, plural, obj, list.filter((f) => f !== finalizer));
+  return list.includes(finalizer) ? patchFinalizers(kube, plural, obj, list.filter((f) => f !== finalizer)) : undefined;
 }
 
 async function patchFinalizers(kube: Kube, plural: string, obj: KubernetesObject, finalizers: string[]): Promise<KubernetesObject | undefined> {

@@ -110,14 +110,15 @@ export class Kube {
   /**
    * Sets `spec.replicas` through the scale subresource (JSON merge patch), as
    * a HorizontalPodAutoscaler does: the one write that RBAC can grant without
-   * the right to change anything else of the object.
+   * the right to change anything else of the object. Answers the replicas
+   * set and the object's resourceVersion after the write (see own-writes.ts).
    */
-  async patchScale(plural: string, namespace: string, name: string, replicas: number): Promise<number> {
+  async patchScale(plural: string, namespace: string, name: string, replicas: number): Promise<{ replicas: number; resourceVersion?: string }> {
     const scale = (await this.custom.patchNamespacedCustomObjectScale(
       { group: GROUP, version: VERSION, namespace, plural, name, body: { spec: { replicas } }, fieldManager: FIELD_MANAGER },
       setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-    )) as { spec?: { replicas?: number } };
-    return scale.spec?.replicas ?? replicas;
+    )) as { metadata?: { resourceVersion?: string }; spec?: { replicas?: number } };
+    return { replicas: scale.spec?.replicas ?? replicas, resourceVersion: scale.metadata?.resourceVersion };
   }
 
   /** The pods matching `labelSelector` in `namespace` (one list call, not a watch: see autoscaler.ts). */
@@ -133,12 +134,12 @@ export class Kube {
     );
   }
 
-  /** JSON merge patch of `{status}` through the status subresource. */
-  patchStatus(plural: string, namespace: string, name: string, status: unknown): Promise<unknown> {
+  /** JSON merge patch of `{status}` through the status subresource; answers the object as stored. */
+  patchStatus(plural: string, namespace: string, name: string, status: unknown): Promise<KubernetesObject> {
     return this.custom.patchNamespacedCustomObjectStatus(
       { group: GROUP, version: VERSION, namespace, plural, name, body: { status }, fieldManager: FIELD_MANAGER },
       setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-    );
+    ) as Promise<KubernetesObject>;
   }
 }
 

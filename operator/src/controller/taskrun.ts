@@ -6,6 +6,7 @@ import type { EventRecorder } from "./events.js";
 import { addFinalizer as addFinalizerTo, finalizersOf, removeFinalizer } from "./finalizers.js";
 import type { Kube } from "./kube.js";
 import { CANCEL_RUN_FINALIZER } from "./labels.js";
+import type { OwnWrites } from "./own-writes.js";
 import { RetryableError, type ReconcileResult } from "./result.js";
 
 /** How much of a result a TaskRun's status shows. */
@@ -17,6 +18,8 @@ export interface TaskRunDeps {
   /** The run API client; undefined when OFFLOAD_API_URL is not configured. */
   api: OffloadClient | undefined;
   getTaskRun(namespace: string, name: string): KubernetesObject | undefined;
+  /** The controller's own writes of TaskRuns the informer cache may not show yet (see own-writes.ts). */
+  writes: OwnWrites;
   /** The run API's task list (cached, shared with the TaskWorker backlogs); undefined when it cannot be had. */
   tasks(): Promise<TaskInfo[] | undefined>;
   /** Delay between polls of a run that is not finished. */
@@ -42,8 +45,13 @@ type Subject = { apiVersion: string; kind: string; metadata: { name: string; nam
  * whose run is still going cancels the run first (see {@link finalize}).
  */
 export async function reconcileTaskRun(deps: TaskRunDeps, namespace: string, name: string): Promise<ReconcileResult> {
-  const raw = deps.getTaskRun(namespace, name);
-  if (!raw) return {};
+  // As the controller last wrote it while the cache lags: a stale copy without the runId would submit again
+  // (the idempotency key makes that the same run, but the Submitted event would be recorded twice).
+  const raw = deps.writes.view(deps.getTaskRun(namespace, name));
+  if (!raw) {
+    deps.writes.forget(namespace, name);
+    return {};
+  }
   const parsed = TaskRunSchema.safeParse(raw);
   const prev: TaskRunStatus = ((raw as { status?: TaskRunStatus }).status ?? {}) as TaskRunStatus;
   const generation = raw.metadata?.generation;
@@ -63,7 +71,7 @@ export async function reconcileTaskRun(deps: TaskRunDeps, namespace: string, nam
   }
   const tr = parsed.data;
   if (!deps.api) {
-    await write(deps, tr, prev, { ...prev, ...og, conditions: mergeConditions(prev.conditions, [{ type: "Accepted", status: "Unknown", reason: "ApiNotConfigured", message: "the controller has no OFFLOAD_API_URL; it cannot submit TaskRuns", ...og }], deps.now()) });
+    await write(deps, raw, prev, { ...prev, ...og, conditions: mergeConditions(prev.conditions, [{ type: "Accepted", status: "Unknown", reason: "ApiNotConfigured", message: "the controller has no OFFLOAD_API_URL; it cannot submit TaskRuns", ...og }], deps.now()) });
     return {};
   }
 
@@ -93,7 +101,7 @@ export async function reconcileTaskRun(deps: TaskRunDeps, namespace: string, nam
     }
     const reason = err instanceof ApiError && (err.status === 401 || err.status === 403) ? "Unauthorized" : "ApiUnavailable";
     const message = `could not reach the run API: ${err instanceof Error ? err.message : String(err)}`;
-    await write(deps, tr, prev, { ...prev, ...og, conditions: mergeConditions(prev.conditions, [{ type: "Accepted", status: prev.runId ? "True" : "Unknown", reason: prev.runId ? "Submitted" : reason, message: prev.runId ? `submitted as run ${prev.runId}` : message, ...og }], deps.now()) });
+    await write(deps, raw, prev, { ...prev, ...og, conditions: mergeConditions(prev.conditions, [{ type: "Accepted", status: prev.runId ? "True" : "Unknown", reason: prev.runId ? "Submitted" : reason, message: prev.runId ? `submitted as run ${prev.runId}` : message, ...og }], deps.now()) });
     throw new RetryableError(message);
   }
 
@@ -101,7 +109,7 @@ export async function reconcileTaskRun(deps: TaskRunDeps, namespace: string, nam
   // applied) waits without end: say so, rather than just "PENDING".
   const unserved = run.state === "PENDING" && (await hasNoWorker(deps, run.task));
   const next = mirror(prev, run, og, deps.now(), unserved);
-  const written = await write(deps, tr, prev, next);
+  const written = await write(deps, raw, prev, next);
   if (submitted) await deps.events.record(subject, "Normal", "Submitted", "Submit", `submitted to the run API as run ${run.id}`);
   if (isTerminal(run.state)) {
     const note = run.state === "COMPLETED" ? `run ${run.id} completed after ${run.attempts} attempt(s)` : `run ${run.id} ended ${run.state}${run.error ? `: ${run.error.type}: ${run.error.message}` : ""}`;
@@ -145,13 +153,16 @@ async function finalize(deps: TaskRunDeps, raw: KubernetesObject, prev: TaskRunS
 }
 
 /** Adds the {@link CANCEL_RUN_FINALIZER} (see finalizers.ts); answers the TaskRun as it is now, or undefined if it is gone. */
-function addFinalizer(deps: TaskRunDeps, obj: KubernetesObject): Promise<KubernetesObject | undefined> {
-  return addFinalizerTo(deps.kube, TASKRUN.plural, CANCEL_RUN_FINALIZER, obj);
+async function addFinalizer(deps: TaskRunDeps, obj: KubernetesObject): Promise<KubernetesObject | undefined> {
+  const current = await addFinalizerTo(deps.kube, TASKRUN.plural, CANCEL_RUN_FINALIZER, obj);
+  if (current && current !== obj) deps.writes.wrote(obj, current);
+  return current;
 }
 
 /** Removes the {@link CANCEL_RUN_FINALIZER} if the TaskRun has it. */
 async function dropFinalizer(deps: TaskRunDeps, obj: KubernetesObject): Promise<ReconcileResult> {
-  await removeFinalizer(deps.kube, TASKRUN.plural, CANCEL_RUN_FINALIZER, obj);
+  const answer = await removeFinalizer(deps.kube, TASKRUN.plural, CANCEL_RUN_FINALIZER, obj);
+  if (answer) deps.writes.wrote(obj, answer);
   return {};
 }
 
@@ -223,12 +234,14 @@ async function reject(
     conditions: mergeConditions(prev.conditions, [{ type: "Accepted", status: "False", reason, message: message.slice(0, 4096), ...og }], deps.now()),
   };
   if (jsonEqual(status, prev)) return;
-  await deps.kube.patchStatus(TASKRUN.plural, raw.metadata?.namespace ?? "default", raw.metadata?.name ?? "", status);
+  deps.writes.wrote(raw, await deps.kube.patchStatus(TASKRUN.plural, raw.metadata?.namespace ?? "default", raw.metadata?.name ?? "", status));
   await deps.events.record(subject, "Warning", "Rejected", "Submit", message);
 }
 
-/** Writes `next` unless it equals `prev`; answers the object as written, if it was. */
-async function write(deps: TaskRunDeps, tr: TaskRun, prev: TaskRunStatus, next: TaskRunStatus): Promise<KubernetesObject | undefined> {
+/** Writes `next` (computed from `raw`, whose status is `prev`) unless it equals `prev`; answers the object as written, if it was. */
+async function write(deps: TaskRunDeps, raw: KubernetesObject, prev: TaskRunStatus, next: TaskRunStatus): Promise<KubernetesObject | undefined> {
   if (jsonEqual(next, prev)) return undefined;
-  return (await deps.kube.patchStatus(TASKRUN.plural, tr.metadata.namespace ?? "default", tr.metadata.name, next)) as KubernetesObject;
+  const answer = await deps.kube.patchStatus(TASKRUN.plural, raw.metadata?.namespace ?? "default", raw.metadata?.name ?? "", next);
+  deps.writes.wrote(raw, answer);
+  return answer;
 }

@@ -5,6 +5,7 @@ import { findCondition, jsonEqual, mergeConditions, type ConditionUpdate } from 
 import type { EventRecorder, EventSubject } from "./events.js";
 import { addFinalizer, finalizersOf, removeFinalizer } from "./finalizers.js";
 import type { Kube } from "./kube.js";
+import type { OwnWrites } from "./own-writes.js";
 import { RetryableError, type ReconcileResult } from "./result.js";
 
 /**
@@ -41,6 +42,8 @@ export interface TaskScheduleDeps {
   events: EventRecorder;
   api: ScheduleApi | undefined;
   getTaskSchedule(namespace: string, name: string): KubernetesObject | undefined;
+  /** The controller's own writes of TaskSchedules the informer cache may not show yet (see own-writes.ts). */
+  writes: OwnWrites;
   /** The soonest a schedule is read again, and the wait while its next time has passed but no run shows yet. */
   minRequeueMs: number;
   /** The longest a schedule goes unread (so a change made around the controller, e.g. a run API reset, is seen). */
@@ -64,8 +67,13 @@ export interface TaskScheduleDeps {
  * until the spec changes: retrying cannot fix it.
  */
 export async function reconcileTaskSchedule(deps: TaskScheduleDeps, namespace: string, name: string): Promise<ReconcileResult> {
-  const raw = deps.getTaskSchedule(namespace, name);
-  if (!raw) return {};
+  // As the controller last wrote it while the cache lags: a stale copy without the accepted generation would put
+  // the schedule again and record Created (or Updated) a second time.
+  const raw = deps.writes.view(deps.getTaskSchedule(namespace, name));
+  if (!raw) {
+    deps.writes.forget(namespace, name);
+    return {};
+  }
   const prev: TaskScheduleStatus = ((raw as { status?: TaskScheduleStatus }).status ?? {}) as TaskScheduleStatus;
   const generation = raw.metadata?.generation;
   const og = generation !== undefined ? { observedGeneration: generation } : {};
@@ -96,6 +104,7 @@ export async function reconcileTaskSchedule(deps: TaskScheduleDeps, namespace: s
   // Before the schedule exists in the run API, so that none is ever left there without a way to delete it.
   const current = await addFinalizer(deps.kube, TASKSCHEDULE.plural, SCHEDULE_FINALIZER, raw);
   if (!current) return {};
+  if (current !== raw) deps.writes.wrote(raw, current);
 
   // Put once per generation (and again after the run API could not be reached); otherwise only read.
   const accepted = readyNow?.status === "True" && prev.observedGeneration === generation;
@@ -172,7 +181,8 @@ async function finalize(deps: TaskScheduleDeps, raw: KubernetesObject, subject: 
       }
     }
   }
-  await removeFinalizer(deps.kube, TASKSCHEDULE.plural, SCHEDULE_FINALIZER, raw);
+  const answer = await removeFinalizer(deps.kube, TASKSCHEDULE.plural, SCHEDULE_FINALIZER, raw);
+  if (answer) deps.writes.wrote(raw, answer);
   return {};
 }
 
@@ -270,7 +280,7 @@ async function write(
     // A merge patch keeps a field it does not mention: one that `next` drops (the next time, once suspended) is sent as null.
     const patch: Record<string, unknown> = { ...next };
     for (const k of Object.keys(prev)) if ((next as Record<string, unknown>)[k] === undefined) patch[k] = null;
-    await deps.kube.patchStatus(TASKSCHEDULE.plural, raw.metadata?.namespace ?? "default", raw.metadata?.name ?? "", patch);
+    deps.writes.wrote(raw, await deps.kube.patchStatus(TASKSCHEDULE.plural, raw.metadata?.namespace ?? "default", raw.metadata?.name ?? "", patch));
   }
   if (subject && reason && note && (changed || reason === "Restored")) {
     const type = reason === "Refused" || reason === "Invalid" ? "Warning" : "Normal";

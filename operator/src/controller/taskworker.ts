@@ -6,6 +6,7 @@ import type { AutoscaleOutcome, Autoscaler } from "./autoscaler.js";
 import type { EventRecorder } from "./events.js";
 import { messageOf, type Kube } from "./kube.js";
 import { selectorLabels, selectorString } from "./labels.js";
+import type { OwnWrites } from "./own-writes.js";
 import { RetryableError, type ReconcileResult } from "./result.js";
 import { taskWorkerStatus, type ReconcileProblem } from "./status.js";
 
@@ -16,6 +17,8 @@ export interface TaskWorkerDeps {
   defaults: WorkerDefaults;
   getTaskWorker(namespace: string, name: string): KubernetesObject | undefined;
   getDeployment(namespace: string, name: string): V1Deployment | undefined;
+  /** The controller's own writes the informer caches may not show yet (see own-writes.ts). */
+  writes: { taskWorkers: OwnWrites; deployments: OwnWrites };
   /** Runs waiting for a worker across `tasks`, if the run API can tell (best effort). */
   backlog?(tasks: readonly string[] | undefined): Promise<number | undefined>;
   /** Sizes TaskWorkers that have `spec.autoscaling`. */
@@ -29,9 +32,11 @@ export interface TaskWorkerDeps {
  * changes nothing the second time.
  */
 export async function reconcileTaskWorker(deps: TaskWorkerDeps, namespace: string, name: string): Promise<ReconcileResult> {
-  const raw = deps.getTaskWorker(namespace, name);
+  const raw = deps.writes.taskWorkers.view(deps.getTaskWorker(namespace, name));
   if (!raw || raw.metadata?.deletionTimestamp) {
     deps.autoscaler?.forget(namespace, name);
+    deps.writes.taskWorkers.forget(namespace, name);
+    deps.writes.deployments.forget(namespace, name);
     return {}; // gone: its Deployment goes by garbage collection
   }
   const parsed = TaskWorkerSchema.safeParse(raw);
@@ -46,7 +51,9 @@ export async function reconcileTaskWorker(deps: TaskWorkerDeps, namespace: strin
   const tw = auto && auto.replicas !== parsed.data.spec.replicas ? { ...parsed.data, spec: { ...parsed.data.spec, replicas: auto.replicas } } : parsed.data;
 
   let problem: ReconcileProblem | undefined;
-  let observed: V1Deployment | undefined = deps.getDeployment(namespace, name) ?? (await deps.kube.getDeployment(namespace, name));
+  // From the cache as the last apply left it, so that a reconcile before the cache has seen that apply does not
+  // take it for a change of its own (and record Scaled or Updated again).
+  let observed: V1Deployment | undefined = deps.writes.deployments.view(deps.getDeployment(namespace, name)) ?? (await deps.kube.getDeployment(namespace, name));
   const owned = !observed || observed.metadata?.ownerReferences?.some((r) => r.controller && r.uid === tw.metadata.uid);
   if (!owned) {
     problem = { reason: "DeploymentConflict", message: `a Deployment named ${name} exists and is not controlled by this TaskWorker; rename one of them` };
@@ -56,6 +63,7 @@ export async function reconcileTaskWorker(deps: TaskWorkerDeps, namespace: strin
     const before = observed;
     try {
       observed = await deps.kube.applyDeployment(desiredDeployment(tw, deps.defaults));
+      if (before) deps.writes.deployments.wrote(before, observed);
       if (!before) {
         await deps.events.record(tw, "Normal", "Created", "Apply", `created Deployment ${name} with ${tw.spec.replicas} replica(s)`);
       } else if (observed.metadata?.resourceVersion !== before.metadata?.resourceVersion) {
@@ -79,16 +87,18 @@ export async function reconcileTaskWorker(deps: TaskWorkerDeps, namespace: strin
     backlog = undefined; // the run API is optional for TaskWorkers
   }
   const status = taskWorkerStatus(tw, observed, problem, deps.now(), backlog, auto);
-  await writeStatus(deps, tw, status);
+  await writeStatus(deps, raw, tw, status, auto?.resourceVersion);
   if (problem?.reason === "ApplyFailed") throw new RetryableError(problem.message);
   return auto?.requeueAfterMs !== undefined ? { requeueAfterMs: auto.requeueAfterMs } : {};
 }
 
-async function writeStatus(deps: TaskWorkerDeps, tw: TaskWorker, status: TaskWorkerStatus): Promise<void> {
+/** Writes `status` unless `tw` (computed from `raw`) has it; `scaledAs` is the resourceVersion of this reconcile's scale write. */
+async function writeStatus(deps: TaskWorkerDeps, raw: KubernetesObject, tw: TaskWorker, status: TaskWorkerStatus, scaledAs: string | undefined): Promise<void> {
   if (jsonEqual(status, tw.status ?? {})) return;
   // A merge patch keeps a key it does not name: `null` removes what autoscaling left when it was turned off.
   const body = tw.status?.autoscaling && !status.autoscaling ? { ...status, autoscaling: null } : status;
-  await deps.kube.patchStatus(TASKWORKER.plural, tw.metadata.namespace ?? "default", tw.metadata.name, body);
+  const answer = await deps.kube.patchStatus(TASKWORKER.plural, tw.metadata.namespace ?? "default", tw.metadata.name, body);
+  deps.writes.taskWorkers.wrote(raw, answer, scaledAs !== undefined ? [scaledAs] : []);
 }
 
 async function writeInvalid(deps: TaskWorkerDeps, raw: KubernetesObject, message: string): Promise<void> {
@@ -117,5 +127,5 @@ async function writeInvalid(deps: TaskWorkerDeps, raw: KubernetesObject, message
     "Validate",
     message,
   );
-  await deps.kube.patchStatus(TASKWORKER.plural, meta.namespace ?? "default", name, status);
+  deps.writes.taskWorkers.wrote(raw, await deps.kube.patchStatus(TASKWORKER.plural, meta.namespace ?? "default", name, status));
 }
