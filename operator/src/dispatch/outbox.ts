@@ -5,6 +5,15 @@ import type { StoredRun } from "../store/runs.js";
 import { NatsDisconnectedError } from "./connection.js";
 import { publishRuns, type DispatchBus } from "./publisher.js";
 
+/**
+ * How long confirmations gather before their DELETE. At a few hundred single
+ * `delay()`s a second, a DELETE per confirmation was one of the three
+ * statements each run cost PostgreSQL; waiting this long lets a few dozen
+ * share one. A row kept a little longer costs nothing: only the sweeper reads
+ * the outbox, and only rows seconds old (`OFFLOAD_REPUBLISH_AFTER_SECONDS`).
+ */
+export const CONFIRM_GATHER_MS = 20;
+
 /** Options of an {@link OutboxDispatcher}. */
 export interface OutboxDispatcherOptions {
   /**
@@ -22,7 +31,8 @@ export interface OutboxDispatcherOptions {
  * or NATS is away midway: a row left behind is the sweeper's to publish again
  * (`OFFLOAD_REPUBLISH_AFTER_SECONDS`), and JetStream drops the duplicate of a
  * message it already had by its id. Confirmations of many groups share one
- * DELETE: while one is being written, the next ones gather.
+ * DELETE: they gather for {@link CONFIRM_GATHER_MS}, and while one DELETE is
+ * being written, the next ones gather.
  */
 export class OutboxDispatcher {
   readonly #db: Db;
@@ -78,8 +88,8 @@ export class OutboxDispatcher {
   }
 
   async #drain(): Promise<void> {
-    // Let the confirmations of the groups published in the same turn join this DELETE.
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    // Let the confirmations of the groups published meanwhile join this DELETE.
+    await new Promise<void>((resolve) => setTimeout(resolve, CONFIRM_GATHER_MS));
     while (this.#confirmed.length) {
       const ids = this.#confirmed;
       this.#confirmed = [];
