@@ -38,6 +38,12 @@ export interface PullDeps {
   readonly slots: Slots;
   /** Most messages one fetch asks for (once the task is busy). */
   readonly concurrency: number;
+  /**
+   * Whether the loops of other tasks take from the same {@link slots}. Then a
+   * fetch asks for about twice the runs the task last had going at once, not
+   * every free slot (see {@link pullLoop}).
+   */
+  readonly shared: boolean;
   /** For re-creating the task's consumer should fetching fail. */
   readonly consumerSettings: TaskConsumerSettings;
   readonly log: Logger;
@@ -58,6 +64,12 @@ export async function pullLoop(task: Task, hint: Hint, deps: PullDeps): Promise<
   const sub = nc.subscribe(Nats.nudgeSubject(task.name), { callback: () => hint.set() });
   // Start idle: a task with no backlog should not hold slots other tasks' backlog could use.
   let idle = true;
+  // The most slots the next busy fetch takes. A fetch holds the slots it has not filled until it ends (up to
+  // FETCH_EXPIRES_MS): a task that gets one run at a time (a concurrency limit of 1, a trickle) used to hold every
+  // free slot of a worker it shares with other tasks, whose runs then waited up to that long to start. So, with
+  // other tasks beside it, a fetch asks for twice the runs the task last had going at once: a backlog still doubles
+  // up to `concurrency` within a few fetches. Alone, a task takes every free slot, as ever.
+  let want = deps.concurrency;
   let consumer: Consumer | undefined;
   try {
     while (!stopping()) {
@@ -65,16 +77,17 @@ export async function pullLoop(task: Task, hint: Hint, deps: PullDeps): Promise<
         await hint.wait(IDLE_CHECK_MS);
         continue;
       }
-      let taken = await slots.take(idle ? 1 : deps.concurrency);
+      let taken = await slots.take(idle ? 1 : want);
       if (taken === 0) break;
-      if (!idle && taken < deps.concurrency) {
+      if (!idle && taken < want) {
         // Runs end in bunches (one event batch's confirmation ends them all), and the first slot given back wakes this
         // loop: wait out the current turn so that one fetch asks for every slot freed in it, not one fetch per slot.
         await turn();
-        taken += slots.takeNow(deps.concurrency - taken);
+        taken += slots.takeNow(want - taken);
       }
       hint.clear();
       let used = 0;
+      let peak = 0;
       let returned = false;
       const giveBack = (): void => {
         if (returned) return;
@@ -92,6 +105,7 @@ export async function pullLoop(task: Task, hint: Hint, deps: PullDeps): Promise<
           }
           used++;
           deps.launch(task, msg);
+          peak = Math.max(peak, deps.inFlight(task.name));
         }
       } catch (err) {
         if (stopping()) break;
@@ -105,6 +119,7 @@ export async function pullLoop(task: Task, hint: Hint, deps: PullDeps): Promise<
         giveBack();
       }
       idle = used === 0;
+      if (deps.shared) want = Math.min(deps.concurrency, Math.max(1, 2 * peak));
     }
   } finally {
     sub.unsubscribe();

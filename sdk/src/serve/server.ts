@@ -127,7 +127,7 @@ class TaskServer implements Server {
     for (const t of this.#opts.tasks) {
       const hint = new Hint();
       this.#hints.push(hint);
-      this.#loops.push(pullLoop(t, hint, { nc, js: this.#js, jsm, slots: this.#slots, concurrency: this.concurrency, consumerSettings, log, stopping, inFlight, launch }));
+      this.#loops.push(pullLoop(t, hint, { nc, js: this.#js, jsm, slots: this.#slots, concurrency: this.concurrency, shared: this.#opts.tasks.length > 1, consumerSettings, log, stopping, inFlight, launch }));
     }
     this.#stopHeartbeats = startHeartbeats({ nc, workerId: this.workerId, concurrency: this.concurrency, tasks: this.tasks, log, inFlight });
     // A task made by an older copy of the SDK has no definition() to register.
