@@ -67,8 +67,9 @@ export async function pullLoop(task: Task, hint: Hint, deps: PullDeps): Promise<
   // The most slots the next busy fetch takes. A fetch holds the slots it has not filled until it ends (up to
   // FETCH_EXPIRES_MS): a task that gets one run at a time (a concurrency limit of 1, a trickle) used to hold every
   // free slot of a worker it shares with other tasks, whose runs then waited up to that long to start. So, with
-  // other tasks beside it, a fetch asks for twice the runs the task last had going at once: a backlog still doubles
-  // up to `concurrency` within a few fetches. Alone, a task takes every free slot, as ever.
+  // other tasks beside it, a fetch that did not fill (and the probe that found a task's first run) is followed by
+  // one for twice the runs the task had going at once; a fetch that filled (a backlog) by one for every free slot,
+  // as a task alone always takes.
   let want = deps.concurrency;
   let consumer: Consumer | undefined;
   try {
@@ -77,9 +78,10 @@ export async function pullLoop(task: Task, hint: Hint, deps: PullDeps): Promise<
         await hint.wait(IDLE_CHECK_MS);
         continue;
       }
-      let taken = await slots.take(idle ? 1 : want);
+      const probe = idle;
+      let taken = await slots.take(probe ? 1 : want);
       if (taken === 0) break;
-      if (!idle && taken < want) {
+      if (!probe && taken < want) {
         // Runs end in bunches (one event batch's confirmation ends them all), and the first slot given back wakes this
         // loop: wait out the current turn so that one fetch asks for every slot freed in it, not one fetch per slot.
         await turn();
@@ -96,7 +98,7 @@ export async function pullLoop(task: Task, hint: Hint, deps: PullDeps): Promise<
       };
       try {
         consumer ??= await js.consumers.get(Nats.tasksStream, Nats.taskConsumer(task.name));
-        const batch = await consumer.fetch({ max_messages: taken, expires: idle ? PROBE_EXPIRES_MS : FETCH_EXPIRES_MS });
+        const batch = await consumer.fetch({ max_messages: taken, expires: probe ? PROBE_EXPIRES_MS : FETCH_EXPIRES_MS });
         for await (const msg of batch) {
           // Not started here: hand it on (it counts as a delivery, so its attempt number skips one).
           if (stopping() || used >= taken) {
@@ -119,7 +121,7 @@ export async function pullLoop(task: Task, hint: Hint, deps: PullDeps): Promise<
         giveBack();
       }
       idle = used === 0;
-      if (deps.shared) want = Math.min(deps.concurrency, Math.max(1, 2 * peak));
+      if (deps.shared) want = used === taken && !probe ? deps.concurrency : Math.min(deps.concurrency, Math.max(1, 2 * peak));
     }
   } finally {
     sub.unsubscribe();
