@@ -77,6 +77,8 @@ async function follow(sys: SystemUnderTest, sent: Sent, timeoutMs: number, progr
   const ids = [...sent.accepted.keys()];
   progress.phase(`${label}: completed`, ids.length);
   const times = await sys.awaitCompleted(ids, { timeoutMs, onProgress: (n) => progress.tick(n) });
+  // The phase's last line, also when every run completed before the first progress probe (a quick system, a small run).
+  progress.tick(times.size);
   const toStart: number[] = [];
   const toCompleted: number[] = [];
   const recordLag: number[] = [];
