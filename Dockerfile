@@ -74,8 +74,10 @@ USER 1000:1000
 EXPOSE 8080 8082
 # The run API; the chart sets `command` for the controller. A young generation of
 # 8 MiB (V8's default is 16 or more under load) keeps the peak RSS about 15 MiB lower
-# at the same CPU (bench/README.md); the chart and `npm run bench` start it the same way.
-CMD ["node", "--max-semi-space-size=8", "operator/dist/bin/offload-api.js"]
+# at the same CPU, and a heap cap of 192 MiB (Node otherwise sizes it from the host's
+# memory and collects late) about 18 MiB more (bench/README.md); the chart
+# (`api.maxOldSpaceMiB`) and `npm run bench` start it the same way.
+CMD ["node", "--max-semi-space-size=8", "--max-old-space-size=192", "operator/dist/bin/offload-api.js"]
 
 # ---------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS worker

@@ -342,6 +342,11 @@ describe("the Helm chart", () => {
     expect(at(byMax.get("PodDisruptionBudget", API), "spec", "minAvailable")).toBeUndefined();
   });
 
+  it("starts the run API with the heap cap it is given, for a larger memory limit", () => {
+    const a = container(template({ "api.maxOldSpaceMiB": 768, "api.resources": { requests: { cpu: "100m", memory: "512Mi" }, limits: { memory: "1Gi" } } }).get("Deployment", API), "api");
+    expect(a.command).toEqual(["node", "--max-semi-space-size=8", "--max-old-space-size=768", "operator/dist/bin/offload-api.js"]);
+  });
+
   it("passes the run retention to the API, a FAILED one only when given (0 included: keep forever)", () => {
     const a = container(template({ "api.runRetentionDays": 0.5, "api.failedRunRetentionDays": 0 }).get("Deployment", API), "api");
     expect(env(a, "OFFLOAD_RUN_RETENTION_DAYS").value).toBe("0.5");
@@ -592,6 +597,10 @@ describe("the Helm chart", () => {
     it("a negative replica count", () => {
       expect(fails({ "api.replicas": -1 })).toMatch(/api\.replicas: Must be greater than or equal to 0/);
       expect(fails({ "controller.replicas": -2 })).toMatch(/controller\.replicas: Must be greater than or equal to 0/);
+    });
+
+    it("a heap cap too small for the run API", () => {
+      expect(fails({ "api.maxOldSpaceMiB": 32 })).toMatch(/api\.maxOldSpaceMiB: Must be greater than or equal to 64/);
     });
 
     it("a negative retention", () => {

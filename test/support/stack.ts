@@ -12,7 +12,7 @@ export const ROOT = resolve(import.meta.dirname, "../..");
 export const API_BIN = join(ROOT, "operator/dist/bin/offload-api.js");
 export const WORKER_BIN = join(ROOT, "worker/dist/bin/offload-worker.js");
 /** The Node flags the images start the run API with (Dockerfile, the chart): tests and the bench run it as users do. */
-export const API_NODE_FLAGS = ["--max-semi-space-size=8"] as const;
+export const API_NODE_FLAGS = ["--max-semi-space-size=8", "--max-old-space-size=192"] as const;
 /** The Node flags the worker image starts `offload-worker` with (Dockerfile). */
 export const WORKER_NODE_FLAGS = ["--max-semi-space-size=2"] as const;
 
