@@ -39,9 +39,9 @@ export interface PullDeps {
   /** Most messages one fetch asks for (once the task is busy). */
   readonly concurrency: number;
   /**
-   * Whether the loops of other tasks take from the same {@link slots}. Then a
-   * fetch asks for about twice the runs the task last had going at once, not
-   * every free slot (see {@link pullLoop}).
+   * Whether the loops of other tasks take from the same {@link slots}. Then,
+   * after a fetch that did not fill, the next asks for about twice the runs
+   * the task had going at once, not every free slot (see {@link pullLoop}).
    */
   readonly shared: boolean;
   /** For re-creating the task's consumer should fetching fail. */
@@ -107,7 +107,7 @@ export async function pullLoop(task: Task, hint: Hint, deps: PullDeps): Promise<
           }
           used++;
           deps.launch(task, msg);
-          peak = Math.max(peak, deps.inFlight(task.name));
+          if (deps.shared) peak = Math.max(peak, deps.inFlight(task.name));
         }
       } catch (err) {
         if (stopping()) break;
